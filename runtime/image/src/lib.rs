@@ -1,0 +1,1 @@
+//! outport-image
