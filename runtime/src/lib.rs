@@ -1,0 +1,38 @@
+//! outport runs container-image exporters as sandboxed WebAssembly
+//! components.
+//!
+//! The main types:
+//!
+//! - [`Engine`]: the shared wasmtime engine (pooling allocator, epoch
+//!   deadlines, compiled components cached on disk).
+//! - [`Session`]: exports one image (read and verified by
+//!   [`outport_image::open`]) to several outputs at once, each an instance
+//!   with its own store and limits, and returns a [`SessionResult`] with each
+//!   instance's [`InstanceResult`] kept apart.
+//! - [`OutputSpec`]: one `--output` specification, parsed from buildctl-style
+//!   CSV.
+//!
+//! The WIT contract components implement lives in `wit/` and its bindings in
+//! [`bindings`]; the host side of each interface is in `host/`.
+
+pub mod bindings;
+pub mod builtin;
+pub mod destination;
+pub mod engine;
+pub mod error;
+mod host;
+pub mod instance;
+pub mod limits;
+pub mod metadata;
+pub mod options;
+pub mod report;
+pub mod session;
+mod state;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::Error;
+pub use instance::{InstanceResult, InstanceSpec, Status};
+pub use limits::Limits;
+pub use options::OutputSpec;
+pub use report::{LogLevel, Reporter};
+pub use session::{Session, SessionResult};

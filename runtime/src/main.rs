@@ -1,1 +1,7 @@
-fn main() {}
+//! The `outport` command: a thin layer over the `outport` library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,31 @@
+//! Host bindings for the `outport:exporter` WIT package, generated in one
+//! place. WASI types (streams, filesystem descriptors) are those of
+//! `wasmtime-wasi`, so a guest's file or stream handle can be passed to our
+//! own functions.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "exporter",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "wasi": wasmtime_wasi::p2::bindings,
+        "outport:exporter/image.blob": crate::host::image::BlobHandle,
+    },
+});
+
+pub use outport::exporter::{host, image, types};
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::state::InstanceState;
+
+/// Adds outport's own interfaces (`types`, `image`, `host`) to a linker
+/// that already has WASI.
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    image::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+impl types::Host for InstanceState {}

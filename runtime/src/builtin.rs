@@ -1,0 +1,26 @@
+//! The built-in components, compiled from `guests/` for `wasm32-wasip2` by
+//! `build.rs` and embedded in the binary.
+
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/builtin_guests.rs"));
+}
+
+/// A built-in component.
+#[derive(Clone, Copy, Debug)]
+pub struct Builtin {
+    /// Its `type=` name.
+    pub name: &'static str,
+    /// Its component bytes.
+    pub wasm: &'static [u8],
+}
+
+/// Every built-in exporter, by `type=` name.
+pub const EXPORTERS: &[Builtin] = &[Builtin {
+    name: "oci",
+    wasm: generated::OCI,
+}];
+
+/// The built-in exporter called `name`.
+pub fn exporter(name: &str) -> Option<Builtin> {
+    EXPORTERS.iter().copied().find(|b| b.name == name)
+}

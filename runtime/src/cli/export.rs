@@ -1,0 +1,117 @@
+//! `outport export`: read the input, run every output, print a summary,
+//! write the metadata file.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use outport::{Limits, OutputSpec, Session, Status};
+
+use super::render::{self, Mode};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress};
+
+pub async fn run(args: ExportArgs) -> u8 {
+    let mut outputs = Vec::with_capacity(args.outputs.len());
+    for spec in &args.outputs {
+        match OutputSpec::parse(spec) {
+            Ok(o) => outputs.push(o),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if let Err(e) = outport::options::assign_ids(&outputs) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
+    let to_stdout = outputs.iter().any(|o| o.dest.as_deref() == Some("-"));
+    if outputs.iter().filter(|o| o.dest.as_deref() == Some("-")).count() > 1 {
+        eprintln!("error: only one output can go to standard output (dest=-)");
+        return EXIT_USAGE;
+    }
+
+    let engine = match args.engine.engine() {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_FAILED;
+        }
+    };
+    let mode = match args.progress {
+        Progress::Quiet => Mode::Quiet,
+        Progress::Plain => Mode::Plain,
+        Progress::Auto if std::io::stderr().is_terminal() => Mode::Bars,
+        Progress::Auto => Mode::Plain,
+    };
+    let reporter = render::reporter(mode);
+    let limits = Limits {
+        timeout: Duration::from_secs(args.timeout),
+        ..Limits::default()
+    };
+    let session = Session::new(engine, reporter.clone(), limits);
+    // Unknown types and unloadable components are usage errors, found
+    // before the input is even read.
+    if let Err(e) = session.prepare(&outputs) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
+
+    let input = args.input.clone();
+    let image = match tokio::task::spawn_blocking(move || outport_image::open(&input)).await {
+        Ok(Ok(image)) => Arc::new(image),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+        Err(e) => {
+            eprintln!("error: reading {}: {e}", args.input);
+            return EXIT_FAILED;
+        }
+    };
+
+    let result = match session.export(image, &outputs).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    reporter.finish();
+
+    // With an output on stdout, the summary goes to stderr.
+    let mut summary: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    for r in &result.exporters {
+        let dest = r.dest.as_deref().unwrap_or("(no local output)");
+        let _ = match &r.status {
+            Status::Ok => writeln!(
+                summary,
+                "{:<8} [{}] {} -> {} {} ({:.2}s)",
+                "ok",
+                r.id,
+                r.kind,
+                dest,
+                r.response.get("containerimage.digest").map(String::as_str).unwrap_or(""),
+                r.elapsed.as_secs_f64()
+            ),
+            Status::Failed(_) => writeln!(summary, "{:<8} [{}] {} -> {} (nothing written)", "failed", r.id, r.kind, dest),
+        };
+    }
+    for r in &result.exporters {
+        if let Status::Failed(message) = &r.status {
+            eprintln!("error: instance {:?} ({}): {message}", r.id, r.kind);
+        }
+    }
+    if let Some(path) = &args.metadata_file {
+        if let Err(e) = outport::metadata::write(path, &result) {
+            eprintln!("error: metadata file: {e}");
+            return EXIT_FAILED;
+        }
+        let _ = writeln!(summary, "metadata -> {}", path.display());
+    }
+    if result.all_ok() { EXIT_OK } else { EXIT_FAILED }
+}

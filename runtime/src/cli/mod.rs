@@ -1,0 +1,119 @@
+//! Command-line parsing and dispatch.
+
+mod describe;
+mod export;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code when everything succeeded.
+const EXIT_OK: u8 = 0;
+/// Exit code when the input was bad or an instance failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit code for usage errors found before anything ran.
+const EXIT_USAGE: u8 = 2;
+
+/// Run container-image exporters as sandboxed WebAssembly components.
+#[derive(Parser, Debug)]
+#[command(name = "outport", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Export an image to one or more outputs at once.
+    Export(ExportArgs),
+    /// List the built-in exporters and their options.
+    Exporters(EngineArgs),
+}
+
+/// Options of `outport export`.
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// The image: an OCI layout directory, an OCI archive or a docker-save
+    /// tarball, optionally followed by `:REF` (a name, a tag or a digest)
+    /// to choose one image among several.
+    input: String,
+    /// An output, as `type=oci,dest=out.tar[,id=ID][,KEY=VALUE...]`
+    /// (buildctl-style CSV; quote a field that holds a comma). Repeat for
+    /// several outputs; they run concurrently.
+    #[arg(short, long = "output", value_name = "SPEC", required = true)]
+    outputs: Vec<String>,
+    /// Write every instance's response, kept apart by instance ID, to FILE
+    /// (JSON).
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    /// Wall-clock limit for each instance, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    timeout: u64,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Engine options shared by the subcommands.
+#[derive(clap::Args, Debug)]
+struct EngineArgs {
+    /// Directory for compiled components (default: $OUTPORT_CACHE_DIR, else
+    /// the user's cache directory).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile components on every run instead of caching them.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl EngineArgs {
+    fn engine(&self) -> anyhow::Result<outport::Engine> {
+        let mut config = outport::EngineConfig::default();
+        if self.no_cache {
+            config.cache_dir = None;
+        } else if let Some(dir) = &self.cache_dir {
+            config.cache_dir = Some(dir.clone());
+        }
+        Ok(outport::Engine::new(config)?)
+    }
+}
+
+/// Progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Progress {
+    /// Bars on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines.
+    Plain,
+    /// Only errors.
+    Quiet,
+}
+
+/// Parses the command line, runs it, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTPORT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let code = match cli.command {
+        Command::Export(args) => runtime.block_on(export::run(args)),
+        Command::Exporters(args) => runtime.block_on(describe::run(args)),
+    };
+    ExitCode::from(code)
+}

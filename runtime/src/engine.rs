@@ -1,0 +1,229 @@
+//! The wasmtime engine shared by all instances of a run: pooling allocator,
+//! epoch-based deadlines, and compiled components cached on disk.
+//!
+//! Cache entries are keyed by the sha256 of the component, the outport
+//! version and wasmtime's own compatibility hash of the engine settings
+//! (which covers the wasmtime version, target and compiler flags), so a
+//! different engine never loads another's artifact. Entries are written to a
+//! temporary file and renamed into place, and each carries the sha256 of its
+//! bytes, checked before the artifact is deserialised.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::ExporterPre;
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::state::InstanceState;
+
+/// How often the epoch advances; deadlines are measured in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings fixed for the life of an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Most instances alive at once (sizes the pooling allocator).
+    pub max_instances: u32,
+    /// Largest linear memory any instance may get; per-instance limits
+    /// below this are enforced by each store.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cache_dir: default_cache_dir(),
+            max_instances: 64,
+            max_memory_bytes: Limits::default().memory_bytes.max(1 << 30),
+        }
+    }
+}
+
+/// The default compile cache: `$OUTPORT_CACHE_DIR`, else the user's cache
+/// directory (`~/.cache/outport` on Linux).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("OUTPORT_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "outport").map(|d| d.cache_dir().join("components"))
+}
+
+/// A component compiled for this engine, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    /// Pre-linked exporter (imports resolved once).
+    pub pre: ExporterPre<InstanceState>,
+    /// `sha256:` digest of the component's bytes.
+    pub digest: String,
+    /// Whether it came from the on-disk cache (no compilation).
+    pub from_cache: bool,
+}
+
+/// The shared engine and linker.
+pub struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<InstanceState>,
+    cache_dir: Option<PathBuf>,
+    ticker: Option<EpochTicker>,
+}
+
+impl Engine {
+    /// Builds the engine: async support, pooling allocator sized by
+    /// `config`, epoch interruption with a ticker thread.
+    pub fn new(config: EngineConfig) -> Result<Self, Error> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 16)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(2)
+            .max_tables_per_component(8)
+            .max_memory_size(config.max_memory_bytes)
+            .table_elements(Limits::default().table_elements);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(2 << 20);
+        let engine = wasmtime::Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        crate::bindings::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Engine {
+            engine,
+            linker,
+            cache_dir: config.cache_dir,
+            ticker: Some(ticker),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes` (or loads the cached compilation) and links it as an
+    /// exporter. `name` names the component in errors.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedComponent, Error> {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let key = self.cache_key(bytes);
+        let cached = self.cache_dir.as_deref().and_then(|dir| self.load_cached(dir, &key));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| Error::Component(name.to_string(), format!("cannot compile: {e:#}")))?;
+                if let Some(dir) = &self.cache_dir {
+                    if let Err(e) = self.store_cached(dir, &key, &component) {
+                        tracing::warn!("compile cache {}: {e}", dir.display());
+                    }
+                }
+                component
+            }
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
+        let pre = ExporterPre::new(pre)
+            .map_err(|e| Error::Component(name.to_string(), format!("not an exporter: {e:#}")))?;
+        Ok(LoadedComponent { pre, digest, from_cache })
+    }
+
+    fn cache_key(&self, bytes: &[u8]) -> String {
+        let mut hasher = ShaHasher(Sha256::new());
+        hasher.0.update(Sha256::digest(bytes));
+        hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        hex::encode(hasher.0.finalize())
+    }
+
+    fn load_cached(&self, dir: &Path, key: &str) -> Option<Component> {
+        let artifact = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
+        let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
+        if hex::encode(Sha256::digest(&artifact)) != recorded.trim() {
+            tracing::warn!("compile cache entry {key} does not match its checksum; recompiling");
+            return None;
+        }
+        // SAFETY: the artifact was produced by `Component::serialize` on an
+        // engine with the same compatibility hash (part of the key), and its
+        // bytes match the checksum written with it.
+        unsafe { Component::deserialize(&self.engine, &artifact) }.ok()
+    }
+
+    fn store_cached(&self, dir: &Path, key: &str, component: &Component) -> Result<(), String> {
+        let artifact = component.serialize().map_err(|e| format!("{e:#}"))?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let write = |name: String, data: &[u8]| -> Result<(), String> {
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+            tmp.write_all(data).map_err(|e| e.to_string())?;
+            tmp.persist(dir.join(name)).map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        // The checksum goes last: an entry without one is never loaded.
+        write(format!("{key}.cwasm"), &artifact)?;
+        write(format!("{key}.sha256"), hex::encode(Sha256::digest(&artifact)).as_bytes())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.stop();
+        }
+    }
+}
+
+/// Feeds `Hash` output into sha256.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// A thread advancing the engine's epoch every [`EPOCH_TICK`].
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        EpochTicker { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,35 @@
+//! Errors that stop a whole run (as opposed to one instance failing, which
+//! is reported in that instance's [`InstanceResult`](crate::InstanceResult)).
+
+/// A run-level error. `Display` is one line naming what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input image could not be read or is invalid.
+    #[error(transparent)]
+    Input(#[from] outport_image::Error),
+    /// An `--output` or `--export-cache` specification is malformed.
+    #[error("--output {spec:?}: {message}")]
+    OutputSpec {
+        /// The specification as given.
+        spec: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Two instances have the same ID, or another usage mistake.
+    #[error("{0}")]
+    Usage(String),
+    /// The wasmtime engine could not be set up.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// A component could not be compiled or linked.
+    #[error("component {0}: {1}")]
+    Component(String, String),
+    /// Writing a run-level file (metadata file) failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}

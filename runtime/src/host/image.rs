@@ -1,0 +1,234 @@
+//! `outport:exporter/image`: the image an instance exports, served from the
+//! verified input. Blob bytes move host-side (`copy-to-file`,
+//! `copy-to-stream`) or through a host input-stream (`read`); digests are
+//! checked by `outport-image` as the bytes pass.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use outport_image::{Blob, BlobReader};
+use wasmtime::component::Resource;
+use wasmtime_wasi::OpenMode;
+use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, Pollable, StreamError};
+
+use crate::bindings::image::{Host, HostBlob};
+use crate::bindings::types::{Descriptor, Error, Platform};
+use crate::state::InstanceState;
+
+/// A blob handle held in an instance's resource table.
+pub type BlobHandle = Arc<Blob>;
+
+/// Largest blob `bytes` and `put-blob` handle in one piece.
+pub const MAX_INLINE_BLOB: u64 = 16 << 20;
+
+/// Chunk size of host-side copies.
+const CHUNK: usize = 1 << 20;
+
+impl Host for InstanceState {
+    async fn root(&mut self) -> wasmtime::Result<Descriptor> {
+        Ok(to_wit(self.image()?.root()))
+    }
+
+    async fn get_blob(&mut self, digest: String) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
+        let image = self.image()?;
+        let found = image.blob(&digest).or_else(|| self.own_blobs.get(&digest)).cloned();
+        match found {
+            Some(blob) => Ok(Ok(self.table.push(blob)?)),
+            None => Ok(Err(Error::InvalidImage(format!(
+                "image {} has no blob {digest}",
+                image.name()
+            )))),
+        }
+    }
+
+    async fn put_blob(
+        &mut self,
+        media_type: String,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
+        if data.len() as u64 > MAX_INLINE_BLOB {
+            return Ok(Err(Error::Limit(format!(
+                "put-blob: {} bytes is over the {MAX_INLINE_BLOB}-byte limit",
+                data.len()
+            ))));
+        }
+        let digest = outport_image::sha256_digest(&data);
+        let descriptor = match digest.parse::<oci_spec::image::Digest>() {
+            Ok(d) => outport_image::Descriptor::new(media_type.as_str().into(), data.len() as u64, d),
+            Err(e) => return Ok(Err(Error::InvalidImage(format!("put-blob: {e}")))),
+        };
+        let blob = Arc::new(Blob::new_in_memory(descriptor, data.into()));
+        self.own_blobs.insert(digest, blob.clone());
+        Ok(Ok(self.table.push(blob)?))
+    }
+}
+
+impl HostBlob for InstanceState {
+    async fn descriptor(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Descriptor> {
+        Ok(to_wit(self.table.get(&this)?.descriptor()))
+    }
+
+    async fn bytes(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+        let blob = self.table.get(&this)?.clone();
+        let result = tokio::task::spawn_blocking(move || blob.read_all(MAX_INLINE_BLOB)).await?;
+        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+    }
+
+    async fn read(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Result<Resource<DynInputStream>, Error>> {
+        let blob = self.table.get(&this)?.clone();
+        let stream: DynInputStream = Box::new(BlobInputStream {
+            reader: blob.open(),
+            done: false,
+        });
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    async fn copy_to_file(
+        &mut self,
+        this: Resource<BlobHandle>,
+        dest: Resource<WasiDescriptor>,
+        offset: u64,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let blob = self.table.get(&this)?.clone();
+        let file = match self.table.get(&dest)? {
+            WasiDescriptor::File(f) if f.open_mode.contains(OpenMode::WRITE) && !f.perms.write_not_permitted() => {
+                f.file.clone()
+            }
+            WasiDescriptor::File(_) => {
+                return Ok(Err(Error::Io("copy-to-file: the file is not open for writing".into())));
+            }
+            WasiDescriptor::Dir(_) => {
+                return Ok(Err(Error::Io("copy-to-file: the descriptor is a directory".into())));
+            }
+        };
+        if let Err(e) = self.quota.charge(blob.size()) {
+            return Ok(Err(e));
+        }
+        let result = tokio::task::spawn_blocking(move || blob.copy_to_file(&file, offset)).await?;
+        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+    }
+
+    async fn copy_to_stream(
+        &mut self,
+        this: Resource<BlobHandle>,
+        dest: Resource<DynOutputStream>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let blob = self.table.get(&this)?.clone();
+        if let Err(e) = self.quota.charge(blob.size()) {
+            return Ok(Err(e));
+        }
+        let stream = self.table.get_mut(&dest)?;
+        Ok(copy_to_stream(&blob, stream.as_mut()).await)
+    }
+
+    async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+/// Streams a blob into a WASI output-stream: the next chunk is read and
+/// hashed while the stream writes the previous one.
+async fn copy_to_stream(blob: &Blob, stream: &mut dyn wasmtime_wasi::p2::OutputStream) -> Result<u64, Error> {
+    let mut reader = blob.open();
+    let mut written = 0u64;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let n = read_full(&mut reader, &mut chunk).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        let mut bytes = Bytes::from(chunk);
+        while !bytes.is_empty() {
+            let permit = stream.write_ready().await.map_err(stream_error)?;
+            let piece = bytes.split_to(permit.min(bytes.len()));
+            stream.write(piece).map_err(stream_error)?;
+        }
+        written += n as u64;
+    }
+    stream.flush().map_err(stream_error)?;
+    stream.write_ready().await.map_err(stream_error)?;
+    Ok(written)
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+fn read_full(reader: &mut BlobReader, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn stream_error(e: StreamError) -> Error {
+    match e {
+        StreamError::Closed => Error::Io("copy-to-stream: the output stream is closed".into()),
+        StreamError::LastOperationFailed(e) | StreamError::Trap(e) => Error::Io(format!("copy-to-stream: {e:#}")),
+    }
+}
+
+/// The slow path: a blob as a `wasi:io` input-stream.
+struct BlobInputStream {
+    reader: BlobReader,
+    done: bool,
+}
+
+#[async_trait::async_trait]
+impl Pollable for BlobInputStream {
+    async fn ready(&mut self) {}
+}
+
+impl InputStream for BlobInputStream {
+    fn read(&mut self, size: usize) -> Result<Bytes, StreamError> {
+        if self.done {
+            return Err(StreamError::Closed);
+        }
+        let mut buf = vec![0u8; size.min(CHUNK)];
+        match self.reader.read(&mut buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.done = true;
+                Err(StreamError::Closed)
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf.into())
+            }
+            Err(e) => {
+                self.done = true;
+                Err(StreamError::LastOperationFailed(wasmtime::Error::msg(e.to_string())))
+            }
+        }
+    }
+}
+
+/// Converts an OCI descriptor to its WIT form.
+pub fn to_wit(d: &outport_image::Descriptor) -> Descriptor {
+    let pairs = |m: Option<&std::collections::HashMap<String, String>>| {
+        let mut v: Vec<(String, String)> = m
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    Descriptor {
+        media_type: d.media_type().to_string(),
+        digest: d.digest().to_string(),
+        size: d.size(),
+        annotations: pairs(d.annotations().as_ref()),
+        platform: d.platform().as_ref().map(|p| Platform {
+            architecture: p.architecture().to_string(),
+            os: p.os().to_string(),
+            os_version: p.os_version().clone(),
+            os_features: p.os_features().clone().unwrap_or_default(),
+            variant: p.variant().clone(),
+        }),
+        artifact_type: d.artifact_type().as_ref().map(|m| m.to_string()),
+        urls: d.urls().clone().unwrap_or_default(),
+    }
+}

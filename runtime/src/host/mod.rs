@@ -1,0 +1,5 @@
+//! Host implementations of the `outport:exporter` interfaces, one file per
+//! interface, each a thin layer over the runtime's own types.
+
+pub mod image;
+pub mod report;

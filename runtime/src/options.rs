@@ -1,0 +1,192 @@
+//! Parsing of `--output` specifications: buildctl-style CSV
+//! (`type=oci,dest=out.tar,"annotation.k=a,b",name=x,name=y`).
+
+use crate::error::Error;
+
+/// One parsed `--output`: the runtime's own keys taken out, the rest kept
+/// in order for the component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// The exporter type (`type=`).
+    pub kind: String,
+    /// The instance ID (`id=`), if the user set one.
+    pub id: Option<String>,
+    /// The destination (`dest=`), if any; `-` means standard output.
+    pub dest: Option<String>,
+    /// Every other key, in the order given (keys may repeat).
+    pub options: Vec<(String, String)>,
+}
+
+impl OutputSpec {
+    /// Parses one specification.
+    pub fn parse(spec: &str) -> Result<Self, Error> {
+        let err = |message: String| Error::OutputSpec {
+            spec: spec.to_string(),
+            message,
+        };
+        let mut kind = None;
+        let mut id = None;
+        let mut dest = None;
+        let mut options = Vec::new();
+        for field in split_csv(spec).map_err(err)? {
+            let Some((key, value)) = field.split_once('=') else {
+                return Err(err(format!("field {field:?} is not KEY=VALUE")));
+            };
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(err(format!("field {field:?} has an empty key")));
+            }
+            let slot = match key {
+                "type" => &mut kind,
+                "id" => &mut id,
+                "dest" => &mut dest,
+                _ => {
+                    options.push((key.to_string(), value.to_string()));
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(err(format!("{key:?} is given twice")));
+            }
+            if value.is_empty() {
+                return Err(err(format!("{key:?} is empty")));
+            }
+            *slot = Some(value.to_string());
+        }
+        let kind = kind.ok_or_else(|| err("missing type=".to_string()))?;
+        Ok(OutputSpec {
+            kind,
+            id,
+            dest,
+            options,
+        })
+    }
+}
+
+/// Splits a CSV record the way Go's `encoding/csv` (used by buildctl and
+/// buildx) does: fields separated by commas; a field starting with `"` is
+/// quoted, may contain commas, and writes a quote as `""`.
+pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("unterminated quoted field".to_string()),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => {}
+                Some(c) => return Err(format!("unexpected {c:?} after a quoted field")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err("a quote inside an unquoted field".to_string()),
+                    Some(c) => field.push(c),
+                }
+            }
+        }
+        fields.push(field);
+    }
+}
+
+/// Gives each output its instance ID (its `id=`, else its index) and rejects
+/// duplicates.
+pub fn assign_ids(specs: &[OutputSpec]) -> Result<Vec<String>, Error> {
+    let ids: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.id.clone().unwrap_or_else(|| i.to_string()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(Error::Usage(format!("two outputs have the instance ID {id:?}")));
+        }
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_fields() {
+        let s = OutputSpec::parse("type=oci,dest=out.tar,name=a,name=b,tar=false").unwrap();
+        assert_eq!(s.kind, "oci");
+        assert_eq!(s.dest.as_deref(), Some("out.tar"));
+        assert_eq!(s.id, None);
+        assert_eq!(
+            s.options,
+            vec![
+                ("name".into(), "a".into()),
+                ("name".into(), "b".into()),
+                ("tar".into(), "false".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_fields_keep_commas_and_quotes() {
+        let s = OutputSpec::parse(r#"type=oci,"annotation.k=a,b","x=say ""hi""",id=one"#).unwrap();
+        assert_eq!(s.id.as_deref(), Some("one"));
+        assert_eq!(
+            s.options,
+            vec![
+                ("annotation.k".into(), "a,b".into()),
+                ("x".into(), "say \"hi\"".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn value_may_contain_equals() {
+        let s = OutputSpec::parse("type=oci,annotation.a=b=c").unwrap();
+        assert_eq!(s.options, vec![("annotation.a".into(), "b=c".into())]);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let msg = |s: &str| OutputSpec::parse(s).unwrap_err().to_string();
+        assert!(msg("dest=x").contains("missing type="));
+        assert!(msg("type=oci,tar").contains("\"tar\" is not KEY=VALUE"));
+        assert!(msg("type=oci,type=docker").contains("\"type\" is given twice"));
+        assert!(msg("type=oci,\"name=a").contains("unterminated quoted field"));
+        assert!(msg("type=oci,na\"me=a").contains("quote inside"));
+        assert!(msg("type=oci,=x").contains("empty key"));
+        assert!(msg("type=oci,dest=").contains("\"dest\" is empty"));
+    }
+
+    #[test]
+    fn ids_default_to_index_and_must_be_unique() {
+        let specs: Vec<OutputSpec> = ["type=oci", "type=oci,id=x", "type=oci"]
+            .iter()
+            .map(|s| OutputSpec::parse(s).unwrap())
+            .collect();
+        assert_eq!(assign_ids(&specs).unwrap(), vec!["0", "x", "2"]);
+        let dup: Vec<OutputSpec> = ["type=oci,id=1", "type=oci"]
+            .iter()
+            .map(|s| OutputSpec::parse(s).unwrap())
+            .collect();
+        assert!(assign_ids(&dup).unwrap_err().to_string().contains("\"1\""));
+    }
+}

@@ -1,0 +1,78 @@
+//! The data of one instance's store: its WASI context, resource table,
+//! limits and the image it exports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use outport_image::Image;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use crate::host::image::BlobHandle;
+use crate::limits::{Limits, OutputQuota};
+use crate::report::Reporter;
+
+/// Store data of one instance.
+pub struct InstanceState {
+    pub(crate) ctx: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) store_limits: StoreLimits,
+    /// The image being exported (`None` while only describing).
+    pub(crate) image: Option<Arc<Image>>,
+    /// Blobs this instance created with `put-blob`.
+    pub(crate) own_blobs: HashMap<String, BlobHandle>,
+    pub(crate) reporter: Arc<dyn Reporter>,
+    pub(crate) instance_id: String,
+    pub(crate) log_budget: usize,
+    pub(crate) quota: OutputQuota,
+}
+
+impl InstanceState {
+    /// State for instance `instance_id` exporting `image` under `limits`.
+    pub fn new(
+        ctx: WasiCtx,
+        image: Option<Arc<Image>>,
+        reporter: Arc<dyn Reporter>,
+        instance_id: String,
+        limits: &Limits,
+    ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources);
+        InstanceState {
+            ctx,
+            table,
+            store_limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .table_elements(limits.table_elements)
+                .instances(limits.instances)
+                .tables(limits.instances * 4)
+                .memories(limits.instances)
+                .trap_on_grow_failure(true)
+                .build(),
+            image,
+            own_blobs: HashMap::new(),
+            reporter,
+            instance_id,
+            log_budget: limits.log_bytes,
+            quota: OutputQuota::new(limits.output_bytes),
+        }
+    }
+}
+
+impl InstanceState {
+    /// The image, or a trap when the guest asks for it outside an export.
+    pub(crate) fn image(&self) -> wasmtime::Result<&Arc<Image>> {
+        self.image
+            .as_ref()
+            .ok_or_else(|| wasmtime::Error::msg("the image is only available during export"))
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
