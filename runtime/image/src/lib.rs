@@ -1,1 +1,144 @@
-//! outport-image
+//! outport-image: reads a container image from disk, verifies it and presents
+//! it as a graph of blobs a host can stream from.
+//!
+//! [`open`] takes the user's `INPUT[:REF]` string and returns an [`Image`]:
+//! its root [`Descriptor`] (an index or a manifest) and every [`Blob`]
+//! reachable from it. A blob is streamed with a [`BlobReader`]
+//! ([`Blob::open`]), read whole ([`Blob::read_all`]) or written into a file
+//! ([`Blob::copy_to_file`]); each of these checks the size and SHA-256
+//! digest as the bytes pass. Every failure is an [`Error`] whose message is
+//! one line naming the file or blob and the problem.
+//!
+//! Inputs:
+//! - an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`);
+//! - an OCI layout tarball (oci-archive), an uncompressed tar: it is indexed
+//!   once and never extracted, each blob being a byte range of the archive;
+//! - a `docker save` tarball: Docker 25+ saves carry an OCI layout, which is
+//!   preferred; legacy saves (`manifest.json` only) get a synthesised OCI
+//!   manifest whose layer digests are the config's `rootfs.diff_ids`.
+//!
+//! `REF` chooses one image of an input holding several: a name
+//! (`org.opencontainers.image.ref.name`, `io.containerd.image.name`, a
+//! docker RepoTag; a full name `docker.io/library/foo:1`, `foo:1`, or a bare
+//! tag `1` when unambiguous) or a digest `sha256:<hex>` of an `index.json`
+//! entry (of the config, for legacy docker saves).
+//!
+//! Before an image is returned, every index, manifest and config reachable
+//! from the root is read, digest-checked and parsed; media types must be
+//! known, and every referenced blob must exist with its descriptor's size.
+//! Layers are verified as they are streamed.
+
+#![warn(missing_docs)]
+
+mod archive;
+mod blob;
+mod digest;
+mod docker;
+mod error;
+mod layout;
+mod select;
+mod source;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use oci_spec::image::Descriptor;
+use oci_spec::image::MediaType;
+
+pub use blob::{Blob, BlobReader};
+pub use digest::sha256_digest;
+pub use error::Error;
+
+use source::Source;
+use validate::Walker;
+
+/// Opens and validates the image named by `input`, `INPUT[:REF]`.
+///
+/// If the whole string exists as a path it is the input, with no reference;
+/// otherwise it is split at the first `:` whose left part exists. Without a
+/// reference, an input holding one image yields it, an `index.json` listing
+/// only unnamed platform manifests yields that index as the root, and
+/// anything else is an error listing the images to choose from.
+pub fn open(input: &str) -> Result<Image, Error> {
+    let split = select::split_input(input)?;
+    let source = Source::open(&split.path, &split.display)?;
+    let reference = split.reference.as_deref();
+    let chosen = if layout::is_layout(&source)? {
+        layout::load(&source, reference)?
+    } else if docker::is_docker_save(&source)? {
+        docker::load(&source, reference)?
+    } else {
+        return Err(layout::not_an_image(&source));
+    };
+    let graph =
+        Walker::new(&source, chosen.known).walk(&chosen.root, &chosen.holder, &chosen.context)?;
+    Ok(Image {
+        name: input.to_owned(),
+        root: chosen.root,
+        blobs: graph.blobs,
+        by_digest: graph.by_digest,
+    })
+}
+
+/// A validated image: the root descriptor and the blobs reachable from it.
+#[derive(Debug)]
+pub struct Image {
+    name: String,
+    root: Descriptor,
+    blobs: Vec<Arc<Blob>>,
+    by_digest: HashMap<String, usize>,
+}
+
+impl Image {
+    /// The root descriptor: an image index or an image manifest.
+    pub fn root(&self) -> &Descriptor {
+        &self.root
+    }
+
+    /// The input as the user named it (with its reference, if any), for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The blob with `digest` (`sha256:<hex>`), if reachable from the root
+    /// (the root included) or inserted with [`Image::insert_blob`].
+    pub fn blob(&self, digest: &str) -> Option<&Arc<Blob>> {
+        self.by_digest.get(digest).map(|&i| &self.blobs[i])
+    }
+
+    /// All blobs, in the order the validation walk found them (the root
+    /// first), then inserted ones.
+    pub fn blobs(&self) -> impl Iterator<Item = &Arc<Blob>> {
+        self.blobs.iter()
+    }
+
+    /// Adds an in-memory blob (e.g. a rewritten config) and returns its
+    /// descriptor, digest and size computed here. If a blob with the same
+    /// digest is already present it is kept, and the descriptor returned
+    /// carries `media_type`.
+    pub fn insert_blob(&mut self, media_type: &str, data: Vec<u8>) -> Descriptor {
+        let digest = sha256_digest(&data);
+        // A digest we have just computed is always a valid sha256 digest.
+        let parsed: oci_spec::image::Digest =
+            digest.parse().expect("a computed sha256 digest parses");
+        let descriptor = Descriptor::new(MediaType::from(media_type), data.len() as u64, parsed);
+        if !self.by_digest.contains_key(&digest) {
+            let blob = Blob::new_in_memory(descriptor.clone(), Arc::from(data));
+            self.by_digest.insert(digest, self.blobs.len());
+            self.blobs.push(Arc::new(blob));
+        }
+        descriptor
+    }
+
+    /// Replaces the root descriptor (after rewriting an index or manifest);
+    /// its blob should have been added with [`Image::insert_blob`].
+    pub fn set_root(&mut self, root: Descriptor) {
+        self.root = root;
+    }
+}

@@ -1,0 +1,447 @@
+//! Blobs: the content behind a descriptor, either a byte range of a file of
+//! the input (a blob file of a layout directory or an entry of a tar archive)
+//! or bytes in memory, and the readers that stream and verify them.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use oci_spec::image::Descriptor;
+
+use crate::digest::Hasher;
+use crate::error::Error;
+
+/// Size of the chunks `copy_to_file` reads and writes.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A byte range of an open file.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRegion {
+    /// The file (a layout blob file or a tar archive).
+    pub(crate) file: Arc<File>,
+    /// Where the bytes start.
+    pub(crate) offset: u64,
+    /// How many bytes the region holds (the file's or the tar entry's size).
+    pub(crate) len: u64,
+}
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone)]
+enum Data {
+    Memory(Arc<[u8]>),
+    File(FileRegion),
+}
+
+/// What messages about a blob name: the input, the digest and what refers to it.
+#[derive(Debug)]
+struct Label {
+    input: String,
+    digest: String,
+    context: String,
+}
+
+/// One blob of an image: its descriptor and a handle on its bytes.
+///
+/// Blobs from files are checked against their descriptor's digest as they are
+/// streamed ([`Blob::open`], [`Blob::read_all`], [`Blob::copy_to_file`]); once
+/// a full read has matched, [`Blob::is_verified`] is true. In-memory blobs
+/// are trusted as given.
+#[derive(Debug)]
+pub struct Blob {
+    descriptor: Descriptor,
+    data: Data,
+    verified: Arc<AtomicBool>,
+    label: Arc<Label>,
+}
+
+impl Blob {
+    /// A blob whose bytes are `data`; the descriptor's digest and size are
+    /// taken as given by the caller, who computed them.
+    pub fn new_in_memory(descriptor: Descriptor, data: Arc<[u8]>) -> Blob {
+        let label = Label {
+            input: "in-memory".to_owned(),
+            digest: descriptor.digest().to_string(),
+            context: "in-memory blob".to_owned(),
+        };
+        Blob {
+            descriptor,
+            data: Data::Memory(data),
+            verified: Arc::new(AtomicBool::new(true)),
+            label: Arc::new(label),
+        }
+    }
+
+    /// An in-memory blob read or synthesised from `input`, named by `context` in messages.
+    pub(crate) fn memory_from(
+        descriptor: Descriptor,
+        data: Arc<[u8]>,
+        input: &str,
+        context: &str,
+    ) -> Blob {
+        let mut blob = Blob::new_in_memory(descriptor, data);
+        blob.label = Arc::new(Label {
+            input: input.to_owned(),
+            digest: blob.label.digest.clone(),
+            context: context.to_owned(),
+        });
+        blob
+    }
+
+    /// A blob stored in `region` of a file of `input`; `verified` if its digest
+    /// was already computed from these bytes.
+    pub(crate) fn from_file(
+        descriptor: Descriptor,
+        region: FileRegion,
+        input: &str,
+        context: &str,
+        verified: bool,
+    ) -> Blob {
+        let label = Label {
+            input: input.to_owned(),
+            digest: descriptor.digest().to_string(),
+            context: context.to_owned(),
+        };
+        Blob {
+            descriptor,
+            data: Data::File(region),
+            verified: Arc::new(AtomicBool::new(verified)),
+            label: Arc::new(label),
+        }
+    }
+
+    /// The descriptor the blob was first reached by.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The blob's size in bytes, as its descriptor says (checked against the
+    /// file when the image was opened).
+    pub fn size(&self) -> u64 {
+        self.descriptor.size()
+    }
+
+    /// Whether the blob's digest has been checked (always true in memory).
+    pub fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Acquire)
+    }
+
+    /// How many bytes the blob's storage holds (the file or tar entry size).
+    pub(crate) fn stored_len(&self) -> u64 {
+        match &self.data {
+            Data::Memory(bytes) => bytes.len() as u64,
+            Data::File(region) => region.len,
+        }
+    }
+
+    /// A reader over the blob's bytes that verifies size and digest at the end.
+    pub fn open(&self) -> BlobReader {
+        BlobReader {
+            stream: self.stream(),
+            failed: None,
+        }
+    }
+
+    fn stream(&self) -> Stream {
+        Stream {
+            data: self.data.clone(),
+            pos: 0,
+            size: self.size(),
+            hasher: Hasher::default(),
+            done: false,
+            verified: Arc::clone(&self.verified),
+            label: Arc::clone(&self.label),
+        }
+    }
+
+    /// The whole blob, verified; an error if it is larger than `limit` bytes.
+    pub fn read_all(&self, limit: u64) -> Result<Vec<u8>, Error> {
+        let size = self.size();
+        if size > limit {
+            return Err(Error::TooLarge {
+                input: self.label.input.clone(),
+                digest: self.label.digest.clone(),
+                context: self.label.context.clone(),
+                size,
+                limit,
+            });
+        }
+        let len = usize::try_from(size).map_err(|_| self.too_large(limit))?;
+        let mut out = vec![0; len];
+        let mut stream = self.stream();
+        let mut filled = 0;
+        while filled < len {
+            filled += stream.read(&mut out[filled..])?;
+        }
+        stream.finish_if_empty()?;
+        Ok(out)
+    }
+
+    fn too_large(&self, limit: u64) -> Error {
+        Error::TooLarge {
+            input: self.label.input.clone(),
+            digest: self.label.digest.clone(),
+            context: self.label.context.clone(),
+            size: self.size(),
+            limit,
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> Error {
+        Error::BlobIo {
+            input: self.label.input.clone(),
+            digest: self.label.digest.clone(),
+            context: self.label.context.clone(),
+            source,
+        }
+    }
+
+    /// Writes the blob at `offset` of `dest` with positioned writes, in 1 MiB
+    /// chunks, verifying the digest as it goes; returns the number of bytes
+    /// written. A verified blob stored in a file is copied with
+    /// `copy_file_range` where the kernel supports it.
+    pub fn copy_to_file(&self, dest: &File, offset: u64) -> Result<u64, Error> {
+        self.copy(dest, offset).map_err(|e| match e {
+            CopyError::Blob(e) => e,
+            CopyError::Io(e) => self.io_error(e),
+        })
+    }
+
+    fn copy(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {
+        let size = self.size();
+        match &self.data {
+            Data::Memory(bytes) => {
+                let bytes = usize::try_from(size)
+                    .ok()
+                    .and_then(|len| bytes.get(..len))
+                    .ok_or_else(|| self.stream().short())?;
+                dest.write_all_at(bytes, offset).map_err(CopyError::Io)?;
+                Ok(size)
+            }
+            Data::File(region) => {
+                if self.is_verified() && copy_range(region, size, dest, offset)? {
+                    return Ok(size);
+                }
+                self.copy_slow(dest, offset)
+            }
+        }
+    }
+
+    fn copy_slow(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {
+        let mut buf = vec![0; COPY_CHUNK];
+        let mut stream = self.stream();
+        let mut written = 0u64;
+        loop {
+            let mut filled = 0;
+            while filled < buf.len() && !stream.at_end() {
+                filled += stream.read(&mut buf[filled..])?;
+            }
+            if filled == 0 {
+                break;
+            }
+            dest.write_all_at(&buf[..filled], offset + written)
+                .map_err(CopyError::Io)?;
+            written += filled as u64;
+        }
+        stream.finish_if_empty()?;
+        Ok(written)
+    }
+}
+
+/// Internal error of the copy paths: a blob error, or a bare I/O error to be labelled.
+enum CopyError {
+    Blob(Error),
+    Io(io::Error),
+}
+
+impl From<Error> for CopyError {
+    fn from(e: Error) -> Self {
+        CopyError::Blob(e)
+    }
+}
+
+/// Copies a verified file region with `copy_file_range`; `Ok(false)` if the
+/// kernel or file systems cannot, so the caller falls back to read/write.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn copy_range(region: &FileRegion, size: u64, dest: &File, offset: u64) -> Result<bool, CopyError> {
+    use rustix::io::Errno;
+    if size > region.len {
+        return Ok(false); // let the slow path report the short file
+    }
+    let mut off_in = region.offset;
+    let mut off_out = offset;
+    let mut remaining = size;
+    while remaining > 0 {
+        let chunk = usize::try_from(remaining.min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::copy_file_range(
+            &*region.file,
+            Some(&mut off_in),
+            dest,
+            Some(&mut off_out),
+            chunk,
+        ) {
+            Ok(0) => return Ok(false),
+            Ok(n) => remaining -= n as u64,
+            Err(Errno::INTR) => {}
+            Err(Errno::NOSYS | Errno::XDEV | Errno::INVAL | Errno::OPNOTSUPP | Errno::PERM) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(CopyError::Io(e.into())),
+        }
+    }
+    Ok(true)
+}
+
+/// Without `copy_file_range`, always fall back to read/write.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn copy_range(_: &FileRegion, _: u64, _: &File, _: u64) -> Result<bool, CopyError> {
+    Ok(false)
+}
+
+/// The verifying cursor shared by [`BlobReader`], `read_all` and `copy_to_file`.
+struct Stream {
+    data: Data,
+    pos: u64,
+    size: u64,
+    hasher: Hasher,
+    done: bool,
+    verified: Arc<AtomicBool>,
+    label: Arc<Label>,
+}
+
+impl Stream {
+    fn at_end(&self) -> bool {
+        self.pos >= self.size
+    }
+
+    /// Reads up to `buf.len()` bytes; verifies when the last byte is read.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let want = usize::try_from(self.size - self.pos)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if want == 0 {
+            if !buf.is_empty() {
+                self.finish_if_empty()?;
+            }
+            return Ok(0);
+        }
+        let n = match &self.data {
+            Data::Memory(bytes) => {
+                let start = usize::try_from(self.pos).unwrap_or(usize::MAX);
+                let src = bytes.get(start..).unwrap_or_default();
+                let n = want.min(src.len());
+                buf[..n].copy_from_slice(&src[..n]);
+                n
+            }
+            Data::File(region) => {
+                let avail = region.len.saturating_sub(self.pos);
+                let want = want.min(usize::try_from(avail).unwrap_or(usize::MAX));
+                if want == 0 {
+                    0
+                } else {
+                    loop {
+                        match region
+                            .file
+                            .read_at(&mut buf[..want], region.offset + self.pos)
+                        {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(self.io_error(e)),
+                        }
+                    }
+                }
+            }
+        };
+        if n == 0 {
+            return Err(self.short());
+        }
+        self.hasher.update(&buf[..n]);
+        self.pos += n as u64;
+        if self.at_end() {
+            self.finish()?;
+        }
+        Ok(n)
+    }
+
+    /// Verifies a blob of size 0 (no read ever reaches its last byte).
+    fn finish_if_empty(&mut self) -> Result<(), Error> {
+        if !self.done && self.at_end() {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        self.done = true;
+        if let Data::Memory(_) = self.data {
+            return Ok(()); // trusted as given
+        }
+        let actual = std::mem::take(&mut self.hasher).finish();
+        if actual != self.label.digest {
+            return Err(Error::DigestMismatch {
+                input: self.label.input.clone(),
+                digest: self.label.digest.clone(),
+                context: self.label.context.clone(),
+                actual,
+            });
+        }
+        self.verified.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn short(&self) -> Error {
+        Error::ShortBlob {
+            input: self.label.input.clone(),
+            digest: self.label.digest.clone(),
+            context: self.label.context.clone(),
+            read: self.pos,
+            expected: self.size,
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> Error {
+        Error::BlobIo {
+            input: self.label.input.clone(),
+            digest: self.label.digest.clone(),
+            context: self.label.context.clone(),
+            source,
+        }
+    }
+}
+
+/// Streams a blob: `Read` with positioned reads in the caller's chunk size,
+/// hashing as it goes. When the last byte is read the size and digest are
+/// compared with the descriptor; a mismatch, or a file that ends early, is an
+/// `io::Error` of kind `InvalidData` carrying the one-line message. A
+/// successful full read marks the blob verified.
+pub struct BlobReader {
+    stream: Stream,
+    failed: Option<String>,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(message) = &self.failed {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message.clone()));
+        }
+        self.stream.read(buf).map_err(|e| {
+            self.failed = Some(e.to_string());
+            let kind = match &e {
+                Error::BlobIo { source, .. } => source.kind(),
+                _ => io::ErrorKind::InvalidData,
+            };
+            io::Error::new(kind, e)
+        })
+    }
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("digest", &self.stream.label.digest)
+            .field("pos", &self.stream.pos)
+            .field("size", &self.stream.size)
+            .finish()
+    }
+}

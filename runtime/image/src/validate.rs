@@ -1,0 +1,328 @@
+//! The validation walk: from the root descriptor, every index, manifest and
+//! config is read (digest checked), parsed and checked for known media types;
+//! every referenced blob must exist with its descriptor's size. Layers are
+//! not read here: they are verified as they are streamed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use oci_spec::image::Descriptor;
+use serde_json::Value;
+
+use crate::blob::Blob;
+use crate::digest::{hex_part, is_sha256_digest};
+use crate::error::Error;
+use crate::source::Source;
+
+/// The largest JSON blob (index, manifest, config) read into memory.
+pub(crate) const JSON_LIMIT: u64 = 16 << 20;
+
+/// Media types of image indexes.
+pub(crate) const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+/// Media types of image manifests.
+pub(crate) const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// Media types of image configs.
+const CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+/// The empty descriptor of artifact manifests.
+const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// Media types of layers.
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.in-toto+json",
+];
+
+/// What a descriptor is expected to point at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// An index or a manifest (the root, an index entry).
+    IndexOrManifest,
+    Config {
+        artifact: bool,
+    },
+    Layer {
+        artifact: bool,
+    },
+}
+
+/// The blobs reachable from a root, in the order they were found.
+#[derive(Debug, Default)]
+pub(crate) struct Graph {
+    pub(crate) blobs: Vec<Arc<Blob>>,
+    pub(crate) by_digest: HashMap<String, usize>,
+}
+
+/// Walks the graph from a root, looking blobs up among the prepared ones
+/// (in-memory or already located) and then under `blobs/sha256/` of the source.
+pub(crate) struct Walker<'a> {
+    source: &'a Source,
+    /// Prepared blobs by digest, with the name of their file for messages.
+    known: HashMap<String, (Arc<Blob>, String)>,
+    graph: Graph,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker over `source`; `known` blobs are used before `blobs/sha256/`.
+    pub(crate) fn new(source: &'a Source, known: Vec<(Blob, String)>) -> Walker<'a> {
+        let known = known
+            .into_iter()
+            .map(|(blob, name)| {
+                (
+                    blob.descriptor().digest().to_string(),
+                    (Arc::new(blob), name),
+                )
+            })
+            .collect();
+        Walker {
+            source,
+            known,
+            graph: Graph::default(),
+        }
+    }
+
+    /// Validates everything reachable from `root` (found in file `holder`,
+    /// described by `context` in messages) and returns the blobs.
+    pub(crate) fn walk(
+        mut self,
+        root: &Descriptor,
+        holder: &str,
+        context: &str,
+    ) -> Result<Graph, Error> {
+        self.visit(root, Kind::IndexOrManifest, holder, context)?;
+        Ok(self.graph)
+    }
+
+    fn input(&self) -> &str {
+        self.source.display()
+    }
+
+    fn visit(
+        &mut self,
+        desc: &Descriptor,
+        kind: Kind,
+        holder: &str,
+        context: &str,
+    ) -> Result<(), Error> {
+        let media_type = desc.media_type().to_string();
+        let digest = desc.digest().to_string();
+        let known_type = match kind {
+            Kind::IndexOrManifest => {
+                INDEX_TYPES.contains(&media_type.as_str())
+                    || MANIFEST_TYPES.contains(&media_type.as_str())
+            }
+            Kind::Config { artifact } => {
+                artifact || media_type == EMPTY_TYPE || CONFIG_TYPES.contains(&media_type.as_str())
+            }
+            Kind::Layer { artifact } => artifact || LAYER_TYPES.contains(&media_type.as_str()),
+        };
+        if !known_type {
+            return Err(Error::UnknownMediaType {
+                path: holder.to_owned(),
+                media_type,
+                digest,
+                context: context.to_owned(),
+            });
+        }
+        if !is_sha256_digest(&digest) {
+            return Err(Error::InvalidDigest {
+                path: holder.to_owned(),
+                digest,
+                context: context.to_owned(),
+            });
+        }
+
+        if let Some(&i) = self.graph.by_digest.get(&digest) {
+            // Already reached from elsewhere: only the size must agree.
+            let actual = self.graph.blobs[i].stored_len();
+            return self.check_size(desc, actual, context);
+        }
+
+        let (blob, name) = match self.known.remove(&digest) {
+            Some(found) => found,
+            None => {
+                let rel = format!("blobs/sha256/{}", hex_part(&digest));
+                let name = self.source.member_display(&rel);
+                let Some(region) = self.source.locate(&rel)? else {
+                    return Err(Error::MissingBlob {
+                        path: name,
+                        context: context.to_owned(),
+                    });
+                };
+                let blob = Blob::from_file(desc.clone(), region, self.input(), context, false);
+                (Arc::new(blob), name)
+            }
+        };
+        self.check_size(desc, blob.stored_len(), context)?;
+        self.graph
+            .by_digest
+            .insert(digest.clone(), self.graph.blobs.len());
+        self.graph.blobs.push(Arc::clone(&blob));
+
+        let is_json_config =
+            matches!(kind, Kind::Config { .. }) && CONFIG_TYPES.contains(&media_type.as_str());
+        match kind {
+            Kind::Layer { .. } => Ok(()),
+            Kind::Config { .. } => {
+                let bytes = blob.read_all(JSON_LIMIT)?;
+                if is_json_config {
+                    let value = parse_json(&bytes, &name)?;
+                    if !value.is_object() {
+                        return Err(Error::MalformedJson {
+                            path: name,
+                            message: "an image config must be a JSON object".to_owned(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Kind::IndexOrManifest => {
+                let bytes = blob.read_all(JSON_LIMIT)?;
+                let value = parse_json(&bytes, &name)?;
+                self.check_media_type(&value, &media_type, &digest, context)?;
+                if INDEX_TYPES.contains(&media_type.as_str()) {
+                    self.visit_index(&value, &digest, &name)
+                } else {
+                    self.visit_manifest(&value, &digest, &name)
+                }
+            }
+        }
+    }
+
+    fn visit_index(&mut self, index: &Value, digest: &str, name: &str) -> Result<(), Error> {
+        let context = format!("manifest of index {digest}");
+        for entry in array_field(index, "manifests", name)? {
+            let child = parse_descriptor(entry, name, &context)?;
+            self.visit(&child, Kind::IndexOrManifest, name, &context)?;
+        }
+        Ok(())
+    }
+
+    fn visit_manifest(&mut self, manifest: &Value, digest: &str, name: &str) -> Result<(), Error> {
+        if let Some(version) = manifest.get("schemaVersion")
+            && version.as_u64() != Some(2)
+        {
+            return Err(Error::invalid(
+                name,
+                format!("unsupported manifest schemaVersion {version}"),
+            ));
+        }
+        let artifact = manifest.get("artifactType").is_some_and(|t| !t.is_null());
+        let Some(config) = manifest.get("config") else {
+            return Err(Error::MalformedJson {
+                path: name.to_owned(),
+                message: "missing field `config`".to_owned(),
+            });
+        };
+        let context = format!("config of manifest {digest}");
+        let config = parse_descriptor(config, name, &context)?;
+        self.visit(&config, Kind::Config { artifact }, name, &context)?;
+        let artifact = artifact || config.media_type().to_string() == EMPTY_TYPE;
+        let context = format!("layer of manifest {digest}");
+        for layer in array_field(manifest, "layers", name)? {
+            let layer = parse_descriptor(layer, name, &context)?;
+            self.visit(&layer, Kind::Layer { artifact }, name, &context)?;
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, desc: &Descriptor, actual: u64, context: &str) -> Result<(), Error> {
+        if desc.size() != actual {
+            return Err(Error::SizeMismatch {
+                input: self.input().to_owned(),
+                digest: desc.digest().to_string(),
+                context: context.to_owned(),
+                expected: desc.size(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_media_type(
+        &self,
+        value: &Value,
+        expected: &str,
+        digest: &str,
+        context: &str,
+    ) -> Result<(), Error> {
+        match value.get("mediaType") {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(found)) if found == expected => Ok(()),
+            Some(found) => Err(Error::MediaTypeMismatch {
+                input: self.input().to_owned(),
+                digest: digest.to_owned(),
+                context: context.to_owned(),
+                descriptor: expected.to_owned(),
+                content: found
+                    .as_str()
+                    .map_or_else(|| found.to_string(), str::to_owned),
+            }),
+        }
+    }
+}
+
+/// Parses JSON, naming `name` in the error.
+pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Value, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::json(name, &e))
+}
+
+/// The array `field` of a JSON object, which must be present.
+pub(crate) fn array_field<'v>(
+    value: &'v Value,
+    field: &str,
+    name: &str,
+) -> Result<&'v Vec<Value>, Error> {
+    value
+        .get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::MalformedJson {
+            path: name.to_owned(),
+            message: format!("missing or invalid field `{field}` (expected an array)"),
+        })
+}
+
+/// Parses a descriptor found in file `holder`, checking its digest first so a
+/// bad digest gets a clear message (and can never reach a path).
+pub(crate) fn parse_descriptor(
+    value: &Value,
+    holder: &str,
+    context: &str,
+) -> Result<Descriptor, Error> {
+    let digest = value.get("digest").and_then(Value::as_str);
+    match digest {
+        Some(digest) if is_sha256_digest(digest) => {}
+        Some(digest) => {
+            return Err(Error::InvalidDigest {
+                path: holder.to_owned(),
+                digest: digest.to_owned(),
+                context: context.to_owned(),
+            });
+        }
+        None => {
+            return Err(Error::MalformedJson {
+                path: holder.to_owned(),
+                message: format!("descriptor of {context} has no digest string"),
+            });
+        }
+    }
+    serde_json::from_value(value.clone()).map_err(|e| Error::MalformedJson {
+        path: holder.to_owned(),
+        message: format!("descriptor of {context}: {e}"),
+    })
+}
