@@ -14,7 +14,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use outport::exporter::{host, image, types};
+pub use self::outport::exporter::{host, image, types};
 
 use wasmtime::component::{HasSelf, Linker};
 

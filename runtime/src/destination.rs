@@ -57,7 +57,9 @@ impl Staging {
                 let stem = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name"))?;
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name")
+                    })?;
                 (parent, stem)
             }
         };
@@ -90,16 +92,20 @@ impl Staging {
     pub fn grant(&self, kind: OutputKind) -> Result<Destination, String> {
         match (&self.target, kind) {
             (_, OutputKind::None) => Err("this exporter takes no dest=".to_string()),
-            (Target::Stdout, OutputKind::Directory) => {
-                Err("dest=- (standard output) needs a file output, this one writes a directory".to_string())
-            }
+            (Target::Stdout, OutputKind::Directory) => Err(
+                "dest=- (standard output) needs a file output, this one writes a directory"
+                    .to_string(),
+            ),
             (Target::Stdout, OutputKind::File) => Ok(Destination {
                 preopen: PREOPEN.to_string(),
                 file: Some(self.file_name()),
             }),
             (Target::Path(p), OutputKind::File) => {
                 if p.is_dir() {
-                    return Err(format!("dest {} is a directory; this output is a file", p.display()));
+                    return Err(format!(
+                        "dest {} is a directory; this output is a file",
+                        p.display()
+                    ));
                 }
                 Ok(Destination {
                     preopen: PREOPEN.to_string(),
@@ -108,7 +114,10 @@ impl Staging {
             }
             (Target::Path(p), OutputKind::Directory) => {
                 if p.exists() && !p.is_dir() {
-                    return Err(format!("dest {} is a file; this output is a directory", p.display()));
+                    return Err(format!(
+                        "dest {} is a file; this output is a directory",
+                        p.display()
+                    ));
                 }
                 Ok(Destination {
                     preopen: PREOPEN.to_string(),
@@ -153,7 +162,10 @@ impl Staging {
             }
             (Target::Path(dest), None) => replace_dir(self.dir.path(), dest)?,
             (Target::Stdout, None) => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "a directory cannot go to standard output"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a directory cannot go to standard output",
+                ));
             }
         }
         self.committed = true;
@@ -178,7 +190,9 @@ fn replace_dir(staged: &Path, dest: &Path) -> io::Result<()> {
         return fs::rename(staged, dest);
     }
     let parent = staged.parent().unwrap_or(Path::new("."));
-    let old = tempfile::Builder::new().prefix(".outport-old-").tempdir_in(parent)?;
+    let old = tempfile::Builder::new()
+        .prefix(".outport-old-")
+        .tempdir_in(parent)?;
     let old_path = old.path().join("previous");
     fs::rename(dest, &old_path)?;
     if let Err(e) = fs::rename(staged, dest) {
@@ -203,13 +217,19 @@ fn create_parents(dir: &Path) -> io::Result<Vec<PathBuf>> {
         cur = d.parent();
     }
     missing.reverse();
-    for (i, d) in missing.iter().enumerate() {
-        if let Err(e) = fs::create_dir(d) {
-            remove_empty(&missing[..i]);
-            return Err(e);
+    let mut created = Vec::new();
+    for d in missing {
+        match fs::create_dir(&d) {
+            Ok(()) => created.push(d),
+            // Another instance made it at the same moment: not ours to remove.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => {
+                remove_empty(&created);
+                return Err(e);
+            }
         }
     }
-    Ok(missing)
+    Ok(created)
 }
 
 /// Removes directories (innermost last in `dirs`) that are empty.
@@ -266,8 +286,18 @@ mod tests {
     fn kind_mismatch_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let staging = Staging::create(Target::Path(root.path().to_path_buf())).unwrap();
-        assert!(staging.grant(OutputKind::File).unwrap_err().contains("is a directory"));
-        assert!(staging.grant(OutputKind::None).unwrap_err().contains("takes no dest"));
+        assert!(
+            staging
+                .grant(OutputKind::File)
+                .unwrap_err()
+                .contains("is a directory")
+        );
+        assert!(
+            staging
+                .grant(OutputKind::None)
+                .unwrap_err()
+                .contains("takes no dest")
+        );
         let stdout = Staging::create(Target::Stdout).unwrap();
         assert!(stdout.grant(OutputKind::Directory).is_err());
     }

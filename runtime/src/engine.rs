@@ -102,7 +102,8 @@ impl Engine {
             .async_stack_size(2 << 20);
         let engine = wasmtime::Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
         crate::bindings::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Engine {
@@ -123,17 +124,21 @@ impl Engine {
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedComponent, Error> {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
         let key = self.cache_key(bytes);
-        let cached = self.cache_dir.as_deref().and_then(|dir| self.load_cached(dir, &key));
+        let cached = self
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| self.load_cached(dir, &key));
         let from_cache = cached.is_some();
         let component = match cached {
             Some(c) => c,
             None => {
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| Error::Component(name.to_string(), format!("cannot compile: {e:#}")))?;
-                if let Some(dir) = &self.cache_dir {
-                    if let Err(e) = self.store_cached(dir, &key, &component) {
-                        tracing::warn!("compile cache {}: {e}", dir.display());
-                    }
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    Error::Component(name.to_string(), format!("cannot compile: {e:#}"))
+                })?;
+                if let Some(dir) = &self.cache_dir
+                    && let Err(e) = self.store_cached(dir, &key, &component)
+                {
+                    tracing::warn!("compile cache {}: {e}", dir.display());
                 }
                 component
             }
@@ -144,14 +149,20 @@ impl Engine {
             .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
         let pre = ExporterPre::new(pre)
             .map_err(|e| Error::Component(name.to_string(), format!("not an exporter: {e:#}")))?;
-        Ok(LoadedComponent { pre, digest, from_cache })
+        Ok(LoadedComponent {
+            pre,
+            digest,
+            from_cache,
+        })
     }
 
     fn cache_key(&self, bytes: &[u8]) -> String {
         let mut hasher = ShaHasher(Sha256::new());
         hasher.0.update(Sha256::digest(bytes));
         hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         hex::encode(hasher.0.finalize())
     }
 
@@ -179,7 +190,10 @@ impl Engine {
         };
         // The checksum goes last: an entry without one is never loaded.
         write(format!("{key}.cwasm"), &artifact)?;
-        write(format!("{key}.sha256"), hex::encode(Sha256::digest(&artifact)).as_bytes())
+        write(
+            format!("{key}.sha256"),
+            hex::encode(Sha256::digest(&artifact)).as_bytes(),
+        )
     }
 }
 

@@ -79,7 +79,15 @@ pub async fn run(
 ) -> InstanceResult {
     let started = Instant::now();
     let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
-    let outcome = execute(engine, component, image, &spec, reporter.clone(), stdio.clone()).await;
+    let outcome = execute(
+        engine,
+        component,
+        image,
+        &spec,
+        reporter.clone(),
+        stdio.clone(),
+    )
+    .await;
     let guest_output = String::from_utf8_lossy(&stdio.contents()).into_owned();
     for line in guest_output.lines().filter(|l| !l.trim().is_empty()) {
         reporter.log(&spec.id, LogLevel::Info, line);
@@ -113,23 +121,28 @@ async fn execute(
 ) -> Result<BTreeMap<String, String>, String> {
     let staging = match &spec.dest {
         Some(dest) => Some(
-            Staging::create(Target::parse(dest)).map_err(|e| format!("cannot prepare dest {dest}: {e}"))?,
+            Staging::create(Target::parse(dest))
+                .map_err(|e| format!("cannot prepare dest {dest}: {e}"))?,
         ),
         None => None,
     };
 
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(stdio.clone()).stderr(stdio).allow_blocking_current_thread(true);
+    wasi.stdout(stdio.clone())
+        .stderr(stdio)
+        .allow_blocking_current_thread(true);
     if let Some(staging) = &staging {
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot grant the staging directory: {e:#}"))?;
     }
-    let state = InstanceState::new(wasi.build(), Some(image), reporter, spec.id.clone(), &spec.limits);
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.store_limits);
-    let ticks = (spec.limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
+    let state = InstanceState::new(
+        wasi.build(),
+        Some(image),
+        reporter,
+        spec.id.clone(),
+        &spec.limits,
+    );
+    let mut store = new_store(engine, state, &spec.limits);
 
     let limits = &spec.limits;
     let exporter = component
@@ -172,12 +185,32 @@ async fn execute(
     Ok(response)
 }
 
+/// A store for `state` enforcing `limits`: memory, tables and instances
+/// through the store limiter, wall time through the epoch deadline.
+fn new_store(
+    engine: &wasmtime::Engine,
+    state: InstanceState,
+    limits: &Limits,
+) -> Store<InstanceState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.store_limits);
+    let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    store
+}
+
 /// Checks the guest's response entries and turns them into a map.
-fn collect_response(entries: Vec<crate::bindings::types::ResponseEntry>) -> Result<BTreeMap<String, String>, String> {
+fn collect_response(
+    entries: Vec<crate::bindings::types::ResponseEntry>,
+) -> Result<BTreeMap<String, String>, String> {
     const MAX_ENTRIES: usize = 1024;
     const MAX_BYTES: usize = 1 << 20;
     if entries.len() > MAX_ENTRIES {
-        return Err(format!("response has {} entries, more than {MAX_ENTRIES}", entries.len()));
+        return Err(format!(
+            "response has {} entries, more than {MAX_ENTRIES}",
+            entries.len()
+        ));
     }
     let total: usize = entries.iter().map(|e| e.key.len() + e.value.len()).sum();
     if total > MAX_BYTES {
@@ -185,8 +218,16 @@ fn collect_response(entries: Vec<crate::bindings::types::ResponseEntry>) -> Resu
     }
     let mut map = BTreeMap::new();
     for entry in entries {
-        if entry.key.is_empty() || entry.key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!("response key {:?} is empty or has spaces or control characters", entry.key));
+        if entry.key.is_empty()
+            || entry
+                .key
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(format!(
+                "response key {:?} is empty or has spaces or control characters",
+                entry.key
+            ));
         }
         if map.insert(entry.key.clone(), entry.value).is_some() {
             return Err(format!("response key {:?} is given twice", entry.key));
@@ -212,15 +253,19 @@ fn guest_error(e: GuestError) -> String {
 /// One line for a trap or host error during `phase`, naming the limit when
 /// one was hit.
 fn trap_message(phase: &str, e: &wasmtime::Error, limits: &Limits) -> String {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        if *trap == wasmtime::Trap::Interrupt {
-            return format!("{phase}: time limit of {} s exceeded", limits.timeout.as_secs());
-        }
+    if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+        return format!(
+            "{phase}: time limit of {} s exceeded",
+            limits.timeout.as_secs()
+        );
     }
     let text = format!("{e:#}");
     let first = text.lines().next().unwrap_or("unknown error");
     let first = if text.contains("memory") && text.contains("limit") {
-        format!("memory limit of {} bytes exceeded ({first})", limits.memory_bytes)
+        format!(
+            "memory limit of {} bytes exceeded ({first})",
+            limits.memory_bytes
+        )
     } else {
         first.to_string()
     };
@@ -241,10 +286,7 @@ pub async fn describe(
         "describe".to_string(),
         &limits,
     );
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.store_limits);
-    store.set_epoch_deadline(u64::try_from(limits.timeout.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
+    let mut store = new_store(engine, state, &limits);
     let exporter = component
         .pre
         .instantiate_async(&mut store)

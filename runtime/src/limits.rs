@@ -58,7 +58,10 @@ impl OutputQuota {
                 self.used = total;
                 Ok(())
             }
-            _ => Err(Error::Limit(format!("output limit of {} bytes reached", self.limit))),
+            _ => Err(Error::Limit(format!(
+                "output limit of {} bytes reached",
+                self.limit
+            ))),
         }
     }
 }

@@ -51,13 +51,13 @@ fn instance_entry(r: &InstanceResult) -> Value {
 /// As buildx does, values that are base64 of a JSON object
 /// (`containerimage.descriptor`, `containerimage.buildinfo`) appear decoded.
 fn decode_value(key: &str, value: &str) -> Value {
-    let decodable = key == "containerimage.descriptor" || key.starts_with("containerimage.buildinfo");
-    if decodable {
-        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value) {
-            if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&bytes) {
-                return v;
-            }
-        }
+    let decodable =
+        key == "containerimage.descriptor" || key.starts_with("containerimage.buildinfo");
+    if decodable
+        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
+        && let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&bytes)
+    {
+        return v;
     }
     Value::String(value.to_string())
 }
@@ -74,7 +74,11 @@ pub fn write(path: &Path, result: &SessionResult) -> Result<(), Error> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".metadata-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(err)?;
     let mut text = serde_json::to_vec_pretty(&document(result)).map_err(|e| err(e.into()))?;
     text.push(b'\n');
     tmp.write_all(&text).map_err(err)?;
@@ -91,8 +95,15 @@ mod tests {
         InstanceResult {
             id: id.into(),
             kind: "oci".into(),
-            status: if ok { Status::Ok } else { Status::Failed("boom".into()) },
-            response: keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            status: if ok {
+                Status::Ok
+            } else {
+                Status::Failed("boom".into())
+            },
+            response: keys
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
             dest: None,
             elapsed: Default::default(),
         }
@@ -104,7 +115,14 @@ mod tests {
         let session = SessionResult {
             exporters: vec![
                 result("0", false, &[]),
-                result("1", true, &[("containerimage.digest", "sha256:one"), ("containerimage.descriptor", &desc)]),
+                result(
+                    "1",
+                    true,
+                    &[
+                        ("containerimage.digest", "sha256:one"),
+                        ("containerimage.descriptor", &desc),
+                    ],
+                ),
                 result("2", true, &[("containerimage.digest", "sha256:two")]),
             ],
         };
@@ -113,7 +131,10 @@ mod tests {
         assert_eq!(doc["containerimage.descriptor"]["digest"], "sha256:aa");
         assert_eq!(doc["exporters"][0]["status"], "failed");
         assert_eq!(doc["exporters"][0]["error"], "boom");
-        assert_eq!(doc["exporters"][2]["response"]["containerimage.digest"], "sha256:two");
+        assert_eq!(
+            doc["exporters"][2]["response"]["containerimage.digest"],
+            "sha256:two"
+        );
         assert_eq!(doc["cache"], json!([]));
     }
 }

@@ -119,7 +119,9 @@ pub fn assign_ids(specs: &[OutputSpec]) -> Result<Vec<String>, Error> {
         .collect();
     for (i, id) in ids.iter().enumerate() {
         if ids[..i].contains(id) {
-            return Err(Error::Usage(format!("two outputs have the instance ID {id:?}")));
+            return Err(Error::Usage(format!(
+                "two outputs have the instance ID {id:?}"
+            )));
         }
     }
     Ok(ids)

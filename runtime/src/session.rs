@@ -62,7 +62,10 @@ impl Session {
 
     /// Checks the outputs (types known, IDs unique) and loads their
     /// components; fails before anything runs.
-    pub fn prepare(&self, outputs: &[OutputSpec]) -> Result<Vec<(InstanceSpec, LoadedComponent)>, Error> {
+    pub fn prepare(
+        &self,
+        outputs: &[OutputSpec],
+    ) -> Result<Vec<(InstanceSpec, LoadedComponent)>, Error> {
         let ids = assign_ids(outputs)?;
         let mut loaded: HashMap<&str, LoadedComponent> = HashMap::new();
         let mut plan = Vec::new();
@@ -97,7 +100,11 @@ impl Session {
 
     /// Exports `image` to every output concurrently and returns each
     /// instance's result.
-    pub async fn export(&self, image: Arc<Image>, outputs: &[OutputSpec]) -> Result<SessionResult, Error> {
+    pub async fn export(
+        &self,
+        image: Arc<Image>,
+        outputs: &[OutputSpec],
+    ) -> Result<SessionResult, Error> {
         let plan = self.prepare(outputs)?;
         let mut tasks = Vec::with_capacity(plan.len());
         for (spec, component) in plan {
@@ -105,7 +112,9 @@ impl Session {
             let image = image.clone();
             let reporter = self.reporter.clone();
             let fallback = (spec.id.clone(), spec.kind.clone(), spec.dest.clone());
-            let task = tokio::spawn(async move { instance::run(&engine, &component, image, spec, reporter).await });
+            let task = tokio::spawn(async move {
+                instance::run(&engine, &component, image, spec, reporter).await
+            });
             tasks.push((task, fallback));
         }
         let mut exporters = Vec::with_capacity(tasks.len());

@@ -26,7 +26,12 @@ pub async fn run(args: ExportArgs) -> u8 {
         return EXIT_USAGE;
     }
     let to_stdout = outputs.iter().any(|o| o.dest.as_deref() == Some("-"));
-    if outputs.iter().filter(|o| o.dest.as_deref() == Some("-")).count() > 1 {
+    if outputs
+        .iter()
+        .filter(|o| o.dest.as_deref() == Some("-"))
+        .count()
+        > 1
+    {
         eprintln!("error: only one output can go to standard output (dest=-)");
         return EXIT_USAGE;
     }
@@ -95,10 +100,17 @@ pub async fn run(args: ExportArgs) -> u8 {
                 r.id,
                 r.kind,
                 dest,
-                r.response.get("containerimage.digest").map(String::as_str).unwrap_or(""),
+                r.response
+                    .get("containerimage.digest")
+                    .map(String::as_str)
+                    .unwrap_or(""),
                 r.elapsed.as_secs_f64()
             ),
-            Status::Failed(_) => writeln!(summary, "{:<8} [{}] {} -> {} (nothing written)", "failed", r.id, r.kind, dest),
+            Status::Failed(_) => writeln!(
+                summary,
+                "{:<8} [{}] {} -> {} (nothing written)",
+                "failed", r.id, r.kind, dest
+            ),
         };
     }
     for r in &result.exporters {
@@ -113,5 +125,9 @@ pub async fn run(args: ExportArgs) -> u8 {
         }
         let _ = writeln!(summary, "metadata -> {}", path.display());
     }
-    if result.all_ok() { EXIT_OK } else { EXIT_FAILED }
+    if result.all_ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
 }

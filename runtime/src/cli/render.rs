@@ -90,7 +90,9 @@ impl Reporter for CliReporter {
                 };
                 let bar = bars.entry(id.to_string()).or_insert_with(|| {
                     let bar = self.bars.add(ProgressBar::new(total));
-                    if let Ok(style) = ProgressStyle::with_template("[{prefix}] {bar:30} {pos}/{len} {msg}") {
+                    if let Ok(style) =
+                        ProgressStyle::with_template("[{prefix}] {bar:30} {pos}/{len} {msg}")
+                    {
                         bar.set_style(style);
                     }
                     bar.set_prefix(id.to_string());

@@ -31,9 +31,15 @@ impl Host for InstanceState {
         Ok(to_wit(self.image()?.root()))
     }
 
-    async fn get_blob(&mut self, digest: String) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
+    async fn get_blob(
+        &mut self,
+        digest: String,
+    ) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
         let image = self.image()?;
-        let found = image.blob(&digest).or_else(|| self.own_blobs.get(&digest)).cloned();
+        let found = image
+            .blob(&digest)
+            .or_else(|| self.own_blobs.get(&digest))
+            .cloned();
         match found {
             Some(blob) => Ok(Ok(self.table.push(blob)?)),
             None => Ok(Err(Error::InvalidImage(format!(
@@ -56,7 +62,9 @@ impl Host for InstanceState {
         }
         let digest = outport_image::sha256_digest(&data);
         let descriptor = match digest.parse::<oci_spec::image::Digest>() {
-            Ok(d) => outport_image::Descriptor::new(media_type.as_str().into(), data.len() as u64, d),
+            Ok(d) => {
+                outport_image::Descriptor::new(media_type.as_str().into(), data.len() as u64, d)
+            }
             Err(e) => return Ok(Err(Error::InvalidImage(format!("put-blob: {e}")))),
         };
         let blob = Arc::new(Blob::new_in_memory(descriptor, data.into()));
@@ -70,13 +78,19 @@ impl HostBlob for InstanceState {
         Ok(to_wit(self.table.get(&this)?.descriptor()))
     }
 
-    async fn bytes(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+    async fn bytes(
+        &mut self,
+        this: Resource<BlobHandle>,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let blob = self.table.get(&this)?.clone();
         let result = tokio::task::spawn_blocking(move || blob.read_all(MAX_INLINE_BLOB)).await?;
         Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
     }
 
-    async fn read(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Result<Resource<DynInputStream>, Error>> {
+    async fn read(
+        &mut self,
+        this: Resource<BlobHandle>,
+    ) -> wasmtime::Result<Result<Resource<DynInputStream>, Error>> {
         let blob = self.table.get(&this)?.clone();
         let stream: DynInputStream = Box::new(BlobInputStream {
             reader: blob.open(),
@@ -93,14 +107,20 @@ impl HostBlob for InstanceState {
     ) -> wasmtime::Result<Result<u64, Error>> {
         let blob = self.table.get(&this)?.clone();
         let file = match self.table.get(&dest)? {
-            WasiDescriptor::File(f) if f.open_mode.contains(OpenMode::WRITE) && !f.perms.write_not_permitted() => {
+            WasiDescriptor::File(f)
+                if f.open_mode.contains(OpenMode::WRITE) && !f.perms.write_not_permitted() =>
+            {
                 f.file.clone()
             }
             WasiDescriptor::File(_) => {
-                return Ok(Err(Error::Io("copy-to-file: the file is not open for writing".into())));
+                return Ok(Err(Error::Io(
+                    "copy-to-file: the file is not open for writing".into(),
+                )));
             }
             WasiDescriptor::Dir(_) => {
-                return Ok(Err(Error::Io("copy-to-file: the descriptor is a directory".into())));
+                return Ok(Err(Error::Io(
+                    "copy-to-file: the descriptor is a directory".into(),
+                )));
             }
         };
         if let Err(e) = self.quota.charge(blob.size()) {
@@ -131,12 +151,16 @@ impl HostBlob for InstanceState {
 
 /// Streams a blob into a WASI output-stream: the next chunk is read and
 /// hashed while the stream writes the previous one.
-async fn copy_to_stream(blob: &Blob, stream: &mut dyn wasmtime_wasi::p2::OutputStream) -> Result<u64, Error> {
+async fn copy_to_stream(
+    blob: &Blob,
+    stream: &mut dyn wasmtime_wasi::p2::OutputStream,
+) -> Result<u64, Error> {
     let mut reader = blob.open();
     let mut written = 0u64;
     loop {
         let mut chunk = vec![0u8; CHUNK];
-        let n = read_full(&mut reader, &mut chunk).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let n =
+            read_full(&mut reader, &mut chunk).map_err(|e| Error::InvalidImage(e.to_string()))?;
         if n == 0 {
             break;
         }
@@ -169,7 +193,9 @@ fn read_full(reader: &mut BlobReader, buf: &mut [u8]) -> std::io::Result<usize> 
 fn stream_error(e: StreamError) -> Error {
     match e {
         StreamError::Closed => Error::Io("copy-to-stream: the output stream is closed".into()),
-        StreamError::LastOperationFailed(e) | StreamError::Trap(e) => Error::Io(format!("copy-to-stream: {e:#}")),
+        StreamError::LastOperationFailed(e) | StreamError::Trap(e) => {
+            Error::Io(format!("copy-to-stream: {e:#}"))
+        }
     }
 }
 
@@ -201,7 +227,9 @@ impl InputStream for BlobInputStream {
             }
             Err(e) => {
                 self.done = true;
-                Err(StreamError::LastOperationFailed(wasmtime::Error::msg(e.to_string())))
+                Err(StreamError::LastOperationFailed(wasmtime::Error::msg(
+                    e.to_string(),
+                )))
             }
         }
     }

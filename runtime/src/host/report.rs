@@ -22,7 +22,8 @@ impl Host for InstanceState {
 
     async fn progress(&mut self, label: String, current: u64, total: u64) -> wasmtime::Result<()> {
         let label = truncate(&label, 200);
-        self.reporter.progress(&self.instance_id, label, current, total);
+        self.reporter
+            .progress(&self.instance_id, label, current, total);
         Ok(())
     }
 }
