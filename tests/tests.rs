@@ -1,0 +1,13 @@
+//! End-to-end tests: run the `outport` binary on the sample image (and on
+//! broken copies of it) and check what it writes with tools nobody here
+//! wrote: `skopeo` and `umoci` (installed by `scripts/install-test-deps`;
+//! a test that needs one fails when it is missing).
+//!
+//! Every test works in its own temporary directory and never writes into the
+//! repository.
+
+mod common;
+
+mod bad_input;
+mod export_oci;
+mod sample_image;
