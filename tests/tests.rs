@@ -9,5 +9,6 @@
 mod common;
 
 mod bad_input;
+mod compile_cache;
 mod export_oci;
 mod sample_image;

@@ -130,11 +130,19 @@ impl Engine {
             .and_then(|dir| self.load_cached(dir, &key));
         let from_cache = cached.is_some();
         let component = match cached {
-            Some(c) => c,
+            Some(c) => {
+                tracing::info!("loaded component {name} ({digest}) from the compile cache");
+                c
+            }
             None => {
+                let started = std::time::Instant::now();
                 let component = Component::new(&self.engine, bytes).map_err(|e| {
                     Error::Component(name.to_string(), format!("cannot compile: {e:#}"))
                 })?;
+                tracing::info!(
+                    "compiled component {name} ({digest}) in {} ms",
+                    started.elapsed().as_millis()
+                );
                 if let Some(dir) = &self.cache_dir
                     && let Err(e) = self.store_cached(dir, &key, &component)
                 {

@@ -128,8 +128,13 @@ async fn execute(
     };
 
     let mut wasi = WasiCtxBuilder::new();
+    // Deny by default: no environment, arguments or stdin (the builder's
+    // defaults), no sockets at all, stdout/stderr captured as log lines.
     wasi.stdout(stdio.clone())
         .stderr(stdio)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
         .allow_blocking_current_thread(true);
     if let Some(staging) = &staging {
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)

@@ -296,6 +296,16 @@ where
     S: AsRef<OsStr>,
 {
     let cache = tempdir();
+    outport_with_cache(args, cache.path(), &[])
+}
+
+/// Runs the `outport` CLI with the compile cache in `cache` and extra
+/// environment variables.
+pub fn outport_with_cache<I, S>(args: I, cache: &Path, env: &[(&str, &str)]) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<OsString> = args
         .into_iter()
         .map(|arg| arg.as_ref().to_os_string())
@@ -303,8 +313,9 @@ where
     let output = Command::new(env!("CARGO_BIN_EXE_outport"))
         .args(&args)
         .arg("--cache-dir")
-        .arg(cache.path())
-        .env("OUTPORT_CACHE_DIR", cache.path())
+        .arg(cache)
+        .env("OUTPORT_CACHE_DIR", cache)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run the outport binary");

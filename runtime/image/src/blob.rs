@@ -42,6 +42,18 @@ struct Label {
     context: String,
 }
 
+impl Label {
+    /// An I/O error while reading this blob.
+    fn io_error(&self, source: io::Error) -> Error {
+        Error::BlobIo {
+            input: self.input.clone(),
+            digest: self.digest.clone(),
+            context: self.context.clone(),
+            source,
+        }
+    }
+}
+
 /// One blob of an image: its descriptor and a handle on its bytes.
 ///
 /// Blobs from files are checked against their descriptor's digest as they are
@@ -189,12 +201,7 @@ impl Blob {
     }
 
     fn io_error(&self, source: io::Error) -> Error {
-        Error::BlobIo {
-            input: self.label.input.clone(),
-            digest: self.label.digest.clone(),
-            context: self.label.context.clone(),
-            source,
-        }
+        self.label.io_error(source)
     }
 
     /// Writes the blob at `offset` of `dest` with positioned writes, in 1 MiB
@@ -401,12 +408,7 @@ impl Stream {
     }
 
     fn io_error(&self, source: io::Error) -> Error {
-        Error::BlobIo {
-            input: self.label.input.clone(),
-            digest: self.label.digest.clone(),
-            context: self.label.context.clone(),
-            source,
-        }
+        self.label.io_error(source)
     }
 }
 
