@@ -15,10 +15,16 @@ pub struct Builtin {
 }
 
 /// Every built-in exporter, by `type=` name.
-pub const EXPORTERS: &[Builtin] = &[Builtin {
-    name: "oci",
-    wasm: generated::OCI,
-}];
+pub const EXPORTERS: &[Builtin] = &[
+    Builtin {
+        name: "oci",
+        wasm: generated::OCI,
+    },
+    Builtin {
+        name: "docker",
+        wasm: generated::DOCKER,
+    },
+];
 
 /// The built-in exporter called `name`.
 pub fn exporter(name: &str) -> Option<Builtin> {

@@ -1,26 +1,19 @@
-//! Small helpers over the generated `wasi:filesystem` and `wasi:io` bindings,
-//! turning their errors into the contract's `error::io` with context.
+//! The granted destination: finding the preopened directory, creating files
+//! and directories in it, writing bytes to files and streams.
+//!
+//! Every failure is an [`Error::Io`] naming what was being done.
 
-use crate::bindings::outport::exporter::types::Error;
+use crate::bindings::outport::exporter::types::{Destination, Error};
 use crate::bindings::wasi::filesystem::preopens;
 use crate::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags,
 };
-use crate::bindings::wasi::io::streams::{OutputStream, StreamError};
+use crate::bindings::wasi::io::streams::OutputStream;
+use crate::errors::{fs_error, stream_error};
 
-/// `error::io("CONTEXT: CODE")` for a filesystem error.
-pub fn fs_error(context: &str, code: ErrorCode) -> Error {
-    Error::Io(format!("{context}: {}", code.name()))
-}
-
-/// `error::io("CONTEXT: …")` for a stream error.
-pub fn stream_error(context: &str, err: StreamError) -> Error {
-    match err {
-        StreamError::LastOperationFailed(e) => {
-            Error::Io(format!("{context}: {}", e.to_debug_string()))
-        }
-        StreamError::Closed => Error::Io(format!("{context}: stream closed")),
-    }
+/// The destination of a request, or an error when the runtime granted none.
+pub fn granted(destination: Option<Destination>) -> Result<Destination, Error> {
+    destination.ok_or_else(|| Error::Other("no destination was granted".to_owned()))
 }
 
 /// The preopened directory called `name`.
@@ -29,6 +22,25 @@ pub fn preopen(name: &str) -> Result<Descriptor, Error> {
         .into_iter()
         .find_map(|(dir, n)| (n == name).then_some(dir))
         .ok_or_else(|| Error::Io(format!("no preopened directory named {name:?}")))
+}
+
+/// A file destination (`output-kind.file`), created and opened as a stream:
+/// returns the file's name (for messages) and its write stream.
+///
+/// `what` names the option that asked for a file (for the error when the
+/// runtime granted a directory instead), e.g. `"tar=true"`.
+pub fn open_file_stream(dest: &Destination, what: &str) -> Result<(String, OutputStream), Error> {
+    let name = dest.file.as_deref().ok_or_else(|| {
+        Error::Other(format!(
+            "{what} needs a file destination, but the runtime granted a directory"
+        ))
+    })?;
+    let dir = preopen(&dest.preopen)?;
+    let file = create_file(&dir, name)?;
+    let stream = file
+        .write_via_stream(0)
+        .map_err(|e| fs_error(&format!("opening {name} for writing"), e))?;
+    Ok((name.to_owned(), stream))
 }
 
 /// Creates (or truncates) `path` in `dir`, opened for writing.

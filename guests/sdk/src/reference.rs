@@ -1,6 +1,7 @@
-//! Image names (`name=`), normalized the way BuildKit's oci exporter does
+//! Image names (`name=`), normalized the way BuildKit's exporters do
 //! (`reference.ParseNormalizedNamed` then `TagNameOnly`): `alpine` becomes
-//! `docker.io/library/alpine:latest`.
+//! `docker.io/library/alpine:latest`; and their short form as docker shows
+//! them ([`familiar`]: `alpine:latest`).
 
 /// Normalizes an image reference, or says why it is not one.
 pub fn normalize(name: &str) -> Result<String, String> {
@@ -50,12 +51,32 @@ pub fn normalize(name: &str) -> Result<String, String> {
 /// The `org.opencontainers.image.ref.name` of a normalized name: its tag, or
 /// none for a reference by digest.
 pub fn ref_name(normalized: &str) -> Option<&str> {
+    split_tag(normalized).map(|(_, tag)| tag)
+}
+
+/// A normalized name split into repository and tag
+/// (`docker.io/library/alpine:latest` → `("docker.io/library/alpine",
+/// "latest")`); none for a reference by digest.
+pub fn split_tag(normalized: &str) -> Option<(&str, &str)> {
     if normalized.contains('@') {
         return None;
     }
-    let i = normalized.rfind(':')?;
-    let tag = &normalized[i + 1..];
-    (!tag.contains('/')).then_some(tag)
+    let (repo, tag) = normalized.rsplit_once(':')?;
+    (!tag.contains('/')).then_some((repo, tag))
+}
+
+/// The short form docker shows for a normalized name or repository
+/// (`reference.FamiliarString`): `docker.io/library/alpine:latest` →
+/// `alpine:latest`, `docker.io/user/app:v1` → `user/app:v1`; names on other
+/// registries are unchanged.
+pub fn familiar(normalized: &str) -> &str {
+    let Some(rest) = normalized.strip_prefix("docker.io/") else {
+        return normalized;
+    };
+    match rest.strip_prefix("library/") {
+        Some(short) if !short.split(['@', ':']).next().unwrap_or("").contains('/') => short,
+        _ => rest,
+    }
 }
 
 fn split_domain(repo: &str) -> (&str, String) {
@@ -186,6 +207,20 @@ mod tests {
         assert!(normalize("Upper").is_err());
         assert!(normalize("a b").is_err());
         assert!(normalize("a:").is_err());
+    }
+
+    #[test]
+    fn familiar_names() {
+        assert_eq!(familiar("docker.io/library/alpine:latest"), "alpine:latest");
+        assert_eq!(familiar("docker.io/library/alpine"), "alpine");
+        assert_eq!(familiar("docker.io/user/app:v1"), "user/app:v1");
+        assert_eq!(familiar("docker.io/library/a/b:1"), "library/a/b:1");
+        assert_eq!(familiar("example.com:5000/a:1"), "example.com:5000/a:1");
+        assert_eq!(
+            split_tag("example.com:5000/a/b:1.0"),
+            Some(("example.com:5000/a/b", "1.0"))
+        );
+        assert_eq!(split_tag("example.com:5000/a/b"), None);
     }
 
     #[test]

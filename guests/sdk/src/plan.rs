@@ -1,5 +1,5 @@
-//! Walks the image from its root, applies the annotation options, and lists
-//! the blobs to write, in walk order, each once.
+//! A [`Plan`]: walks the image from a root, applies annotation rewrites, and
+//! lists the blobs to write, in walk order, each once.
 //!
 //! Without annotation options nothing is rewritten: the blobs are the input's
 //! and the root digest is unchanged. With them, each changed manifest or
@@ -11,37 +11,52 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::bindings::outport::exporter::host::{self, Level};
 use crate::bindings::outport::exporter::image::{self, Blob};
-use crate::bindings::outport::exporter::types::Error;
-use crate::media;
-use crate::options::Options;
+use crate::bindings::outport::exporter::types::{Descriptor, Error};
+use crate::walk::{MAX_DEPTH, is_attestation, read_json, str_field};
+use crate::{log, media};
 
-/// Annotation keys that name an image in an OCI layout's `index.json`; the
-/// exporter sets them from `name=` and drops the input's.
+/// Annotation of an `index.json` entry naming the image in full
+/// (`docker.io/library/alpine:latest`); exporters set it from `name=` and
+/// drop the input's.
 pub const IMAGE_NAME: &str = "io.containerd.image.name";
+/// Annotation of an `index.json` entry naming the image by its tag only.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// BuildKit marks the attestation manifests of an index with this annotation
-/// (value `attestation-manifest`); manifest annotations are not applied to them.
-const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// Annotations to set while walking (BuildKit's `annotation*` options), each
+/// list in the order the user gave them.
+#[derive(Debug, Default, Clone)]
+pub struct Rewrites {
+    /// Set in every image manifest (attestation manifests excepted).
+    pub manifest: Vec<(String, String)>,
+    /// Set in the root index (an error when the root is a manifest).
+    pub index: Vec<(String, String)>,
+    /// Set on the descriptors of image manifests in an index, or on the root
+    /// descriptor when the root is a manifest.
+    pub manifest_descriptor: Vec<(String, String)>,
+    /// Set on the root descriptor (the image's `index.json` entries).
+    pub index_descriptor: Vec<(String, String)>,
+}
 
-/// How deep indexes may nest.
-const MAX_DEPTH: usize = 8;
-
-/// The exported image's root, after rewriting.
+/// The exported image's root descriptor, after rewriting.
 #[derive(Debug, Clone)]
 pub struct Root {
+    /// Media type (an index or a manifest).
     pub media_type: String,
+    /// Digest, new when the root was rewritten.
     pub digest: String,
+    /// Size in bytes.
     pub size: u64,
-    /// Sorted by key, as Go marshals a map.
+    /// Descriptor annotations (without image names), sorted by key, as Go
+    /// marshals a map.
     pub annotations: BTreeMap<String, String>,
+    /// Artifact type, for artifact manifests.
     pub artifact_type: Option<String>,
 }
 
-/// What to write.
+/// What to write: the root and every blob reachable from it.
 pub struct Plan {
+    /// The root descriptor.
     pub root: Root,
     /// The config digest, when the root is a single image manifest.
     pub config_digest: Option<String>,
@@ -58,15 +73,26 @@ struct Node {
 }
 
 struct Walker<'a> {
-    opts: &'a Options,
+    opts: &'a Rewrites,
     /// Slots in walk order; a parent reserves its slot before its children.
     slots: Vec<Option<Blob>>,
     visited: BTreeMap<String, Node>,
 }
 
-/// Walks the image and plans the output.
-pub fn plan(opts: &Options) -> Result<Plan, Error> {
-    let input_root = image::root();
+impl Plan {
+    /// Walks the whole image (from `image::root`) and plans the output.
+    pub fn image(rewrites: &Rewrites) -> Result<Plan, Error> {
+        plan(image::root(), rewrites)
+    }
+
+    /// Walks the image from `root` (for example one manifest of an index,
+    /// chosen with [`crate::walk::find_platform`]) and plans the output.
+    pub fn from_root(root: Descriptor, rewrites: &Rewrites) -> Result<Plan, Error> {
+        plan(root, rewrites)
+    }
+}
+
+fn plan(input_root: Descriptor, opts: &Rewrites) -> Result<Plan, Error> {
     let root_is_index = media::is_index(&input_root.media_type);
     if !root_is_index && !opts.index.is_empty() {
         return Err(Error::InvalidOption(format!(
@@ -172,10 +198,9 @@ impl Walker<'_> {
                 if !foreign {
                     return Err(e);
                 }
-                host::log(
-                    Level::Debug,
-                    &format!("skipping foreign layer {digest} (not in the image)"),
-                );
+                log::debug(&format!(
+                    "skipping foreign layer {digest} (not in the image)"
+                ));
                 return Ok(());
             }
         };
@@ -199,7 +224,7 @@ impl Walker<'_> {
         digest: &str,
         annotate: bool,
     ) -> Result<(Blob, Option<String>), Error> {
-        let mut doc = parse(&blob, digest)?;
+        let mut doc = read_json(&blob, digest)?;
         let what = format!("manifest {digest}");
         let obj = doc
             .as_object_mut()
@@ -243,7 +268,7 @@ impl Walker<'_> {
         is_root: bool,
         depth: usize,
     ) -> Result<Blob, Error> {
-        let mut doc = parse(&blob, digest)?;
+        let mut doc = read_json(&blob, digest)?;
         let what = format!("index {digest}");
         let obj = doc
             .as_object_mut()
@@ -266,10 +291,7 @@ impl Walker<'_> {
                 .ok_or_else(|| Error::InvalidImage(format!("{what}: an entry is not an object")))?;
             let child_digest = str_field(entry, "digest", &what)?.to_owned();
             let child_type = str_field(entry, "mediaType", &what)?.to_owned();
-            let attestation = entry
-                .get("annotations")
-                .and_then(|a| a.get(REFERENCE_TYPE))
-                .is_some_and(|v| v == "attestation-manifest");
+            let attestation = is_attestation(entry);
             let node = self.visit(&child_type, &child_digest, false, !attestation, depth + 1)?;
             if node.digest != child_digest {
                 entry.insert("digest".into(), Value::String(node.digest));
@@ -305,25 +327,15 @@ impl Walker<'_> {
     }
 }
 
-/// Reads and parses a small JSON blob.
-fn parse(blob: &Blob, digest: &str) -> Result<Value, Error> {
-    let bytes = blob.bytes()?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::InvalidImage(format!("{digest} is not valid JSON: {e}")))
-}
-
 /// Stores a rewritten document as a new blob.
 fn put(media_type: &str, doc: &Value, what: &str) -> Result<Blob, Error> {
     let bytes = serde_json::to_vec(doc)
         .map_err(|e| Error::Other(format!("serializing rewritten {what}: {e}")))?;
     let blob = image::put_blob(media_type, &bytes)?;
-    host::log(
-        Level::Debug,
-        &format!(
-            "rewrote {what} with annotations: now {}",
-            blob.descriptor().digest
-        ),
-    );
+    log::debug(&format!(
+        "rewrote {what} with annotations: now {}",
+        blob.descriptor().digest
+    ));
     Ok(blob)
 }
 
@@ -344,10 +356,4 @@ fn set_annotations(
         map.insert(k.clone(), Value::String(v.clone()));
     }
     Ok(())
-}
-
-fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, Error> {
-    obj.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::InvalidImage(format!("{what}: a descriptor has no \"{key}\"")))
 }

@@ -1,13 +1,19 @@
-//! What an OCI image layout contains: `oci-layout`, `index.json` naming the
-//! image, and `blobs/<algorithm>/<hex>` for every blob.
+//! An OCI image layout: `oci-layout`, `index.json` naming the image, and
+//! `blobs/<algorithm>/<hex>` for every blob of a [`Plan`]; written as a
+//! directory ([`Layout::write_dir`]) or into a tar ([`Layout::write_tar`]),
+//! blob bytes moved by the host.
 
 use serde_json::{Map, Value, json};
 
 use crate::bindings::outport::exporter::image::Blob;
 use crate::bindings::outport::exporter::types::Error;
+use crate::bindings::wasi::filesystem::types::Descriptor as Dir;
+use crate::dest::{create_dir, create_file, write_file};
+use crate::log::{self, Progress};
 use crate::media;
 use crate::plan::{IMAGE_NAME, Plan, REF_NAME, Root};
 use crate::reference;
+use crate::tar::TarWriter;
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -42,6 +48,54 @@ impl<'a> Layout<'a> {
             dirs,
             blobs,
         })
+    }
+}
+
+impl Layout<'_> {
+    /// Writes the layout into the directory `dir`; returns the number of
+    /// bytes written.
+    pub fn write_dir(&self, dir: &Dir) -> Result<u64, Error> {
+        write_file(dir, "oci-layout", OCI_LAYOUT)?;
+        write_file(dir, "index.json", &self.index_json)?;
+        for d in &self.dirs {
+            create_dir(dir, d.trim_end_matches('/'))?;
+        }
+        let mut written = (OCI_LAYOUT.len() + self.index_json.len()) as u64;
+        let mut progress = Progress::start("writing blobs", self.blobs.len() as u64);
+        for (path, blob) in &self.blobs {
+            let file = create_file(dir, path)?;
+            let size = blob.descriptor().size;
+            let copied = blob.copy_to_file(&file, 0)?;
+            if copied != size {
+                return Err(Error::Io(format!(
+                    "writing {path}: copied {copied} bytes, expected {size}"
+                )));
+            }
+            written += copied;
+            log::debug(&format!("wrote {path} ({copied} bytes)"));
+            progress.step();
+        }
+        Ok(written)
+    }
+
+    /// Writes the layout into `tar`: `oci-layout`, `index.json`, then
+    /// `extra` files (e.g. docker's `manifest.json`), the `blobs/`
+    /// directories and the blobs.
+    pub fn write_tar(&self, tar: &mut TarWriter, extra: &[(&str, &[u8])]) -> Result<(), Error> {
+        tar.file("oci-layout", OCI_LAYOUT)?;
+        tar.file("index.json", &self.index_json)?;
+        for (path, bytes) in extra {
+            tar.file(path, bytes)?;
+        }
+        for d in &self.dirs {
+            tar.dir(d)?;
+        }
+        let mut progress = Progress::start("writing blobs", self.blobs.len() as u64);
+        for (path, blob) in &self.blobs {
+            tar.blob(path, blob)?;
+            progress.step();
+        }
+        Ok(())
     }
 }
 

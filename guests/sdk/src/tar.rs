@@ -5,11 +5,12 @@
 
 use tar::{EntryType, Header};
 
-use crate::bindings::outport::exporter::host::{self, Level};
 use crate::bindings::outport::exporter::image::Blob;
 use crate::bindings::outport::exporter::types::Error;
 use crate::bindings::wasi::io::streams::OutputStream;
-use crate::wasi_io::{stream_error, write_all};
+use crate::dest::write_all;
+use crate::errors::stream_error;
+use crate::log;
 
 const BLOCK: u64 = 512;
 const ZEROS: [u8; 512] = [0; 512];
@@ -24,6 +25,8 @@ pub struct TarWriter {
 }
 
 impl TarWriter {
+    /// A tar written to `stream`; `name` says what the archive is, for
+    /// messages.
     pub fn new(stream: OutputStream, name: &str) -> Self {
         TarWriter {
             stream,
@@ -62,7 +65,7 @@ impl TarWriter {
             )));
         }
         self.written += copied;
-        host::log(Level::Debug, &format!("wrote {path} ({copied} bytes)"));
+        log::debug(&format!("wrote {path} ({copied} bytes)"));
         self.pad(copied, path)
     }
 

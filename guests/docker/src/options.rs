@@ -1,0 +1,44 @@
+//! The docker exporter's options.
+
+use outport_exporter::options::{OptionSpec, Parsed};
+use outport_exporter::{Error, Platform};
+
+/// Options after validation.
+#[derive(Debug)]
+pub struct Options {
+    /// Image names, normalized (`x` → `docker.io/library/x:latest`).
+    pub names: Vec<String>,
+    /// The platform to export, when given.
+    pub platform: Option<Platform>,
+}
+
+/// The options, as `describe` lists them and `validate` accepts them.
+pub const SPECS: &[OptionSpec] = &[
+    OptionSpec::repeatable(
+        "name",
+        "image name for manifest.json's RepoTags (docker's short form), repositories and \
+         index.json; repeat or separate with commas for several",
+    ),
+    OptionSpec::once(
+        "platform",
+        "os/arch[/variant] of the image to export from a multi-platform image; without it: \
+         the only platform, else linux/amd64 when the image has it, else an error listing \
+         the platforms",
+    ),
+];
+
+/// Parses and checks the options.
+pub fn parse(options: &[(String, String)]) -> Result<Options, Error> {
+    let parsed = Parsed::new("docker", SPECS, options)?;
+    let platform = parsed
+        .str("platform")
+        .map(|p| {
+            Platform::parse(p)
+                .map_err(|e| Error::InvalidOption(format!("invalid option \"platform\": {e}")))
+        })
+        .transpose()?;
+    Ok(Options {
+        names: parsed.image_names("name")?,
+        platform,
+    })
+}

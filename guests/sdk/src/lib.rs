@@ -1,0 +1,110 @@
+//! The SDK for writing outport exporters in Rust.
+//!
+//! An exporter is a WebAssembly component (`wasm32-wasip2`, a `cdylib`
+//! crate) implementing the world `outport:exporter/exporter@0.1.0` of the
+//! WIT contract in `wit/`. This crate holds the generated bindings and the
+//! pieces every exporter needs, so an exporter is its own logic only:
+//!
+//! - [`bindings`]: the generated bindings; implement [`Guest`] and call
+//!   [`export!`] once. The contract's types are re-exported here
+//!   ([`Error`], [`Request`], [`ResponseEntry`], …).
+//! - [`options`]: one table of [`OptionSpec`]s answers `describe` and checks
+//!   `validate`; [`Parsed`] reads typed values (bool, string, repeatable,
+//!   prefixed keys, image names) with errors naming the option.
+//! - [`walk`]: an index's image manifests with their platforms
+//!   ([`walk::image_manifests`], [`walk::find_platform`]), a manifest's
+//!   config and layers ([`walk::read_manifest`]).
+//! - [`plan`]: every blob reachable from a root, each once, with annotation
+//!   rewrites ([`Plan`], [`Rewrites`]); [`layout`] turns it into an OCI
+//!   image layout ([`Layout`]) written as a directory or into a tar.
+//! - [`dest`]: the granted destination (the preopened directory, files,
+//!   streams); [`TarWriter`] writes a tar to a stream, blob bytes moved by
+//!   the host (`copy-to-stream`), never through guest memory.
+//! - [`log`]: log lines and progress; [`response`]: response keys
+//!   (`containerimage.descriptor` in base64, …); [`reference`](mod@reference): image names
+//!   normalized as BuildKit and docker do; [`platform`]: `os/arch/variant`.
+//!
+//! A minimal exporter, writing the image as an OCI layout tarball:
+//!
+//! ```ignore
+//! use outport_exporter::options::{OptionSpec, Parsed, describe};
+//! use outport_exporter::{
+//!     ComponentInfo, Error, Guest, Layout, OutputKind, Plan, Request, ResponseEntry, Rewrites,
+//!     TarWriter, dest, response,
+//! };
+//!
+//! const OPTIONS: &[OptionSpec] = &[OptionSpec::repeatable("name", "image name")];
+//!
+//! struct Hello;
+//!
+//! impl Guest for Hello {
+//!     fn describe() -> ComponentInfo {
+//!         ComponentInfo {
+//!             name: "hello".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             summary: "write the image as an OCI layout tarball".into(),
+//!             options: describe(OPTIONS),
+//!         }
+//!     }
+//!
+//!     fn validate(options: Vec<(String, String)>) -> Result<OutputKind, Error> {
+//!         Parsed::new("hello", OPTIONS, &options)?.image_names("name")?;
+//!         Ok(OutputKind::File)
+//!     }
+//!
+//!     fn export(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+//!         let names = Parsed::new("hello", OPTIONS, &request.options)?.image_names("name")?;
+//!         let dest = dest::granted(request.destination)?;
+//!         let plan = Plan::image(&Rewrites::default())?;
+//!         let (file, stream) = dest::open_file_stream(&dest, "hello")?;
+//!         let mut tar = TarWriter::new(stream, &file);
+//!         Layout::new(&plan, &names)?.write_tar(&mut tar, &[])?;
+//!         tar.finish()?;
+//!         response::image_entries(&plan, &names)
+//!     }
+//! }
+//!
+//! outport_exporter::export!(Hello);
+//! ```
+//!
+//! A guest crate depends on this one only (not on `wit-bindgen`).
+
+#![warn(missing_docs)]
+
+// Lets the generated code name this crate the same way inside and outside it.
+extern crate self as outport_exporter;
+
+pub mod bindings;
+pub mod dest;
+pub mod errors;
+pub mod layout;
+pub mod log;
+pub mod media;
+pub mod options;
+pub mod plan;
+pub mod platform;
+pub mod reference;
+pub mod response;
+pub mod tar;
+pub mod walk;
+
+pub use bindings::Guest;
+pub use bindings::outport::exporter::image::{self, Blob};
+pub use bindings::outport::exporter::types::{
+    ComponentInfo, Descriptor, Destination, Error, OptionInfo, Options, OutputKind, Request,
+    ResponseEntry,
+};
+pub use layout::Layout;
+pub use options::{OptionSpec, Parsed};
+pub use plan::{Plan, Rewrites};
+pub use platform::Platform;
+pub use tar::TarWriter;
+
+/// Exports `$ty` (a type implementing [`Guest`]) as the component's
+/// implementation of the `exporter` world. Call it once, in the guest crate.
+pub use bindings::export;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
