@@ -1,0 +1,439 @@
+//! Rewriting an image so that each image config carries its build info:
+//! new config blobs, manifests pointing at them, indexes pointing at the
+//! manifests, a new root. Only the changed members of each JSON object are
+//! re-encoded; every other member keeps its place and its bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use oci_spec::image::Descriptor;
+use outport_image::Image;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::sources::{BuildInfo, Source, TYPE_IMAGE};
+
+/// The config key BuildKit v0.9–v0.11 wrote build info under.
+pub const CONFIG_KEY: &str = "moby.buildkit.buildinfo.v0";
+/// Manifest (or index entry) annotation naming the base image.
+pub const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Manifest (or index entry) annotation with the base image's digest.
+pub const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Index entry annotation marking BuildKit attestation manifests.
+const ANN_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// Index entry annotation of an attestation: the manifest it is about.
+const ANN_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
+/// Largest index, manifest or config read (they were read once already
+/// when the image was opened).
+const MAX_JSON: u64 = 64 << 20;
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+const CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// A JSON object as an ordered list of members with their raw bytes.
+pub struct RawObject(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
+                let mut members = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push((k, v));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl RawObject {
+    /// Parses `bytes` as a JSON object.
+    pub fn parse(bytes: &[u8]) -> Result<RawObject, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    fn raw(&self, key: &str) -> Option<&RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    }
+
+    /// The member `key` decoded as `T`, if present and of that shape.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.raw(key)
+            .and_then(|v| serde_json::from_str(v.get()).ok())
+    }
+
+    /// Sets member `key` to `value` in place, or appends it.
+    pub fn set(&mut self, key: &str, value: &impl serde::Serialize) {
+        // Values built here (strings, numbers, objects of them) always serialise.
+        let raw = serde_json::value::to_raw_value(value).expect("a JSON value serialises");
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = raw,
+            None => self.0.push((key.to_string(), raw)),
+        }
+    }
+
+    /// Compact JSON: members in their order, untouched values as they were.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(b'{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A string always serialises.
+            out.extend(serde_json::to_vec(k).expect("a key serialises"));
+            out.push(b':');
+            out.extend(v.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The object as one raw JSON value, to nest in another.
+    fn to_raw(&self) -> Result<Box<RawValue>, String> {
+        serde_json::from_slice(&self.to_vec()).map_err(|e| e.to_string())
+    }
+}
+
+/// Host-side inputs to the build info of every platform.
+pub struct Plan<'a> {
+    /// Sources from `--build-sources`.
+    pub sources: &'a [Source],
+    /// Attributes from `--attr`.
+    pub attrs: &'a BTreeMap<String, String>,
+    /// Whether to write attributes.
+    pub keep_attrs: bool,
+}
+
+/// What one image manifest's config got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformInfo {
+    /// `os/arch[/variant]`, from the index entry or else the config.
+    pub platform: String,
+    /// The encoded build info (the config field's value).
+    pub encoded: String,
+}
+
+/// The rewritten image (or `None` if nothing changed) and the build info of
+/// each image manifest, in walk order.
+pub struct Outcome {
+    /// The new image, sharing every blob of the input.
+    pub image: Option<Image>,
+    /// One entry per image manifest that has build info.
+    pub platforms: Vec<PlatformInfo>,
+    /// Image manifests found (with or without build info).
+    pub manifests: usize,
+}
+
+/// Rewrites `input` for `plan`.
+pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
+    let mut walk = Walk {
+        image: input.clone(),
+        plan,
+        platforms: Vec::new(),
+        manifests: 0,
+        changed: false,
+    };
+    let root = input.root().clone();
+    let entry = Entry::from_descriptor(&root);
+    let new = walk.visit(&entry, 0)?;
+    let Walk {
+        mut image,
+        platforms,
+        manifests,
+        changed,
+        ..
+    } = walk;
+    if let Some((digest, size)) = new {
+        let mut root = root;
+        root.set_digest(digest.parse().map_err(|e| format!("{digest}: {e}"))?);
+        root.set_size(size);
+        image.set_root(root);
+    }
+    Ok(Outcome {
+        image: changed.then_some(image),
+        platforms,
+        manifests,
+    })
+}
+
+/// What the walk knows about a descriptor that points at a node.
+struct Entry {
+    media_type: String,
+    digest: String,
+    annotations: BTreeMap<String, String>,
+    platform: Option<Value>,
+}
+
+impl Entry {
+    fn from_descriptor(d: &Descriptor) -> Entry {
+        Entry {
+            media_type: d.media_type().to_string(),
+            digest: d.digest().to_string(),
+            annotations: d
+                .annotations()
+                .as_ref()
+                .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            platform: d
+                .platform()
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
+        }
+    }
+
+    fn from_raw(o: &RawObject) -> Entry {
+        Entry {
+            media_type: o.get("mediaType").unwrap_or_default(),
+            digest: o.get("digest").unwrap_or_default(),
+            annotations: o.get("annotations").unwrap_or_default(),
+            platform: o.get("platform"),
+        }
+    }
+}
+
+struct Walk<'a> {
+    image: Image,
+    plan: &'a Plan<'a>,
+    platforms: Vec<PlatformInfo>,
+    manifests: usize,
+    changed: bool,
+}
+
+impl Walk<'_> {
+    fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
+        let blob = self
+            .image
+            .blob(digest)
+            .ok_or_else(|| format!("blob {digest} is not in the image"))?;
+        blob.read_all(MAX_JSON).map_err(|e| e.to_string())
+    }
+
+    fn store(&mut self, media_type: &str, bytes: Vec<u8>) -> (String, u64) {
+        self.changed = true;
+        let d = self.image.insert_blob(media_type, bytes);
+        (d.digest().to_string(), d.size())
+    }
+
+    /// Visits the node `entry` points at; returns its new digest and size
+    /// when it had to be rewritten.
+    fn visit(&mut self, entry: &Entry, depth: usize) -> Result<Option<(String, u64)>, String> {
+        if depth > 8 {
+            return Err(format!("{}: indexes nested too deeply", entry.digest));
+        }
+        let media_type = entry.media_type.as_str();
+        if INDEX_TYPES.contains(&media_type) {
+            self.visit_index(entry, depth)
+        } else if MANIFEST_TYPES.contains(&media_type) {
+            self.visit_manifest(entry)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn visit_index(
+        &mut self,
+        entry: &Entry,
+        depth: usize,
+    ) -> Result<Option<(String, u64)>, String> {
+        let bytes = self.read(&entry.digest)?;
+        let mut index =
+            RawObject::parse(&bytes).map_err(|e| format!("index {}: {e}", entry.digest))?;
+        let Some(mut children) = index.get::<Vec<RawObject>>("manifests") else {
+            return Ok(None);
+        };
+        let mut moved: BTreeMap<String, String> = BTreeMap::new();
+        for child in &mut children {
+            let child_entry = Entry::from_raw(child);
+            if child_entry
+                .annotations
+                .get(ANN_REFERENCE_TYPE)
+                .map(String::as_str)
+                == Some("attestation-manifest")
+            {
+                continue;
+            }
+            if let Some((digest, size)) = self.visit(&child_entry, depth + 1)? {
+                child.set("digest", &digest);
+                child.set("size", &size);
+                moved.insert(child_entry.digest, digest);
+            }
+        }
+        if moved.is_empty() {
+            return Ok(None);
+        }
+        // Attestations keep pointing at the manifest they describe.
+        for child in &mut children {
+            let Some(mut annotations) = child.get::<RawObject>("annotations") else {
+                continue;
+            };
+            let Some(new) = annotations
+                .get::<String>(ANN_REFERENCE_DIGEST)
+                .and_then(|old| moved.get(&old))
+            else {
+                continue;
+            };
+            annotations.set(ANN_REFERENCE_DIGEST, new);
+            let raw = annotations
+                .to_raw()
+                .map_err(|e| format!("index {}: {e}", entry.digest))?;
+            child.set("annotations", &raw);
+        }
+        let list: Vec<Box<RawValue>> = children
+            .iter()
+            .map(RawObject::to_raw)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("index {}: {e}", entry.digest))?;
+        index.set("manifests", &list);
+        Ok(Some(self.store(&entry.media_type, index.to_vec())))
+    }
+
+    fn visit_manifest(&mut self, entry: &Entry) -> Result<Option<(String, u64)>, String> {
+        let bytes = self.read(&entry.digest)?;
+        let mut manifest =
+            RawObject::parse(&bytes).map_err(|e| format!("manifest {}: {e}", entry.digest))?;
+        let Some(mut config_desc) = manifest.get::<RawObject>("config") else {
+            return Ok(None);
+        };
+        let config_entry = Entry::from_raw(&config_desc);
+        if !CONFIG_TYPES.contains(&config_entry.media_type.as_str()) {
+            return Ok(None);
+        }
+        self.manifests += 1;
+        let config_bytes = self.read(&config_entry.digest)?;
+        let mut config = RawObject::parse(&config_bytes)
+            .map_err(|e| format!("config {}: {e}", config_entry.digest))?;
+
+        let existing: Option<String> = match config.raw(CONFIG_KEY) {
+            None => None,
+            Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
+                format!(
+                    "config {}: {CONFIG_KEY} is not a string",
+                    config_entry.digest
+                )
+            })?),
+        };
+        let mut info = match &existing {
+            Some(value) => BuildInfo::decode(value)
+                .map_err(|e| format!("config {}: {CONFIG_KEY}: {e}", config_entry.digest))?,
+            None => BuildInfo::default(),
+        };
+        info.sources.extend(self.plan.sources.iter().cloned());
+        // The manifest's own annotations win over its index entry's.
+        let mut annotations = entry.annotations.clone();
+        annotations.extend(
+            manifest
+                .get::<BTreeMap<String, String>>("annotations")
+                .unwrap_or_default(),
+        );
+        if let Some(name) = annotations.get(ANN_BASE_NAME).filter(|n| !n.is_empty()) {
+            info.sources.push(Source {
+                kind: TYPE_IMAGE.to_string(),
+                reference: name.clone(),
+                alias: String::new(),
+                pin: annotations
+                    .get(ANN_BASE_DIGEST)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+        }
+        if self.plan.keep_attrs {
+            for (k, v) in self.plan.attrs {
+                info.attrs.insert(k.clone(), Some(v.clone()));
+            }
+        }
+        info.normalize(self.plan.keep_attrs);
+        if info.is_empty() && existing.is_none() {
+            return Ok(None);
+        }
+        let encoded = info.encode();
+        let config_value: Value = serde_json::from_slice(&config_bytes).unwrap_or(Value::Null);
+        self.platforms.push(PlatformInfo {
+            platform: platform_key(entry.platform.as_ref(), &config_value),
+            encoded: encoded.clone(),
+        });
+        if existing.as_deref() == Some(encoded.as_str()) {
+            return Ok(None);
+        }
+        config.set(CONFIG_KEY, &encoded);
+        let (digest, size) = self.store(&config_entry.media_type, config.to_vec());
+        config_desc.set("digest", &digest);
+        config_desc.set("size", &size);
+        let config_json = config_desc
+            .to_raw()
+            .map_err(|e| format!("manifest {}: {e}", entry.digest))?;
+        manifest.set("config", &config_json);
+        Ok(Some(self.store(&entry.media_type, manifest.to_vec())))
+    }
+}
+
+/// `os/arch[/variant]` from an index entry's platform, else from the config.
+fn platform_key(platform: Option<&Value>, config: &Value) -> String {
+    let from = |v: &Value, os: &str, arch: &str, variant: &str| {
+        let os = v[os].as_str().unwrap_or_default().to_string();
+        let arch = v[arch].as_str().unwrap_or_default().to_string();
+        let variant = v[variant].as_str().unwrap_or_default().to_string();
+        (os, arch, variant)
+    };
+    let (os, arch, variant) = match platform {
+        Some(p) if p["os"].is_string() => from(p, "os", "architecture", "variant"),
+        _ => from(config, "os", "architecture", "variant"),
+    };
+    let os = if os.is_empty() { "unknown".into() } else { os };
+    let arch = if arch.is_empty() {
+        "unknown".into()
+    } else {
+        arch
+    };
+    if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn raw_object_keeps_order_and_bytes() {
+        let input = br#"{"b": 1.50, "a":{"x" : [1, 2]},"c":"\u003c"}"#;
+        let mut o = RawObject::parse(input).unwrap();
+        assert_eq!(o.to_vec(), br#"{"b":1.50,"a":{"x" : [1, 2]},"c":"\u003c"}"#);
+        o.set("a", &"new");
+        o.set("d", &2);
+        assert_eq!(o.to_vec(), br#"{"b":1.50,"a":"new","c":"\u003c","d":2}"#);
+        assert_eq!(o.get::<String>("c").as_deref(), Some("<"));
+        assert!(RawObject::parse(b"[1]").is_err());
+    }
+
+    #[test]
+    fn platform_keys() {
+        let cfg = json!({"os": "linux", "architecture": "arm", "variant": "v7"});
+        assert_eq!(platform_key(None, &cfg), "linux/arm/v7");
+        let p = json!({"os": "linux", "architecture": "amd64"});
+        assert_eq!(platform_key(Some(&p), &cfg), "linux/amd64");
+        assert_eq!(platform_key(None, &json!({})), "unknown/unknown");
+    }
+}
