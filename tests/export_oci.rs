@@ -200,6 +200,7 @@ fn single_platform_image_unpacks_with_umoci() {
         Path::new("os-release")
     );
 
+    assert_metadata_valid(&metadata);
     let metadata = read_json(&metadata);
     let entry = exporter_entry(&metadata, "0");
     assert_eq!(entry["status"], "ok", "{entry}");
@@ -252,6 +253,7 @@ fn two_outputs_at_once_and_the_metadata_file() {
     let raw = skopeo_json(&["inspect", "--raw", &oci_dir(&layout)]);
     assert_eq!(index_platforms(&raw), sample_platforms());
 
+    assert_metadata_valid(&metadata);
     let metadata = read_json(&metadata);
     let ids: Vec<&str> = array_at(&metadata, "exporters")
         .iter()

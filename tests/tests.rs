@@ -9,6 +9,9 @@
 mod common;
 
 mod bad_input;
+mod buildinfo;
 mod compile_cache;
+mod export_docker;
 mod export_oci;
+mod instances;
 mod sample_image;

@@ -24,6 +24,9 @@ pub enum Error {
     /// A component could not be compiled or linked.
     #[error("component {0}: {1}")]
     Component(String, String),
+    /// The input's build info could not be read (see [`crate::buildinfo`]).
+    #[error("{0}")]
+    BuildInfo(String),
     /// Writing a run-level file (metadata file) failed.
     #[error("{path}: {message}")]
     Io {

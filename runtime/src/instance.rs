@@ -6,16 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outport_image::Image;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::types::{Destination, Error as GuestError, OutputKind};
 use crate::destination::{PREOPEN, Staging, Target};
-use crate::engine::{EPOCH_TICK, LoadedComponent};
+use crate::engine::LoadedComponent;
 use crate::limits::Limits;
 use crate::report::{LogLevel, Reporter};
 use crate::state::InstanceState;
+
+/// Epoch ticks (see [`crate::engine::EPOCH_TICK`]) between two yields of a
+/// running guest.
+const YIELD_TICKS: u64 = 10;
 
 /// Bytes of a guest's stdout/stderr kept (shown as log lines).
 const STDIO_CAPTURE: usize = 64 << 10;
@@ -95,7 +99,13 @@ pub async fn run(
     let (status, response) = match outcome {
         Ok(response) => (Status::Ok, response),
         Err(mut message) => {
-            if let Some(last) = guest_output.lines().rev().find(|l| !l.trim().is_empty()) {
+            // The guest's last words (a Rust guest's panic message), without
+            // the hint about RUST_BACKTRACE that follows it.
+            let last = guest_output.lines().rev().find(|l| {
+                let l = l.trim();
+                !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE")
+            });
+            if let Some(last) = last {
                 message.push_str(&format!(" (guest output: {})", last.trim()));
             }
             (Status::Failed(message), BTreeMap::new())
@@ -154,12 +164,12 @@ async fn execute(
         .pre
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| trap_message("instantiation", &e, limits))?;
+        .map_err(|e| trap_message("instantiation", &e, &store, limits))?;
 
     let kind = exporter
         .call_validate(&mut store, &spec.options)
         .await
-        .map_err(|e| trap_message("validate", &e, limits))?
+        .map_err(|e| trap_message("validate", &e, &store, limits))?
         .map_err(guest_error)?;
 
     let destination: Option<Destination> = match (&staging, kind) {
@@ -176,7 +186,7 @@ async fn execute(
     let entries = exporter
         .call_export(&mut store, &request)
         .await
-        .map_err(|e| trap_message("export", &e, limits))?
+        .map_err(|e| trap_message("export", &e, &store, limits))?
         .map_err(guest_error)?;
     drop(store);
 
@@ -191,17 +201,26 @@ async fn execute(
 }
 
 /// A store for `state` enforcing `limits`: memory, tables and instances
-/// through the store limiter, wall time through the epoch deadline.
+/// through the store limiter, wall time through the epoch deadline. Every
+/// [`YIELD_TICKS`] epochs a running guest yields to the async runtime, so a
+/// guest busy computing neither monopolises a worker thread nor escapes
+/// cancellation; past its time limit it traps with `Trap::Interrupt`.
 fn new_store(
     engine: &wasmtime::Engine,
     state: InstanceState,
     limits: &Limits,
 ) -> Store<InstanceState> {
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.store_limits);
-    let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
+    store.limiter(|s| &mut s.limiter);
+    let deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(YIELD_TICKS);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(YIELD_TICKS))
+        }
+    });
     store
 }
 
@@ -255,26 +274,28 @@ fn guest_error(e: GuestError) -> String {
     .replace('\n', " ")
 }
 
-/// One line for a trap or host error during `phase`, naming the limit when
-/// one was hit.
-fn trap_message(phase: &str, e: &wasmtime::Error, limits: &Limits) -> String {
+/// One line for a trap or host error during `phase`, naming the limit and
+/// its value when one stopped the guest.
+fn trap_message(
+    phase: &str,
+    e: &wasmtime::Error,
+    store: &Store<InstanceState>,
+    limits: &Limits,
+) -> String {
+    if let Some(limit) = store.data().limiter.hit() {
+        return format!("{phase}: {limit}");
+    }
     if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
         return format!(
             "{phase}: time limit of {} s exceeded",
             limits.timeout.as_secs()
         );
     }
-    let text = format!("{e:#}");
-    let first = text.lines().next().unwrap_or("unknown error");
-    let first = if text.contains("memory") && text.contains("limit") {
-        format!(
-            "memory limit of {} bytes exceeded ({first})",
-            limits.memory_bytes
-        )
-    } else {
-        first.to_string()
-    };
-    format!("{phase}: guest trapped: {first}")
+    // The root cause is the trap or host error; the outer layers only add a
+    // multi-line wasm backtrace.
+    let cause = e.root_cause().to_string();
+    let cause = cause.lines().next().unwrap_or("unknown error");
+    format!("{phase}: guest trapped: {cause}")
 }
 
 /// Asks a component to describe itself (name, version, options), in a
@@ -296,9 +317,9 @@ pub async fn describe(
         .pre
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| trap_message("instantiation", &e, &limits))?;
+        .map_err(|e| trap_message("instantiation", &e, &store, &limits))?;
     exporter
         .call_describe(&mut store)
         .await
-        .map_err(|e| trap_message("describe", &e, &limits))
+        .map_err(|e| trap_message("describe", &e, &store, &limits))
 }

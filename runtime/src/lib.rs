@@ -15,12 +15,16 @@
 //! The WIT contract components implement lives in `wit/` and its bindings in
 //! [`bindings`]; the host side of each interface is in `host/`.
 
+mod atomic;
+pub use atomic::write_file as atomic_write;
 pub mod bindings;
+pub mod buildinfo;
 pub mod builtin;
 pub mod destination;
 pub mod engine;
 pub mod error;
 mod host;
+pub mod iidfile;
 pub mod instance;
 pub mod limits;
 pub mod metadata;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
 use crate::bindings::types::Error;
 
 /// What one instance may use. [`Limits::default`] is the safe default used
@@ -63,5 +65,86 @@ impl OutputQuota {
                 self.limit
             ))),
         }
+    }
+}
+
+/// The store's resource limiter: wasmtime's [`StoreLimits`], plus a record
+/// of which limit stopped the guest, so its failure can name the limit and
+/// its value instead of a bare trap.
+pub struct Limiter {
+    inner: StoreLimits,
+    memory_bytes: usize,
+    table_elements: usize,
+    hit: Option<String>,
+}
+
+impl Limiter {
+    /// A limiter enforcing `limits` (memory, table elements, instances); a
+    /// growth past a limit traps.
+    pub fn new(limits: &Limits) -> Self {
+        Limiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .table_elements(limits.table_elements)
+                .instances(limits.instances)
+                .tables(limits.instances * 4)
+                .memories(limits.instances)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+            hit: None,
+        }
+    }
+
+    /// The limit that stopped the guest, if one did.
+    pub fn hit(&self) -> Option<&str> {
+        self.hit.as_deref()
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) && desired > self.memory_bytes {
+            self.hit = Some(format!(
+                "memory limit of {} bytes exceeded (the guest asked for {desired})",
+                self.memory_bytes
+            ));
+        }
+        allowed
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.table_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) && desired > self.table_elements {
+            self.hit = Some(format!(
+                "table limit of {} elements exceeded (the guest asked for {desired})",
+                self.table_elements
+            ));
+        }
+        allowed
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }

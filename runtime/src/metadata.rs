@@ -1,7 +1,6 @@
 //! The metadata file (`--metadata-file`): BuildKit's legacy flat response
 //! keys at the top level plus one entry per instance, written atomically.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -65,25 +64,15 @@ fn decode_value(key: &str, value: &str) -> Value {
 /// Writes the metadata document to `path` atomically (temporary file in the
 /// same directory, then rename).
 pub fn write(path: &Path, result: &SessionResult) -> Result<(), Error> {
-    let err = |e: std::io::Error| Error::Io {
+    let mut text = serde_json::to_vec_pretty(&document(result)).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: e.to_string(),
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".metadata-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(err)?;
-    let mut text = serde_json::to_vec_pretty(&document(result)).map_err(|e| err(e.into()))?;
+    })?;
     text.push(b'\n');
-    tmp.write_all(&text).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::atomic::write_file(path, &text).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //! an instance with its own store, limits and destination; one failing
 //! does not affect the others, and each keeps its own response.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use tokio::task::JoinSet;
+
 use outport_image::Image;
 
+use crate::buildinfo::{self, BuildInputs};
 use crate::builtin;
 use crate::engine::{Engine, LoadedComponent};
 use crate::error::Error;
-use crate::instance::{self, InstanceResult, InstanceSpec};
+use crate::instance::{self, InstanceResult, InstanceSpec, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids};
 use crate::report::Reporter;
@@ -47,6 +51,8 @@ pub struct Session {
     engine: Arc<Engine>,
     reporter: Arc<dyn Reporter>,
     limits: Limits,
+    fail_fast: bool,
+    build_info: BuildInputs,
 }
 
 impl Session {
@@ -57,7 +63,23 @@ impl Session {
             engine,
             reporter,
             limits,
+            fail_fast: false,
+            build_info: BuildInputs::default(),
         }
+    }
+
+    /// Sets what goes into each image config's build info
+    /// (`--build-sources`, `--attr`; see [`crate::buildinfo`]).
+    pub fn build_info(mut self, inputs: BuildInputs) -> Self {
+        self.build_info = inputs;
+        self
+    }
+
+    /// Cancels the remaining instances as soon as one fails (their
+    /// destinations are left untouched).
+    pub fn fail_fast(mut self, enable: bool) -> Self {
+        self.fail_fast = enable;
+        self
     }
 
     /// Checks the outputs (types known, IDs unique) and loads their
@@ -67,22 +89,33 @@ impl Session {
         outputs: &[OutputSpec],
     ) -> Result<Vec<(InstanceSpec, LoadedComponent)>, Error> {
         let ids = assign_ids(outputs)?;
-        let mut loaded: HashMap<&str, LoadedComponent> = HashMap::new();
+        let mut loaded: HashMap<String, LoadedComponent> = HashMap::new();
         let mut plan = Vec::new();
         for (spec, id) in outputs.iter().zip(ids) {
-            let builtin = builtin::exporter(&spec.kind).ok_or_else(|| {
-                let known: Vec<&str> = builtin::EXPORTERS.iter().map(|b| b.name).collect();
-                Error::Usage(format!(
-                    "output {id}: unknown exporter type {:?} (built-in: {})",
-                    spec.kind,
-                    known.join(", ")
-                ))
-            })?;
-            let component = match loaded.get(builtin.name) {
+            let mut options = spec.options.clone();
+            buildinfo::take_options(&id, &mut options)?;
+            let (name, wasm): (String, Cow<'static, [u8]>) = if spec.kind == WASM_TYPE {
+                let path = take_component_path(&id, &mut options)?;
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Error::Usage(format!("output {id}: cannot read component {path}: {e}"))
+                })?;
+                (path, Cow::Owned(bytes))
+            } else {
+                let builtin = builtin::exporter(&spec.kind).ok_or_else(|| {
+                    let known: Vec<&str> = builtin::EXPORTERS.iter().map(|b| b.name).collect();
+                    Error::Usage(format!(
+                        "output {id}: unknown exporter type {:?} (built-in: {}; or type={WASM_TYPE},component=PATH)",
+                        spec.kind,
+                        known.join(", ")
+                    ))
+                })?;
+                (builtin.name.to_string(), Cow::Borrowed(builtin.wasm))
+            };
+            let component = match loaded.get(&name) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = self.engine.load(builtin.name, builtin.wasm)?;
-                    loaded.insert(builtin.name, c.clone());
+                    let c = self.engine.load(&name, &wasm)?;
+                    loaded.insert(name, c.clone());
                     c
                 }
             };
@@ -90,7 +123,7 @@ impl Session {
                 id,
                 kind: spec.kind.clone(),
                 dest: spec.dest.clone(),
-                options: spec.options.clone(),
+                options,
                 limits: self.limits.clone(),
             };
             plan.push((instance, component));
@@ -99,39 +132,96 @@ impl Session {
     }
 
     /// Exports `image` to every output concurrently and returns each
-    /// instance's result.
+    /// instance's result, in the order of `outputs`.
     pub async fn export(
         &self,
         image: Arc<Image>,
         outputs: &[OutputSpec],
     ) -> Result<SessionResult, Error> {
         let plan = self.prepare(outputs)?;
-        let mut tasks = Vec::with_capacity(plan.len());
-        for (spec, component) in plan {
+        let choices = outputs
+            .iter()
+            .zip(&plan)
+            .map(|(o, (spec, _))| buildinfo::take_options(&spec.id, &mut o.options.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let variants = buildinfo::Variants::compute(&image, &self.build_info, &choices)?;
+        let mut slots: Vec<Option<InstanceResult>> = vec![None; plan.len()];
+        let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(plan.len());
+        let mut tasks = JoinSet::new();
+        for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
-            let image = image.clone();
+            let image = variants.image(choices[index]);
             let reporter = self.reporter.clone();
-            let fallback = (spec.id.clone(), spec.kind.clone(), spec.dest.clone());
-            let task = tokio::spawn(async move {
-                instance::run(&engine, &component, image, spec, reporter).await
+            pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
+            tasks.spawn(async move {
+                let result = instance::run(&engine, &component, image, spec, reporter).await;
+                (index, result)
             });
-            tasks.push((task, fallback));
         }
-        let mut exporters = Vec::with_capacity(tasks.len());
-        for (task, (id, kind, dest)) in tasks {
-            let result = match task.await {
-                Ok(result) => result,
-                Err(e) => InstanceResult {
-                    id,
-                    kind,
-                    status: instance::Status::Failed(format!("instance task failed: {e}")),
-                    response: BTreeMap::new(),
-                    dest,
-                    elapsed: Default::default(),
-                },
+        let mut first_failure: Option<String> = None;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((index, mut result)) = joined else {
+                // Cancelled by --fail-fast, or the task panicked: filled in below.
+                continue;
             };
-            exporters.push(result);
+            if !result.is_ok() && first_failure.is_none() {
+                first_failure = Some(result.id.clone());
+                if self.fail_fast {
+                    tasks.abort_all();
+                }
+            }
+            if result.is_ok() {
+                variants.respond(choices[index], &mut result.response);
+            }
+            slots[index] = Some(result);
         }
+        let exporters = slots
+            .into_iter()
+            .zip(pending)
+            .map(|(slot, (id, kind, dest))| {
+                slot.unwrap_or_else(|| {
+                    let why = match &first_failure {
+                        Some(failed) if self.fail_fast => {
+                            format!("cancelled because instance {failed:?} failed (--fail-fast)")
+                        }
+                        _ => "the instance's task ended abnormally".to_string(),
+                    };
+                    InstanceResult {
+                        id,
+                        kind,
+                        status: Status::Failed(why),
+                        response: BTreeMap::new(),
+                        dest,
+                        elapsed: Default::default(),
+                    }
+                })
+            })
+            .collect();
         Ok(SessionResult { exporters })
+    }
+}
+
+/// The `type=` of a component given by path.
+pub const WASM_TYPE: &str = "wasm";
+
+/// Takes the host-owned `component=PATH` option of a `type=wasm` output.
+fn take_component_path(id: &str, options: &mut Vec<(String, String)>) -> Result<String, Error> {
+    let mut paths: Vec<String> = Vec::new();
+    options.retain(|(k, v)| {
+        if k == "component" {
+            paths.push(v.clone());
+            false
+        } else {
+            true
+        }
+    });
+    match paths.len() {
+        1 => Ok(paths.remove(0)),
+        0 => Err(Error::Usage(format!(
+            "output {id}: type={WASM_TYPE} needs component=PATH"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "output {id}: component= is given more than once"
+        ))),
     }
 }

@@ -5,18 +5,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use outport_image::Image;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::host::image::BlobHandle;
-use crate::limits::{Limits, OutputQuota};
+use crate::limits::{Limiter, Limits, OutputQuota};
 use crate::report::Reporter;
 
 /// Store data of one instance.
 pub struct InstanceState {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) store_limits: StoreLimits,
+    pub(crate) limiter: Limiter,
     /// The image being exported (`None` while only describing).
     pub(crate) image: Option<Arc<Image>>,
     /// Blobs this instance created with `put-blob`.
@@ -41,14 +40,7 @@ impl InstanceState {
         InstanceState {
             ctx,
             table,
-            store_limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .table_elements(limits.table_elements)
-                .instances(limits.instances)
-                .tables(limits.instances * 4)
-                .memories(limits.instances)
-                .trap_on_grow_failure(true)
-                .build(),
+            limiter: Limiter::new(limits),
             image,
             own_blobs: HashMap::new(),
             reporter,

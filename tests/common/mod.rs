@@ -349,6 +349,31 @@ pub fn with_ref(input: &Path, reference: &str) -> OsString {
     arg
 }
 
+/// Checks a metadata file against `schemas/metadata.schema.json` with
+/// Python's `jsonschema` (installed by `scripts/install-test-deps`).
+#[track_caller]
+pub fn assert_metadata_valid(file: &Path) {
+    let schema = repo_root().join("schemas/metadata.schema.json");
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        doc = json.load(open(sys.argv[2]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))\n\
+        [print(f'{list(e.absolute_path)}: {e.message}') for e in errors]\n\
+        sys.exit(1 if errors else 0)\n";
+    let out = tool(
+        "python3",
+        &["-c", script, path_str(&schema), path_str(file)],
+    );
+    assert!(
+        out.status.success(),
+        "{} does not match the schema:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The entry of instance `id` in a metadata file's `exporters` list.
 #[track_caller]
 pub fn exporter_entry<'a>(metadata: &'a Value, id: &str) -> &'a Value {

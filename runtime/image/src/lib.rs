@@ -87,7 +87,10 @@ pub fn open(input: &str) -> Result<Image, Error> {
 }
 
 /// A validated image: the root descriptor and the blobs reachable from it.
-#[derive(Debug)]
+///
+/// Cloning is cheap and shares every blob (`Arc<Blob>`): a clone can get
+/// new blobs and a new root without copying the input's.
+#[derive(Clone, Debug)]
 pub struct Image {
     name: String,
     root: Descriptor,

@@ -35,6 +35,16 @@ pub async fn run(args: ExportArgs) -> u8 {
         eprintln!("error: only one output can go to standard output (dest=-)");
         return EXIT_USAGE;
     }
+    let build_info = match outport::buildinfo::BuildInputs::from_args(
+        args.build_sources.as_deref(),
+        &args.attrs,
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
 
     let engine = match args.engine.engine() {
         Ok(e) => Arc::new(e),
@@ -54,7 +64,9 @@ pub async fn run(args: ExportArgs) -> u8 {
         timeout: Duration::from_secs(args.timeout),
         ..Limits::default()
     };
-    let session = Session::new(engine, reporter.clone(), limits);
+    let session = Session::new(engine, reporter.clone(), limits)
+        .fail_fast(args.fail_fast)
+        .build_info(build_info);
     // Unknown types and unloadable components are usage errors, found
     // before the input is even read.
     if let Err(e) = session.prepare(&outputs) {
@@ -118,6 +130,29 @@ pub async fn run(args: ExportArgs) -> u8 {
             eprintln!("error: instance {:?} ({}): {message}", r.id, r.kind);
         }
     }
+    let mut code = if result.all_ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    };
+    if let Some(path) = &args.iidfile {
+        let written =
+            outport::iidfile::image_id(&result, args.iidfile_from.as_deref()).and_then(|id| {
+                outport::atomic_write(path, id.as_bytes()).map_err(|e| outport::Error::Io {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            });
+        match written {
+            Ok(()) => {
+                let _ = writeln!(summary, "image ID -> {}", path.display());
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = EXIT_FAILED;
+            }
+        }
+    }
     if let Some(path) = &args.metadata_file {
         if let Err(e) = outport::metadata::write(path, &result) {
             eprintln!("error: metadata file: {e}");
@@ -125,9 +160,5 @@ pub async fn run(args: ExportArgs) -> u8 {
         }
         let _ = writeln!(summary, "metadata -> {}", path.display());
     }
-    if result.all_ok() {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    }
+    code
 }

@@ -48,6 +48,26 @@ struct ExportArgs {
     /// (JSON).
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
+    /// Write the image ID (the config digest, or the image digest of a
+    /// multi-platform image) of one instance to FILE, as buildx does.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// The instance whose image ID goes to --iidfile (default: the first
+    /// oci or docker output).
+    #[arg(long, value_name = "ID", requires = "iidfile")]
+    iidfile_from: Option<String>,
+    /// Cancel the other instances as soon as one fails.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Record these build sources in each image config's build info
+    /// (`moby.buildkit.buildinfo.v0`): a JSON list of
+    /// `{"type":"image|git|http","ref":...,"pin":...}`.
+    #[arg(long, value_name = "FILE")]
+    build_sources: Option<PathBuf>,
+    /// A build attribute, recorded in the build info of outputs with
+    /// `buildinfo-attrs=true` (repeatable; a later KEY wins).
+    #[arg(long = "attr", value_name = "KEY=VALUE")]
+    attrs: Vec<String>,
     /// Wall-clock limit for each instance, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     timeout: u64,

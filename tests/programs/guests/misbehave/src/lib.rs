@@ -1,0 +1,106 @@
+//! A test exporter, built on the SDK, whose `export` does what its `action`
+//! option says:
+//!
+//! - `ok`: writes `out.txt` (or the granted file) and answers `test.ok=ID`;
+//! - `error`: writes a partial file, then returns an `io` error;
+//! - `panic`: writes a partial file, then panics (a trap);
+//! - `loop`: spins forever (stopped by the time limit);
+//! - `grow-memory`: allocates until the memory limit stops it;
+//! - `print`: writes lines to stdout and stderr, then succeeds;
+//! - `duplicate-key`: answers the same response key twice.
+//!
+//! `output=file|directory|none` (default `file`) is what `validate` asks for.
+
+use outport_exporter::{
+    ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
+    ResponseEntry, dest, export, options,
+};
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::once(
+        "action",
+        "ok, error, panic, loop, grow-memory, print, duplicate-key",
+    )
+    .default("ok"),
+    OptionSpec::once("output", "file, directory or none").default("file"),
+];
+
+struct Misbehave;
+
+/// Writes `data` to the destination: the granted file, or `out.txt` in a
+/// granted directory.
+fn write_output(destination: &Destination, data: &[u8]) -> Result<(), Error> {
+    let dir = dest::preopen(&destination.preopen)?;
+    let name = destination.file.as_deref().unwrap_or("out.txt");
+    dest::write_file(&dir, name, data)
+}
+
+fn entry(key: &str, value: &str) -> ResponseEntry {
+    ResponseEntry {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+impl Guest for Misbehave {
+    fn describe() -> ComponentInfo {
+        ComponentInfo {
+            name: "misbehave".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "misbehaves on purpose, for tests".into(),
+            options: options::describe(OPTIONS),
+        }
+    }
+
+    fn validate(opts: Options) -> Result<OutputKind, Error> {
+        let parsed = Parsed::new("misbehave", OPTIONS, &opts)?;
+        match parsed.str("output").unwrap_or("file") {
+            "file" => Ok(OutputKind::File),
+            "directory" => Ok(OutputKind::Directory),
+            "none" => Ok(OutputKind::None),
+            other => Err(Error::InvalidOption(format!("output: {other:?}"))),
+        }
+    }
+
+    fn export(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+        let parsed = Parsed::new("misbehave", OPTIONS, &request.options)?;
+        let action = parsed.str("action").unwrap_or("ok");
+        if action != "ok" && action != "print" && action != "duplicate-key" {
+            // Leave something at the destination that must not survive.
+            if let Some(d) = &request.destination {
+                write_output(d, b"partial output")?;
+            }
+        }
+        match action {
+            "ok" | "print" => {
+                if action == "print" {
+                    println!("hello from stdout");
+                    eprintln!("hello from stderr");
+                }
+                if let Some(d) = &request.destination {
+                    write_output(d, b"complete output")?;
+                }
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
+            "error" => Err(Error::Io("deliberate failure".into())),
+            "panic" => panic!("deliberate panic"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow-memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "duplicate-key" => Ok(vec![entry("k", "1"), entry("k", "2")]),
+            other => Err(Error::InvalidOption(format!("action: {other:?}"))),
+        }
+    }
+}
+
+export!(Misbehave);
