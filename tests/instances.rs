@@ -143,6 +143,11 @@ fn a_memory_bomb_hits_the_memory_limit() {
 }
 
 #[test]
+fn blobs_created_by_a_guest_are_capped() {
+    fails_alone("put-blob-flood", &[], &["over the 67108864-byte limit"]);
+}
+
+#[test]
 fn a_response_with_a_repeated_key_is_refused() {
     let tmp = tempdir();
     let run = run(

@@ -24,6 +24,9 @@ pub struct Limits {
     pub log_bytes: usize,
     /// Most entries in the instance's resource table (handles it holds).
     pub resources: usize,
+    /// Total bytes of the blobs an instance creates with `put-blob` (held
+    /// in host memory until the instance ends).
+    pub put_blob_bytes: u64,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             output_bytes: 64 << 30,
             log_bytes: 1 << 20,
             resources: 10_000,
+            put_blob_bytes: 64 << 20,
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct InstanceState {
     pub(crate) image: Option<Arc<Image>>,
     /// Blobs this instance created with `put-blob`.
     pub(crate) own_blobs: HashMap<String, BlobHandle>,
+    /// Bytes held by `own_blobs`.
+    pub(crate) own_blob_bytes: u64,
+    /// The instance's limits.
+    pub(crate) limits: Limits,
     pub(crate) reporter: Arc<dyn Reporter>,
     pub(crate) instance_id: String,
     pub(crate) log_budget: usize,
@@ -43,6 +47,8 @@ impl InstanceState {
             limiter: Limiter::new(limits),
             image,
             own_blobs: HashMap::new(),
+            own_blob_bytes: 0,
+            limits: limits.clone(),
             reporter,
             instance_id,
             log_budget: limits.log_bytes,

@@ -61,6 +61,16 @@ impl Host for InstanceState {
             ))));
         }
         let digest = outport_image::sha256_digest(&data);
+        if !self.own_blobs.contains_key(&digest) {
+            let total = self.own_blob_bytes + data.len() as u64;
+            if total > self.limits.put_blob_bytes {
+                return Ok(Err(Error::Limit(format!(
+                    "put-blob: blobs created by this instance would total {total} bytes, over the {}-byte limit",
+                    self.limits.put_blob_bytes
+                ))));
+            }
+            self.own_blob_bytes = total;
+        }
         let descriptor = match digest.parse::<oci_spec::image::Digest>() {
             Ok(d) => {
                 outport_image::Descriptor::new(media_type.as_str().into(), data.len() as u64, d)

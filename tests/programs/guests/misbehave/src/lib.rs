@@ -7,19 +7,20 @@
 //! - `loop`: spins forever (stopped by the time limit);
 //! - `grow-memory`: allocates until the memory limit stops it;
 //! - `print`: writes lines to stdout and stderr, then succeeds;
-//! - `duplicate-key`: answers the same response key twice.
+//! - `duplicate-key`: answers the same response key twice;
+//! - `put-blob-flood`: creates distinct 8 MiB blobs until the host refuses.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
-    ResponseEntry, dest, export, options,
+    ResponseEntry, dest, export, image, options,
 };
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec::once(
         "action",
-        "ok, error, panic, loop, grow-memory, print, duplicate-key",
+        "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -98,6 +99,14 @@ impl Guest for Misbehave {
                 }
             }
             "duplicate-key" => Ok(vec![entry("k", "1"), entry("k", "2")]),
+            "put-blob-flood" => {
+                let mut data = vec![0u8; 8 << 20];
+                for i in 0u64.. {
+                    data[..8].copy_from_slice(&i.to_le_bytes());
+                    image::put_blob("application/octet-stream", &data)?;
+                }
+                unreachable!("the loop only ends by an error")
+            }
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
