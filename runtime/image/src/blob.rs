@@ -5,8 +5,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
 
@@ -65,6 +65,8 @@ pub struct Blob {
     descriptor: Descriptor,
     data: Data,
     verified: Arc<AtomicBool>,
+    /// Held while a copy verifies the blob (see `copy`).
+    verify_lock: Mutex<()>,
     label: Arc<Label>,
 }
 
@@ -81,6 +83,7 @@ impl Blob {
             descriptor,
             data: Data::Memory(data),
             verified: Arc::new(AtomicBool::new(true)),
+            verify_lock: Mutex::new(()),
             label: Arc::new(label),
         }
     }
@@ -119,6 +122,7 @@ impl Blob {
             descriptor,
             data: Data::File(region),
             verified: Arc::new(AtomicBool::new(verified)),
+            verify_lock: Mutex::new(()),
             label: Arc::new(label),
         }
     }
@@ -161,6 +165,9 @@ impl Blob {
             pos: 0,
             size: self.size(),
             hasher: Hasher::default(),
+            // A blob already verified (or trusted, in memory) is not hashed
+            // again: later consumers only pay for the copy.
+            hash: !self.is_verified(),
             done: false,
             verified: Arc::clone(&self.verified),
             label: Arc::clone(&self.label),
@@ -227,6 +234,18 @@ impl Blob {
                 Ok(size)
             }
             Data::File(region) => {
+                // One copy at a time hashes an unverified blob; a concurrent
+                // copy of the same blob waits for it, then takes the fast
+                // path instead of reading and hashing the bytes again.
+                let _verifying = if self.is_verified() {
+                    None
+                } else {
+                    Some(
+                        self.verify_lock
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                    )
+                };
                 if self.is_verified() && copy_range(region, size, dest, offset)? {
                     return Ok(size);
                 }
@@ -312,6 +331,8 @@ struct Stream {
     pos: u64,
     size: u64,
     hasher: Hasher,
+    /// Whether this pass hashes the bytes (false once the blob is verified).
+    hash: bool,
     done: bool,
     verified: Arc<AtomicBool>,
     label: Arc<Label>,
@@ -363,7 +384,9 @@ impl Stream {
         if n == 0 {
             return Err(self.short());
         }
-        self.hasher.update(&buf[..n]);
+        if self.hash {
+            self.hasher.update(&buf[..n]);
+        }
         self.pos += n as u64;
         if self.at_end() {
             self.finish()?;
@@ -381,8 +404,8 @@ impl Stream {
 
     fn finish(&mut self) -> Result<(), Error> {
         self.done = true;
-        if let Data::Memory(_) = self.data {
-            return Ok(()); // trusted as given
+        if !self.hash {
+            return Ok(()); // verified before this pass, or trusted as given
         }
         let actual = std::mem::take(&mut self.hasher).finish();
         if actual != self.label.digest {

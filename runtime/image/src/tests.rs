@@ -699,3 +699,47 @@ fn thread_safety() {
     send_sync::<Image>();
     send::<BlobReader>();
 }
+
+#[test]
+fn concurrent_copies_of_an_unverified_blob_all_get_verified_bytes() {
+    let f = Fixture::new();
+    let layer: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let img = f.add_image_with_layer("amd64", layer);
+    f.write_index(vec![entry(&img, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let blob = image.blob(&img.layer.digest).unwrap().clone();
+    assert!(!blob.is_verified());
+    // One copy verifies while the others wait, then take the fast path.
+    let copies: Vec<_> = (0..4)
+        .map(|_| {
+            let blob = blob.clone();
+            std::thread::spawn(move || {
+                let dest = tempfile::tempfile().unwrap();
+                let n = blob.copy_to_file(&dest, 0).unwrap();
+                let mut bytes = vec![0u8; usize::try_from(n).unwrap()];
+                dest.read_exact_at(&mut bytes, 0).unwrap();
+                bytes
+            })
+        })
+        .collect();
+    for copy in copies {
+        let bytes = copy.join().unwrap();
+        assert!(bytes == img.layer_bytes);
+    }
+    assert!(blob.is_verified());
+}
+
+#[test]
+fn a_reader_after_verification_reads_without_rehashing_and_still_ends_cleanly() {
+    let f = Fixture::new();
+    let img = f.add_image_with_layer("amd64", b"0123456789".repeat(1000));
+    f.write_index(vec![entry(&img, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let blob = image.blob(&img.layer.digest).unwrap();
+    let mut first = Vec::new();
+    blob.open().read_to_end(&mut first).unwrap();
+    assert!(blob.is_verified());
+    let mut second = Vec::new();
+    blob.open().read_to_end(&mut second).unwrap();
+    assert!(first == second && first == img.layer_bytes);
+}
