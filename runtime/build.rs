@@ -16,6 +16,14 @@ const GUESTS: &[Guest] = &[
         constant: "DOCKER",
         package: "outport-guest-docker",
     },
+    Guest {
+        constant: "TAR",
+        package: "outport-guest-tar",
+    },
+    Guest {
+        constant: "LOCAL",
+        package: "outport-guest-local",
+    },
 ];
 
 fn main() {

@@ -24,6 +24,14 @@ pub const EXPORTERS: &[Builtin] = &[
         name: "docker",
         wasm: generated::DOCKER,
     },
+    Builtin {
+        name: "tar",
+        wasm: generated::TAR,
+    },
+    Builtin {
+        name: "local",
+        wasm: generated::LOCAL,
+    },
 ];
 
 /// The built-in exporter called `name`.

@@ -20,6 +20,9 @@
 //! - [`dest`]: the granted destination (the preopened directory, files,
 //!   streams); [`TarWriter`] writes a tar to a stream, blob bytes moved by
 //!   the host (`copy-to-stream`), never through guest memory.
+//! - [`rootfs`]: the image's root filesystem (layers applied, whiteouts
+//!   honoured), written as a tar stream or unpacked into a directory: the
+//!   `tar` and `local` exporters.
 //! - [`log`]: log lines and progress; [`response`]: response keys
 //!   (`containerimage.descriptor` in base64, …); [`reference`](mod@reference): image names
 //!   normalized as BuildKit and docker do; [`platform`]: `os/arch/variant`.
@@ -85,6 +88,7 @@ pub mod plan;
 pub mod platform;
 pub mod reference;
 pub mod response;
+pub mod rootfs;
 pub mod tar;
 pub mod walk;
 

@@ -1,0 +1,156 @@
+//! Unpacking root filesystem trees into the granted directory, through
+//! `wasi:filesystem` calls on the preopened directory only.
+//!
+//! Safe against hostile layers by construction:
+//!
+//! - every path written comes from the [`Tree`], where `..` cannot climb
+//!   above the root and every parent is a directory the tree resolved
+//!   (symlinks followed inside the root): nothing is ever written through a
+//!   symlink, and no call asks to follow one (`path-flags` without
+//!   `symlink-follow`); files are created with `exclusive`, so an existing
+//!   path (a symlink planted there) is never opened;
+//! - a symlink whose target is absolute or climbs above the root is written
+//!   as the relative path it means inside the root, so no symlink of the
+//!   output points outside it;
+//! - a hard link can only name a regular file of the tree;
+//! - devices and FIFOs are left out, with a warning;
+//! - `wasi:filesystem` cannot set modes or owners: files get the host's
+//!   default modes (no setuid/setgid bits), directories too; modification
+//!   times are set.
+//!
+//! The host resolves every path inside the preopened directory as well.
+
+use std::io::Read;
+
+use super::tree::{Kind, Tree, contained_target};
+use super::{Plan, stream_contents};
+use crate::bindings::outport::exporter::types::Error;
+use crate::bindings::wasi::clocks::wall_clock::Datetime;
+use crate::bindings::wasi::filesystem::types::{
+    Descriptor, DescriptorFlags, NewTimestamp, OpenFlags, PathFlags,
+};
+use crate::dest::{self, write_all};
+use crate::errors::{fs_error, stream_error};
+use crate::log;
+
+/// How many bytes are read from a layer and written at once.
+const CHUNK: usize = 1 << 20;
+
+/// Unpacks `plan` into `dir`. Returns the number of paths written.
+pub fn write(plan: &Plan, dir: &Descriptor) -> Result<u64, Error> {
+    let mut count = 0;
+    for (sub, tree) in &plan.trees {
+        let prefix = if sub.is_empty() {
+            String::new()
+        } else {
+            dest::create_dir(dir, sub)?;
+            format!("{sub}/")
+        };
+        count += write_tree(plan, tree, dir, &prefix)?;
+    }
+    for (path, bytes) in &plan.extra {
+        dest::write_file(dir, path, bytes)?;
+    }
+    Ok(count)
+}
+
+fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error> {
+    let mut count = 0u64;
+    let mut skipped = 0u64;
+    for (path, node) in &tree.nodes {
+        if node.kind == Kind::Dir {
+            dest::create_dir(dir, &format!("{prefix}{path}"))?;
+            count += 1;
+        }
+    }
+    let contents = tree.contents();
+    let ids: Vec<_> = contents.keys().copied().collect();
+    let mut buf = vec![0u8; CHUNK];
+    stream_contents(&plan.sources, &ids, &mut |id, reader: &mut dyn Read| {
+        let path = format!("{prefix}{}", contents[&id][0]);
+        let file = dir
+            .open_at(
+                PathFlags::empty(),
+                &path,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(|e| fs_error(&format!("creating {path}"), e))?;
+        let stream = file
+            .write_via_stream(0)
+            .map_err(|e| fs_error(&format!("opening {path} for writing"), e))?;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            write_all(&stream, &buf[..n], &format!("writing {path}"))?;
+        }
+        stream
+            .blocking_flush()
+            .map_err(|e| stream_error(&format!("writing {path}"), e))?;
+        count += 1;
+        Ok(())
+    })?;
+    for (path, node) in &tree.nodes {
+        let full = format!("{prefix}{path}");
+        match &node.kind {
+            Kind::Dir => continue,
+            Kind::File { content, .. } => {
+                let primary = contents[content][0];
+                if primary != path {
+                    dir.link_at(
+                        PathFlags::empty(),
+                        &format!("{prefix}{primary}"),
+                        dir,
+                        &full,
+                    )
+                    .map_err(|e| fs_error(&format!("linking {full} to {prefix}{primary}"), e))?;
+                }
+            }
+            Kind::Symlink(target) => {
+                let (target, rewritten) = contained_target(path, target);
+                if rewritten {
+                    log::debug(&format!(
+                        "{full}: symlink target rewritten to {target} to stay inside the tree"
+                    ));
+                }
+                dir.symlink_at(&target, &full)
+                    .map_err(|e| fs_error(&format!("creating symlink {full} -> {target}"), e))?;
+            }
+            Kind::Special { entry_type, .. } => {
+                let what = match entry_type {
+                    b'3' => "character device",
+                    b'4' => "block device",
+                    _ => "FIFO",
+                };
+                log::warn(&format!("{full}: {what} left out (not unpacked by local)"));
+                skipped += 1;
+                continue;
+            }
+        }
+        count += 1;
+    }
+    // Times last: writing into a directory changes its time.
+    for (path, node) in tree.nodes.iter().rev() {
+        if matches!(node.kind, Kind::Special { .. }) {
+            continue;
+        }
+        let full = format!("{prefix}{path}");
+        let mtime = NewTimestamp::Timestamp(Datetime {
+            seconds: node.meta.mtime,
+            nanoseconds: 0,
+        });
+        if let Err(e) = dir.set_times_at(PathFlags::empty(), &full, NewTimestamp::NoChange, mtime) {
+            log::debug(&format!("{full}: cannot set its time: {}", e.name()));
+        }
+    }
+    if skipped > 0 {
+        log::info(&format!(
+            "{prefix}: {skipped} device or FIFO entries left out"
+        ));
+    }
+    Ok(count)
+}

@@ -1,0 +1,298 @@
+//! Root filesystem exporters (`tar`, `local`): the image's layers applied
+//! in order, one tree per platform (or one merged tree), written as a tar
+//! stream ([`tar_out`]) or unpacked into the granted directory ([`local`]).
+//!
+//! The plan keeps file contents out of guest memory beyond one chunk:
+//!
+//! 1. every layer of every exported platform is read once (slow path,
+//!    decompressed in the guest) to build a [`Tree`] of metadata: whiteouts
+//!    and opaque directories applied, hard links turned into shared
+//!    contents, paths resolved inside the root;
+//! 2. the writer reads again the layers that still hold a surviving file and
+//!    streams each such file's bytes to its place, in layer order.
+//!
+//! Attestation manifests of the index are never unpacked; a SLSA
+//! provenance statement attached to a platform is written beside its files
+//! as `provenance.json`, as BuildKit does.
+
+pub mod local;
+mod provenance;
+pub mod reader;
+pub mod tar_out;
+pub mod tree;
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use crate::bindings::outport::exporter::image;
+use crate::bindings::outport::exporter::types::{ComponentInfo, Error, ResponseEntry};
+use crate::log;
+use crate::options::{OptionSpec, Parsed};
+use crate::platform::Platform;
+use crate::response::entry;
+use crate::walk::{self, ImageManifest};
+
+pub use tree::{ContentId, Kind, Meta, Node, Tree};
+
+/// The options of both root filesystem exporters.
+pub const SPECS: &[OptionSpec] = &[
+    OptionSpec::once(
+        "platform-split",
+        "for a multi-platform image: one directory per platform (linux_amd64/, \
+         linux_arm64_v8/, ...) when true, one merged tree when false (a later platform's \
+         file wins); a single platform always goes at the top",
+    )
+    .default("true"),
+    OptionSpec::once(
+        "platform",
+        "os/arch[/variant] of the platforms to export, comma-separated (linux/arm64 matches \
+         linux/arm64/v8); default: every platform of the image",
+    ),
+];
+
+/// What the exporter `name` says about itself (`describe`).
+pub fn component_info(name: &str, version: &str, summary: &str) -> ComponentInfo {
+    ComponentInfo {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        summary: summary.to_owned(),
+        options: crate::options::describe(SPECS),
+    }
+}
+
+/// The parsed options.
+#[derive(Debug)]
+pub struct RootfsOptions {
+    /// One directory per platform.
+    pub split: bool,
+    /// Only these platforms (empty: all).
+    pub platforms: Vec<Platform>,
+}
+
+/// Parses and checks the options for `exporter` (its name, for messages).
+pub fn parse(exporter: &str, options: &[(String, String)]) -> Result<RootfsOptions, Error> {
+    let parsed = Parsed::new(exporter, SPECS, options)?;
+    let platforms = match parsed.str("platform") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|p| {
+                Platform::parse(p.trim())
+                    .map_err(|e| Error::InvalidOption(format!("invalid option \"platform\": {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(RootfsOptions {
+        split: parsed.bool("platform-split", true)?,
+        platforms,
+    })
+}
+
+/// One platform of the export.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The image manifest.
+    pub manifest: ImageManifest,
+    /// Its directory name, as BuildKit names it (`linux_arm64_v8`).
+    pub dir: String,
+    /// Its layers' digests, base first.
+    pub layers: Vec<String>,
+    /// Its SLSA provenance statement, when the index has one for it.
+    pub provenance: Option<Vec<u8>>,
+}
+
+/// What gets written: trees with the directory they go in (`""`: the
+/// top), and the extra files (provenance) by path.
+pub struct Plan {
+    /// The platforms, in index order.
+    pub sources: Vec<Source>,
+    /// `(directory, tree)`: one per platform when split, else one.
+    pub trees: Vec<(String, Tree)>,
+    /// Extra small files (provenance statements): path → bytes.
+    pub extra: BTreeMap<String, Vec<u8>>,
+}
+
+/// The platforms to export, with their layers and provenance.
+pub fn sources(opts: &RootfsOptions) -> Result<Vec<Source>, Error> {
+    let root = image::root();
+    let all = walk::image_manifests(&root)?;
+    if all.is_empty() {
+        return Err(Error::Unsupported(
+            "the image holds no image manifest".to_owned(),
+        ));
+    }
+    let chosen: Vec<ImageManifest> = if opts.platforms.is_empty() {
+        all.clone()
+    } else {
+        let mut chosen = Vec::new();
+        for wanted in &opts.platforms {
+            let found = walk::find_platform(&all, wanted).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "option \"platform\": the image has no {wanted} image; its platforms are {}",
+                    walk::platform_list(&all)
+                ))
+            })?;
+            chosen.push(found.clone());
+        }
+        chosen
+    };
+    let attestations = provenance::attestation_map(&root)?;
+    chosen
+        .into_iter()
+        .map(|manifest| {
+            let layers = walk::read_manifest(&manifest.descriptor.digest)?.layers;
+            let provenance = match attestations.get(&manifest.descriptor.digest) {
+                Some(att) => provenance::statement(att)?,
+                None => None,
+            };
+            Ok(Source {
+                dir: dir_name(manifest.platform.as_ref()),
+                manifest,
+                layers,
+                provenance,
+            })
+        })
+        .collect()
+}
+
+/// `linux_arm64_v8`, as BuildKit names a platform's directory.
+pub fn dir_name(platform: Option<&Platform>) -> String {
+    platform.map_or_else(|| "unknown".to_owned(), |p| p.to_string().replace('/', "_"))
+}
+
+/// Reads every layer once and builds the trees to write.
+pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
+    let sources = sources(opts)?;
+    let total: usize = sources.iter().map(|s| s.layers.len()).sum();
+    let mut progress = log::Progress::start("reading layers", total as u64);
+    let mut platform_trees = Vec::new();
+    for (p, source) in sources.iter().enumerate() {
+        let mut tree = Tree::default();
+        for (l, digest) in source.layers.iter().enumerate() {
+            let reader = reader::layer(digest)?;
+            let mut warn = |w: String| log::warn(&format!("layer {digest}: {w}"));
+            tree.apply_layer(reader, p, l, &mut warn)
+                .map_err(|e| layer_error(digest, &e))?;
+            progress.step();
+        }
+        log::info(&format!(
+            "{}: {} layers, {} paths",
+            source.dir,
+            source.layers.len(),
+            tree.nodes.len()
+        ));
+        platform_trees.push(tree);
+    }
+    let split = sources.len() > 1 && opts.split;
+    let mut extra = BTreeMap::new();
+    let trees = if split {
+        for source in &sources {
+            if let Some(statement) = &source.provenance {
+                extra.insert(format!("{}/provenance.json", source.dir), statement.clone());
+            }
+        }
+        sources
+            .iter()
+            .map(|s| s.dir.clone())
+            .zip(platform_trees)
+            .collect()
+    } else {
+        for source in &sources {
+            if let Some(statement) = &source.provenance {
+                let name = if sources.len() == 1 {
+                    "provenance.json".to_owned()
+                } else {
+                    format!("provenance.{}.json", source.dir)
+                };
+                extra.insert(name, statement.clone());
+            }
+        }
+        let mut merged = Tree::default();
+        for tree in platform_trees {
+            merged.overlay(tree);
+        }
+        vec![(String::new(), merged)]
+    };
+    // A statement takes the place of a path of the image with its name.
+    let mut trees = trees;
+    for path in extra.keys() {
+        for (dir, tree) in &mut trees {
+            let inside = path.strip_prefix(&format!("{dir}/")).unwrap_or(path);
+            if tree.nodes.contains_key(inside) {
+                log::warn(&format!(
+                    "the image has its own {path}: the provenance statement replaces it"
+                ));
+                tree.remove_subtree(inside);
+            }
+        }
+    }
+    Ok(Plan {
+        sources,
+        trees,
+        extra,
+    })
+}
+
+fn layer_error(digest: &str, e: &io::Error) -> Error {
+    Error::Io(format!("reading layer {digest}: {e}"))
+}
+
+/// Streams the bytes of every content of `trees` in layer order: `sink`
+/// gets the content's ID and a reader of its bytes. Each layer holding a
+/// wanted content is read once; the others are not read again.
+pub fn stream_contents(
+    sources: &[Source],
+    wanted: &[ContentId],
+    sink: &mut dyn FnMut(ContentId, &mut dyn Read) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut by_layer: BTreeMap<(usize, usize), Vec<u64>> = BTreeMap::new();
+    for id in wanted {
+        by_layer
+            .entry((id.platform, id.layer))
+            .or_default()
+            .push(id.ordinal);
+    }
+    let mut progress = log::Progress::start("writing files", by_layer.len() as u64);
+    for ((platform, layer), mut ordinals) in by_layer {
+        ordinals.sort_unstable();
+        ordinals.dedup();
+        let digest = &sources[platform].layers[layer];
+        let mut archive = tar::Archive::new(reader::layer(digest)?);
+        let mut next = ordinals.iter().copied().peekable();
+        let entries = archive.entries().map_err(|e| layer_error(digest, &e))?;
+        for (ordinal, item) in entries.enumerate() {
+            let Some(&want) = next.peek() else { break };
+            let mut item = item.map_err(|e| layer_error(digest, &e))?;
+            if ordinal as u64 == want {
+                next.next();
+                let id = ContentId {
+                    platform,
+                    layer,
+                    ordinal: want,
+                };
+                sink(id, &mut item)?;
+            }
+        }
+        if next.peek().is_some() {
+            return Err(Error::InvalidImage(format!(
+                "layer {digest} changed between two reads"
+            )));
+        }
+        progress.step();
+    }
+    Ok(())
+}
+
+/// The response: `containerimage.digest` (the image's root), and
+/// `containerimage.config.digest` for a single-platform image.
+pub fn response() -> Result<Vec<ResponseEntry>, Error> {
+    let root = image::root();
+    let mut out = vec![entry("containerimage.digest", root.digest.clone())];
+    if crate::media::is_manifest(&root.media_type) {
+        out.push(entry(
+            "containerimage.config.digest",
+            walk::read_manifest(&root.digest)?.config,
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,87 @@
+//! BuildKit attestation manifests: which image manifest each describes
+//! (`vnd.docker.reference.digest`), and the SLSA provenance statement in it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::bindings::outport::exporter::image;
+use crate::bindings::outport::exporter::types::{Descriptor, Error};
+use crate::media;
+use crate::walk::{self, MAX_DEPTH};
+
+/// The annotation of an attestation manifest naming the manifest it is about.
+const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+/// The media type of an in-toto statement layer.
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The annotation of a statement layer giving its predicate type.
+const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// The SLSA provenance predicate types BuildKit writes.
+const SLSA: &[&str] = &[
+    "https://slsa.dev/provenance/v1",
+    "https://slsa.dev/provenance/v0.2",
+];
+
+/// Image manifest digest → the digest of the attestation manifest about it.
+pub fn attestation_map(root: &Descriptor) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    if media::is_index(&root.media_type) {
+        collect(&root.digest, &mut out, 0)?;
+    }
+    Ok(out)
+}
+
+fn collect(index: &str, out: &mut BTreeMap<String, String>, depth: usize) -> Result<(), Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::InvalidImage(format!(
+            "indexes nest deeper than {MAX_DEPTH} levels at {index}"
+        )));
+    }
+    let what = format!("index {index}");
+    let doc = walk::read_json(&image::get_blob(index)?, &what)?;
+    for entry in doc["manifests"].as_array().into_iter().flatten() {
+        let Some(entry) = entry.as_object() else {
+            continue;
+        };
+        let digest = walk::str_field(entry, "digest", &what)?;
+        let media_type = walk::str_field(entry, "mediaType", &what)?;
+        if walk::is_attestation(entry) {
+            if let Some(subject) = entry["annotations"][REFERENCE_DIGEST].as_str() {
+                out.insert(subject.to_owned(), digest.to_owned());
+            }
+        } else if media::is_index(media_type) {
+            collect(digest, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// The SLSA provenance statement of attestation manifest `digest`, if it
+/// has one (the first, when several).
+pub fn statement(digest: &str) -> Result<Option<Vec<u8>>, Error> {
+    let what = format!("attestation manifest {digest}");
+    let doc = walk::read_json(&image::get_blob(digest)?, &what)?;
+    for layer in doc["layers"].as_array().into_iter().flatten() {
+        if layer["mediaType"] != IN_TOTO {
+            continue;
+        }
+        let Some(layer_digest) = layer["digest"].as_str() else {
+            continue;
+        };
+        let annotated = layer["annotations"][PREDICATE_TYPE].as_str();
+        if annotated.is_some_and(|t| !SLSA.contains(&t)) {
+            continue;
+        }
+        let bytes = image::get_blob(layer_digest)?.bytes()?;
+        let predicate = match annotated {
+            Some(t) => Some(t.to_owned()),
+            None => serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["predicateType"].as_str().map(str::to_owned)),
+        };
+        if predicate.is_some_and(|t| SLSA.contains(&t.as_str())) {
+            return Ok(Some(bytes));
+        }
+    }
+    Ok(None)
+}
