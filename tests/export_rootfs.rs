@@ -362,12 +362,22 @@ fn single_platform_matches_umoci() {
     assert!(reference.items.contains_key("app/hi"), "{reference:?}");
     assert!(!reference.items.contains_key("usr/share/sample/README"));
 
-    assert_same_tree(&Snapshot::of_dir(&local), &reference, "local");
+    let unpacked = Snapshot::of_dir(&local);
+    assert_same_tree(&unpacked, &reference, "local");
     let from_tar = Snapshot::of_tar(&fs::read(&tarball).unwrap(), "");
     assert_same_tree(&from_tar, &reference, "tar");
-    // A tar records modes as the layers have them (umoci applies them).
+    // A tar records modes as the layers have them (umoci applies them);
+    // local sets them through the host's files.set-mode.
     assert_eq!(from_tar.modes, reference.modes, "tar modes");
     assert_eq!(from_tar.modes["app/hello"] & 0o111, 0o111);
+    let modes_of = |snap: &Snapshot| -> BTreeMap<String, u32> {
+        snap.modes
+            .iter()
+            .filter(|(path, _)| matches!(snap.items[path.as_str()], Item::Dir | Item::File(_)))
+            .map(|(path, mode)| (path.clone(), *mode))
+            .collect()
+    };
+    assert_eq!(modes_of(&unpacked), modes_of(&reference), "local modes");
 
     let metadata = read_json(&metadata);
     assert_metadata_valid(&tmp.path().join("metadata.json"));

@@ -14,17 +14,18 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::outport::exporter::{host, image, types};
+pub use self::outport::exporter::{files, host, image, types};
 
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::state::InstanceState;
 
-/// Adds outport's own interfaces (`types`, `image`, `host`) to a linker
+/// Adds outport's own interfaces (`types`, `image`, `files`, `host`) to a linker
 /// that already has WASI.
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     image::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    files::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
 }
 

@@ -1,5 +1,6 @@
 //! Host implementations of the `outport:exporter` interfaces, one file per
 //! interface, each a thin layer over the runtime's own types.
 
+pub mod files;
 pub mod image;
 pub mod report;

@@ -14,8 +14,10 @@
 //!   output points outside it;
 //! - a hard link can only name a regular file of the tree;
 //! - devices and FIFOs are left out, with a warning;
-//! - `wasi:filesystem` cannot set modes or owners: files get the host's
-//!   default modes (no setuid/setgid bits), directories too; modification
+//! - modes are set through the host's `files.set-mode` (which
+//!   `wasi:filesystem` lacks), on a descriptor opened without following
+//!   symlinks; the host drops setuid/setgid bits; owners are not set (the
+//!   runtime does not run guests with the right to chown); modification
 //!   times are set.
 //!
 //! The host resolves every path inside the preopened directory as well.
@@ -24,6 +26,7 @@ use std::io::Read;
 
 use super::tree::{Kind, Tree, contained_target};
 use super::{Plan, stream_contents};
+use crate::bindings::outport::exporter::files;
 use crate::bindings::outport::exporter::types::Error;
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
 use crate::bindings::wasi::filesystem::types::{
@@ -35,6 +38,19 @@ use crate::log;
 
 /// How many bytes are read from a layer and written at once.
 const CHUNK: usize = 1 << 20;
+
+/// Sets the permission bits of `path` (a file or directory just written),
+/// opened without following symlinks; the host drops setuid/setgid bits.
+fn set_mode(dir: &Descriptor, path: &str, kind: &Kind, mode: u32) -> Result<(), Error> {
+    let open = match kind {
+        Kind::Dir => OpenFlags::DIRECTORY,
+        _ => OpenFlags::empty(),
+    };
+    let target = dir
+        .open_at(PathFlags::empty(), path, open, DescriptorFlags::READ)
+        .map_err(|e| fs_error(&format!("opening {path} to set its mode"), e))?;
+    files::set_mode(&target, mode & 0o7777)
+}
 
 /// Unpacks `plan` into `dir`. Returns the number of paths written.
 pub fn write(plan: &Plan, dir: &Descriptor) -> Result<u64, Error> {
@@ -133,12 +149,17 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
         }
         count += 1;
     }
-    // Times last: writing into a directory changes its time.
+    // Modes and times last, children before their directory: writing into
+    // a directory changes its time, and a read-only directory could not
+    // take its children.
     for (path, node) in tree.nodes.iter().rev() {
         if matches!(node.kind, Kind::Special { .. }) {
             continue;
         }
         let full = format!("{prefix}{path}");
+        if matches!(node.kind, Kind::Dir | Kind::File { .. }) {
+            set_mode(dir, &full, &node.kind, node.meta.mode)?;
+        }
         let mtime = NewTimestamp::Timestamp(Datetime {
             seconds: node.meta.mtime,
             nanoseconds: 0,

@@ -1,0 +1,39 @@
+//! `outport:exporter/files`: file operations `wasi:filesystem` lacks,
+//! applied to a descriptor the guest opened in its granted directory.
+
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+
+use wasmtime::component::Resource;
+use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
+
+use crate::bindings::files::Host;
+use crate::bindings::types::Error;
+use crate::state::InstanceState;
+
+/// Permission bits a guest may set: rwx for all, and sticky; never
+/// set-user-ID or set-group-ID.
+const ALLOWED_MODE: u32 = 0o1777;
+
+impl Host for InstanceState {
+    async fn set_mode(
+        &mut self,
+        target: Resource<WasiDescriptor>,
+        mode: u32,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let (file, perms) = match self.table.get(&target)? {
+            WasiDescriptor::File(f) => (f.file.clone(), f.perms),
+            WasiDescriptor::Dir(d) => (d.dir.clone(), d.perms),
+        };
+        if perms.write_not_permitted() {
+            return Ok(Err(Error::Io(
+                "set-mode: the descriptor's grant is read-only".into(),
+            )));
+        }
+        let mode = mode & ALLOWED_MODE;
+        let result =
+            tokio::task::spawn_blocking(move || file.set_permissions(Permissions::from_mode(mode)))
+                .await?;
+        Ok(result.map_err(|e| Error::Io(format!("set-mode {mode:o}: {e}"))))
+    }
+}
