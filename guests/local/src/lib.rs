@@ -37,8 +37,7 @@ impl Guest for Local {
         let dir = dest::preopen(&dest.preopen)?;
         let paths = local::write(&plan, &dir)?;
         log::info(&format!(
-            "unpacked {paths} paths (file modes and owners are not set: wasi:filesystem has no \
-             call for them)"
+            "unpacked {paths} paths (modes and times set, owners left to the host user)"
         ));
         rootfs::response()
     }
