@@ -13,5 +13,7 @@ mod buildinfo;
 mod compile_cache;
 mod export_docker;
 mod export_oci;
+mod export_rootfs;
 mod instances;
+mod provenance;
 mod sample_image;

@@ -150,7 +150,7 @@ impl Session {
         let mut tasks = JoinSet::new();
         for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
-            let image = variants.image(choices[index]);
+            let image = variants.image(&choices[index]);
             let reporter = self.reporter.clone();
             pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
             tasks.spawn(async move {
@@ -171,7 +171,7 @@ impl Session {
                 }
             }
             if result.is_ok() {
-                variants.respond(choices[index], &mut result.response);
+                variants.respond(&choices[index], &mut result.response);
             }
             slots[index] = Some(result);
         }

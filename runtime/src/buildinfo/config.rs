@@ -21,23 +21,23 @@ pub const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// Manifest (or index entry) annotation with the base image's digest.
 pub const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 /// Index entry annotation marking BuildKit attestation manifests.
-const ANN_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub(super) const ANN_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// Index entry annotation of an attestation: the manifest it is about.
-const ANN_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+pub(super) const ANN_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
 /// Largest index, manifest or config read (they were read once already
 /// when the image was opened).
 const MAX_JSON: u64 = 64 << 20;
 
-const INDEX_TYPES: &[&str] = &[
+pub(super) const INDEX_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
-const MANIFEST_TYPES: &[&str] = &[
+pub(super) const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
-const CONFIG_TYPES: &[&str] = &[
+pub(super) const CONFIG_TYPES: &[&str] = &[
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
@@ -71,7 +71,7 @@ impl RawObject {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
-    fn raw(&self, key: &str) -> Option<&RawValue> {
+    pub(super) fn raw(&self, key: &str) -> Option<&RawValue> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 
@@ -109,7 +109,7 @@ impl RawObject {
     }
 
     /// The object as one raw JSON value, to nest in another.
-    fn to_raw(&self) -> Result<Box<RawValue>, String> {
+    pub(super) fn to_raw(&self) -> Result<Box<RawValue>, String> {
         serde_json::from_slice(&self.to_vec()).map_err(|e| e.to_string())
     }
 }
@@ -142,6 +142,10 @@ pub struct Outcome {
     pub platforms: Vec<PlatformInfo>,
     /// Image manifests found (with or without build info).
     pub manifests: usize,
+    /// The complete build info of each image manifest (attributes kept,
+    /// whatever the plan), by the manifest's digest in the input and in
+    /// the new image: what provenance attestations record.
+    pub full: BTreeMap<String, BuildInfo>,
 }
 
 /// Rewrites `input` for `plan`.
@@ -152,6 +156,7 @@ pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
         platforms: Vec::new(),
         manifests: 0,
         changed: false,
+        full: BTreeMap::new(),
     };
     let root = input.root().clone();
     let entry = Entry::from_descriptor(&root);
@@ -161,6 +166,7 @@ pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
         platforms,
         manifests,
         changed,
+        full,
         ..
     } = walk;
     if let Some((digest, size)) = new {
@@ -173,19 +179,20 @@ pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
         image: changed.then_some(image),
         platforms,
         manifests,
+        full,
     })
 }
 
 /// What the walk knows about a descriptor that points at a node.
-struct Entry {
-    media_type: String,
-    digest: String,
-    annotations: BTreeMap<String, String>,
-    platform: Option<Value>,
+pub(super) struct Entry {
+    pub(super) media_type: String,
+    pub(super) digest: String,
+    pub(super) annotations: BTreeMap<String, String>,
+    pub(super) platform: Option<Value>,
 }
 
 impl Entry {
-    fn from_descriptor(d: &Descriptor) -> Entry {
+    pub(super) fn from_descriptor(d: &Descriptor) -> Entry {
         Entry {
             media_type: d.media_type().to_string(),
             digest: d.digest().to_string(),
@@ -201,7 +208,7 @@ impl Entry {
         }
     }
 
-    fn from_raw(o: &RawObject) -> Entry {
+    pub(super) fn from_raw(o: &RawObject) -> Entry {
         Entry {
             media_type: o.get("mediaType").unwrap_or_default(),
             digest: o.get("digest").unwrap_or_default(),
@@ -217,15 +224,20 @@ struct Walk<'a> {
     platforms: Vec<PlatformInfo>,
     manifests: usize,
     changed: bool,
+    full: BTreeMap<String, BuildInfo>,
+}
+
+/// The bytes of the index, manifest or config `digest` of `image`.
+pub(super) fn read_json_blob(image: &Image, digest: &str) -> Result<Vec<u8>, String> {
+    let blob = image
+        .blob(digest)
+        .ok_or_else(|| format!("blob {digest} is not in the image"))?;
+    blob.read_all(MAX_JSON).map_err(|e| e.to_string())
 }
 
 impl Walk<'_> {
     fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
-        let blob = self
-            .image
-            .blob(digest)
-            .ok_or_else(|| format!("blob {digest} is not in the image"))?;
-        blob.read_all(MAX_JSON).map_err(|e| e.to_string())
+        read_json_blob(&self.image, digest)
     }
 
     fn store(&mut self, media_type: &str, bytes: Vec<u8>) -> (String, u64) {
@@ -356,12 +368,15 @@ impl Walk<'_> {
                     .unwrap_or_default(),
             });
         }
-        if self.plan.keep_attrs {
-            for (k, v) in self.plan.attrs {
-                info.attrs.insert(k.clone(), Some(v.clone()));
-            }
+        for (k, v) in self.plan.attrs {
+            info.attrs.insert(k.clone(), Some(v.clone()));
         }
-        info.normalize(self.plan.keep_attrs);
+        info.normalize(true);
+        let full = info.clone();
+        if !self.plan.keep_attrs {
+            info.normalize(false);
+        }
+        self.full.insert(entry.digest.clone(), full.clone());
         if info.is_empty() && existing.is_none() {
             return Ok(None);
         }
@@ -382,12 +397,14 @@ impl Walk<'_> {
             .to_raw()
             .map_err(|e| format!("manifest {}: {e}", entry.digest))?;
         manifest.set("config", &config_json);
-        Ok(Some(self.store(&entry.media_type, manifest.to_vec())))
+        let (digest, size) = self.store(&entry.media_type, manifest.to_vec());
+        self.full.insert(digest.clone(), full);
+        Ok(Some((digest, size)))
     }
 }
 
 /// `os/arch[/variant]` from an index entry's platform, else from the config.
-fn platform_key(platform: Option<&Value>, config: &Value) -> String {
+pub(super) fn platform_key(platform: Option<&Value>, config: &Value) -> String {
     let from = |v: &Value, os: &str, arch: &str, variant: &str| {
         let os = v[os].as_str().unwrap_or_default().to_string();
         let arch = v[arch].as_str().unwrap_or_default().to_string();

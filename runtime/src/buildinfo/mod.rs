@@ -19,8 +19,16 @@
 //! response key; `buildinfo-attrs=true` adds the `--attr` attributes.
 //! When no build info results (nothing given, nothing in the input), the
 //! image is left as it is and no key is added.
+//!
+//! With `--attest provenance` ([`BuildInputs::provenance`]), each output's
+//! image (the variant its build-info options chose) also gets an SLSA
+//! provenance attestation per image manifest ([`provenance`]), unless the
+//! output says `attest=false`. The subject names come from the output's
+//! `name=` options (read, not taken: they stay the exporter's), so outputs
+//! with the same choices and names share one attested image.
 
 pub mod config;
+pub mod provenance;
 pub mod sources;
 
 use std::collections::BTreeMap;
@@ -47,6 +55,8 @@ pub struct BuildInputs {
     pub sources: Vec<Source>,
     /// `--attr KEY=VALUE`.
     pub attrs: BTreeMap<String, String>,
+    /// `--attest provenance[,mode=min|max]`.
+    pub provenance: Option<provenance::Request>,
 }
 
 impl BuildInputs {
@@ -59,13 +69,26 @@ impl BuildInputs {
                 None => Vec::new(),
             },
             attrs: sources::parse_attrs(attrs)?,
+            provenance: None,
         })
     }
 }
 
-/// Which image an output gets.
+/// Which image an output gets: its build info and whether it is attested.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Choice {
+    /// The build info.
+    pub info: Info,
+    /// Attestations when the run asks for them (not `attest=false`).
+    pub attest: bool,
+    /// The output's image names (its `name=` options), normalised: the
+    /// attestations' subjects.
+    pub names: Vec<String>,
+}
+
+/// Which build info an output gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Choice {
+pub enum Info {
     /// The input as it is (`buildinfo=false`).
     Off,
     /// Build info without attributes (the default).
@@ -75,16 +98,30 @@ pub enum Choice {
     WithAttrs,
 }
 
-/// Takes the host-owned build-info options out of an output's `options`
-/// and returns the choice they make. `id` names the output in errors.
+/// Takes the host-owned build-info and attestation options out of an
+/// output's `options` and returns the choice they make. `id` names the
+/// output in errors.
 pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Choice, Error> {
     let mut enabled = None;
     let mut attrs = None;
+    let mut attest = None;
     let mut error = None;
+    let mut names: Vec<String> = Vec::new();
+    for (k, v) in options.iter() {
+        if k == "name" {
+            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let name = sources::normalize_image_ref(name);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
     options.retain(|(k, v)| {
         let slot = match k.as_str() {
             OPT_BUILDINFO => &mut enabled,
             OPT_ATTRS => &mut attrs,
+            provenance::OPT_ATTEST => &mut attest,
             _ => return true,
         };
         let parsed = match v.as_str() {
@@ -105,10 +142,15 @@ pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Cho
     if let Some(e) = error {
         return Err(Error::Usage(format!("output {id}: {e}")));
     }
-    Ok(match (enabled.unwrap_or(true), attrs.unwrap_or(false)) {
-        (false, _) => Choice::Off,
-        (true, false) => Choice::Sources,
-        (true, true) => Choice::WithAttrs,
+    let info = match (enabled.unwrap_or(true), attrs.unwrap_or(false)) {
+        (false, _) => Info::Off,
+        (true, false) => Info::Sources,
+        (true, true) => Info::WithAttrs,
+    };
+    Ok(Choice {
+        info,
+        attest: attest.unwrap_or(true),
+        names,
     })
 }
 
@@ -123,7 +165,11 @@ struct Variant {
 /// sharing the input's blobs.
 pub struct Variants {
     original: Arc<Image>,
-    computed: BTreeMap<Choice, Variant>,
+    computed: BTreeMap<Info, Variant>,
+    /// Attested images, by build-info choice and subject names.
+    attested: BTreeMap<(Info, Vec<String>), Arc<Image>>,
+    /// Whether the run asked for attestations.
+    attesting: bool,
 }
 
 impl Variants {
@@ -134,44 +180,110 @@ impl Variants {
         inputs: &BuildInputs,
         choices: &[Choice],
     ) -> Result<Variants, Error> {
+        let attesting = inputs.provenance.is_some();
+        let attested_choices: Vec<&Choice> =
+            choices.iter().filter(|c| attesting && c.attest).collect();
+        let mut needed: Vec<Info> = choices
+            .iter()
+            .map(|c| c.info)
+            .filter(|&i| i != Info::Off)
+            .collect();
+        // Attestations record the sources also for outputs without build
+        // info: they are computed as for the default.
+        if attested_choices.iter().any(|c| c.info == Info::Off) {
+            needed.push(Info::Sources);
+        }
         let mut computed = BTreeMap::new();
-        for &choice in choices {
-            if choice == Choice::Off || computed.contains_key(&choice) {
+        let mut full = BTreeMap::new();
+        for info in needed {
+            if computed.contains_key(&info) {
                 continue;
             }
             let plan = config::Plan {
                 sources: &inputs.sources,
                 attrs: &inputs.attrs,
-                keep_attrs: choice == Choice::WithAttrs,
+                keep_attrs: info == Info::WithAttrs,
             };
             let outcome = config::rewrite(image, &plan)
                 .map_err(|e| Error::BuildInfo(format!("{}: build info: {e}", image.name())))?;
             let keys = response_keys(&outcome);
+            full.extend(outcome.full);
             let image = match outcome.image {
                 Some(rewritten) => Arc::new(rewritten),
                 None => image.clone(),
             };
-            computed.insert(choice, Variant { image, keys });
+            computed.insert(info, Variant { image, keys });
         }
-        Ok(Variants {
+        let mut variants = Variants {
             original: image.clone(),
             computed,
-        })
+            attested: BTreeMap::new(),
+            attesting,
+        };
+        if let Some(request) = &inputs.provenance {
+            let redacted: (Vec<Source>, BTreeMap<&String, String>) = (
+                sources::dedup(inputs.sources.clone()),
+                inputs
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (k, sources::redact(v)))
+                    .collect(),
+            );
+            let seed = serde_json::to_string(&redacted).unwrap_or_default();
+            let invocation_id = request.invocation_id(&seed);
+            let finished = request.finished();
+            for choice in attested_choices {
+                let key = (choice.info, choice.names.clone());
+                if variants.attested.contains_key(&key) {
+                    continue;
+                }
+                let base = variants.base(choice.info);
+                let plan = provenance::Attach {
+                    request,
+                    names: &choice.names,
+                    infos: &full,
+                    invocation_id: &invocation_id,
+                    finished,
+                };
+                let attested = provenance::attach(&base, &plan)
+                    .map_err(|e| Error::BuildInfo(format!("{}: provenance: {e}", image.name())))?;
+                variants.attested.insert(key, Arc::new(attested));
+            }
+        }
+        Ok(variants)
+    }
+
+    /// The image with the build info `info` chose, before attestations.
+    fn base(&self, info: Info) -> Arc<Image> {
+        match info {
+            Info::Off => self.original.clone(),
+            _ => self
+                .computed
+                .get(&info)
+                .map_or_else(|| self.original.clone(), |v| v.image.clone()),
+        }
     }
 
     /// The image for an output that made `choice`.
-    pub fn image(&self, choice: Choice) -> Arc<Image> {
-        self.computed
-            .get(&choice)
-            .map_or_else(|| self.original.clone(), |v| v.image.clone())
+    pub fn image(&self, choice: &Choice) -> Arc<Image> {
+        if self.attesting && choice.attest {
+            let key = (choice.info, choice.names.clone());
+            if let Some(image) = self.attested.get(&key) {
+                return image.clone();
+            }
+        }
+        self.base(choice.info)
     }
 
     /// Sets the host-owned build-info keys of a response: a guest's own
     /// `containerimage.buildinfo*` keys are removed, then the variant's
     /// keys (none for `buildinfo=false`) are added.
-    pub fn respond(&self, choice: Choice, response: &mut BTreeMap<String, String>) {
+    pub fn respond(&self, choice: &Choice, response: &mut BTreeMap<String, String>) {
         response.retain(|k, _| !k.starts_with(RESPONSE_KEY));
-        if let Some(v) = self.computed.get(&choice) {
+        if choice.info == Info::Off {
+            return;
+        }
+        if let Some(v) = self.computed.get(&choice.info) {
             response.extend(v.keys.clone());
         }
     }
@@ -206,18 +318,27 @@ mod tests {
     #[test]
     fn host_options_are_taken_out() {
         let mut o = opts(&[("name", "x"), ("buildinfo", "false"), ("tar", "true")]);
-        assert_eq!(take_options("0", &mut o).unwrap(), Choice::Off);
+        let choice = take_options("0", &mut o).unwrap();
+        assert_eq!(choice.info, Info::Off);
+        assert!(choice.attest);
+        assert_eq!(choice.names, ["docker.io/library/x:latest"]);
         assert_eq!(o, opts(&[("name", "x"), ("tar", "true")]));
 
-        let mut o = opts(&[("buildinfo-attrs", "true")]);
-        assert_eq!(take_options("0", &mut o).unwrap(), Choice::WithAttrs);
+        let mut o = opts(&[("buildinfo-attrs", "true"), ("attest", "false")]);
+        let choice = take_options("0", &mut o).unwrap();
+        assert_eq!((choice.info, choice.attest), (Info::WithAttrs, false));
         assert!(o.is_empty());
 
         let mut o = opts(&[("buildinfo", "false"), ("buildinfo-attrs", "true")]);
-        assert_eq!(take_options("0", &mut o).unwrap(), Choice::Off);
+        assert_eq!(take_options("0", &mut o).unwrap().info, Info::Off);
 
-        let mut o = opts(&[]);
-        assert_eq!(take_options("0", &mut o).unwrap(), Choice::Sources);
+        let mut o = opts(&[("name", "a:1,b"), ("name", "a:1")]);
+        let choice = take_options("0", &mut o).unwrap();
+        assert_eq!(choice.info, Info::Sources);
+        assert_eq!(
+            choice.names,
+            ["docker.io/library/a:1", "docker.io/library/b:latest"]
+        );
 
         let err = |pairs: &[(&str, &str)]| {
             take_options("out", &mut opts(pairs))
@@ -227,5 +348,6 @@ mod tests {
         assert!(err(&[("buildinfo", "no")]).contains("expected true or false"));
         assert!(err(&[("buildinfo", "no")]).contains("output out"));
         assert!(err(&[("buildinfo", "true"), ("buildinfo", "true")]).contains("more than once"));
+        assert!(err(&[("attest", "1")]).contains("expected true or false"));
     }
 }

@@ -38,7 +38,13 @@ pub async fn run(args: ExportArgs) -> u8 {
     let build_info = match outport::buildinfo::BuildInputs::from_args(
         args.build_sources.as_deref(),
         &args.attrs,
-    ) {
+    )
+    .and_then(|mut b| {
+        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+        b.provenance =
+            outport::buildinfo::provenance::Request::from_args(&args.attest, epoch.as_deref())?;
+        Ok(b)
+    }) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");

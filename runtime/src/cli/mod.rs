@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Export an image to one or more outputs at once.
-    Export(ExportArgs),
+    Export(Box<ExportArgs>),
     /// List the built-in exporters and their options.
     Exporters(EngineArgs),
 }
@@ -68,6 +68,12 @@ struct ExportArgs {
     /// `buildinfo-attrs=true` (repeatable; a later KEY wins).
     #[arg(long = "attr", value_name = "KEY=VALUE")]
     attrs: Vec<String>,
+    /// Attach an SLSA provenance attestation to each platform of the image,
+    /// as BuildKit does: `provenance[,mode=min|max]` or
+    /// `type=provenance,mode=max` (buildx syntax). Timestamps follow
+    /// $SOURCE_DATE_EPOCH when set. An output with `attest=false` gets none.
+    #[arg(long = "attest", value_name = "TYPE[,mode=min|max]")]
+    attest: Vec<String>,
     /// Wall-clock limit for each instance, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     timeout: u64,
@@ -135,7 +141,7 @@ pub fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Export(args) => runtime.block_on(export::run(args)),
+        Command::Export(args) => runtime.block_on(export::run(*args)),
         Command::Exporters(args) => runtime.block_on(describe::run(args)),
     };
     ExitCode::from(code)
