@@ -249,3 +249,19 @@ fn iidfile_holds_the_image_id() {
     let root = LayoutFiles::from_tar(&tmp.path().join("m.tar")).root();
     assert_eq!(fs::read_to_string(&iid2).unwrap(), str_at(&root, "digest"));
 }
+
+#[test]
+fn duplicate_instance_ids_are_refused_before_anything_runs() {
+    let tmp = tempdir();
+    let out = mkdir(tmp.path(), "out");
+    let run = run(
+        &[
+            format!("type=oci,dest={},id=same", path_str(&out.join("a.tar"))),
+            format!("type=oci,dest={},id=same", path_str(&out.join("b.tar"))),
+        ],
+        &[],
+    );
+    run.assert_code(2);
+    run.assert_error(&["\"same\""], &["two outputs have the instance ID"]);
+    assert_only(&out, &[]);
+}
