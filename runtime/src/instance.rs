@@ -13,7 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::bindings::types::{Destination, Error as GuestError, OutputKind};
 use crate::destination::{PREOPEN, Staging, Target};
 use crate::engine::LoadedComponent;
-use crate::limits::Limits;
+use crate::limits::{DestinationRule, Limits, check_output_size};
 use crate::report::{LogLevel, Reporter};
 use crate::state::InstanceState;
 
@@ -172,6 +172,16 @@ async fn execute(
         .map_err(|e| trap_message("validate", &e, &store, limits))?
         .map_err(guest_error)?;
 
+    let allowed = match (spec.limits.destination, kind) {
+        (DestinationRule::Directory, OutputKind::File) => Some("directory"),
+        (DestinationRule::File, OutputKind::Directory) => Some("file"),
+        _ => None,
+    };
+    if let Some(allowed) = allowed {
+        return Err(format!(
+            "the policy lets this component write only a {allowed} destination"
+        ));
+    }
     let destination: Option<Destination> = match (&staging, kind) {
         (None, OutputKind::None) => None,
         (None, _) => return Err("this exporter needs a destination: add dest=PATH".to_string()),
@@ -193,6 +203,7 @@ async fn execute(
     let response = collect_response(entries)?;
     if let (Some(staging), Some(destination)) = (staging, destination) {
         let dest = spec.dest.as_deref().unwrap_or_default();
+        check_output_size(staging.path(), spec.limits.output_bytes)?;
         staging
             .commit(&destination)
             .map_err(|e| format!("cannot move the output into place at {dest}: {e}"))?;

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::instance::{self, InstanceResult, InstanceSpec, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids};
+use crate::policy::Policy;
 use crate::report::Reporter;
 
 /// The results of a session, one per output, in the order given.
@@ -53,6 +54,7 @@ pub struct Session {
     limits: Limits,
     fail_fast: bool,
     build_info: BuildInputs,
+    policy: Policy,
 }
 
 impl Session {
@@ -65,7 +67,15 @@ impl Session {
             limits,
             fail_fast: false,
             build_info: BuildInputs::default(),
+            policy: Policy::default(),
         }
+    }
+
+    /// Sets the sandbox policy (see [`crate::policy`]): per-component
+    /// limits over the session's, pinning, destination rules.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Sets what goes into each image config's build info
@@ -111,6 +121,18 @@ impl Session {
                 })?;
                 (builtin.name.to_string(), Cow::Borrowed(builtin.wasm))
             };
+            let digest = sha256_digest(&wasm);
+            if spec.kind == WASM_TYPE
+                && !self.policy.allows_unpinned()
+                && !self.policy.is_pinned(&digest)
+            {
+                return Err(Error::Usage(format!(
+                    "output {id}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
+                )));
+            }
+            let limits =
+                self.policy
+                    .limits_for(&self.limits, &component_name(&spec.kind, &name), &digest);
             let component = match loaded.get(&name) {
                 Some(c) => c.clone(),
                 None => {
@@ -124,7 +146,7 @@ impl Session {
                 kind: spec.kind.clone(),
                 dest: spec.dest.clone(),
                 options,
-                limits: self.limits.clone(),
+                limits,
             };
             plan.push((instance, component));
         }
@@ -199,6 +221,24 @@ impl Session {
             .collect();
         Ok(SessionResult { exporters })
     }
+}
+
+/// `sha256:<hex>` of a component's bytes, as a policy pins it.
+fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// The name a policy knows a component by: the built-in exporter's name,
+/// or a component file's name without `.wasm`.
+fn component_name(kind: &str, name: &str) -> String {
+    if kind != WASM_TYPE {
+        return name.to_string();
+    }
+    let file = std::path::Path::new(name);
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
 }
 
 /// The `type=` of a component given by path.

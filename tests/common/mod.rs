@@ -310,15 +310,22 @@ where
         .into_iter()
         .map(|arg| arg.as_ref().to_os_string())
         .collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_outport"))
-        .args(&args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("OUTPORT_CACHE_DIR", cache)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the outport binary");
+    run_outport(args, |command| {
+        command
+            .arg("--cache-dir")
+            .arg(cache)
+            .env("OUTPORT_CACHE_DIR", cache)
+            .envs(env.iter().copied());
+    })
+}
+
+/// Runs the `outport` binary with `args`, then whatever `setup` adds
+/// (arguments, environment); standard input is closed.
+pub fn run_outport(args: Vec<OsString>, setup: impl FnOnce(&mut Command)) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outport"));
+    command.args(&args).stdin(Stdio::null());
+    setup(&mut command);
+    let output = command.output().expect("run the outport binary");
     Run {
         args,
         code: output.status.code(),

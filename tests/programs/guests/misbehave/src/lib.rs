@@ -8,7 +8,12 @@
 //! - `grow-memory`: allocates until the memory limit stops it;
 //! - `print`: writes lines to stdout and stderr, then succeeds;
 //! - `duplicate-key`: answers the same response key twice;
-//! - `put-blob-flood`: creates distinct 8 MiB blobs until the host refuses.
+//! - `put-blob-flood`: creates distinct 8 MiB blobs until the host refuses;
+//! - `flood`: writes 8 MiB to its destination itself (`wasi:filesystem`);
+//! - `escape`: tries to reach outside its destination (`/etc/passwd`, `/x`,
+//!   `../x`, a symlink to `../sentinel` and a write through it, a TCP
+//!   connection to 127.0.0.1); answers `test.refused.WHAT=ERROR` for each
+//!   refused attempt, and fails `escaped: ...` if any succeeded.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
@@ -20,7 +25,7 @@ use outport_exporter::{
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec::once(
         "action",
-        "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood",
+        "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -107,8 +112,63 @@ impl Guest for Misbehave {
                 }
                 unreachable!("the loop only ends by an error")
             }
+            "flood" => {
+                let d = dest::granted(request.destination)?;
+                write_output(&d, &vec![7u8; 8 << 20])?;
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
+            "escape" => escape(&dest::granted(request.destination)?),
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
+    }
+}
+
+/// Every way out of the destination this guest knows, each expected to fail.
+fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Error> {
+    let dir = dest::preopen(&destination.preopen)?;
+    let mut refused = Vec::new();
+    let mut escaped = Vec::new();
+    let mut attempt = |what: &str, result: Result<(), String>| match result {
+        Ok(()) => escaped.push(what.to_string()),
+        Err(e) => refused.push(entry(&format!("test.refused.{what}"), &e)),
+    };
+    let err = |e: std::io::Error| e.to_string();
+    attempt(
+        "etc-passwd",
+        std::fs::read("/etc/passwd").map(drop).map_err(err),
+    );
+    attempt("absolute", std::fs::write("/x", b"escaped").map_err(err));
+    let parent = format!("{}/../x", destination.preopen);
+    attempt("parent", std::fs::write(parent, b"escaped").map_err(err));
+    attempt(
+        "parent-at",
+        dest::write_file(&dir, "../x", b"escaped").map_err(|e| format!("{e:?}")),
+    );
+    match dir.symlink_at("../sentinel", "link") {
+        Err(e) => attempt("symlink", Err(format!("{e:?}"))),
+        Ok(()) => {
+            attempt(
+                "through-symlink",
+                dest::write_file(&dir, "link/escaped", b"escaped").map_err(|e| format!("{e:?}")),
+            );
+            attempt(
+                "read-through-symlink",
+                std::fs::read_dir(format!("{}/link", destination.preopen))
+                    .map(drop)
+                    .map_err(err),
+            );
+        }
+    }
+    attempt(
+        "tcp",
+        std::net::TcpStream::connect("127.0.0.1:9")
+            .map(drop)
+            .map_err(err),
+    );
+    if escaped.is_empty() {
+        Ok(refused)
+    } else {
+        Err(Error::Other(format!("escaped: {}", escaped.join(", "))))
     }
 }
 

@@ -1,0 +1,283 @@
+//! The sandbox policy (`--policy FILE`, TOML): default limits, per-component
+//! overrides keyed by component name or sha256 digest, pinning of
+//! third-party components, allowed network hosts and the kind of
+//! destination a component may write. Without a file the policy is
+//! [`Policy::default`]: the default [`Limits`], unpinned components allowed,
+//! no network, any destination. `outport policy show` prints the effective
+//! policy. The schema is `schemas/policy.schema.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::limits::{DestinationRule, Limits};
+
+/// A whole policy file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Policy {
+    /// Whether a `type=wasm,component=PATH` whose digest is not a key of
+    /// `[components]` may run (default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unpinned: Option<bool>,
+    /// Limits for every instance unless a component entry overrides them.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Per-component entries, keyed by name (`oci`, a component file's name
+    /// without `.wasm`) or digest (`sha256:<hex>`).
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentPolicy>,
+}
+
+/// Limits a policy may set; unset ones keep the value below them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_elements: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub put_blob_bytes: Option<u64>,
+}
+
+/// One `[components."KEY"]` entry.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentPolicy {
+    /// Limits for this component, over the policy's defaults.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Hosts the component may reach through `wasi:http`. Stored, checked
+    /// and shown; the runtime links no `wasi:http` yet, so today no
+    /// component reaches any network whatever this says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_hosts: Vec<String>,
+    /// What the component may write: a `directory`, a `file`, or `any`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationRule>,
+}
+
+/// Clamps a policy number into `usize`.
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+impl LimitSettings {
+    /// `base` with every limit set here replacing its value.
+    pub fn apply(&self, base: &Limits) -> Limits {
+        let mut l = base.clone();
+        if let Some(v) = self.memory_bytes {
+            l.memory_bytes = to_usize(v);
+        }
+        if let Some(v) = self.table_elements {
+            l.table_elements = to_usize(v);
+        }
+        if let Some(v) = self.instances {
+            l.instances = to_usize(v);
+        }
+        if let Some(v) = self.timeout_seconds {
+            l.timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.output_bytes {
+            l.output_bytes = v;
+        }
+        if let Some(v) = self.log_bytes {
+            l.log_bytes = to_usize(v);
+        }
+        if let Some(v) = self.resources {
+            l.resources = to_usize(v);
+        }
+        if let Some(v) = self.put_blob_bytes {
+            l.put_blob_bytes = v;
+        }
+        l
+    }
+
+    /// Every limit of `limits`, set.
+    pub fn from_limits(limits: &Limits) -> Self {
+        LimitSettings {
+            memory_bytes: Some(limits.memory_bytes as u64),
+            table_elements: Some(limits.table_elements as u64),
+            instances: Some(limits.instances as u64),
+            timeout_seconds: Some(limits.timeout.as_secs()),
+            output_bytes: Some(limits.output_bytes),
+            log_bytes: Some(limits.log_bytes as u64),
+            resources: Some(limits.resources as u64),
+            put_blob_bytes: Some(limits.put_blob_bytes),
+        }
+    }
+}
+
+impl Policy {
+    /// Reads and checks a policy file. Every error is one line naming the
+    /// file (and the unknown key, for one).
+    pub fn load(path: &Path) -> Result<Policy, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!("policy file {}: cannot read: {e}", path.display()))
+        })?;
+        Policy::parse(&text)
+            .map_err(|e| Error::Usage(format!("policy file {}: {e}", path.display())))
+    }
+
+    /// Parses and checks policy text.
+    pub fn parse(text: &str) -> Result<Policy, String> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines (a snippet of the file);
+            // its first line names the problem and the key.
+            let message = e.message().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let before = &text.as_bytes()[..span.start.min(text.len())];
+                    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            }
+        })?;
+        policy.check()?;
+        Ok(policy)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (key, entry) in &self.components {
+            if let Some(hex) = key.strip_prefix("sha256:")
+                && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(format!(
+                    "components.\"{key}\": a digest key is sha256: and 64 hex digits"
+                ));
+            }
+            for host in &entry.network_hosts {
+                let valid = !host.is_empty()
+                    && host.len() <= 253
+                    && host
+                        .split('.')
+                        .enumerate()
+                        .all(|(i, label)| valid_label(label) || (i == 0 && label == "*"));
+                if !valid {
+                    return Err(format!(
+                        "components.\"{key}\".network-hosts: {host:?} is not a host name"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether unpinned third-party components may run.
+    pub fn allows_unpinned(&self) -> bool {
+        self.allow_unpinned.unwrap_or(true)
+    }
+
+    /// Whether a component with `digest` (`sha256:<hex>`) is pinned.
+    pub fn is_pinned(&self, digest: &str) -> bool {
+        self.components.contains_key(digest)
+    }
+
+    /// The limits of component `name` with `digest`: `base` (the run's
+    /// defaults), then the policy's `[limits]`, then the entry for its name,
+    /// then the entry for its digest.
+    pub fn limits_for(&self, base: &Limits, name: &str, digest: &str) -> Limits {
+        let mut limits = self.limits.apply(base);
+        for key in [name, digest] {
+            if let Some(entry) = self.components.get(key) {
+                limits = entry.limits.apply(&limits);
+                if let Some(rule) = entry.destination {
+                    limits.destination = rule;
+                }
+            }
+        }
+        limits
+    }
+
+    /// The effective policy over `base`: every default limit spelled out,
+    /// as `outport policy show` prints it.
+    pub fn effective(&self, base: &Limits) -> Policy {
+        let mut shown = self.clone();
+        shown.allow_unpinned = Some(self.allows_unpinned());
+        shown.limits = LimitSettings::from_limits(&self.limits.apply(base));
+        shown
+    }
+
+    /// The policy as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A DNS label: letters, digits and inner hyphens, 1 to 63 characters.
+fn valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn no_policy_is_the_default_limits() {
+        let p = Policy::parse("").unwrap();
+        assert!(p.allows_unpinned());
+        let l = p.limits_for(&Limits::default(), "oci", DIGEST);
+        assert_eq!(l.memory_bytes, Limits::default().memory_bytes);
+        assert_eq!(l.destination, DestinationRule::Any);
+    }
+
+    #[test]
+    fn digest_overrides_name_overrides_defaults() {
+        let text = format!(
+            "allow-unpinned = false\n[limits]\nmemory-bytes = 100\noutput-bytes = 5\n\
+             [components.misbehave.limits]\nmemory-bytes = 200\n\
+             [components.\"{DIGEST}\"]\ndestination = \"file\"\nnetwork-hosts = [\"*.example.com\"]\n\
+             [components.\"{DIGEST}\".limits]\nmemory-bytes = 300\n"
+        );
+        let p = Policy::parse(&text).unwrap();
+        assert!(!p.allows_unpinned());
+        assert!(p.is_pinned(DIGEST));
+        let l = p.limits_for(&Limits::default(), "misbehave", DIGEST);
+        assert_eq!((l.memory_bytes, l.output_bytes), (300, 5));
+        assert_eq!(l.destination, DestinationRule::File);
+        let other = p.limits_for(&Limits::default(), "misbehave", "sha256:x");
+        assert_eq!(other.memory_bytes, 200);
+        let shown = Policy::parse(&p.effective(&Limits::default()).to_toml()).unwrap();
+        assert_eq!(shown.limits.output_bytes, Some(5));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_in_one_line() {
+        for (text, needle) in [
+            ("memory = 1\n", "memory"),
+            ("[limits]\nmemroy-bytes = 1\n", "memroy-bytes"),
+            ("[components.oci]\nfoo = 1\n", "foo"),
+            ("[components.\"sha256:12\"]\n", "64 hex"),
+            ("[components.x]\nnetwork-hosts = [\"a b\"]\n", "not a host"),
+            ("[components.x]\ndestination = \"pipe\"\n", "pipe"),
+        ] {
+            let e = Policy::parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The sandbox policy and hostile components: `--policy FILE` sets limits
+//! per component, pins components by digest and restricts destinations;
+//! a component reaching for files outside its destination, symlinks out of
+//! it or the network gets an error, and nothing beside its destination
+//! changes. In every case a sibling `oci` instance finishes correctly.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// A work directory: `out/` for destinations, `sentinel/` beside them
+/// (whose tree must never change) and the policy file.
+struct Work {
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+    sentinel: PathBuf,
+}
+
+impl Work {
+    fn new() -> Work {
+        let tmp = tempdir();
+        let out = mkdir(tmp.path(), "out");
+        let sentinel = mkdir(&out, "sentinel");
+        fs::write(sentinel.join("keep.txt"), b"do not touch").unwrap();
+        mkdir(&sentinel, "inner");
+        Work { tmp, out, sentinel }
+    }
+
+    /// Writes the policy file and returns its path.
+    fn policy(&self, text: &str) -> PathBuf {
+        let path = self.tmp.path().join("policy.toml");
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Every path under `sentinel/` with its contents.
+    fn sentinel_tree(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut tree = BTreeMap::new();
+        let mut stack = vec![self.sentinel.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path
+                    .strip_prefix(&self.sentinel)
+                    .unwrap()
+                    .display()
+                    .to_string();
+                if path.is_dir() {
+                    stack.push(path);
+                    tree.insert(name, Vec::new());
+                } else {
+                    tree.insert(name, fs::read(&path).unwrap());
+                }
+            }
+        }
+        tree
+    }
+
+    /// Runs the misbehave component with `action` (id `bad`, dest
+    /// `out/bad.txt`) beside a good `oci` output (id `good`), with `extra`
+    /// arguments; checks the sibling and that nothing but `expected` and
+    /// the sentinel is in `out/`.
+    fn run(&self, action: &str, extra: &[&str], expected: &[&str]) -> Run {
+        let before = self.sentinel_tree();
+        let good = self.out.join("good.tar");
+        let mut args: Vec<String> = vec![
+            "export".into(),
+            path_str(&sample_image()).into(),
+            "--output".into(),
+            format!(
+                "type=wasm,component={},action={action},dest={},id=bad",
+                outport_test_programs::MISBEHAVE,
+                path_str(&self.out.join("bad.txt"))
+            ),
+            "--output".into(),
+            format!("type=oci,dest={},id=good", path_str(&good)),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let run = outport(args);
+        LayoutFiles::from_tar(&good).verify();
+        let mut names = dir_names(&self.out);
+        names.sort();
+        let mut want: Vec<String> = ["good.tar", "sentinel"]
+            .iter()
+            .chain(expected)
+            .map(|s| s.to_string())
+            .collect();
+        want.sort();
+        assert_eq!(names, want, "{}", run.describe());
+        assert_eq!(self.sentinel_tree(), before, "the sentinel tree changed");
+        assert!(!self.tmp.path().join("x").exists());
+        run
+    }
+
+    /// Like [`Work::run`] with a policy: the bad instance fails with
+    /// `message` and leaves nothing.
+    fn fails(&self, action: &str, policy: &str, message: &str) {
+        let policy = self.policy(policy);
+        let run = self.run(action, &["--policy", path_str(&policy)], &[]);
+        run.assert_code(1);
+        run.assert_error(&["instance \"bad\""], &[message]);
+    }
+}
+
+/// Runs `outport policy ARGS...` (which takes no `--cache-dir`).
+fn policy_cmd(args: &[&str]) -> Run {
+    let args = std::iter::once("policy")
+        .chain(args.iter().copied())
+        .map(Into::into)
+        .collect();
+    run_outport(args, |_| {})
+}
+
+/// Runs `outport policy ARGS...`, checks it succeeded and that its output
+/// has every one of `lines`.
+fn assert_policy_shows(args: &[&str], lines: &[&str]) {
+    let run = policy_cmd(args);
+    run.assert_success();
+    let text = run.stdout_text();
+    for line in lines {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+}
+
+#[test]
+fn policy_show_prints_the_safe_defaults() {
+    assert_policy_shows(
+        &["show"],
+        &[
+            "allow-unpinned = true",
+            "memory-bytes = 536870912",
+            "timeout-seconds = 3600",
+            "no component can reach any network",
+        ],
+    );
+}
+
+#[test]
+fn policy_show_merges_a_policy_file_over_the_defaults() {
+    let work = Work::new();
+    let policy = work.policy(
+        "allow-unpinned = false\n[limits]\noutput-bytes = 1024\n\
+         [components.outport_test_misbehave]\ndestination = \"file\"\nnetwork-hosts = [\"registry.example.com\"]\n",
+    );
+    assert_policy_shows(
+        &["show", "--policy", path_str(&policy)],
+        &[
+            "allow-unpinned = false",
+            "output-bytes = 1024",
+            "memory-bytes = 536870912",
+            "destination = \"file\"",
+            "registry.example.com",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_policy_key_is_a_usage_error_naming_file_and_key() {
+    let work = Work::new();
+    let policy = work.policy("[limits]\nmemory = 1\n");
+    for run in [
+        policy_cmd(&["show", "--policy", path_str(&policy)]),
+        outport([
+            "export",
+            path_str(&sample_image()),
+            "--output",
+            "type=oci,dest=never.tar",
+            "--policy",
+            path_str(&policy),
+        ]),
+    ] {
+        run.assert_code(2);
+        run.assert_error(&["policy.toml"], &["unknown field `memory`"]);
+        assert_eq!(run.error_text().lines().count(), 1, "{}", run.describe());
+    }
+}
+
+#[test]
+fn an_example_policy_matches_the_schema() {
+    let example = "allow-unpinned = false\n\
+        [limits]\nmemory-bytes = 67108864\ntimeout-seconds = 60\noutput-bytes = 1073741824\n\
+        [components.oci]\ndestination = \"file\"\n\
+        [components.\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]\n\
+        network-hosts = [\"*.example.com\"]\n\
+        [components.\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\".limits]\n\
+        memory-bytes = 134217728\n";
+    let work = Work::new();
+    let policy = work.policy(example);
+    policy_cmd(&["show", "--policy", path_str(&policy)]).assert_success();
+    let schema = repo_root().join("schemas/policy.schema.json");
+    let script = "import json, sys, tomllib, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        v = jsonschema.Draft202012Validator(schema)\n\
+        good = tomllib.load(open(sys.argv[2], 'rb'))\n\
+        errors = list(v.iter_errors(good))\n\
+        [print(f'{list(e.absolute_path)}: {e.message}') for e in errors]\n\
+        bad = dict(good, limits={'memroy-bytes': 1})\n\
+        sys.exit(1 if errors or v.is_valid(bad) else 0)\n";
+    let out = tool(
+        "python3",
+        &["-c", script, path_str(&schema), path_str(&policy)],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unpinned_component_is_refused_and_a_pinned_one_runs() {
+    let work = Work::new();
+    let digest = sha256_digest(&fs::read(outport_test_programs::MISBEHAVE).unwrap());
+    let strict = work.policy("allow-unpinned = false\n");
+    let run = outport([
+        "export",
+        path_str(&sample_image()),
+        "--output",
+        &format!(
+            "type=wasm,component={},dest={}",
+            outport_test_programs::MISBEHAVE,
+            path_str(&work.out.join("bad.txt"))
+        ),
+        "--policy",
+        path_str(&strict),
+    ]);
+    run.assert_code(2);
+    run.assert_error(&[&digest], &["not pinned"]);
+
+    work.policy(&format!(
+        "allow-unpinned = false\n[components.\"{digest}\"]\n"
+    ));
+    let run = work.run("ok", &["--policy", path_str(&strict)], &["bad.txt"]);
+    run.assert_success();
+    assert_eq!(
+        fs::read(work.out.join("bad.txt")).unwrap(),
+        b"complete output"
+    );
+}
+
+#[test]
+fn an_output_flood_stops_at_the_policy_output_limit() {
+    Work::new().fails(
+        "flood",
+        "[components.outport_test_misbehave.limits]\noutput-bytes = 1048576\n",
+        "output limit of 1048576 bytes exceeded",
+    );
+}
+
+#[test]
+fn the_policy_memory_limit_applies() {
+    Work::new().fails(
+        "grow-memory",
+        "[limits]\nmemory-bytes = 67108864\n",
+        "memory limit of 67108864 bytes",
+    );
+}
+
+#[test]
+fn the_policy_time_limit_applies() {
+    Work::new().fails(
+        "loop",
+        "[components.outport_test_misbehave.limits]\ntimeout-seconds = 1\n",
+        "time limit of 1 s",
+    );
+}
+
+#[test]
+fn the_policy_destination_rule_applies() {
+    Work::new().fails(
+        "ok",
+        "[components.outport_test_misbehave]\ndestination = \"directory\"\n",
+        "only a directory destination",
+    );
+}
+
+#[test]
+fn escapes_from_the_destination_and_the_network_are_refused() {
+    let work = Work::new();
+    let meta = work.tmp.path().join("meta.json");
+    let run = work.run(
+        "escape",
+        &["--metadata-file", path_str(&meta)],
+        &["bad.txt"],
+    );
+    run.assert_success();
+    let metadata = read_json(&meta);
+    let response = &exporter_entry(&metadata, "bad")["response"];
+    for what in ["etc-passwd", "absolute", "parent", "parent-at", "tcp"] {
+        let key = format!("test.refused.{what}");
+        assert!(response[&key].is_string(), "{key} missing: {response:#}");
+    }
+    assert!(
+        response["test.refused.symlink"].is_string()
+            || (response["test.refused.through-symlink"].is_string()
+                && response["test.refused.read-through-symlink"].is_string()),
+        "{response:#}"
+    );
+    let tcp = response["test.refused.tcp"].as_str().unwrap_or_default();
+    assert!(tcp.contains("denied"), "{tcp}");
+    assert!(!Path::new("/x").exists());
+}
