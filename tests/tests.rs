@@ -8,6 +8,7 @@
 
 mod common;
 
+mod authors;
 mod bad_input;
 mod buildinfo;
 mod compile_cache;
@@ -17,3 +18,4 @@ mod export_rootfs;
 mod instances;
 mod provenance;
 mod sample_image;
+mod sandbox;

@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::time::Duration;
 
 use outport::{Limits, OutputSpec, Session, Status};
 
@@ -52,6 +51,18 @@ pub async fn run(args: ExportArgs) -> u8 {
         }
     };
 
+    let mut policy = match args.policy.as_deref().map(outport::policy::Policy::load) {
+        None => outport::policy::Policy::default(),
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(seconds) = args.timeout {
+        policy.limits.timeout_seconds = Some(seconds);
+    }
+
     let engine = match args.engine.engine() {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -66,11 +77,8 @@ pub async fn run(args: ExportArgs) -> u8 {
         Progress::Auto => Mode::Plain,
     };
     let reporter = render::reporter(mode);
-    let limits = Limits {
-        timeout: Duration::from_secs(args.timeout),
-        ..Limits::default()
-    };
-    let session = Session::new(engine, reporter.clone(), limits)
+    let session = Session::new(engine, reporter.clone(), Limits::default())
+        .policy(policy)
         .fail_fast(args.fail_fast)
         .build_info(build_info);
     // Unknown types and unloadable components are usage errors, found

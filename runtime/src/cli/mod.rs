@@ -2,6 +2,8 @@
 
 mod describe;
 mod export;
+mod new;
+mod policy;
 mod render;
 
 use std::path::PathBuf;
@@ -30,6 +32,41 @@ enum Command {
     Export(Box<ExportArgs>),
     /// List the built-in exporters and their options.
     Exporters(EngineArgs),
+    /// The sandbox policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Scaffold a new project.
+    #[command(subcommand)]
+    New(NewCommand),
+}
+
+/// `outport new ...`.
+#[derive(Subcommand, Debug)]
+enum NewCommand {
+    /// A third-party exporter (Rust, on the outport-exporter SDK) that builds
+    /// with `cargo build --release --target wasm32-wasip2`.
+    Exporter {
+        /// The exporter's name (lowercase letters, digits and '-').
+        name: String,
+        /// The project directory to create (default: ./NAME); never overwritten.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// The SDK crate (guests/sdk of an outport checkout; default: the
+        /// one this outport was built from).
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+}
+
+/// `outport policy ...`.
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Print the effective policy (the safe defaults without --policy), as TOML.
+    Show {
+        /// The policy file (TOML; see schemas/policy.schema.json).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
 }
 
 /// Options of `outport export`.
@@ -74,9 +111,14 @@ struct ExportArgs {
     /// $SOURCE_DATE_EPOCH when set. An output with `attest=false` gets none.
     #[arg(long = "attest", value_name = "TYPE[,mode=min|max]")]
     attest: Vec<String>,
-    /// Wall-clock limit for each instance, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-    timeout: u64,
+    /// Wall-clock limit for each instance, in seconds (default: the
+    /// policy's, else 3600); a policy's per-component entry still wins.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// The sandbox policy (TOML): limits, per-component overrides, pinning,
+    /// destination rules. Without it, the defaults of `outport policy show`.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
@@ -143,6 +185,10 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Export(args) => runtime.block_on(export::run(*args)),
         Command::Exporters(args) => runtime.block_on(describe::run(args)),
+        Command::Policy(PolicyCommand::Show { policy }) => policy::show(policy.as_deref()),
+        Command::New(NewCommand::Exporter { name, path, sdk }) => {
+            new::exporter(&name, path.as_deref(), sdk.as_deref())
+        }
     };
     ExitCode::from(code)
 }
