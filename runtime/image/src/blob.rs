@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use oci_spec::image::Descriptor;
 
@@ -65,8 +65,8 @@ pub struct Blob {
     descriptor: Descriptor,
     data: Data,
     verified: Arc<AtomicBool>,
-    /// Held while a copy verifies the blob (see `copy`).
-    verify_lock: Mutex<()>,
+    /// Which consumer, if any, is verifying the blob right now.
+    verifying: Arc<Verifying>,
     label: Arc<Label>,
 }
 
@@ -83,7 +83,7 @@ impl Blob {
             descriptor,
             data: Data::Memory(data),
             verified: Arc::new(AtomicBool::new(true)),
-            verify_lock: Mutex::new(()),
+            verifying: Arc::default(),
             label: Arc::new(label),
         }
     }
@@ -122,7 +122,7 @@ impl Blob {
             descriptor,
             data: Data::File(region),
             verified: Arc::new(AtomicBool::new(verified)),
-            verify_lock: Mutex::new(()),
+            verifying: Arc::default(),
             label: Arc::new(label),
         }
     }
@@ -159,8 +159,40 @@ impl Blob {
         }
     }
 
+    /// Like [`Blob::open`], but shares verification with concurrent
+    /// consumers: while another consumer is hashing this blob, it blocks
+    /// until that one is done, and then reads without hashing. So however
+    /// many consumers read a blob at once, its bytes are hashed (and read
+    /// from disk) once. May block: call it off the async executor.
+    pub fn open_shared(&self) -> BlobReader {
+        let claim = self.claim_or_wait();
+        BlobReader {
+            stream: Stream {
+                claim,
+                ..self.stream()
+            },
+            failed: None,
+        }
+    }
+
+    /// Returns `None` once the blob is verified (waiting for a concurrent
+    /// verification to end), or the right to verify it.
+    fn claim_or_wait(&self) -> Option<Claim> {
+        loop {
+            if self.is_verified() {
+                return None;
+            }
+            if let Some(claim) = Claim::take(&self.verifying) {
+                // It may have been verified just before the claim.
+                return (!self.is_verified()).then_some(claim);
+            }
+            self.verifying.wait();
+        }
+    }
+
     fn stream(&self) -> Stream {
         Stream {
+            claim: None,
             data: self.data.clone(),
             pos: 0,
             size: self.size(),
@@ -234,18 +266,10 @@ impl Blob {
                 Ok(size)
             }
             Data::File(region) => {
-                // One copy at a time hashes an unverified blob; a concurrent
-                // copy of the same blob waits for it, then takes the fast
-                // path instead of reading and hashing the bytes again.
-                let _verifying = if self.is_verified() {
-                    None
-                } else {
-                    Some(
-                        self.verify_lock
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                    )
-                };
+                // One consumer at a time hashes an unverified blob; a
+                // concurrent copy waits for it, then takes the fast path
+                // instead of reading and hashing the bytes again.
+                let _claim = self.claim_or_wait();
                 if self.is_verified() && copy_range(region, size, dest, offset)? {
                     return Ok(size);
                 }
@@ -325,8 +349,59 @@ fn copy_range(_: &FileRegion, _: u64, _: &File, _: u64) -> Result<bool, CopyErro
     Ok(false)
 }
 
+/// Whether a consumer is verifying a blob, and a way to wait for it.
+#[derive(Debug, Default)]
+struct Verifying {
+    busy: Mutex<bool>,
+    done: Condvar,
+}
+
+impl Verifying {
+    fn lock(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.busy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Blocks while another consumer holds the claim.
+    fn wait(&self) {
+        let mut busy = self.lock();
+        while *busy {
+            busy = self
+                .done
+                .wait(busy)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// The right to verify a blob; dropping it (verified or not) wakes the
+/// consumers waiting for it.
+#[derive(Debug)]
+struct Claim(Arc<Verifying>);
+
+impl Claim {
+    fn take(verifying: &Arc<Verifying>) -> Option<Claim> {
+        let mut busy = verifying.lock();
+        if *busy {
+            return None;
+        }
+        *busy = true;
+        Some(Claim(Arc::clone(verifying)))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *self.0.lock() = false;
+        self.0.done.notify_all();
+    }
+}
+
 /// The verifying cursor shared by [`BlobReader`], `read_all` and `copy_to_file`.
 struct Stream {
+    /// Held while this pass verifies the blob for every consumer.
+    claim: Option<Claim>,
     data: Data,
     pos: u64,
     size: u64,
@@ -404,6 +479,9 @@ impl Stream {
 
     fn finish(&mut self) -> Result<(), Error> {
         self.done = true;
+        // Whatever the outcome, waiting consumers may go on once this
+        // returns (release happens when the claim is dropped).
+        let _claim = self.claim.take();
         if !self.hash {
             return Ok(()); // verified before this pass, or trusted as given
         }

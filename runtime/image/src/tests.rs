@@ -743,3 +743,81 @@ fn a_reader_after_verification_reads_without_rehashing_and_still_ends_cleanly() 
     blob.open().read_to_end(&mut second).unwrap();
     assert!(first == second && first == img.layer_bytes);
 }
+
+/// A fresh unverified 4 MiB layer image, and the layer's bytes.
+fn shared_fixture() -> (Fixture, Image, String, Vec<u8>) {
+    let f = Fixture::new();
+    let layer: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 241) as u8).collect();
+    let img = f.add_image_with_layer("amd64", layer);
+    f.write_index(vec![entry(&img, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    (f, image, img.layer.digest.clone(), img.layer_bytes.clone())
+}
+
+#[test]
+fn concurrent_shared_readers_all_read_the_verified_bytes() {
+    let (_f, image, digest, bytes) = shared_fixture();
+    let blob = image.blob(&digest).unwrap().clone();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let blob = blob.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                blob.open_shared().read_to_end(&mut out).map(|_| out)
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert!(reader.join().unwrap().unwrap() == bytes);
+    }
+    assert!(blob.is_verified());
+}
+
+#[test]
+fn a_waiting_shared_reader_takes_over_when_the_verifier_gives_up() {
+    let (_f, image, digest, bytes) = shared_fixture();
+    let blob = image.blob(&digest).unwrap().clone();
+    // The first consumer claims verification and stops half-way.
+    let mut first = blob.open_shared();
+    let mut half = vec![0u8; bytes.len() / 2];
+    first.read_exact(&mut half).unwrap();
+    let waiter = {
+        let blob = blob.clone();
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            blob.open_shared().read_to_end(&mut out).map(|_| out)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        !waiter.is_finished(),
+        "the second consumer waits for the first"
+    );
+    drop(first);
+    assert!(waiter.join().unwrap().unwrap() == bytes);
+    assert!(blob.is_verified());
+}
+
+#[test]
+fn shared_readers_of_a_corrupt_blob_all_fail() {
+    let (f, image, digest, bytes) = shared_fixture();
+    let mut bad = bytes.clone();
+    bad[7] ^= 1;
+    fs::write(
+        format!("{}/blobs/sha256/{}", f.path(), &digest["sha256:".len()..]),
+        &bad,
+    )
+    .unwrap();
+    let blob = image.blob(&digest).unwrap().clone();
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let blob = blob.clone();
+            std::thread::spawn(move || blob.open_shared().read_to_end(&mut Vec::new()))
+        })
+        .collect();
+    for reader in readers {
+        let e = reader.join().unwrap().unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+    }
+    assert!(!blob.is_verified());
+}

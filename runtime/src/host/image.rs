@@ -149,8 +149,11 @@ impl HostBlob for InstanceState {
         if let Err(e) = self.quota.charge(blob.size()) {
             return Ok(Err(e));
         }
+        // Shares verification with concurrent consumers of the same blob
+        // (other instances): its bytes are hashed once.
+        let reader = tokio::task::spawn_blocking(move || blob.open_shared()).await?;
         let stream = self.table.get_mut(&dest)?;
-        Ok(copy_to_stream(&blob, stream.as_mut()).await)
+        Ok(copy_to_stream(reader, stream.as_mut()).await)
     }
 
     async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
@@ -162,10 +165,9 @@ impl HostBlob for InstanceState {
 /// Streams a blob into a WASI output-stream: the next chunk is read and
 /// hashed while the stream writes the previous one.
 async fn copy_to_stream(
-    blob: &Blob,
+    mut reader: BlobReader,
     stream: &mut dyn wasmtime_wasi::p2::OutputStream,
 ) -> Result<u64, Error> {
-    let mut reader = blob.open();
     let mut written = 0u64;
     loop {
         let mut chunk = vec![0u8; CHUNK];
