@@ -47,6 +47,13 @@ impl SessionResult {
     }
 }
 
+/// Outputs checked and their components loaded by [`Session::prepare`],
+/// ready for [`Session::run`]: per instance its spec, its component and its
+/// build-info choice.
+pub struct Plan {
+    instances: Vec<(InstanceSpec, LoadedComponent, buildinfo::Choice)>,
+}
+
 /// Runs exports against one engine.
 pub struct Session {
     engine: Arc<Engine>,
@@ -92,18 +99,17 @@ impl Session {
         self
     }
 
-    /// Checks the outputs (types known, IDs unique) and loads their
-    /// components; fails before anything runs.
-    pub fn prepare(
-        &self,
-        outputs: &[OutputSpec],
-    ) -> Result<Vec<(InstanceSpec, LoadedComponent)>, Error> {
+    /// Checks the outputs (types known, IDs unique, host-owned options
+    /// valid, components pinned as the policy asks) and loads their
+    /// components; fails before anything runs. Run the result with
+    /// [`Session::run`].
+    pub fn prepare(&self, outputs: &[OutputSpec]) -> Result<Plan, Error> {
         let ids = assign_ids(outputs)?;
         let mut loaded: HashMap<String, LoadedComponent> = HashMap::new();
         let mut plan = Vec::new();
         for (spec, id) in outputs.iter().zip(ids) {
             let mut options = spec.options.clone();
-            buildinfo::take_options(&id, &mut options)?;
+            let choice = buildinfo::take_options(&id, &mut options)?;
             let (name, wasm): (String, Cow<'static, [u8]>) = if spec.kind == WASM_TYPE {
                 let path = take_component_path(&id, &mut options)?;
                 let bytes = std::fs::read(&path).map_err(|e| {
@@ -121,7 +127,7 @@ impl Session {
                 })?;
                 (builtin.name.to_string(), Cow::Borrowed(builtin.wasm))
             };
-            let digest = sha256_digest(&wasm);
+            let digest = outport_image::sha256_digest(&wasm);
             if spec.kind == WASM_TYPE
                 && !self.policy.allows_unpinned()
                 && !self.policy.is_pinned(&digest)
@@ -148,24 +154,30 @@ impl Session {
                 options,
                 limits,
             };
-            plan.push((instance, component));
+            plan.push((instance, component, choice));
         }
-        Ok(plan)
+        Ok(Plan { instances: plan })
     }
 
     /// Exports `image` to every output concurrently and returns each
-    /// instance's result, in the order of `outputs`.
+    /// instance's result, in the order of `outputs`: [`Session::prepare`]
+    /// then [`Session::run`].
     pub async fn export(
         &self,
         image: Arc<Image>,
         outputs: &[OutputSpec],
     ) -> Result<SessionResult, Error> {
         let plan = self.prepare(outputs)?;
-        let choices = outputs
-            .iter()
-            .zip(&plan)
-            .map(|(o, (spec, _))| buildinfo::take_options(&spec.id, &mut o.options.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+        self.run(image, plan).await
+    }
+
+    /// Runs a prepared plan on `image`, every instance concurrently.
+    pub async fn run(&self, image: Arc<Image>, plan: Plan) -> Result<SessionResult, Error> {
+        let (plan, choices): (Vec<_>, Vec<_>) = plan
+            .instances
+            .into_iter()
+            .map(|(spec, component, choice)| ((spec, component), choice))
+            .unzip();
         let variants = buildinfo::Variants::compute(&image, &self.build_info, &choices)?;
         let mut slots: Vec<Option<InstanceResult>> = vec![None; plan.len()];
         let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(plan.len());
@@ -221,12 +233,6 @@ impl Session {
             .collect();
         Ok(SessionResult { exporters })
     }
-}
-
-/// `sha256:<hex>` of a component's bytes, as a policy pins it.
-fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// The name a policy knows a component by: the built-in exporter's name,

@@ -83,10 +83,13 @@ pub async fn run(args: ExportArgs) -> u8 {
         .build_info(build_info);
     // Unknown types and unloadable components are usage errors, found
     // before the input is even read.
-    if let Err(e) = session.prepare(&outputs) {
-        eprintln!("error: {e}");
-        return EXIT_USAGE;
-    }
+    let plan = match session.prepare(&outputs) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
 
     let input = args.input.clone();
     let image = match tokio::task::spawn_blocking(move || outport_image::open(&input)).await {
@@ -101,7 +104,7 @@ pub async fn run(args: ExportArgs) -> u8 {
         }
     };
 
-    let result = match session.export(image, &outputs).await {
+    let result = match session.run(image, plan).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
