@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// Builds `examples/hello-exporter` for wasm32-wasip2 (once per test run)
 /// and returns the component's path.
-fn hello_component() -> &'static Path {
+pub(crate) fn hello_component() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         build_component(
@@ -58,7 +58,12 @@ fn build_component(crate_dir: &Path, wasm_name: &str) -> PathBuf {
 
 /// Runs the component on the sample image, writing `dest`, with the extra
 /// options `extra` (`KEY=VALUE,...`).
-fn export_sample(component: &Path, dest: &Path, extra: &str, metadata: Option<&Path>) -> Run {
+pub(crate) fn export_sample(
+    component: &Path,
+    dest: &Path,
+    extra: &str,
+    metadata: Option<&Path>,
+) -> Run {
     let spec = format!(
         "type=wasm,component={},dest={},{extra}",
         path_str(component),

@@ -16,6 +16,7 @@ mod export_docker;
 mod export_oci;
 mod export_rootfs;
 mod instances;
+mod plugins;
 mod provenance;
 mod sample_image;
 mod sandbox;

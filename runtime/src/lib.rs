@@ -29,6 +29,7 @@ pub mod instance;
 pub mod limits;
 pub mod metadata;
 pub mod options;
+pub mod plugins;
 pub mod policy;
 pub mod report;
 pub mod session;

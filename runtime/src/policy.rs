@@ -19,15 +19,16 @@ use crate::limits::{DestinationRule, Limits};
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Policy {
-    /// Whether a `type=wasm,component=PATH` whose digest is not a key of
-    /// `[components]` may run (default: true).
+    /// Whether a third-party component (`type=wasm,component=PATH` or a
+    /// plugin found by name) whose digest is not a key of `[components]`
+    /// may run (default: true). Built-in exporters always may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_unpinned: Option<bool>,
     /// Limits for every instance unless a component entry overrides them.
     #[serde(default)]
     pub limits: LimitSettings,
-    /// Per-component entries, keyed by name (`oci`, a component file's name
-    /// without `.wasm`) or digest (`sha256:<hex>`).
+    /// Per-component entries, keyed by name (`oci`, a component file's or
+    /// plugin's name without `.wasm`) or digest (`sha256:<hex>`).
     #[serde(default)]
     pub components: BTreeMap<String, ComponentPolicy>,
 }

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -11,12 +12,13 @@ use tokio::task::JoinSet;
 use outport_image::Image;
 
 use crate::buildinfo::{self, BuildInputs};
-use crate::builtin;
+use crate::builtin::{self, Builtin};
 use crate::engine::{Engine, LoadedComponent};
 use crate::error::Error;
 use crate::instance::{self, InstanceResult, InstanceSpec, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids};
+use crate::plugins::{self, PluginDirs};
 use crate::policy::Policy;
 use crate::report::Reporter;
 
@@ -62,6 +64,7 @@ pub struct Session {
     fail_fast: bool,
     build_info: BuildInputs,
     policy: Policy,
+    plugins: PluginDirs,
 }
 
 impl Session {
@@ -75,6 +78,7 @@ impl Session {
             fail_fast: false,
             build_info: BuildInputs::default(),
             policy: Policy::default(),
+            plugins: PluginDirs::default(),
         }
     }
 
@@ -82,6 +86,13 @@ impl Session {
     /// limits over the session's, pinning, destination rules.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Sets the directories where `type=NAME` finds the plugin `NAME.wasm`
+    /// (see [`crate::plugins`]; default: none).
+    pub fn plugins(mut self, dirs: PluginDirs) -> Self {
+        self.plugins = dirs;
         self
     }
 
@@ -100,8 +111,9 @@ impl Session {
     }
 
     /// Checks the outputs (types known, IDs unique, host-owned options
-    /// valid, components pinned as the policy asks) and loads their
-    /// components; fails before anything runs. Run the result with
+    /// valid, third-party components, by path or plugin name, pinned as
+    /// the policy asks) and loads their components; fails before anything
+    /// runs. Run the result with
     /// [`Session::run`].
     pub fn prepare(&self, outputs: &[OutputSpec]) -> Result<Plan, Error> {
         let ids = assign_ids(outputs)?;
@@ -110,40 +122,34 @@ impl Session {
         for (spec, id) in outputs.iter().zip(ids) {
             let mut options = spec.options.clone();
             let choice = buildinfo::take_options(&id, &mut options)?;
-            let (name, wasm): (String, Cow<'static, [u8]>) = if spec.kind == WASM_TYPE {
-                let path = take_component_path(&id, &mut options)?;
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    Error::Usage(format!("output {id}: cannot read component {path}: {e}"))
-                })?;
-                (path, Cow::Owned(bytes))
-            } else {
-                let builtin = builtin::exporter(&spec.kind).ok_or_else(|| {
-                    let known: Vec<&str> = builtin::EXPORTERS.iter().map(|b| b.name).collect();
-                    Error::Usage(format!(
-                        "output {id}: unknown exporter type {:?} (built-in: {}; or type={WASM_TYPE},component=PATH)",
-                        spec.kind,
-                        known.join(", ")
-                    ))
-                })?;
-                (builtin.name.to_string(), Cow::Borrowed(builtin.wasm))
-            };
+            let (name, policy_name, wasm, third_party) =
+                match self.source(&id, &spec.kind, &mut options)? {
+                    Source::Builtin(builtin) => (
+                        builtin.name.to_string(),
+                        builtin.name.to_string(),
+                        Cow::Borrowed(builtin.wasm),
+                        false,
+                    ),
+                    Source::File(path) => {
+                        let name = path.display().to_string();
+                        let bytes = std::fs::read(&path).map_err(|e| {
+                            Error::Usage(format!("output {id}: cannot read component {name}: {e}"))
+                        })?;
+                        (name, file_stem(&path), Cow::Owned(bytes), true)
+                    }
+                };
             let digest = outport_image::sha256_digest(&wasm);
-            if spec.kind == WASM_TYPE
-                && !self.policy.allows_unpinned()
-                && !self.policy.is_pinned(&digest)
-            {
+            if third_party && !self.policy.allows_unpinned() && !self.policy.is_pinned(&digest) {
                 return Err(Error::Usage(format!(
                     "output {id}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
                 )));
             }
-            let limits =
-                self.policy
-                    .limits_for(&self.limits, &component_name(&spec.kind, &name), &digest);
-            let component = match loaded.get(&name) {
+            let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
+            let component = match loaded.get(&digest) {
                 Some(c) => c.clone(),
                 None => {
                     let c = self.engine.load(&name, &wasm)?;
-                    loaded.insert(name, c.clone());
+                    loaded.insert(digest, c.clone());
                     c
                 }
             };
@@ -157,6 +163,37 @@ impl Session {
             plan.push((instance, component, choice));
         }
         Ok(Plan { instances: plan })
+    }
+
+    /// Where the component of output `id` of type `kind` comes from:
+    /// `type=wasm` takes its `component=PATH` out of `options`; a built-in
+    /// name is the built-in; any other name is a plugin file.
+    fn source(
+        &self,
+        id: &str,
+        kind: &str,
+        options: &mut Vec<(String, String)>,
+    ) -> Result<Source, Error> {
+        if kind == WASM_TYPE {
+            return Ok(Source::File(take_component_path(id, options)?.into()));
+        }
+        if let Some(builtin) = builtin::exporter(kind) {
+            return Ok(Source::Builtin(builtin));
+        }
+        let known: Vec<&str> = builtin::EXPORTERS.iter().map(|b| b.name).collect();
+        if !plugins::valid_name(kind) {
+            return Err(Error::Usage(format!(
+                "output {id}: exporter type {kind:?}: not built-in ({}) and not a valid plugin name (letters, digits, '-', '_', '.'; no '/' or '..')",
+                known.join(", ")
+            )));
+        }
+        self.plugins.find(kind).map(Source::File).ok_or_else(|| {
+            Error::Usage(format!(
+                "output {id}: unknown exporter type {kind:?}: not built-in ({}) and no {kind}.wasm in the plugin directories (searched: {}); or type={WASM_TYPE},component=PATH",
+                known.join(", "),
+                self.plugins.searched()
+            ))
+        })
     }
 
     /// Exports `image` to every output concurrently and returns each
@@ -235,16 +272,20 @@ impl Session {
     }
 }
 
-/// The name a policy knows a component by: the built-in exporter's name,
-/// or a component file's name without `.wasm`.
-fn component_name(kind: &str, name: &str) -> String {
-    if kind != WASM_TYPE {
-        return name.to_string();
-    }
-    let file = std::path::Path::new(name);
-    file.file_stem()
+/// The name a policy knows a component file by: its file name without
+/// `.wasm`.
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| name.to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Where an output's component comes from.
+enum Source {
+    /// A built-in exporter, embedded in the binary.
+    Builtin(Builtin),
+    /// A component file (`type=wasm,component=PATH` or a plugin): third-party.
+    File(PathBuf),
 }
 
 /// The `type=` of a component given by path.

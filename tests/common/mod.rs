@@ -320,10 +320,15 @@ where
 }
 
 /// Runs the `outport` binary with `args`, then whatever `setup` adds
-/// (arguments, environment); standard input is closed.
+/// (arguments, environment); standard input is closed. No default plugin
+/// directory (`OUTPORT_PLUGIN_DIR` empty) unless `setup` sets one, so the
+/// user's plugins never count.
 pub fn run_outport(args: Vec<OsString>, setup: impl FnOnce(&mut Command)) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_outport"));
-    command.args(&args).stdin(Stdio::null());
+    command
+        .args(&args)
+        .stdin(Stdio::null())
+        .env("OUTPORT_PLUGIN_DIR", "");
     setup(&mut command);
     let output = command.output().expect("run the outport binary");
     Run {

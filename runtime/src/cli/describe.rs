@@ -1,9 +1,23 @@
-//! `outport exporters`: what each built-in exporter says about itself.
+//! `outport exporters`: what each built-in exporter and each plugin says
+//! about itself.
 
-use super::{EXIT_FAILED, EXIT_OK, EngineArgs};
+use std::path::Path;
 
-pub async fn run(args: EngineArgs) -> u8 {
-    let engine = match args.engine() {
+use outport::Engine;
+use outport::bindings::types::ComponentInfo;
+use outport::plugins::Shadowed;
+
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportersArgs};
+
+pub async fn run(args: ExportersArgs) -> u8 {
+    let plugins = match args.plugins.dirs().and_then(|dirs| dirs.list()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let engine = match args.engine.engine() {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -12,34 +26,75 @@ pub async fn run(args: EngineArgs) -> u8 {
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::EXPORTERS {
-        let info = match engine.load(builtin.name, builtin.wasm) {
-            Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
-            Err(e) => Err(e.to_string()),
-        };
-        match info {
-            Ok(info) => {
-                println!("{} {} - {}", info.name, info.version, info.summary);
-                for opt in &info.options {
-                    let mut extra = Vec::new();
-                    if let Some(d) = &opt.default_value {
-                        extra.push(format!("default {d}"));
-                    }
-                    if opt.repeatable {
-                        extra.push("repeatable".to_string());
-                    }
-                    let extra = if extra.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", extra.join(", "))
-                    };
-                    println!("    {:<36} {}{extra}", opt.key, opt.help);
-                }
-            }
-            Err(e) => {
-                eprintln!("error: exporter {}: {e}", builtin.name);
-                code = EXIT_FAILED;
+        let info = describe(&engine, builtin.name, builtin.wasm).await;
+        code = code.max(show(builtin.name, info, None));
+    }
+    for plugin in &plugins {
+        let path = plugin.path.display();
+        let name = &plugin.name;
+        match &plugin.shadowed {
+            Some(Shadowed::ByBuiltin) => eprintln!(
+                "warning: plugin {path} is shadowed by the built-in exporter {name}: type={name} runs the built-in"
+            ),
+            Some(Shadowed::ByPlugin(first)) => eprintln!(
+                "warning: plugin {path} is shadowed by {}: type={name} runs that one",
+                first.display()
+            ),
+            None => {
+                let info = match std::fs::read(&plugin.path) {
+                    Ok(bytes) => describe(&engine, &path.to_string(), &bytes).await,
+                    Err(e) => Err(format!("cannot read {path}: {e}")),
+                };
+                code = code.max(show(name, info, Some(&plugin.path)));
             }
         }
     }
     code
+}
+
+/// Loads component `name` and calls its `describe()`.
+async fn describe(engine: &Engine, name: &str, wasm: &[u8]) -> Result<ComponentInfo, String> {
+    match engine.load(name, wasm) {
+        Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Prints what exporter `name` (a plugin when it has a `plugin` path)
+/// says about itself, one line and then one line per option; returns the
+/// exit code.
+fn show(name: &str, info: Result<ComponentInfo, String>, plugin: Option<&Path>) -> u8 {
+    let info = match info {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: exporter {name}: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let origin = match plugin {
+        None => String::new(),
+        Some(path) if info.name == name => format!(" [plugin {}]", path.display()),
+        Some(path) => format!(
+            " [plugin {}, describes itself as {}]",
+            path.display(),
+            info.name
+        ),
+    };
+    println!("{name} {} - {}{origin}", info.version, info.summary);
+    for opt in &info.options {
+        let mut extra = Vec::new();
+        if let Some(d) = &opt.default_value {
+            extra.push(format!("default {d}"));
+        }
+        if opt.repeatable {
+            extra.push("repeatable".to_string());
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.join(", "))
+        };
+        println!("    {:<36} {}{extra}", opt.key, opt.help);
+    }
+    EXIT_OK
 }

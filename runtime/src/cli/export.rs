@@ -63,6 +63,14 @@ pub async fn run(args: ExportArgs) -> u8 {
         policy.limits.timeout_seconds = Some(seconds);
     }
 
+    let plugins = match args.plugins.dirs() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+
     let engine = match args.engine.engine() {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -79,6 +87,7 @@ pub async fn run(args: ExportArgs) -> u8 {
     let reporter = render::reporter(mode);
     let session = Session::new(engine, reporter.clone(), Limits::default())
         .policy(policy)
+        .plugins(plugins)
         .fail_fast(args.fail_fast)
         .build_info(build_info);
     // Unknown types and unloadable components are usage errors, found

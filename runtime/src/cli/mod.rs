@@ -30,8 +30,8 @@ struct Cli {
 enum Command {
     /// Export an image to one or more outputs at once.
     Export(Box<ExportArgs>),
-    /// List the built-in exporters and their options.
-    Exporters(EngineArgs),
+    /// List the built-in exporters and the plugins, with their options.
+    Exporters(ExportersArgs),
     /// The sandbox policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -123,7 +123,35 @@ struct ExportArgs {
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
     #[command(flatten)]
+    plugins: PluginArgs,
+    #[command(flatten)]
     engine: EngineArgs,
+}
+
+/// Options of `outport exporters`.
+#[derive(clap::Args, Debug)]
+struct ExportersArgs {
+    #[command(flatten)]
+    plugins: PluginArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Where `type=NAME` finds plugins, for the subcommands that resolve
+/// exporters.
+#[derive(clap::Args, Debug)]
+struct PluginArgs {
+    /// A directory where `type=NAME` finds the plugin NAME.wasm when NAME is
+    /// not a built-in exporter (repeatable; searched in order, then
+    /// $OUTPORT_PLUGIN_DIR, else the user's config dir's outport/plugins).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+}
+
+impl PluginArgs {
+    fn dirs(&self) -> Result<outport::plugins::PluginDirs, outport::Error> {
+        outport::plugins::PluginDirs::with_default(&self.plugin_dirs)
+    }
 }
 
 /// Engine options shared by the subcommands.
