@@ -18,5 +18,6 @@ mod export_rootfs;
 mod instances;
 mod plugins;
 mod provenance;
+mod python_exporter;
 mod sample_image;
 mod sandbox;
