@@ -6,10 +6,30 @@
 //! `authors::hello_component`.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::authors::{export_sample, hello_component};
 use crate::common::*;
+
+/// Asserts that `run`, an `outport exporters`, lists the plugin `name`
+/// from `path`, followed by exactly the option keys `options`.
+#[track_caller]
+pub(crate) fn assert_plugin_listed(run: &Run, name: &str, path: &Path, options: &[&str]) {
+    run.assert_success();
+    let stdout = run.stdout_text();
+    let prefix = format!("{name} ");
+    let mut lines = stdout.lines().skip_while(|l| !l.starts_with(&prefix));
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("{name} is listed\n{}", run.describe()));
+    let origin = format!("[plugin {}]", path_str(path));
+    assert!(line.ends_with(&origin), "{line}");
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(char::is_whitespace))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, options, "{}", run.describe());
+}
 
 /// A temporary directory with a plugin directory `plugins/` holding the
 /// hello-exporter as `hello.wasm`, and `out/` for destinations.
@@ -216,20 +236,13 @@ fn builtins_win_over_plugins_of_the_same_name_with_a_warning() {
         &[],
     );
     run.assert_success();
+    assert_plugin_listed(
+        &run,
+        "hello",
+        &plugins.dir.join("hello.wasm"),
+        &["pretty", "title"],
+    );
     let stdout = run.stdout_text();
-    let hello = format!("[plugin {}]", path_str(&plugins.dir.join("hello.wasm")));
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("hello "))
-        .unwrap_or_else(|| panic!("hello is listed\n{}", run.describe()));
-    assert!(line.ends_with(&hello), "{line}");
-    for option in ["pretty", "title"] {
-        assert!(
-            stdout.lines().any(|l| l.trim_start().starts_with(option)),
-            "option {option} listed\n{}",
-            run.describe()
-        );
-    }
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("oci ")).count(),
         1,

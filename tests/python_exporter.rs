@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::plugins::assert_plugin_listed;
 
 /// The built Python exporter and a compile cache holding it.
 struct Built {
@@ -180,24 +181,12 @@ fn python_exporter_options_and_plugin_name() {
     assert_eq!(mode & 0o7777, 0o640, "mode= set through files.set-mode");
 
     // Listed as a plugin, with the options its describe() returns.
-    let listing = &built.listing;
-    listing.assert_success();
-    let stdout = listing.stdout_text();
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("inspect "))
-        .unwrap_or_else(|| panic!("inspect is listed\n{}", listing.describe()));
-    assert!(
-        line.ends_with(&format!("[plugin {}]", path_str(&built.component))),
-        "{line}"
+    assert_plugin_listed(
+        &built.listing,
+        "inspect",
+        &built.component,
+        &["platform", "pretty", "mode"],
     );
-    for option in ["platform", "pretty", "mode"] {
-        assert!(
-            stdout.lines().any(|l| l.trim_start().starts_with(option)),
-            "option {option}\n{}",
-            listing.describe()
-        );
-    }
 }
 
 #[test]
