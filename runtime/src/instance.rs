@@ -267,8 +267,12 @@ async fn execute(
         .map_err(guest_error)?;
     drop(store);
     if let (Role::CacheImport(..), Some(staging)) = (role, &staging) {
-        crate::cache::verify_layout(staging.path())
-            .map_err(|e| format!("the imported cache is not valid: {e}"))?;
+        crate::cache::verify_layout(staging.path()).map_err(|e| {
+            // Name the destination, not the staging directory.
+            let staged = staging.path().display().to_string();
+            let dest = spec.dest.as_deref().unwrap_or_default();
+            format!("the imported cache is not valid: {e}").replace(&staged, dest)
+        })?;
     }
 
     let response = collect_response(entries)?;

@@ -20,7 +20,7 @@ use crate::engine::{Engine, LoadedCacheBackend, LoadedComponent};
 use crate::error::Error;
 use crate::instance::{self, InstanceResult, InstanceSpec, Role, Status};
 use crate::limits::Limits;
-use crate::options::{OutputSpec, assign_ids};
+use crate::options::{OutputSpec, assign_ids, assign_ids_with};
 use crate::policy::Policy;
 use crate::report::Reporter;
 
@@ -137,14 +137,7 @@ impl Session {
                 &mut options,
                 builtin::EXPORTERS,
             )?;
-            let component = match loaded.get(&name) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self.engine.load(&name, &wasm)?;
-                    loaded.insert(name, c.clone());
-                    c
-                }
-            };
+            let component = load_once(&mut loaded, name, |n| self.engine.load(n, &wasm))?;
             let instance = InstanceSpec {
                 id,
                 kind: spec.kind.clone(),
@@ -166,7 +159,7 @@ impl Session {
         specs: &[OutputSpec],
         operation: CacheOperation,
     ) -> Result<CachePlan, Error> {
-        let ids = assign_cache_ids(specs)?;
+        let ids = assign_ids_with(specs, "cache-", "cache instances")?;
         let mut loaded: HashMap<String, LoadedCacheBackend> = HashMap::new();
         let mut instances = Vec::new();
         for (spec, id) in specs.iter().zip(ids) {
@@ -175,14 +168,9 @@ impl Session {
             let choice = CacheChoice::take(&what, &mut options, operation)?;
             let (name, wasm, limits) =
                 self.resolve(&what, &spec.kind, &mut options, builtin::CACHE_BACKENDS)?;
-            let backend = match loaded.get(&name) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = self.engine.load_cache_backend(&name, &wasm)?;
-                    loaded.insert(name, b.clone());
-                    b
-                }
-            };
+            let backend = load_once(&mut loaded, name, |n| {
+                self.engine.load_cache_backend(n, &wasm)
+            })?;
             let spec = InstanceSpec {
                 id,
                 kind: spec.kind.clone(),
@@ -378,6 +366,21 @@ impl Session {
     }
 }
 
+/// The component loaded as `name`: from `loaded`, else by `load` (and
+/// remembered), so each component is compiled and linked once per run.
+fn load_once<T: Clone>(
+    loaded: &mut HashMap<String, T>,
+    name: String,
+    load: impl FnOnce(&str) -> Result<T, Error>,
+) -> Result<T, Error> {
+    if let Some(found) = loaded.get(&name) {
+        return Ok(found.clone());
+    }
+    let component = load(&name)?;
+    loaded.insert(name, component.clone());
+    Ok(component)
+}
+
 /// The image each cache mode presents to the cache instances of `plan`.
 fn cache_images(
     plan: &CachePlan,
@@ -500,23 +503,6 @@ impl CacheChoice {
             None => Ok(choice),
         }
     }
-}
-
-/// The instance IDs of cache specifications: `id=`, else `cache-INDEX`.
-fn assign_cache_ids(specs: &[OutputSpec]) -> Result<Vec<String>, Error> {
-    let ids: Vec<String> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("cache-{i}")))
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        if ids[..i].contains(id) {
-            return Err(Error::Usage(format!(
-                "two cache instances have the instance ID {id:?}"
-            )));
-        }
-    }
-    Ok(ids)
 }
 
 /// The name a policy knows a component by: the built-in exporter's name,

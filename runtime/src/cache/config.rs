@@ -238,44 +238,57 @@ impl CacheConfig {
         config
     }
 
-    /// Adds `other`'s layers and records (e.g. another platform's chain),
-    /// skipping records whose digest is already present.
+    /// Adds `other`'s layers and records (e.g. another platform's chain):
+    /// a layer already present (same blob on the same parent) and a record
+    /// whose digest is already present are not added again. `other`'s
+    /// layers must come after their parents, as [`CacheConfig::from_layers`]
+    /// makes them.
     pub fn merge(&mut self, other: CacheConfig) {
-        let layer_base = self.layers.len() as i64;
-        let record_base = self.records.len() as i64;
-        let shift = |l: i64, base: i64| if l < 0 { l } else { l + base };
+        let mut layer_map: Vec<i64> = Vec::with_capacity(other.layers.len());
         for mut layer in other.layers {
-            layer.parent = shift(layer.parent, layer_base);
-            self.layers.push(layer);
-        }
-        let known: BTreeSet<String> = self.records.iter().map(|r| r.digest.clone()).collect();
-        let mut kept = 0;
-        let mut map = Vec::new();
-        for record in &other.records {
-            map.push(
-                self.records
-                    .iter()
-                    .position(|r| r.digest == record.digest)
-                    .map_or_else(|| record_base + kept, |p| p as i64),
-            );
-            if !known.contains(&record.digest) {
-                kept += 1;
+            if layer.parent >= 0 {
+                layer.parent = layer_map[layer.parent as usize];
             }
+            let index = match self
+                .layers
+                .iter()
+                .position(|l| l.blob == layer.blob && l.parent == layer.parent)
+            {
+                Some(i) => i as i64,
+                None => {
+                    self.layers.push(layer);
+                    self.layers.len() as i64 - 1
+                }
+            };
+            layer_map.push(index);
         }
+        let mut record_map: Vec<i64> = Vec::with_capacity(other.records.len());
         for mut record in other.records {
-            if known.contains(&record.digest) {
+            if let Some(i) = self.records.iter().position(|r| r.digest == record.digest) {
+                // The same key: keep the results either side has.
+                let mapped = record.results.iter().map(|r| CacheResult {
+                    layer: layer_map[r.layer as usize],
+                    created_at: r.created_at.clone(),
+                });
+                for result in mapped.collect::<Vec<_>>() {
+                    if !self.records[i].results.contains(&result) {
+                        self.records[i].results.push(result);
+                    }
+                }
+                record_map.push(i as i64);
                 continue;
             }
             for r in &mut record.results {
-                r.layer = shift(r.layer, layer_base);
+                r.layer = layer_map[r.layer as usize];
             }
             for c in &mut record.chained_results {
-                c.layers = c.layers.iter().map(|&l| shift(l, layer_base)).collect();
+                c.layers = c.layers.iter().map(|&l| layer_map[l as usize]).collect();
             }
             for input in record.inputs.iter_mut().flatten() {
-                input.link = map[input.link as usize];
+                input.link = record_map[input.link as usize];
             }
             self.records.push(record);
+            record_map.push(self.records.len() as i64 - 1);
         }
     }
 }
@@ -333,6 +346,21 @@ mod tests {
         assert!(max.apply_mode(Mode::Max).is_none());
         let already_min = CacheConfig::from_layers(&layers(2), Mode::Min);
         assert!(already_min.apply_mode(Mode::Min).is_none());
+    }
+
+    #[test]
+    fn merging_chains_shares_the_common_base() {
+        let all = layers(3);
+        let mut merged = CacheConfig::from_layers(&all[..2], Mode::Max);
+        merged.merge(CacheConfig::from_layers(
+            &[all[0].clone(), all[2].clone()],
+            Mode::Max,
+        ));
+        assert_eq!(merged.layers.len(), 3);
+        assert_eq!(merged.records.len(), 3);
+        assert_eq!(merged.layers[2].parent, 0);
+        assert_eq!(merged.records[2].inputs[0][0].link, 0);
+        merged.check().unwrap();
     }
 
     #[test]

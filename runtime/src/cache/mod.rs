@@ -13,7 +13,7 @@
 pub mod config;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, MediaType};
@@ -137,7 +137,7 @@ impl Cache {
                 .collect::<Result<Vec<_>, _>>()?;
             (config, layers)
         };
-        let (_, config_path) = blob_path(dir, &config_desc)?;
+        let config_path = blob_path(dir, &config_desc);
         let config_bytes = read_verified(&config_path, &config_desc)?;
         let config: CacheConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| cache_error(&config_path, format!("malformed cache config: {e}")))?;
@@ -145,7 +145,7 @@ impl Cache {
         let name = dir.display().to_string();
         let mut layers = Vec::with_capacity(layer_descs.len());
         for desc in layer_descs {
-            let (_, path) = blob_path(dir, &desc)?;
+            let path = blob_path(dir, &desc);
             if !path.is_file() {
                 return Err(cache_error(&path, "missing blob"));
             }
@@ -220,9 +220,17 @@ impl Cache {
     /// Reads every layer blob whole, checking its digest and size.
     pub fn verify(&self) -> Result<(), Error> {
         for blob in &self.layers {
-            std::io::copy(&mut blob.open(), &mut std::io::sink()).map_err(|e| Error::Cache {
-                path: self.name.clone(),
-                message: e.to_string(),
+            std::io::copy(&mut blob.open(), &mut std::io::sink()).map_err(|e| {
+                // The reader's errors are the image crate's, which name the
+                // input and the blob already.
+                match e
+                    .into_inner()
+                    .map(|inner| inner.downcast::<outport_image::Error>())
+                {
+                    Some(Ok(inner)) => Error::Input(*inner),
+                    Some(Err(other)) => cache_error(Path::new(&self.name), other.to_string()),
+                    None => cache_error(Path::new(&self.name), "read error"),
+                }
             })?;
         }
         Ok(())
@@ -293,7 +301,7 @@ pub fn verify_layout(dir: &Path) -> Result<(), Error> {
 /// platform `unknown/unknown`, left out).
 fn image_manifests(image: &Image) -> Result<Vec<Vec<Descriptor>>, Error> {
     let read = |d: &Descriptor| -> Result<Value, Error> {
-        let blob = image.blob(&d.digest().to_string()).ok_or_else(|| {
+        let blob = image.blob(d.digest().as_ref()).ok_or_else(|| {
             cache_error(Path::new(image.name()), format!("no blob {}", d.digest()))
         })?;
         let bytes = blob.read_all(JSON_LIMIT)?;
@@ -362,11 +370,12 @@ fn parse_descriptor(value: &Value, holder: &Path) -> Result<Descriptor, Error> {
     Ok(desc)
 }
 
-/// The path of a blob in a layout directory.
-fn blob_path(dir: &Path, desc: &Descriptor) -> Result<(String, std::path::PathBuf), Error> {
+/// The path of a blob in a layout directory (its digest was checked by
+/// [`parse_descriptor`]).
+fn blob_path(dir: &Path, desc: &Descriptor) -> PathBuf {
     let digest = desc.digest().to_string();
-    let hex = digest.trim_start_matches("sha256:").to_owned();
-    Ok((digest, dir.join("blobs").join("sha256").join(hex)))
+    let hex = digest.trim_start_matches("sha256:");
+    dir.join("blobs").join("sha256").join(hex)
 }
 
 fn read_json_file(path: &Path) -> Result<Value, Error> {
@@ -374,8 +383,8 @@ fn read_json_file(path: &Path) -> Result<Value, Error> {
     serde_json::from_slice(&bytes).map_err(|e| cache_error(path, format!("malformed JSON: {e}")))
 }
 
-fn read_json_blob(dir: &Path, desc: &Descriptor) -> Result<(Value, std::path::PathBuf), Error> {
-    let (_, path) = blob_path(dir, desc)?;
+fn read_json_blob(dir: &Path, desc: &Descriptor) -> Result<(Value, PathBuf), Error> {
+    let path = blob_path(dir, desc);
     let bytes = read_verified(&path, desc)?;
     let value = serde_json::from_slice(&bytes)
         .map_err(|e| cache_error(&path, format!("malformed JSON: {e}")))?;

@@ -7,33 +7,21 @@ use outport::bindings::types::CacheOperation;
 use outport::cache::{Cache, Selector};
 use outport::session::CacheSource;
 
-use super::export::{RunOptions, open_image, parse_specs, session, summarize, write_metadata};
-use super::{CacheExportArgs, CacheImportArgs, EXIT_FAILED, EXIT_USAGE};
-use outport::session::Plan;
+use super::export::{open_image, parse_specs, session, summarize, write_metadata};
+use super::render::CliReporter;
+use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs, EXIT_FAILED, EXIT_USAGE};
+use outport::Session;
+use outport::session::{CachePlan, Plan};
 
 /// `outport cache export INPUT --export-cache SPEC...`.
 pub async fn export(args: CacheExportArgs) -> u8 {
-    let specs = match parse_specs(&args.export_cache) {
+    let specs = match parse_specs(&args.export_cache, "--export-cache") {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let run = RunOptions {
-        policy: args.run.policy.as_deref(),
-        timeout: args.run.timeout,
-        progress: args.run.progress,
-        engine: &args.run.engine,
-        fail_fast: false,
-    };
-    let (session, reporter) = match session(&run) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let plan = match session.prepare_cache(&specs, CacheOperation::ExportCache) {
+    let (session, reporter, plan) = match prepare(&args.run, &specs, CacheOperation::ExportCache) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     let input = args.input.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -66,7 +54,7 @@ pub async fn export(args: CacheExportArgs) -> u8 {
 
 /// `outport cache import --import-cache SPEC --dest DIR`.
 pub async fn import(args: CacheImportArgs) -> u8 {
-    let mut specs = match parse_specs(std::slice::from_ref(&args.import_cache)) {
+    let mut specs = match parse_specs(std::slice::from_ref(&args.import_cache), "--import-cache") {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -75,23 +63,9 @@ pub async fn import(args: CacheImportArgs) -> u8 {
         return EXIT_USAGE;
     }
     specs[0].dest = Some(args.dest.display().to_string());
-    let run = RunOptions {
-        policy: args.run.policy.as_deref(),
-        timeout: args.run.timeout,
-        progress: args.run.progress,
-        engine: &args.run.engine,
-        fail_fast: false,
-    };
-    let (session, reporter) = match session(&run) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let plan = match session.prepare_cache(&specs, CacheOperation::ImportCache) {
+    let (session, reporter, plan) = match prepare(&args.run, &specs, CacheOperation::ImportCache) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
     finish(
         session
@@ -102,9 +76,25 @@ pub async fn import(args: CacheImportArgs) -> u8 {
     )
 }
 
+/// The session and the checked cache instances of `specs`.
+fn prepare(
+    args: &CacheRunArgs,
+    specs: &[outport::OutputSpec],
+    operation: CacheOperation,
+) -> Result<(Session, Arc<CliReporter>, CachePlan), u8> {
+    let (session, reporter) = session(&args.run, false)?;
+    match session.prepare_cache(specs, operation) {
+        Ok(plan) => Ok((session, reporter, plan)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
 fn finish(
     result: Result<outport::SessionResult, outport::Error>,
-    reporter: &Arc<super::render::CliReporter>,
+    reporter: &Arc<CliReporter>,
     metadata: Option<&std::path::PathBuf>,
 ) -> u8 {
     let result = match result {

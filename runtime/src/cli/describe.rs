@@ -7,12 +7,8 @@ use super::{EXIT_FAILED, EXIT_OK, EngineArgs};
 
 /// Lists the built-in exporters.
 pub async fn exporters(args: EngineArgs) -> u8 {
-    let engine = match args.engine() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
+    let Some(engine) = engine(&args) else {
+        return EXIT_FAILED;
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::EXPORTERS {
@@ -27,12 +23,8 @@ pub async fn exporters(args: EngineArgs) -> u8 {
 
 /// Lists the built-in cache backends.
 pub async fn cache_backends(args: EngineArgs) -> u8 {
-    let engine = match args.engine() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
+    let Some(engine) = engine(&args) else {
+        return EXIT_FAILED;
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::CACHE_BACKENDS {
@@ -43,6 +35,11 @@ pub async fn cache_backends(args: EngineArgs) -> u8 {
         code = code.max(print(info, "cache backend", builtin.name));
     }
     code
+}
+
+/// The engine, or `None` once the error is printed.
+fn engine(args: &EngineArgs) -> Option<outport::Engine> {
+    args.engine().map_err(|e| eprintln!("error: {e:#}")).ok()
 }
 
 /// Prints a component's name line and one line per option; returns the

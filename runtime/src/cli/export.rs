@@ -4,7 +4,7 @@
 //! live here too.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use outport::bindings::types::CacheOperation;
@@ -12,20 +12,12 @@ use outport::session::{CacheSource, SessionResult};
 use outport::{InstanceResult, Limits, OutputSpec, Session, Status};
 
 use super::render::{self, CliReporter, Mode};
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs, ExportArgs, Progress};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress, RunArgs};
 
-/// What every command that runs instances takes besides its specs.
-pub struct RunOptions<'a> {
-    pub policy: Option<&'a Path>,
-    pub timeout: Option<u64>,
-    pub progress: Progress,
-    pub engine: &'a EngineArgs,
-    pub fail_fast: bool,
-}
-
-/// A session set up from the command line, and its reporter.
-pub fn session(options: &RunOptions) -> Result<(Session, Arc<CliReporter>), u8> {
-    let mut policy = match options.policy.map(outport::policy::Policy::load) {
+/// A session set up from the command line (`fail_fast`: cancel the others
+/// when one instance fails), and its reporter.
+pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliReporter>), u8> {
+    let mut policy = match options.policy.as_deref().map(outport::policy::Policy::load) {
         None => outport::policy::Policy::default(),
         Some(Ok(p)) => p,
         Some(Err(e)) => {
@@ -52,18 +44,24 @@ pub fn session(options: &RunOptions) -> Result<(Session, Arc<CliReporter>), u8> 
     let reporter = render::reporter(mode);
     let session = Session::new(engine, reporter.clone(), Limits::default())
         .policy(policy)
-        .fail_fast(options.fail_fast);
+        .fail_fast(fail_fast);
     Ok((session, reporter))
 }
 
-/// Parses `--output`-style specifications; a bad one is a usage error.
-pub fn parse_specs(specs: &[String]) -> Result<Vec<OutputSpec>, u8> {
+/// Parses `--output`-style specifications given with `flag`; a bad one is
+/// a usage error.
+pub fn parse_specs(specs: &[String], flag: &str) -> Result<Vec<OutputSpec>, u8> {
     specs
         .iter()
         .map(|s| OutputSpec::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
-            eprintln!("error: {e}");
+            match e {
+                outport::Error::OutputSpec { spec, message } => {
+                    eprintln!("error: {flag} {spec:?}: {message}")
+                }
+                other => eprintln!("error: {other}"),
+            }
             EXIT_USAGE
         })
 }
@@ -85,11 +83,11 @@ pub async fn open_image(input: &str) -> Result<Arc<outport_image::Image>, u8> {
 }
 
 pub async fn run(args: ExportArgs) -> u8 {
-    let outputs = match parse_specs(&args.outputs) {
+    let outputs = match parse_specs(&args.outputs, "--output") {
         Ok(o) => o,
         Err(code) => return code,
     };
-    let caches = match parse_specs(&args.export_cache) {
+    let caches = match parse_specs(&args.export_cache, "--export-cache") {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -123,13 +121,7 @@ pub async fn run(args: ExportArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let (session, reporter) = match session(&RunOptions {
-        policy: args.policy.as_deref(),
-        timeout: args.timeout,
-        progress: args.progress,
-        engine: &args.engine,
-        fail_fast: args.fail_fast,
-    }) {
+    let (session, reporter) = match session(&args.run, args.fail_fast) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -107,17 +107,8 @@ struct CacheRunArgs {
     /// Write every cache instance's response to FILE (JSON, the `cache` list).
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
-    /// Wall-clock limit for each instance, in seconds.
-    #[arg(long, value_name = "SECONDS")]
-    timeout: Option<u64>,
-    /// The sandbox policy (TOML).
-    #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
-    /// How to show progress.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    progress: Progress,
     #[command(flatten)]
-    engine: EngineArgs,
+    run: RunArgs,
 }
 
 /// `outport policy ...`.
@@ -178,6 +169,13 @@ struct ExportArgs {
     /// $SOURCE_DATE_EPOCH when set. An output with `attest=false` gets none.
     #[arg(long = "attest", value_name = "TYPE[,mode=min|max]")]
     attest: Vec<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Sandbox, progress and engine options of the commands that run instances.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
     /// Wall-clock limit for each instance, in seconds (default: the
     /// policy's, else 3600); a policy's per-component entry still wins.
     #[arg(long, value_name = "SECONDS")]
