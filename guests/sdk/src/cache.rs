@@ -252,3 +252,59 @@ pub fn referenced_digests(media_type: &str, doc: &Value) -> Vec<String> {
         config.into_iter().chain(layers).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> Result<ExportOptions, Error> {
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ExportOptions::parse(&Parsed::new("test", EXPORT_SPECS, &owned)?)
+    }
+
+    #[test]
+    fn export_options_follow_buildkit() {
+        let defaults = options(&[]).unwrap();
+        assert!(defaults.image_manifest && defaults.oci_mediatypes && !defaults.force_compression);
+        assert_eq!(defaults.compression, "gzip");
+        assert!(matches!(
+            options(&[("oci-mediatypes", "false")]),
+            Err(Error::InvalidOption(m)) if m.contains("image-manifest=true")
+        ));
+        assert!(options(&[("oci-mediatypes", "false"), ("image-manifest", "false")]).is_ok());
+        assert!(options(&[("compression", "brotli")]).is_err());
+        assert!(options(&[("compression-level", "x")]).is_err());
+    }
+
+    #[test]
+    fn layer_media_types_convert_between_oci_and_docker() {
+        let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+        let docker_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        assert_eq!(layer_media_type(gzip, false), docker_gzip);
+        assert_eq!(layer_media_type(docker_gzip, true), gzip);
+        let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+        assert_eq!(layer_media_type(zstd, false), zstd);
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar"),
+            "uncompressed"
+        );
+    }
+
+    #[test]
+    fn referenced_digests_of_both_shapes() {
+        let manifest =
+            json!({"config": {"digest": "sha256:c"}, "layers": [{"digest": "sha256:l"}]});
+        assert_eq!(
+            referenced_digests(media::OCI_MANIFEST, &manifest),
+            ["sha256:c", "sha256:l"]
+        );
+        let index = json!({"manifests": [{"digest": "sha256:l"}, {"digest": "sha256:c"}]});
+        assert_eq!(
+            referenced_digests(media::OCI_INDEX, &index),
+            ["sha256:l", "sha256:c"]
+        );
+    }
+}
