@@ -24,6 +24,10 @@ const GUESTS: &[Guest] = &[
         constant: "LOCAL",
         package: "outport-guest-local",
     },
+    Guest {
+        constant: "CACHE_LOCAL",
+        package: "outport-guest-cache-local",
+    },
 ];
 
 fn main() {

@@ -174,9 +174,10 @@ fn hello_exporter_rejects_unknown_options() {
     assert!(!dest.exists());
 }
 
-/// `outport exporters`, parsed: exporter name → option keys.
-fn described_options() -> BTreeMap<String, BTreeSet<String>> {
-    let run = outport(["exporters"]);
+/// `outport ARGS` (`exporters`, `cache backends`), parsed: component name →
+/// option keys.
+pub(crate) fn described_options(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    let run = outport(args);
     run.assert_success();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut current = None;
@@ -198,7 +199,7 @@ fn described_options() -> BTreeMap<String, BTreeSet<String>> {
 
 /// The option keys of a doc page: the first column of the table under its
 /// `## Options` heading (`` | `KEY` | ... ``).
-fn documented_options(page: &str) -> BTreeSet<String> {
+pub(crate) fn documented_options(page: &str) -> BTreeSet<String> {
     let section = page
         .split("\n## Options")
         .nth(1)
@@ -213,7 +214,7 @@ fn documented_options(page: &str) -> BTreeSet<String> {
 
 #[test]
 fn builtin_exporter_docs_match_describe() {
-    let described = described_options();
+    let described = described_options(&["exporters"]);
     for name in ["oci", "docker", "tar", "local"] {
         assert!(
             described.contains_key(name),

@@ -11,6 +11,7 @@ mod common;
 mod authors;
 mod bad_input;
 mod buildinfo;
+mod cache_local;
 mod compile_cache;
 mod export_docker;
 mod export_oci;

@@ -30,3 +30,22 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()>
 }
 
 impl types::Host for InstanceState {}
+
+/// Host bindings for the `cache-backend` world. Its imports are the same
+/// interfaces as the exporter world's, so they map onto the modules above
+/// and share their host implementations.
+pub mod cache {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cache-backend",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "wasi": wasmtime_wasi::p2::bindings,
+            "outport:exporter/types": crate::bindings::types,
+            "outport:exporter/image": crate::bindings::image,
+            "outport:exporter/host": crate::bindings::host,
+            "outport:exporter/files": crate::bindings::files,
+        },
+    });
+}

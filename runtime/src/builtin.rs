@@ -1,4 +1,4 @@
-//! The built-in components, compiled from `guests/` for `wasm32-wasip2` by
+//! The built-in components (exporters and cache backends), compiled from `guests/` for `wasm32-wasip2` by
 //! `build.rs` and embedded in the binary.
 
 mod generated {
@@ -34,7 +34,8 @@ pub const EXPORTERS: &[Builtin] = &[
     },
 ];
 
-/// The built-in exporter called `name`.
-pub fn exporter(name: &str) -> Option<Builtin> {
-    EXPORTERS.iter().copied().find(|b| b.name == name)
-}
+/// Every built-in cache backend, by `type=` name.
+pub const CACHE_BACKENDS: &[Builtin] = &[Builtin {
+    name: "local",
+    wasm: generated::CACHE_LOCAL,
+}];

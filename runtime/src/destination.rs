@@ -137,6 +137,19 @@ impl Staging {
         }
     }
 
+    /// Fills the staging directory with what is already at a directory
+    /// destination, so an output can add to it (a build cache): files in
+    /// subdirectories are hard-linked (same inode, never rewritten), files
+    /// at the top are copied (the guest may replace them). Symlinks and
+    /// other special files are left out. Nothing to do when the destination
+    /// does not exist yet.
+    pub fn seed(&self) -> io::Result<()> {
+        match &self.target {
+            Target::Path(dest) if dest.is_dir() => seed_tree(dest, self.dir.path(), true),
+            _ => Ok(()),
+        }
+    }
+
     /// Moves the finished output into place. For a file output, `file` is
     /// the name the guest was told to write.
     pub fn commit(mut self, destination: &Destination) -> io::Result<()> {
@@ -182,6 +195,27 @@ impl Drop for Staging {
             remove_empty(&self.created_parents);
         }
     }
+}
+
+/// Recreates the tree `from` in `to`: copies of the files at the top
+/// (`top`), hard links below.
+fn seed_tree(from: &Path, to: &Path, top: bool) -> io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            fs::create_dir(&target)?;
+            seed_tree(&entry.path(), &target, false)?;
+        } else if kind.is_file() {
+            if top {
+                fs::copy(entry.path(), &target)?;
+            } else {
+                fs::hard_link(entry.path(), &target)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Puts directory `staged` at `dest`, replacing what is there.

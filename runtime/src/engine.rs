@@ -21,6 +21,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::ExporterPre;
+use crate::bindings::cache::CacheBackendPre;
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::state::InstanceState;
@@ -68,6 +69,15 @@ pub struct LoadedComponent {
     pub digest: String,
     /// Whether it came from the on-disk cache (no compilation).
     pub from_cache: bool,
+}
+
+/// A cache backend compiled for this engine, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedCacheBackend {
+    /// Pre-linked cache backend.
+    pub pre: CacheBackendPre<InstanceState>,
+    /// `sha256:` digest of the component's bytes.
+    pub digest: String,
 }
 
 /// The shared engine and linker.
@@ -122,6 +132,41 @@ impl Engine {
     /// Compiles `bytes` (or loads the cached compilation) and links it as an
     /// exporter. `name` names the component in errors.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedComponent, Error> {
+        let (component, digest, from_cache) = self.compile(name, bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
+        let pre = ExporterPre::new(pre)
+            .map_err(|e| Error::Component(name.to_string(), format!("not an exporter: {e:#}")))?;
+        Ok(LoadedComponent {
+            pre,
+            digest,
+            from_cache,
+        })
+    }
+
+    /// Compiles `bytes` (or loads the cached compilation) and links it as a
+    /// cache backend (world `cache-backend`).
+    pub fn load_cache_backend(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<LoadedCacheBackend, Error> {
+        let (component, digest, _) = self.compile(name, bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
+        let pre = CacheBackendPre::new(pre).map_err(|e| {
+            Error::Component(name.to_string(), format!("not a cache backend: {e:#}"))
+        })?;
+        Ok(LoadedCacheBackend { pre, digest })
+    }
+
+    /// The compiled component, its digest and whether it came from the
+    /// on-disk cache.
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<(Component, String, bool), Error> {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
         let key = self.cache_key(bytes);
         let cached = self
@@ -151,17 +196,7 @@ impl Engine {
                 component
             }
         };
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
-        let pre = ExporterPre::new(pre)
-            .map_err(|e| Error::Component(name.to_string(), format!("not an exporter: {e:#}")))?;
-        Ok(LoadedComponent {
-            pre,
-            digest,
-            from_cache,
-        })
+        Ok((component, digest, from_cache))
     }
 
     fn cache_key(&self, bytes: &[u8]) -> String {

@@ -27,6 +27,14 @@ pub enum Error {
     /// The input's build info could not be read (see [`crate::buildinfo`]).
     #[error("{0}")]
     BuildInfo(String),
+    /// A build cache could not be read or is invalid (see [`crate::cache`]).
+    #[error("{path}: {message}")]
+    Cache {
+        /// The file or cache concerned.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Writing a run-level file (metadata file) failed.
     #[error("{path}: {message}")]
     Io {

@@ -2,6 +2,7 @@
 //! the granted destination, `export`, and atomic placement of the output.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,9 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::bindings::types::{Destination, Error as GuestError, OutputKind};
+use crate::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
 use crate::destination::{PREOPEN, Staging, Target};
-use crate::engine::LoadedComponent;
+use crate::engine::{LoadedCacheBackend, LoadedComponent};
 use crate::limits::{DestinationRule, Limits, check_output_size};
 use crate::report::{LogLevel, Reporter};
 use crate::state::InstanceState;
@@ -72,6 +73,23 @@ impl InstanceResult {
     }
 }
 
+/// What an instance runs.
+#[derive(Clone)]
+pub enum Role {
+    /// An image exporter's `export`.
+    Export(LoadedComponent),
+    /// A cache backend's `export-cache`: its directory destination is staged
+    /// starting from what is already there (see [`Staging::seed`]).
+    CacheExport(LoadedCacheBackend),
+    /// A cache backend's `import-cache`, with the `src=` directory granted
+    /// read-only when given; the written layout is verified before it is
+    /// moved into place.
+    CacheImport(LoadedCacheBackend, Option<PathBuf>),
+}
+
+/// Name under which a cache import's `src=` directory is preopened.
+pub const SOURCE_PREOPEN: &str = "/src";
+
 /// Runs one instance of `component` on `image`. Never panics on guest
 /// behaviour: every failure becomes [`Status::Failed`].
 pub async fn run(
@@ -81,17 +99,29 @@ pub async fn run(
     spec: InstanceSpec,
     reporter: Arc<dyn Reporter>,
 ) -> InstanceResult {
+    run_as(
+        engine,
+        &Role::Export(component.clone()),
+        Some(image),
+        spec,
+        reporter,
+    )
+    .await
+}
+
+/// Runs one instance in `role`, on `image` when it has one (a cache import
+/// has none). Never panics on guest behaviour: every failure becomes
+/// [`Status::Failed`].
+pub async fn run_as(
+    engine: &wasmtime::Engine,
+    role: &Role,
+    image: Option<Arc<Image>>,
+    spec: InstanceSpec,
+    reporter: Arc<dyn Reporter>,
+) -> InstanceResult {
     let started = Instant::now();
     let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
-    let outcome = execute(
-        engine,
-        component,
-        image,
-        &spec,
-        reporter.clone(),
-        stdio.clone(),
-    )
-    .await;
+    let outcome = execute(engine, role, image, &spec, reporter.clone(), stdio.clone()).await;
     let guest_output = String::from_utf8_lossy(&stdio.contents()).into_owned();
     for line in guest_output.lines().filter(|l| !l.trim().is_empty()) {
         reporter.log(&spec.id, LogLevel::Info, line);
@@ -121,10 +151,16 @@ pub async fn run(
     }
 }
 
+/// An instantiated component, by world.
+enum Instantiated {
+    Exporter(crate::bindings::Exporter),
+    Cache(crate::bindings::cache::CacheBackend),
+}
+
 async fn execute(
     engine: &wasmtime::Engine,
-    component: &LoadedComponent,
-    image: Arc<Image>,
+    role: &Role,
+    image: Option<Arc<Image>>,
     spec: &InstanceSpec,
     reporter: Arc<dyn Reporter>,
     stdio: MemoryOutputPipe,
@@ -150,27 +186,43 @@ async fn execute(
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot grant the staging directory: {e:#}"))?;
     }
-    let state = InstanceState::new(
-        wasi.build(),
-        Some(image),
-        reporter,
-        spec.id.clone(),
-        &spec.limits,
-    );
+    let mut source = None;
+    if let Role::CacheImport(_, Some(src)) = role {
+        if !src.is_dir() {
+            return Err(format!("src {} is not a directory", src.display()));
+        }
+        wasi.preopened_dir(src, SOURCE_PREOPEN, FsPerms::ReadOnly)
+            .map_err(|e| format!("cannot grant src {}: {e:#}", src.display()))?;
+        source = Some(SOURCE_PREOPEN.to_string());
+    }
+    let state = InstanceState::new(wasi.build(), image, reporter, spec.id.clone(), &spec.limits);
     let mut store = new_store(engine, state, &spec.limits);
 
     let limits = &spec.limits;
-    let exporter = component
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| trap_message("instantiation", &e, &store, limits))?;
+    let instantiated = match role {
+        Role::Export(component) => component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(Instantiated::Exporter),
+        Role::CacheExport(backend) | Role::CacheImport(backend, _) => backend
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(Instantiated::Cache),
+    }
+    .map_err(|e| trap_message("instantiation", &e, &store, limits))?;
 
-    let kind = exporter
-        .call_validate(&mut store, &spec.options)
-        .await
-        .map_err(|e| trap_message("validate", &e, &store, limits))?
-        .map_err(guest_error)?;
+    let operation = match role {
+        Role::CacheImport(..) => CacheOperation::ImportCache,
+        _ => CacheOperation::ExportCache,
+    };
+    let kind = match &instantiated {
+        Instantiated::Exporter(e) => e.call_validate(&mut store, &spec.options).await,
+        Instantiated::Cache(c) => c.call_validate(&mut store, &spec.options, operation).await,
+    }
+    .map_err(|e| trap_message("validate", &e, &store, limits))?
+    .map_err(guest_error)?;
 
     let allowed = match (spec.limits.destination, kind) {
         (DestinationRule::Directory, OutputKind::File) => Some("directory"),
@@ -187,18 +239,41 @@ async fn execute(
         (None, _) => return Err("this exporter needs a destination: add dest=PATH".to_string()),
         (Some(staging), kind) => Some(staging.grant(kind)?),
     };
+    if let (Role::CacheExport(_), Some(staging), OutputKind::Directory) = (role, &staging, kind) {
+        staging
+            .seed()
+            .map_err(|e| format!("cannot stage the existing cache at the destination: {e}"))?;
+    }
 
     let request = crate::bindings::types::Request {
         options: spec.options.clone(),
         destination: destination.clone(),
         instance_id: spec.id.clone(),
     };
-    let entries = exporter
-        .call_export(&mut store, &request)
-        .await
-        .map_err(|e| trap_message("export", &e, &store, limits))?
+    let (phase, called) = match (&instantiated, operation) {
+        (Instantiated::Exporter(e), _) => ("export", e.call_export(&mut store, &request).await),
+        (Instantiated::Cache(c), CacheOperation::ExportCache) => (
+            "export-cache",
+            c.call_export_cache(&mut store, &request).await,
+        ),
+        (Instantiated::Cache(c), CacheOperation::ImportCache) => (
+            "import-cache",
+            c.call_import_cache(&mut store, &request, source.as_deref())
+                .await,
+        ),
+    };
+    let entries = called
+        .map_err(|e| trap_message(phase, &e, &store, limits))?
         .map_err(guest_error)?;
     drop(store);
+    if let (Role::CacheImport(..), Some(staging)) = (role, &staging) {
+        crate::cache::verify_layout(staging.path()).map_err(|e| {
+            // Name the destination, not the staging directory.
+            let staged = staging.path().display().to_string();
+            let dest = spec.dest.as_deref().unwrap_or_default();
+            format!("the imported cache is not valid: {e}").replace(&staged, dest)
+        })?;
+    }
 
     let response = collect_response(entries)?;
     if let (Some(staging), Some(destination)) = (staging, destination) {
@@ -315,6 +390,21 @@ pub async fn describe(
     engine: &wasmtime::Engine,
     component: &LoadedComponent,
 ) -> Result<crate::bindings::types::ComponentInfo, String> {
+    describe_role(engine, &Role::Export(component.clone())).await
+}
+
+/// Asks a cache backend to describe itself, as [`describe`] does.
+pub async fn describe_cache_backend(
+    engine: &wasmtime::Engine,
+    backend: &LoadedCacheBackend,
+) -> Result<crate::bindings::types::ComponentInfo, String> {
+    describe_role(engine, &Role::CacheExport(backend.clone())).await
+}
+
+async fn describe_role(
+    engine: &wasmtime::Engine,
+    role: &Role,
+) -> Result<crate::bindings::types::ComponentInfo, String> {
     let limits = Limits::default();
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
@@ -324,13 +414,17 @@ pub async fn describe(
         &limits,
     );
     let mut store = new_store(engine, state, &limits);
-    let exporter = component
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| trap_message("instantiation", &e, &store, &limits))?;
-    exporter
-        .call_describe(&mut store)
-        .await
-        .map_err(|e| trap_message("describe", &e, &store, &limits))
+    let described = match role {
+        Role::Export(component) => match component.pre.instantiate_async(&mut store).await {
+            Ok(exporter) => exporter.call_describe(&mut store).await,
+            Err(e) => return Err(trap_message("instantiation", &e, &store, &limits)),
+        },
+        Role::CacheExport(backend) | Role::CacheImport(backend, _) => {
+            match backend.pre.instantiate_async(&mut store).await {
+                Ok(cache) => cache.call_describe(&mut store).await,
+                Err(e) => return Err(trap_message("instantiation", &e, &store, &limits)),
+            }
+        }
+    };
+    described.map_err(|e| trap_message("describe", &e, &store, &limits))
 }

@@ -20,6 +20,7 @@ pub use atomic::write_file as atomic_write;
 pub mod bindings;
 pub mod buildinfo;
 pub mod builtin;
+pub mod cache;
 pub mod destination;
 pub mod engine;
 pub mod error;

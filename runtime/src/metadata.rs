@@ -1,5 +1,7 @@
 //! The metadata file (`--metadata-file`): BuildKit's legacy flat response
-//! keys at the top level plus one entry per instance, written atomically.
+//! keys at the top level plus one entry per instance, written atomically:
+//! image exporters under `"exporters"`, cache instances under `"cache"`
+//! (their keys never go into the legacy flat map).
 
 use std::path::Path;
 
@@ -20,7 +22,22 @@ pub fn document(result: &SessionResult) -> Value {
         "exporters".to_string(),
         Value::Array(result.exporters.iter().map(instance_entry).collect()),
     );
-    top.insert("cache".to_string(), Value::Array(Vec::new()));
+    top.insert(
+        "cache".to_string(),
+        Value::Array(
+            result
+                .cache
+                .iter()
+                .map(|c| {
+                    let mut entry = instance_entry(&c.instance);
+                    if c.ignore_error {
+                        entry["ignore_error"] = json!(true);
+                    }
+                    entry
+                })
+                .collect(),
+        ),
+    );
     top.insert("frontend".to_string(), Value::Object(Map::new()));
     Value::Object(top)
 }
@@ -114,6 +131,10 @@ mod tests {
                 ),
                 result("2", true, &[("containerimage.digest", "sha256:two")]),
             ],
+            cache: vec![crate::session::CacheResult {
+                instance: result("cache-0", false, &[]),
+                ignore_error: true,
+            }],
         };
         let doc = document(&session);
         assert_eq!(doc["containerimage.digest"], "sha256:one");
@@ -124,6 +145,8 @@ mod tests {
             doc["exporters"][2]["response"]["containerimage.digest"],
             "sha256:two"
         );
-        assert_eq!(doc["cache"], json!([]));
+        assert_eq!(doc["cache"][0]["id"], "cache-0");
+        assert_eq!(doc["cache"][0]["ignore_error"], true);
+        assert_eq!(doc["cache"][0]["status"], "failed");
     }
 }

@@ -112,15 +112,26 @@ pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
 /// Gives each output its instance ID (its `id=`, else its index) and rejects
 /// duplicates.
 pub fn assign_ids(specs: &[OutputSpec]) -> Result<Vec<String>, Error> {
+    assign_ids_with(specs, "", "outputs")
+}
+
+/// Gives each specification its instance ID (its `id=`, else `prefix`
+/// followed by its index) and rejects duplicates; `what` names the
+/// specifications in the error (`outputs`, `cache instances`).
+pub fn assign_ids_with(
+    specs: &[OutputSpec],
+    prefix: &str,
+    what: &str,
+) -> Result<Vec<String>, Error> {
     let ids: Vec<String> = specs
         .iter()
         .enumerate()
-        .map(|(i, s)| s.id.clone().unwrap_or_else(|| i.to_string()))
+        .map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("{prefix}{i}")))
         .collect();
     for (i, id) in ids.iter().enumerate() {
         if ids[..i].contains(id) {
             return Err(Error::Usage(format!(
-                "two outputs have the instance ID {id:?}"
+                "two {what} have the instance ID {id:?}"
             )));
         }
     }

@@ -92,7 +92,7 @@ impl PluginDirs {
         let mut plugins: Vec<Plugin> = Vec::new();
         for dir in &self.dirs {
             for (name, path) in plugin_files(dir)? {
-                let shadowed = if builtin::exporter(&name).is_some() {
+                let shadowed = if builtin::EXPORTERS.iter().any(|b| b.name == name) {
                     Some(Shadowed::ByBuiltin)
                 } else {
                     plugins

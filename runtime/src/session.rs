@@ -11,13 +11,16 @@ use tokio::task::JoinSet;
 
 use outport_image::Image;
 
+use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
 use crate::builtin::{self, Builtin};
-use crate::engine::{Engine, LoadedComponent};
+use crate::cache::Cache;
+use crate::cache::config::Mode;
+use crate::engine::{Engine, LoadedCacheBackend, LoadedComponent};
 use crate::error::Error;
-use crate::instance::{self, InstanceResult, InstanceSpec, Status};
+use crate::instance::{self, InstanceResult, InstanceSpec, Role, Status};
 use crate::limits::Limits;
-use crate::options::{OutputSpec, assign_ids};
+use crate::options::{OutputSpec, assign_ids, assign_ids_with};
 use crate::plugins::{self, PluginDirs};
 use crate::policy::Policy;
 use crate::report::Reporter;
@@ -27,12 +30,28 @@ use crate::report::Reporter;
 pub struct SessionResult {
     /// Per-instance results.
     pub exporters: Vec<InstanceResult>,
+    /// Cache instances' results (`--export-cache`, `--import-cache`).
+    pub cache: Vec<CacheResult>,
+}
+
+/// One cache instance's result.
+#[derive(Clone, Debug)]
+pub struct CacheResult {
+    /// The instance's result.
+    pub instance: InstanceResult,
+    /// `ignore-error=true`: a failure is reported but does not fail the run.
+    pub ignore_error: bool,
 }
 
 impl SessionResult {
-    /// True when every instance succeeded.
+    /// True when every instance succeeded, cache instances with
+    /// `ignore-error=true` aside.
     pub fn all_ok(&self) -> bool {
         self.exporters.iter().all(InstanceResult::is_ok)
+            && self
+                .cache
+                .iter()
+                .all(|c| c.instance.is_ok() || c.ignore_error)
     }
 
     /// The legacy merged response: the successful instances' keys in
@@ -52,6 +71,7 @@ impl SessionResult {
 /// Outputs checked and their components loaded by [`Session::prepare`],
 /// ready for [`Session::run`]: per instance its spec, its component and its
 /// build-info choice.
+#[derive(Default)]
 pub struct Plan {
     instances: Vec<(InstanceSpec, LoadedComponent, buildinfo::Choice)>,
 }
@@ -122,37 +142,14 @@ impl Session {
         for (spec, id) in outputs.iter().zip(ids) {
             let mut options = spec.options.clone();
             let choice = buildinfo::take_options(&id, &mut options)?;
-            let (name, policy_name, wasm, third_party) =
-                match self.source(&id, &spec.kind, &mut options)? {
-                    Source::Builtin(builtin) => (
-                        builtin.name.to_string(),
-                        builtin.name.to_string(),
-                        Cow::Borrowed(builtin.wasm),
-                        false,
-                    ),
-                    Source::File(path) => {
-                        let name = path.display().to_string();
-                        let bytes = std::fs::read(&path).map_err(|e| {
-                            Error::Usage(format!("output {id}: cannot read component {name}: {e}"))
-                        })?;
-                        (name, file_stem(&path), Cow::Owned(bytes), true)
-                    }
-                };
-            let digest = outport_image::sha256_digest(&wasm);
-            if third_party && !self.policy.allows_unpinned() && !self.policy.is_pinned(&digest) {
-                return Err(Error::Usage(format!(
-                    "output {id}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
-                )));
-            }
-            let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
-            let component = match loaded.get(&digest) {
-                Some(c) => c.clone(),
-                None => {
-                    let c = self.engine.load(&name, &wasm)?;
-                    loaded.insert(digest, c.clone());
-                    c
-                }
-            };
+            let resolved = self.resolve(
+                &format!("output {id}"),
+                &spec.kind,
+                &mut options,
+                builtin::EXPORTERS,
+            )?;
+            let component = load_once(&mut loaded, &resolved, |n, w| self.engine.load(n, w))?;
+            let limits = resolved.limits;
             let instance = InstanceSpec {
                 id,
                 kind: spec.kind.clone(),
@@ -165,31 +162,114 @@ impl Session {
         Ok(Plan { instances: plan })
     }
 
-    /// Where the component of output `id` of type `kind` comes from:
-    /// `type=wasm` takes its `component=PATH` out of `options`; a built-in
-    /// name is the built-in; any other name is a plugin file.
-    fn source(
+    /// Checks `--export-cache` (`operation` export) or `--import-cache`
+    /// specifications as [`Session::prepare`] does outputs, taking the
+    /// runtime's cache options (`mode`, `ignore-error`, and `src` for an
+    /// import); instance IDs default to `cache-0`, `cache-1`, …
+    pub fn prepare_cache(
         &self,
-        id: &str,
+        specs: &[OutputSpec],
+        operation: CacheOperation,
+    ) -> Result<CachePlan, Error> {
+        let ids = assign_ids_with(specs, "cache-", "cache instances")?;
+        let mut loaded: HashMap<String, LoadedCacheBackend> = HashMap::new();
+        let mut instances = Vec::new();
+        for (spec, id) in specs.iter().zip(ids) {
+            let what = format!("cache {id}");
+            let mut options = spec.options.clone();
+            let choice = CacheChoice::take(&what, &mut options, operation)?;
+            let resolved =
+                self.resolve(&what, &spec.kind, &mut options, builtin::CACHE_BACKENDS)?;
+            let backend = load_once(&mut loaded, &resolved, |n, w| {
+                self.engine.load_cache_backend(n, w)
+            })?;
+            let limits = resolved.limits;
+            let spec = InstanceSpec {
+                id,
+                kind: spec.kind.clone(),
+                dest: spec.dest.clone(),
+                options,
+                limits,
+            };
+            instances.push(CacheInstance {
+                spec,
+                backend,
+                choice,
+            });
+        }
+        Ok(CachePlan {
+            instances,
+            operation,
+        })
+    }
+
+    /// The component of an instance of type `kind`, checked against the
+    /// policy's pinning when it is third-party, with the instance's limits.
+    /// `what` names the instance in errors.
+    fn resolve(
+        &self,
+        what: &str,
         kind: &str,
         options: &mut Vec<(String, String)>,
+        builtins: &[Builtin],
+    ) -> Result<Resolved, Error> {
+        let (name, policy_name, wasm, third_party) =
+            match self.source(what, kind, options, builtins)? {
+                Source::Builtin(builtin) => (
+                    builtin.name.to_string(),
+                    builtin.name.to_string(),
+                    Cow::Borrowed(builtin.wasm),
+                    false,
+                ),
+                Source::File(path) => {
+                    let name = path.display().to_string();
+                    let bytes = std::fs::read(&path).map_err(|e| {
+                        Error::Usage(format!("{what}: cannot read component {name}: {e}"))
+                    })?;
+                    (name, file_stem(&path), Cow::Owned(bytes), true)
+                }
+            };
+        let digest = outport_image::sha256_digest(&wasm);
+        if third_party && !self.policy.allows_unpinned() && !self.policy.is_pinned(&digest) {
+            return Err(Error::Usage(format!(
+                "{what}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
+            )));
+        }
+        let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
+        Ok(Resolved {
+            name,
+            wasm,
+            digest,
+            limits,
+        })
+    }
+
+    /// Where the component of an instance of type `kind` comes from:
+    /// `type=wasm` takes its `component=PATH` out of `options`; a name of
+    /// `builtins` is the built-in; any other name is a plugin file.
+    fn source(
+        &self,
+        what: &str,
+        kind: &str,
+        options: &mut Vec<(String, String)>,
+        builtins: &[Builtin],
     ) -> Result<Source, Error> {
         if kind == WASM_TYPE {
-            return Ok(Source::File(take_component_path(id, options)?.into()));
+            return Ok(Source::File(take_component_path(what, options)?.into()));
         }
-        if let Some(builtin) = builtin::exporter(kind) {
-            return Ok(Source::Builtin(builtin));
+        if let Some(builtin) = builtins.iter().find(|b| b.name == kind) {
+            return Ok(Source::Builtin(*builtin));
         }
-        let known: Vec<&str> = builtin::EXPORTERS.iter().map(|b| b.name).collect();
+        let known: Vec<&str> = builtins.iter().map(|b| b.name).collect();
         if !plugins::valid_name(kind) {
             return Err(Error::Usage(format!(
-                "output {id}: exporter type {kind:?}: not built-in ({}) and not a valid plugin name (letters, digits, '-', '_', '.'; no '/' or '..')",
+                "{what}: type {kind:?}: not built-in ({}) and not a valid plugin name (letters, digits, '-', '_', '.'; no '/' or '..')",
                 known.join(", ")
             )));
         }
         self.plugins.find(kind).map(Source::File).ok_or_else(|| {
             Error::Usage(format!(
-                "output {id}: unknown exporter type {kind:?}: not built-in ({}) and no {kind}.wasm in the plugin directories (searched: {}); or type={WASM_TYPE},component=PATH",
+                "{what}: unknown type {kind:?}: not built-in ({}) and no {kind}.wasm in the plugin directories (searched: {}); or type={WASM_TYPE},component=PATH",
                 known.join(", "),
                 self.plugins.searched()
             ))
@@ -210,22 +290,69 @@ impl Session {
 
     /// Runs a prepared plan on `image`, every instance concurrently.
     pub async fn run(&self, image: Arc<Image>, plan: Plan) -> Result<SessionResult, Error> {
+        self.run_with_cache(Some(image), plan, CachePlan::default(), None)
+            .await
+    }
+
+    /// Runs a prepared plan on `image` and the cache instances of `cache`
+    /// on `source` (for exports), every instance concurrently. `image` may
+    /// be `None` only when `plan` is empty (a cache import).
+    pub async fn run_with_cache(
+        &self,
+        image: Option<Arc<Image>>,
+        plan: Plan,
+        cache: CachePlan,
+        source: Option<CacheSource>,
+    ) -> Result<SessionResult, Error> {
         let (plan, choices): (Vec<_>, Vec<_>) = plan
             .instances
             .into_iter()
             .map(|(spec, component, choice)| ((spec, component), choice))
             .unzip();
-        let variants = buildinfo::Variants::compute(&image, &self.build_info, &choices)?;
-        let mut slots: Vec<Option<InstanceResult>> = vec![None; plan.len()];
-        let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(plan.len());
+        let variants = match (&image, plan.is_empty()) {
+            (_, true) => None,
+            (Some(image), false) => Some(buildinfo::Variants::compute(
+                image,
+                &self.build_info,
+                &choices,
+            )?),
+            (None, false) => return Err(Error::Usage("outputs need an input image".into())),
+        };
+        let caches = cache_images(&cache, source.as_ref())?;
+        let mut slots: Vec<Option<InstanceResult>> = vec![None; plan.len() + cache.instances.len()];
+        let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(slots.len());
+        let mut ignored: Vec<bool> = vec![false; plan.len()];
         let mut tasks = JoinSet::new();
         for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
+            let Some(variants) = &variants else { break };
             let image = variants.image(&choices[index]);
             let reporter = self.reporter.clone();
             pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
             tasks.spawn(async move {
                 let result = instance::run(&engine, &component, image, spec, reporter).await;
+                (index, result)
+            });
+        }
+        for instance in cache.instances {
+            let index = pending.len();
+            let engine = self.engine.wasmtime().clone();
+            let reporter = self.reporter.clone();
+            let spec = instance.spec;
+            let (role, image) = match cache.operation {
+                CacheOperation::ExportCache => (
+                    Role::CacheExport(instance.backend),
+                    caches.get(&instance.choice.mode).cloned(),
+                ),
+                CacheOperation::ImportCache => (
+                    Role::CacheImport(instance.backend, instance.choice.src),
+                    None,
+                ),
+            };
+            ignored.push(instance.choice.ignore_error);
+            pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
+            tasks.spawn(async move {
+                let result = instance::run_as(&engine, &role, image, spec, reporter).await;
                 (index, result)
             });
         }
@@ -235,18 +362,21 @@ impl Session {
                 // Cancelled by --fail-fast, or the task panicked: filled in below.
                 continue;
             };
-            if !result.is_ok() && first_failure.is_none() {
+            if !result.is_ok() && !ignored[index] && first_failure.is_none() {
                 first_failure = Some(result.id.clone());
                 if self.fail_fast {
                     tasks.abort_all();
                 }
             }
-            if result.is_ok() {
+            if result.is_ok()
+                && let Some(variants) = &variants
+                && index < choices.len()
+            {
                 variants.respond(&choices[index], &mut result.response);
             }
             slots[index] = Some(result);
         }
-        let exporters = slots
+        let mut results: Vec<InstanceResult> = slots
             .into_iter()
             .zip(pending)
             .map(|(slot, (id, kind, dest))| {
@@ -268,7 +398,168 @@ impl Session {
                 })
             })
             .collect();
-        Ok(SessionResult { exporters })
+        let cache = results
+            .split_off(choices.len())
+            .into_iter()
+            .zip(ignored.split_off(choices.len()))
+            .map(|(instance, ignore_error)| CacheResult {
+                instance,
+                ignore_error,
+            })
+            .collect();
+        Ok(SessionResult {
+            exporters: results,
+            cache,
+        })
+    }
+}
+
+/// A component found for an instance: its name (a built-in's, or the
+/// file's path), bytes, digest, and the limits the policy gives it.
+struct Resolved {
+    name: String,
+    wasm: Cow<'static, [u8]>,
+    digest: String,
+    limits: Limits,
+}
+
+/// The component `resolved`: from `loaded` (keyed by digest, so a file
+/// named like a built-in is not mistaken for it), else by `load` (and
+/// remembered), so each component is compiled and linked once per run.
+fn load_once<T: Clone>(
+    loaded: &mut HashMap<String, T>,
+    resolved: &Resolved,
+    load: impl FnOnce(&str, &[u8]) -> Result<T, Error>,
+) -> Result<T, Error> {
+    if let Some(found) = loaded.get(&resolved.digest) {
+        return Ok(found.clone());
+    }
+    let component = load(&resolved.name, &resolved.wasm)?;
+    loaded.insert(resolved.digest.clone(), component.clone());
+    Ok(component)
+}
+
+/// The image each cache mode presents to the cache instances of `plan`.
+fn cache_images(
+    plan: &CachePlan,
+    source: Option<&CacheSource>,
+) -> Result<HashMap<Mode, Arc<Image>>, Error> {
+    let mut images = HashMap::new();
+    if plan.operation != CacheOperation::ExportCache {
+        return Ok(images);
+    }
+    for instance in &plan.instances {
+        let mode = instance.choice.mode;
+        if images.contains_key(&mode) {
+            continue;
+        }
+        let cache = match source {
+            Some(CacheSource::Image(image)) => Cache::from_image(image, mode)?,
+            Some(CacheSource::Cache(cache)) => cache.clone().with_mode(mode),
+            None => {
+                return Err(Error::Usage(
+                    "a cache export needs a cache or an image".into(),
+                ));
+            }
+        };
+        images.insert(mode, Arc::new(cache.to_image()));
+    }
+    Ok(images)
+}
+
+/// What a cache export stores.
+#[derive(Clone, Debug)]
+pub enum CacheSource {
+    /// The cache derived from an image's layers.
+    Image(Arc<Image>),
+    /// A cache read from a BuildKit cache directory.
+    Cache(Cache),
+}
+
+/// Cache instances checked and loaded by [`Session::prepare_cache`].
+pub struct CachePlan {
+    instances: Vec<CacheInstance>,
+    operation: CacheOperation,
+}
+
+impl Default for CachePlan {
+    fn default() -> Self {
+        CachePlan {
+            instances: Vec::new(),
+            operation: CacheOperation::ExportCache,
+        }
+    }
+}
+
+impl CachePlan {
+    /// The instance IDs, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.instances.iter().map(|i| i.spec.id.as_str())
+    }
+}
+
+struct CacheInstance {
+    spec: InstanceSpec,
+    backend: LoadedCacheBackend,
+    choice: CacheChoice,
+}
+
+/// The runtime's own options of a cache instance.
+#[derive(Clone, Debug, Default)]
+struct CacheChoice {
+    mode: Mode,
+    ignore_error: bool,
+    src: Option<PathBuf>,
+}
+
+impl CacheChoice {
+    /// Takes `mode=`, `ignore-error=` and (imports) `src=` out of `options`.
+    fn take(
+        what: &str,
+        options: &mut Vec<(String, String)>,
+        operation: CacheOperation,
+    ) -> Result<CacheChoice, Error> {
+        let mut choice = CacheChoice::default();
+        let mut seen: Vec<String> = Vec::new();
+        let mut error = None;
+        let import = operation == CacheOperation::ImportCache;
+        options.retain(|(k, v)| {
+            let bad = |m: String| Some(format!("{what}: {m}"));
+            let problem = match k.as_str() {
+                _ if seen.contains(k) && matches!(k.as_str(), "mode" | "ignore-error" | "src") => {
+                    bad(format!("{k}= is given more than once"))
+                }
+                "mode" if !import => match Mode::parse(v) {
+                    Some(m) => {
+                        choice.mode = m;
+                        None
+                    }
+                    None => bad(format!("mode={v:?}: expected min or max")),
+                },
+                "ignore-error" => match v.as_str() {
+                    "true" => {
+                        choice.ignore_error = true;
+                        None
+                    }
+                    "false" => None,
+                    _ => bad(format!("ignore-error={v:?}: expected true or false")),
+                },
+                "src" if import => {
+                    choice.src = Some(PathBuf::from(v));
+                    None
+                }
+                _ => return true,
+            };
+            seen.push(k.clone());
+            if let Some(p) = problem {
+                error.get_or_insert(p);
+            }
+            false
+        });
+        match error {
+            Some(e) => Err(Error::Usage(e)),
+            None => Ok(choice),
+        }
     }
 }
 
@@ -291,8 +582,9 @@ enum Source {
 /// The `type=` of a component given by path.
 pub const WASM_TYPE: &str = "wasm";
 
-/// Takes the host-owned `component=PATH` option of a `type=wasm` output.
-fn take_component_path(id: &str, options: &mut Vec<(String, String)>) -> Result<String, Error> {
+/// Takes the host-owned `component=PATH` option of a `type=wasm` instance
+/// (`what` names it in errors).
+fn take_component_path(what: &str, options: &mut Vec<(String, String)>) -> Result<String, Error> {
     let mut paths: Vec<String> = Vec::new();
     options.retain(|(k, v)| {
         if k == "component" {
@@ -305,10 +597,10 @@ fn take_component_path(id: &str, options: &mut Vec<(String, String)>) -> Result<
     match paths.len() {
         1 => Ok(paths.remove(0)),
         0 => Err(Error::Usage(format!(
-            "output {id}: type={WASM_TYPE} needs component=PATH"
+            "{what}: type={WASM_TYPE} needs component=PATH"
         ))),
         _ => Err(Error::Usage(format!(
-            "output {id}: component= is given more than once"
+            "{what}: component= is given more than once"
         ))),
     }
 }

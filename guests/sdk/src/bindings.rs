@@ -17,3 +17,30 @@ wit_bindgen::generate!({
     default_bindings_module: "outport_exporter::bindings",
     runtime_path: "outport_exporter::__private::wit_bindgen::rt",
 });
+
+/// Bindings for the `outport:exporter/cache-backend` world: its imports are
+/// the modules above (so every SDK helper works in a cache backend too),
+/// its exports are implemented through [`cache::Guest`] and exported with
+/// [`crate::export_cache_backend!`].
+pub mod cache {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "outport:exporter/cache-backend@0.1.0",
+        with: {
+            "outport:exporter/types@0.1.0": crate::bindings::outport::exporter::types,
+            "outport:exporter/image@0.1.0": crate::bindings::outport::exporter::image,
+            "outport:exporter/host@0.1.0": crate::bindings::outport::exporter::host,
+            "outport:exporter/files@0.1.0": crate::bindings::outport::exporter::files,
+            "wasi:io/error@0.2.12": crate::bindings::wasi::io::error,
+            "wasi:io/poll@0.2.12": crate::bindings::wasi::io::poll,
+            "wasi:io/streams@0.2.12": crate::bindings::wasi::io::streams,
+            "wasi:clocks/wall-clock@0.2.12": crate::bindings::wasi::clocks::wall_clock,
+            "wasi:filesystem/types@0.2.12": crate::bindings::wasi::filesystem::types,
+            "wasi:filesystem/preopens@0.2.12": crate::bindings::wasi::filesystem::preopens,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_cache_backend",
+        default_bindings_module: "outport_exporter::bindings::cache",
+        runtime_path: "outport_exporter::__private::wit_bindgen::rt",
+    });
+}

@@ -97,3 +97,112 @@ pub fn write_all(stream: &OutputStream, mut bytes: &[u8], context: &str) -> Resu
     }
     Ok(())
 }
+
+/// Reads the small file `path` of `dir` whole (at most `limit` bytes);
+/// `None` when it does not exist.
+pub fn read_file(dir: &Descriptor, path: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
+    let file = match dir.open_at(
+        PathFlags::empty(),
+        path,
+        OpenFlags::empty(),
+        DescriptorFlags::READ,
+    ) {
+        Ok(f) => f,
+        Err(ErrorCode::NoEntry) => return Ok(None),
+        Err(e) => return Err(fs_error(&format!("opening {path}"), e)),
+    };
+    let mut bytes = Vec::new();
+    loop {
+        let (chunk, end) = file
+            .read(1 << 20, bytes.len() as u64)
+            .map_err(|e| fs_error(&format!("reading {path}"), e))?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > limit {
+            return Err(Error::Limit(format!("{path} is larger than {limit} bytes")));
+        }
+        if end || chunk.is_empty() {
+            return Ok(Some(bytes));
+        }
+    }
+}
+
+/// Whether `path` exists in `dir` (a symlink is not followed).
+pub fn exists(dir: &Descriptor, path: &str) -> Result<bool, Error> {
+    match dir.stat_at(PathFlags::empty(), path) {
+        Ok(_) => Ok(true),
+        Err(ErrorCode::NoEntry) => Ok(false),
+        Err(e) => Err(fs_error(&format!("checking {path}"), e)),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: into a new file beside it, then
+/// renamed over it, so `path` is never seen half-written.
+pub fn replace_file(dir: &Descriptor, path: &str, bytes: &[u8]) -> Result<(), Error> {
+    let temp = format!("{path}.outport-new");
+    write_file(dir, &temp, bytes)?;
+    dir.rename_at(&temp, dir, path)
+        .map_err(|e| fs_error(&format!("renaming {temp} to {path}"), e))
+}
+
+/// The names in the directory `path` of `dir` (none when it does not exist).
+pub fn list_dir(dir: &Descriptor, path: &str) -> Result<Vec<String>, Error> {
+    let sub = match dir.open_at(
+        PathFlags::empty(),
+        path,
+        OpenFlags::DIRECTORY,
+        DescriptorFlags::READ,
+    ) {
+        Ok(d) => d,
+        Err(ErrorCode::NoEntry) => return Ok(Vec::new()),
+        Err(e) => return Err(fs_error(&format!("opening {path}"), e)),
+    };
+    let entries = sub
+        .read_directory()
+        .map_err(|e| fs_error(&format!("listing {path}"), e))?;
+    let mut names = Vec::new();
+    while let Some(entry) = entries
+        .read_directory_entry()
+        .map_err(|e| fs_error(&format!("listing {path}"), e))?
+    {
+        names.push(entry.name);
+    }
+    Ok(names)
+}
+
+/// Removes the file `path` of `dir`.
+pub fn remove_file(dir: &Descriptor, path: &str) -> Result<(), Error> {
+    dir.unlink_file_at(path)
+        .map_err(|e| fs_error(&format!("removing {path}"), e))
+}
+
+/// Copies the file `path` of `from` to a new file `path` of `to`; the bytes
+/// are spliced from stream to stream by the host, never through guest
+/// memory. Returns the number of bytes copied.
+pub fn copy_file(from: &Descriptor, to: &Descriptor, path: &str) -> Result<u64, Error> {
+    let source = from
+        .open_at(
+            PathFlags::empty(),
+            path,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        )
+        .map_err(|e| fs_error(&format!("opening {path}"), e))?;
+    let input = source
+        .read_via_stream(0)
+        .map_err(|e| fs_error(&format!("reading {path}"), e))?;
+    let output = create_file(to, path)?
+        .write_via_stream(0)
+        .map_err(|e| fs_error(&format!("writing {path}"), e))?;
+    let mut copied = 0;
+    loop {
+        match output.blocking_splice(&input, 1 << 20) {
+            Ok(n) => copied += n,
+            Err(crate::bindings::wasi::io::streams::StreamError::Closed) => break,
+            Err(e) => return Err(stream_error(&format!("copying {path}"), e)),
+        }
+    }
+    output
+        .blocking_flush()
+        .map_err(|e| stream_error(&format!("writing {path}"), e))?;
+    Ok(copied)
+}

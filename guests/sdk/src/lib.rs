@@ -70,6 +70,11 @@
 //! outport_exporter::export!(Hello);
 //! ```
 //!
+//! A cache backend (world `outport:exporter/cache-backend`) implements
+//! [`bindings::cache::Guest`] and calls [`export_cache_backend!`]; the same
+//! helpers serve it (the cache comes through the `image` interface), and
+//! [`cache`] adds BuildKit's cache layout.
+//!
 //! A guest crate depends on this one only (not on `wit-bindgen`).
 
 #![warn(missing_docs)]
@@ -78,6 +83,7 @@
 extern crate self as outport_exporter;
 
 pub mod bindings;
+pub mod cache;
 pub mod dest;
 pub mod errors;
 pub mod layout;
@@ -107,6 +113,11 @@ pub use tar::TarWriter;
 /// Exports `$ty` (a type implementing [`Guest`]) as the component's
 /// implementation of the `exporter` world. Call it once, in the guest crate.
 pub use bindings::export;
+
+/// Exports `$ty` (a type implementing [`bindings::cache::Guest`]) as the
+/// component's implementation of the `cache-backend` world.
+pub use bindings::cache::export_cache_backend;
+pub use bindings::outport::exporter::types::CacheOperation;
 
 #[doc(hidden)]
 pub mod __private {

@@ -127,6 +127,39 @@ impl Blob {
         }
     }
 
+    /// A blob stored in the file at `path` (a blob file of a directory the
+    /// caller read, e.g. a BuildKit cache), verified as it is streamed;
+    /// `input` and `context` name it in messages. Fails when the file cannot
+    /// be opened or its size is not the descriptor's.
+    pub fn from_path(
+        descriptor: Descriptor,
+        path: &std::path::Path,
+        input: &str,
+        context: &str,
+    ) -> Result<Blob, Error> {
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len != descriptor.size() {
+            return Err(Error::SizeMismatch {
+                input: input.to_owned(),
+                digest: descriptor.digest().to_string(),
+                context: context.to_owned(),
+                expected: descriptor.size(),
+                actual: len,
+            });
+        }
+        let region = FileRegion {
+            file: Arc::new(file),
+            offset: 0,
+            len,
+        };
+        Ok(Blob::from_file(descriptor, region, input, context, false))
+    }
+
     /// The descriptor the blob was first reached by.
     pub fn descriptor(&self) -> &Descriptor {
         &self.descriptor

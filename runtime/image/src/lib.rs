@@ -99,6 +99,26 @@ pub struct Image {
 }
 
 impl Image {
+    /// An image made by the caller from `blobs` (shared, not copied) with
+    /// `root` the descriptor of one of them, e.g. a build cache presented as
+    /// an image manifest. `name` names it in messages.
+    pub fn from_blobs(name: &str, root: Descriptor, blobs: Vec<Arc<Blob>>) -> Image {
+        let mut image = Image {
+            name: name.to_owned(),
+            root,
+            blobs: Vec::with_capacity(blobs.len()),
+            by_digest: HashMap::new(),
+        };
+        for blob in blobs {
+            let digest = blob.descriptor().digest().to_string();
+            if !image.by_digest.contains_key(&digest) {
+                image.by_digest.insert(digest, image.blobs.len());
+                image.blobs.push(blob);
+            }
+        }
+        image
+    }
+
     /// The root descriptor: an image index or an image manifest.
     pub fn root(&self) -> &Descriptor {
         &self.root

@@ -1,5 +1,5 @@
-//! `outport exporters`: what each built-in exporter and each plugin says
-//! about itself.
+//! `outport exporters` and `outport cache backends`: what each built-in
+//! component and each plugin says about itself.
 
 use std::path::Path;
 
@@ -7,9 +7,10 @@ use outport::Engine;
 use outport::bindings::types::ComponentInfo;
 use outport::plugins::Shadowed;
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportersArgs};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs, ExportersArgs};
 
-pub async fn run(args: ExportersArgs) -> u8 {
+/// Lists the built-in exporters and the plugins.
+pub async fn exporters(args: ExportersArgs) -> u8 {
     let plugins = match args.plugins.dirs().and_then(|dirs| dirs.list()) {
         Ok(p) => p,
         Err(e) => {
@@ -17,17 +18,13 @@ pub async fn run(args: ExportersArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let engine = match args.engine.engine() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
+    let Some(engine) = engine(&args.engine) else {
+        return EXIT_FAILED;
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::EXPORTERS {
         let info = describe(&engine, builtin.name, builtin.wasm).await;
-        code = code.max(show(builtin.name, info, None));
+        code = code.max(show("exporter", builtin.name, info, None));
     }
     for plugin in &plugins {
         let path = plugin.path.display();
@@ -45,14 +42,35 @@ pub async fn run(args: ExportersArgs) -> u8 {
                     Ok(bytes) => describe(&engine, &path.to_string(), &bytes).await,
                     Err(e) => Err(format!("cannot read {path}: {e}")),
                 };
-                code = code.max(show(name, info, Some(&plugin.path)));
+                code = code.max(show("exporter", name, info, Some(&plugin.path)));
             }
         }
     }
     code
 }
 
-/// Loads component `name` and calls its `describe()`.
+/// Lists the built-in cache backends.
+pub async fn cache_backends(args: EngineArgs) -> u8 {
+    let Some(engine) = engine(&args) else {
+        return EXIT_FAILED;
+    };
+    let mut code = EXIT_OK;
+    for builtin in outport::builtin::CACHE_BACKENDS {
+        let info = match engine.load_cache_backend(builtin.name, builtin.wasm) {
+            Ok(c) => outport::instance::describe_cache_backend(engine.wasmtime(), &c).await,
+            Err(e) => Err(e.to_string()),
+        };
+        code = code.max(show("cache backend", builtin.name, info, None));
+    }
+    code
+}
+
+/// The engine, or `None` once the error is printed.
+fn engine(args: &EngineArgs) -> Option<Engine> {
+    args.engine().map_err(|e| eprintln!("error: {e:#}")).ok()
+}
+
+/// Loads exporter component `name` and calls its `describe()`.
 async fn describe(engine: &Engine, name: &str, wasm: &[u8]) -> Result<ComponentInfo, String> {
     match engine.load(name, wasm) {
         Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
@@ -60,14 +78,14 @@ async fn describe(engine: &Engine, name: &str, wasm: &[u8]) -> Result<ComponentI
     }
 }
 
-/// Prints what exporter `name` (a plugin when it has a `plugin` path)
-/// says about itself, one line and then one line per option; returns the
-/// exit code.
-fn show(name: &str, info: Result<ComponentInfo, String>, plugin: Option<&Path>) -> u8 {
+/// Prints what component `name` (`what`: exporter or cache backend; a
+/// plugin when it has a `plugin` path) says about itself, one line and then
+/// one line per option; returns the exit code for it.
+fn show(what: &str, name: &str, info: Result<ComponentInfo, String>, plugin: Option<&Path>) -> u8 {
     let info = match info {
         Ok(info) => info,
         Err(e) => {
-            eprintln!("error: exporter {name}: {e}");
+            eprintln!("error: {what} {name}: {e}");
             return EXIT_FAILED;
         }
     };

@@ -1,25 +1,104 @@
-//! `outport export`: read the input, run every output, print a summary,
-//! write the metadata file.
+//! `outport export`: read the input, run every output (and cache export),
+//! print a summary, write the metadata file. The pieces shared with
+//! `outport cache` (setting up the session, the summary, the metadata file)
+//! live here too.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use outport::{Limits, OutputSpec, Session, Status};
+use outport::bindings::types::CacheOperation;
+use outport::session::{CacheSource, SessionResult};
+use outport::{InstanceResult, Limits, OutputSpec, Session, Status};
 
-use super::render::{self, Mode};
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress};
+use super::render::{self, CliReporter, Mode};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress, RunArgs};
 
-pub async fn run(args: ExportArgs) -> u8 {
-    let mut outputs = Vec::with_capacity(args.outputs.len());
-    for spec in &args.outputs {
-        match OutputSpec::parse(spec) {
-            Ok(o) => outputs.push(o),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
+/// A session set up from the command line (`fail_fast`: cancel the others
+/// when one instance fails), and its reporter.
+pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliReporter>), u8> {
+    let mut policy = match options.policy.as_deref().map(outport::policy::Policy::load) {
+        None => outport::policy::Policy::default(),
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    if let Some(seconds) = options.timeout {
+        policy.limits.timeout_seconds = Some(seconds);
+    }
+    let plugins = match options.plugins.dirs() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    let engine = match options.engine.engine() {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Err(EXIT_FAILED);
+        }
+    };
+    let mode = match options.progress {
+        Progress::Quiet => Mode::Quiet,
+        Progress::Plain => Mode::Plain,
+        Progress::Auto if std::io::stderr().is_terminal() => Mode::Bars,
+        Progress::Auto => Mode::Plain,
+    };
+    let reporter = render::reporter(mode);
+    let session = Session::new(engine, reporter.clone(), Limits::default())
+        .policy(policy)
+        .plugins(plugins)
+        .fail_fast(fail_fast);
+    Ok((session, reporter))
+}
+
+/// Parses `--output`-style specifications given with `flag`; a bad one is
+/// a usage error.
+pub fn parse_specs(specs: &[String], flag: &str) -> Result<Vec<OutputSpec>, u8> {
+    specs
+        .iter()
+        .map(|s| OutputSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            match e {
+                outport::Error::OutputSpec { spec, message } => {
+                    eprintln!("error: {flag} {spec:?}: {message}")
+                }
+                other => eprintln!("error: {other}"),
             }
+            EXIT_USAGE
+        })
+}
+
+/// Reads the input image (`INPUT[:REF]`) off the async threads.
+pub async fn open_image(input: &str) -> Result<Arc<outport_image::Image>, u8> {
+    let owned = input.to_owned();
+    match tokio::task::spawn_blocking(move || outport_image::open(&owned)).await {
+        Ok(Ok(image)) => Ok(Arc::new(image)),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            Err(EXIT_FAILED)
+        }
+        Err(e) => {
+            eprintln!("error: reading {input}: {e}");
+            Err(EXIT_FAILED)
         }
     }
+}
+
+pub async fn run(args: ExportArgs) -> u8 {
+    let outputs = match parse_specs(&args.outputs, "--output") {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let caches = match parse_specs(&args.export_cache, "--export-cache") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     if let Err(e) = outport::options::assign_ids(&outputs) {
         eprintln!("error: {e}");
         return EXIT_USAGE;
@@ -50,70 +129,33 @@ pub async fn run(args: ExportArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-
-    let mut policy = match args.policy.as_deref().map(outport::policy::Policy::load) {
-        None => outport::policy::Policy::default(),
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+    let (session, reporter) = match session(&args.run, args.fail_fast) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    if let Some(seconds) = args.timeout {
-        policy.limits.timeout_seconds = Some(seconds);
-    }
-
-    let plugins = match args.plugins.dirs() {
+    let session = session.build_info(build_info);
+    // Unknown types and unloadable components are usage errors, found
+    // before the input is even read.
+    let plans = session.prepare(&outputs).and_then(|plan| {
+        let cache = session.prepare_cache(&caches, CacheOperation::ExportCache)?;
+        Ok((plan, cache))
+    });
+    let (plan, cache_plan) = match plans {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
-
-    let engine = match args.engine.engine() {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
+    let image = match open_image(&args.input).await {
+        Ok(i) => i,
+        Err(code) => return code,
     };
-    let mode = match args.progress {
-        Progress::Quiet => Mode::Quiet,
-        Progress::Plain => Mode::Plain,
-        Progress::Auto if std::io::stderr().is_terminal() => Mode::Bars,
-        Progress::Auto => Mode::Plain,
-    };
-    let reporter = render::reporter(mode);
-    let session = Session::new(engine, reporter.clone(), Limits::default())
-        .policy(policy)
-        .plugins(plugins)
-        .fail_fast(args.fail_fast)
-        .build_info(build_info);
-    // Unknown types and unloadable components are usage errors, found
-    // before the input is even read.
-    let plan = match session.prepare(&outputs) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-
-    let input = args.input.clone();
-    let image = match tokio::task::spawn_blocking(move || outport_image::open(&input)).await {
-        Ok(Ok(image)) => Arc::new(image),
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
-        Err(e) => {
-            eprintln!("error: reading {}: {e}", args.input);
-            return EXIT_FAILED;
-        }
-    };
-
-    let result = match session.run(image, plan).await {
+    let source = CacheSource::Image(image.clone());
+    let result = match session
+        .run_with_cache(Some(image), plan, cache_plan, Some(source))
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -128,39 +170,7 @@ pub async fn run(args: ExportArgs) -> u8 {
     } else {
         Box::new(std::io::stdout())
     };
-    for r in &result.exporters {
-        let dest = r.dest.as_deref().unwrap_or("(no local output)");
-        let _ = match &r.status {
-            Status::Ok => writeln!(
-                summary,
-                "{:<8} [{}] {} -> {} {} ({:.2}s)",
-                "ok",
-                r.id,
-                r.kind,
-                dest,
-                r.response
-                    .get("containerimage.digest")
-                    .map(String::as_str)
-                    .unwrap_or(""),
-                r.elapsed.as_secs_f64()
-            ),
-            Status::Failed(_) => writeln!(
-                summary,
-                "{:<8} [{}] {} -> {} (nothing written)",
-                "failed", r.id, r.kind, dest
-            ),
-        };
-    }
-    for r in &result.exporters {
-        if let Status::Failed(message) = &r.status {
-            eprintln!("error: instance {:?} ({}): {message}", r.id, r.kind);
-        }
-    }
-    let mut code = if result.all_ok() {
-        EXIT_OK
-    } else {
-        EXIT_FAILED
-    };
+    let mut code = summarize(&result, &mut summary);
     if let Some(path) = &args.iidfile {
         let written =
             outport::iidfile::image_id(&result, args.iidfile_from.as_deref()).and_then(|id| {
@@ -179,12 +189,68 @@ pub async fn run(args: ExportArgs) -> u8 {
             }
         }
     }
-    if let Some(path) = &args.metadata_file {
-        if let Err(e) = outport::metadata::write(path, &result) {
-            eprintln!("error: metadata file: {e}");
-            return EXIT_FAILED;
-        }
-        let _ = writeln!(summary, "metadata -> {}", path.display());
+    write_metadata(&result, args.metadata_file.as_ref(), &mut summary).unwrap_or(code)
+}
+
+/// Prints one line per instance (exporters, then cache instances) and the
+/// failures' errors; returns the exit code the results call for.
+pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
+    let line = |summary: &mut dyn Write, r: &InstanceResult, key: &str, note: &str| {
+        let dest = r.dest.as_deref().unwrap_or("(no local output)");
+        let _ = match &r.status {
+            Status::Ok => writeln!(
+                summary,
+                "{:<8} [{}] {} -> {} {} ({:.2}s)",
+                "ok",
+                r.id,
+                r.kind,
+                dest,
+                r.response.get(key).map(String::as_str).unwrap_or(""),
+                r.elapsed.as_secs_f64()
+            ),
+            Status::Failed(_) => writeln!(
+                summary,
+                "{:<8} [{}] {} -> {} (nothing written{note})",
+                "failed", r.id, r.kind, dest
+            ),
+        };
+    };
+    for r in &result.exporters {
+        line(summary, r, "containerimage.digest", "");
     }
-    code
+    for c in &result.cache {
+        let note = if c.ignore_error {
+            "; ignore-error=true"
+        } else {
+            ""
+        };
+        line(summary, &c.instance, "cache.digest", note);
+    }
+    let cache = result.cache.iter().map(|c| (&c.instance, c.ignore_error));
+    for (r, ignored) in result.exporters.iter().map(|r| (r, false)).chain(cache) {
+        if let Status::Failed(message) = &r.status {
+            let what = if ignored { "warning" } else { "error" };
+            eprintln!("{what}: instance {:?} ({}): {message}", r.id, r.kind);
+        }
+    }
+    if result.all_ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Writes the metadata file when asked; `Some(EXIT_FAILED)` when that fails.
+pub fn write_metadata(
+    result: &SessionResult,
+    path: Option<&PathBuf>,
+    summary: &mut dyn Write,
+) -> Option<u8> {
+    let path = path?;
+    if let Err(e) = outport::metadata::write(path, result) {
+        eprintln!("error: metadata file: {e}");
+        return Some(EXIT_FAILED);
+    }
+    let _ = writeln!(summary, "metadata -> {}", path.display());
+    None
 }

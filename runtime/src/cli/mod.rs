@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod cache;
 mod describe;
 mod export;
 mod new;
@@ -32,6 +33,9 @@ enum Command {
     Export(Box<ExportArgs>),
     /// List the built-in exporters and the plugins, with their options.
     Exporters(ExportersArgs),
+    /// Build caches: export, import, list the backends.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// The sandbox policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -58,6 +62,55 @@ enum NewCommand {
     },
 }
 
+/// `outport cache ...`.
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// Export a build cache (a BuildKit local cache directory, or an image
+    /// whose layers give the cache) to one or more cache backends at once.
+    Export(Box<CacheExportArgs>),
+    /// Import a build cache into a local OCI layout directory.
+    Import(Box<CacheImportArgs>),
+    /// List the built-in cache backends and their options.
+    Backends(EngineArgs),
+}
+
+/// Options of `outport cache export`.
+#[derive(clap::Args, Debug)]
+struct CacheExportArgs {
+    /// A BuildKit local cache directory (its `latest` entry, or its only
+    /// one), else an image as `outport export` takes it.
+    input: String,
+    /// A cache export, as `type=local,dest=DIR[,id=ID][,mode=min|max][,KEY=VALUE...]`.
+    /// Repeat for several; they run concurrently.
+    #[arg(long = "export-cache", value_name = "SPEC", required = true)]
+    export_cache: Vec<String>,
+    #[command(flatten)]
+    run: CacheRunArgs,
+}
+
+/// Options of `outport cache import`.
+#[derive(clap::Args, Debug)]
+struct CacheImportArgs {
+    /// The cache to import, as `type=local,src=DIR[,tag=TAG|digest=DIGEST]`.
+    #[arg(long = "import-cache", value_name = "SPEC")]
+    import_cache: String,
+    /// The directory to write the cache into, as an OCI image layout.
+    #[arg(long, value_name = "DIR")]
+    dest: PathBuf,
+    #[command(flatten)]
+    run: CacheRunArgs,
+}
+
+/// Options the `outport cache` commands share.
+#[derive(clap::Args, Debug)]
+struct CacheRunArgs {
+    /// Write every cache instance's response to FILE (JSON, the `cache` list).
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 /// `outport policy ...`.
 #[derive(Subcommand, Debug)]
 enum PolicyCommand {
@@ -81,6 +134,11 @@ struct ExportArgs {
     /// several outputs; they run concurrently.
     #[arg(short, long = "output", value_name = "SPEC", required = true)]
     outputs: Vec<String>,
+    /// A cache export of the image's layers, as
+    /// `type=local,dest=DIR[,id=ID][,mode=min|max][,ignore-error=true][,KEY=VALUE...]`.
+    /// Runs concurrently with the outputs; repeatable.
+    #[arg(long = "export-cache", value_name = "SPEC")]
+    export_cache: Vec<String>,
     /// Write every instance's response, kept apart by instance ID, to FILE
     /// (JSON).
     #[arg(long, value_name = "FILE")]
@@ -111,6 +169,13 @@ struct ExportArgs {
     /// $SOURCE_DATE_EPOCH when set. An output with `attest=false` gets none.
     #[arg(long = "attest", value_name = "TYPE[,mode=min|max]")]
     attest: Vec<String>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Sandbox, progress and engine options of the commands that run instances.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
     /// Wall-clock limit for each instance, in seconds (default: the
     /// policy's, else 3600); a policy's per-component entry still wins.
     #[arg(long, value_name = "SECONDS")]
@@ -212,7 +277,12 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Export(args) => runtime.block_on(export::run(*args)),
-        Command::Exporters(args) => runtime.block_on(describe::run(args)),
+        Command::Exporters(args) => runtime.block_on(describe::exporters(args)),
+        Command::Cache(CacheCommand::Export(args)) => runtime.block_on(cache::export(*args)),
+        Command::Cache(CacheCommand::Import(args)) => runtime.block_on(cache::import(*args)),
+        Command::Cache(CacheCommand::Backends(args)) => {
+            runtime.block_on(describe::cache_backends(args))
+        }
         Command::Policy(PolicyCommand::Show { policy }) => policy::show(policy.as_deref()),
         Command::New(NewCommand::Exporter { name, path, sdk }) => {
             new::exporter(&name, path.as_deref(), sdk.as_deref())

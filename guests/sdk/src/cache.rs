@@ -1,0 +1,310 @@
+//! BuildKit build caches, for cache backends (world `cache-backend`): the
+//! cache the runtime presents ([`CacheImage`]: an image manifest whose config
+//! is the cache config), the options every BuildKit cache exporter shares
+//! ([`ExportOptions`]), and the document BuildKit stores as the cache's root
+//! ([`root_document`]): that manifest (`image-manifest=true`) or an index
+//! listing the layers and the config.
+
+use serde_json::{Map, Value, json};
+
+use crate::bindings::outport::exporter::image::{self, Blob};
+use crate::bindings::outport::exporter::types::{Descriptor, Error};
+use crate::media;
+use crate::options::{OptionSpec, Parsed};
+use crate::walk::{descriptor_from_json, read_json};
+
+/// Media type of BuildKit's cache config.
+pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+
+/// The options of [`ExportOptions`], for a backend's option table.
+pub const EXPORT_SPECS: &[OptionSpec] = &[
+    OptionSpec::once(
+        "image-manifest",
+        "store the cache config as the config of an OCI image manifest (false: an index lists the layers and the config)",
+    )
+    .default("true"),
+    OptionSpec::once(
+        "oci-mediatypes",
+        "OCI media types (false: docker's; needs image-manifest=false)",
+    )
+    .default("true"),
+    OptionSpec::once(
+        "compression",
+        "uncompressed, gzip, estargz or zstd: the compression layers should have (see force-compression)",
+    )
+    .default("gzip"),
+    OptionSpec::once("compression-level", "compression level (accepted, see compression)"),
+    OptionSpec::once(
+        "force-compression",
+        "true: every layer must have the compression asked for; layers are never recompressed yet, so a layer in another compression fails the export",
+    )
+    .default("false"),
+];
+
+/// The cache options shared by BuildKit's cache exporters.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// `image-manifest`.
+    pub image_manifest: bool,
+    /// `oci-mediatypes`.
+    pub oci_mediatypes: bool,
+    /// `compression`: `uncompressed`, `gzip`, `estargz` or `zstd`.
+    pub compression: String,
+    /// `force-compression`.
+    pub force_compression: bool,
+}
+
+impl ExportOptions {
+    /// Reads and checks the options of [`EXPORT_SPECS`] in `parsed`.
+    pub fn parse(parsed: &Parsed) -> Result<Self, Error> {
+        let image_manifest = parsed.bool("image-manifest", true)?;
+        let oci_mediatypes = parsed.bool("oci-mediatypes", true)?;
+        if image_manifest && !oci_mediatypes {
+            return Err(Error::InvalidOption(
+                "image-manifest=true needs oci-mediatypes=true (as in BuildKit)".to_owned(),
+            ));
+        }
+        let compression = parsed.str("compression").unwrap_or("gzip").to_owned();
+        if !["uncompressed", "gzip", "estargz", "zstd"].contains(&compression.as_str()) {
+            return Err(Error::InvalidOption(format!(
+                "compression={compression:?}: expected uncompressed, gzip, estargz or zstd"
+            )));
+        }
+        if let Some(level) = parsed.str("compression-level")
+            && level.parse::<i32>().is_err()
+        {
+            return Err(Error::InvalidOption(format!(
+                "compression-level={level:?}: expected an integer"
+            )));
+        }
+        Ok(ExportOptions {
+            image_manifest,
+            oci_mediatypes,
+            compression,
+            force_compression: parsed.bool("force-compression", false)?,
+        })
+    }
+}
+
+/// The cache the runtime presents: its config blob and its layer blobs.
+pub struct CacheImage {
+    /// The cache config's descriptor and blob.
+    pub config: (Descriptor, Blob),
+    /// Each layer's descriptor (as the manifest lists it) and blob.
+    pub layers: Vec<(Descriptor, Blob)>,
+}
+
+impl CacheImage {
+    /// Reads the cache from the `image` interface.
+    pub fn read() -> Result<Self, Error> {
+        let root = image::root();
+        if !media::is_manifest(&root.media_type) {
+            return Err(Error::Unsupported(format!(
+                "the cache's root {} is a {}, not an image manifest",
+                root.digest, root.media_type
+            )));
+        }
+        let what = format!("cache manifest {}", root.digest);
+        let doc = read_json(&image::get_blob(&root.digest)?, &what)?;
+        let object = |v: &Value| -> Result<Map<String, Value>, Error> {
+            v.as_object().cloned().ok_or_else(|| {
+                Error::InvalidImage(format!("{what}: a descriptor is not an object"))
+            })
+        };
+        let config =
+            descriptor_from_json(&object(doc.get("config").unwrap_or(&Value::Null))?, &what)?;
+        if config.media_type != CACHE_CONFIG {
+            return Err(Error::Unsupported(format!(
+                "{what}: the config is a {}, not a BuildKit cache config",
+                config.media_type
+            )));
+        }
+        let config_blob = image::get_blob(&config.digest)?;
+        let mut layers = Vec::new();
+        for layer in doc
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let desc = descriptor_from_json(&object(layer)?, &what)?;
+            let blob = image::get_blob(&desc.digest)?;
+            layers.push((desc, blob));
+        }
+        Ok(CacheImage {
+            config: (config, config_blob),
+            layers,
+        })
+    }
+
+    /// Checks the layers against `compression` when `force-compression=true`
+    /// (layers are not recompressed: the host has no conversion yet).
+    pub fn check_compression(&self, options: &ExportOptions) -> Result<(), Error> {
+        if !options.force_compression {
+            return Ok(());
+        }
+        let wanted = match options.compression.as_str() {
+            "estargz" => "gzip",
+            other => other,
+        };
+        for (desc, _) in &self.layers {
+            let actual = layer_compression(&desc.media_type);
+            if actual != wanted {
+                return Err(Error::Unsupported(format!(
+                    "force-compression: layer {} is {actual}, not {wanted}, and recompressing layers is not supported yet",
+                    desc.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The compression a layer media type says: `gzip`, `zstd` or `uncompressed`.
+pub fn layer_compression(media_type: &str) -> &'static str {
+    if media_type.ends_with("gzip") {
+        "gzip"
+    } else if media_type.ends_with("zstd") {
+        "zstd"
+    } else {
+        "uncompressed"
+    }
+}
+
+/// A layer's media type in OCI (`oci = true`) or docker terms.
+pub fn layer_media_type(media_type: &str, oci: bool) -> String {
+    match (layer_compression(media_type), oci) {
+        ("gzip", true) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        ("gzip", false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        ("uncompressed", true) => "application/vnd.oci.image.layer.v1.tar",
+        ("uncompressed", false) => "application/vnd.docker.image.rootfs.diff.tar",
+        // docker has no zstd layer type: BuildKit keeps the OCI one.
+        _ => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+    .to_owned()
+}
+
+fn descriptor(media_type: &str, desc: &Descriptor) -> Value {
+    json!({"mediaType": media_type, "digest": desc.digest, "size": desc.size})
+}
+
+/// The document BuildKit stores as the cache's root, as `(media type,
+/// bytes)`: with `image-manifest=true` an OCI image manifest whose config is
+/// the cache config, else an index (a docker manifest list with
+/// `oci-mediatypes=false`) listing each layer and then the config.
+pub fn root_document(
+    cache: &CacheImage,
+    options: &ExportOptions,
+) -> Result<(String, Vec<u8>), Error> {
+    let layers: Vec<Value> = cache
+        .layers
+        .iter()
+        .map(|(d, _)| descriptor(&layer_media_type(&d.media_type, options.oci_mediatypes), d))
+        .collect();
+    let config = descriptor(CACHE_CONFIG, &cache.config.0);
+    let (media_type, doc) = if options.image_manifest {
+        let doc = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        (media::OCI_MANIFEST, doc)
+    } else {
+        let media_type = if options.oci_mediatypes {
+            media::OCI_INDEX
+        } else {
+            media::DOCKER_MANIFEST_LIST
+        };
+        let mut manifests = layers;
+        manifests.push(config);
+        let doc = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "manifests": manifests,
+        });
+        (media_type, doc)
+    };
+    let bytes = serde_json::to_vec(&doc)
+        .map_err(|e| Error::Other(format!("serializing the cache's root: {e}")))?;
+    Ok((media_type.to_owned(), bytes))
+}
+
+/// The digests a cache root document (`doc`, of `media_type`) refers to:
+/// an index's entries, or a manifest's config and layers.
+pub fn referenced_digests(media_type: &str, doc: &Value) -> Vec<String> {
+    let digest = |v: &Value| v.get("digest").and_then(Value::as_str).map(str::to_owned);
+    if media::is_index(media_type) {
+        doc.get("manifests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(digest)
+            .collect()
+    } else {
+        let config = doc.get("config").and_then(digest);
+        let layers = doc
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(digest);
+        config.into_iter().chain(layers).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> Result<ExportOptions, Error> {
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ExportOptions::parse(&Parsed::new("test", EXPORT_SPECS, &owned)?)
+    }
+
+    #[test]
+    fn export_options_follow_buildkit() {
+        let defaults = options(&[]).unwrap();
+        assert!(defaults.image_manifest && defaults.oci_mediatypes && !defaults.force_compression);
+        assert_eq!(defaults.compression, "gzip");
+        assert!(matches!(
+            options(&[("oci-mediatypes", "false")]),
+            Err(Error::InvalidOption(m)) if m.contains("image-manifest=true")
+        ));
+        assert!(options(&[("oci-mediatypes", "false"), ("image-manifest", "false")]).is_ok());
+        assert!(options(&[("compression", "brotli")]).is_err());
+        assert!(options(&[("compression-level", "x")]).is_err());
+    }
+
+    #[test]
+    fn layer_media_types_convert_between_oci_and_docker() {
+        let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+        let docker_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        assert_eq!(layer_media_type(gzip, false), docker_gzip);
+        assert_eq!(layer_media_type(docker_gzip, true), gzip);
+        let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+        assert_eq!(layer_media_type(zstd, false), zstd);
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar"),
+            "uncompressed"
+        );
+    }
+
+    #[test]
+    fn referenced_digests_of_both_shapes() {
+        let manifest =
+            json!({"config": {"digest": "sha256:c"}, "layers": [{"digest": "sha256:l"}]});
+        assert_eq!(
+            referenced_digests(media::OCI_MANIFEST, &manifest),
+            ["sha256:c", "sha256:l"]
+        );
+        let index = json!({"manifests": [{"digest": "sha256:l"}, {"digest": "sha256:c"}]});
+        assert_eq!(
+            referenced_digests(media::OCI_INDEX, &index),
+            ["sha256:l", "sha256:c"]
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! The local cache backend (`--export-cache type=local`, `outport cache
+//! export|import`): BuildKit's local cache layout, read back by skopeo and
+//! umoci; caches derived from an image and read from a BuildKit-shaped
+//! cache directory; round trips; blobs never rewritten; `reset`;
+//! `ignore-error`; bad caches refused with nothing written.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const MT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+
+/// A BuildKit local cache directory written by [`buildkit_cache`].
+struct BuildkitCache {
+    dir: PathBuf,
+    config: Vec<u8>,
+    /// Layer digests: base, its child, and a side layer only an
+    /// intermediate record names.
+    layers: Vec<String>,
+}
+
+/// Writes, in `parent/name`, a cache exactly as BuildKit's local cache
+/// exporter lays it out: `oci-layout`, `index.json` with one entry tagged
+/// `latest`, and `blobs/sha256/`: three layers, the cache config and either
+/// an image manifest holding it as config (`image_manifest`) or an index
+/// listing the layers and then the config. Its records: a base step, a step
+/// on it (the final one), and an intermediate step whose result is the side
+/// layer (kept by `mode=max` only).
+fn buildkit_cache(parent: &Path, name: &str, image_manifest: bool) -> BuildkitCache {
+    let dir = mkdir(parent, name);
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let layout = Layout::open(&dir);
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let blobs: Vec<(String, u64)> = (0..3)
+        .map(|i| layout.add_blob(&noise(1000 + i * 100)[i..]))
+        .collect();
+    let layers: Vec<String> = blobs.iter().map(|(d, _)| d.clone()).collect();
+    let key = |s: &str| sha256_digest(s.as_bytes());
+    let created = "2024-01-02T03:04:05.000000006Z";
+    let config = json!({
+        "layers": [
+            {"blob": layers[0], "parent": -1},
+            {"blob": layers[1], "parent": 0},
+            {"blob": layers[2], "parent": 0},
+        ],
+        "records": [
+            {"digest": key("base"), "layers": [{"layer": 0, "createdAt": created}]},
+            {"digest": key("step"), "layers": [{"layer": 1, "createdAt": created}],
+             "inputs": [[{"selector": "", "link": 0}], [{"link": 2}]]},
+            {"digest": key("side"), "layers": [{"layer": 2, "createdAt": created}],
+             "inputs": [[{"link": 0}]]},
+        ],
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let (config_digest, config_size) = layout.add_blob(&config);
+    let layer_descs: Vec<Value> = blobs
+        .iter()
+        .map(|(d, s)| json!({"mediaType": MT_LAYER_GZIP, "digest": d, "size": s}))
+        .collect();
+    let config_desc =
+        json!({"mediaType": MT_CACHE_CONFIG, "digest": config_digest, "size": config_size});
+    let (root_type, root) = if image_manifest {
+        let doc = json!({"schemaVersion": 2, "mediaType": MT_MANIFEST, "config": config_desc, "layers": layer_descs});
+        (MT_MANIFEST, doc)
+    } else {
+        let mut manifests = layer_descs;
+        manifests.push(config_desc);
+        let doc = json!({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": manifests});
+        (MT_INDEX, doc)
+    };
+    let (root_digest, root_size) = layout.add_blob(&serde_json::to_vec(&root).unwrap());
+    layout.write_index_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": MT_INDEX,
+        "manifests": [{"mediaType": root_type, "digest": root_digest, "size": root_size,
+                       "annotations": {ANN_REF_NAME: "latest"}}],
+    }));
+    BuildkitCache {
+        dir,
+        config,
+        layers,
+    }
+}
+
+/// `outport ARGS...` with `--export-cache SPEC` for each spec.
+fn with_caches(mut args: Vec<String>, caches: &[String]) -> Run {
+    for spec in caches {
+        args.push("--export-cache".into());
+        args.push(spec.clone());
+    }
+    outport(args)
+}
+
+/// `outport export SAMPLE --output OUTPUT --metadata-file METADATA
+/// --export-cache SPEC...`.
+fn export_sample_with_caches(output: &str, metadata: &Path, caches: &[String]) -> Run {
+    let args = vec![
+        "export".into(),
+        path_str(&sample_image()).into(),
+        "--output".into(),
+        output.into(),
+        "--metadata-file".into(),
+        path_str(metadata).into(),
+    ];
+    with_caches(args, caches)
+}
+
+/// `outport cache export INPUT --export-cache SPEC...`.
+fn cache_export(input: &Path, caches: &[String]) -> Run {
+    with_caches(
+        vec!["cache".into(), "export".into(), path_str(input).into()],
+        caches,
+    )
+}
+
+/// `outport cache import --import-cache SPEC --dest DEST`.
+fn cache_import(spec: &str, dest: &Path) -> Run {
+    outport([
+        "cache",
+        "import",
+        "--import-cache",
+        spec,
+        "--dest",
+        path_str(dest),
+    ])
+}
+
+/// A cache directory's `latest` entry: its root document (media type and
+/// JSON), its cache config bytes and its layer digests, as the files say.
+struct Written {
+    root_type: String,
+    config: Vec<u8>,
+    layers: Vec<String>,
+}
+
+#[track_caller]
+fn read_cache(dir: &Path, tag: &str) -> Written {
+    let files = LayoutFiles::from_dir(dir);
+    let index = files.index_json();
+    let entry = array_at(&index, "manifests")
+        .iter()
+        .find(|e| e["annotations"][ANN_REF_NAME] == tag)
+        .unwrap_or_else(|| panic!("no entry tagged {tag} in {index}"));
+    let root_type = str_at(entry, "mediaType").to_owned();
+    let root = files.blob_json(str_at(entry, "digest"));
+    let (config, layers): (Vec<&Value>, Vec<&Value>) = if root_type == MT_MANIFEST {
+        (
+            vec![&root["config"]],
+            array_at(&root, "layers").iter().collect(),
+        )
+    } else {
+        array_at(&root, "manifests")
+            .iter()
+            .partition(|d| d["mediaType"] == MT_CACHE_CONFIG)
+    };
+    assert_eq!(config.len(), 1, "one cache config in {root}");
+    assert_eq!(config[0]["mediaType"], MT_CACHE_CONFIG);
+    Written {
+        root_type,
+        config: files.blob(str_at(config[0], "digest")).to_vec(),
+        layers: layers
+            .iter()
+            .map(|l| str_at(l, "digest").to_owned())
+            .collect(),
+    }
+}
+
+/// The layer digests of the sample's image manifests, as its files say.
+fn sample_layers() -> Vec<String> {
+    let files = LayoutFiles::from_dir(&sample_image());
+    let mut layers = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        for layer in array_at(&files.manifest(arch), "layers") {
+            let digest = str_at(layer, "digest").to_owned();
+            if !layers.contains(&digest) {
+                layers.push(digest);
+            }
+        }
+    }
+    layers
+}
+
+/// Each blob file's (inode, mtime in ns).
+fn blob_stamps(dir: &Path) -> Vec<(String, u64, i64)> {
+    dir_names(&dir.join("blobs/sha256"))
+        .into_iter()
+        .map(|name| {
+            let meta = fs::metadata(dir.join("blobs/sha256").join(&name)).unwrap();
+            (
+                name,
+                meta.ino(),
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn export_with_an_image_writes_a_cache_skopeo_and_umoci_read() {
+    let tmp = tempdir();
+    let image_out = tmp.path().join("image");
+    let cache = tmp.path().join("cache");
+    let metadata = tmp.path().join("metadata.json");
+    let run = export_sample_with_caches(
+        &format!("type=oci,tar=false,dest={}", path_str(&image_out)),
+        &metadata,
+        &[format!("type=local,dest={},id=c1", path_str(&cache))],
+    );
+    run.assert_success();
+
+    // Read by tools nobody here wrote: the cache is an OCI layout whose
+    // `latest` manifest has the cache config as its config.
+    assert!(
+        umoci(&["ls", "--layout", path_str(&cache)])
+            .lines()
+            .any(|l| l == "latest")
+    );
+    let manifest = skopeo_json(&["inspect", "--raw", &oci_dir_ref(&cache, "latest")]);
+    assert_eq!(manifest["config"]["mediaType"], MT_CACHE_CONFIG);
+    let config = skopeo_json(&[
+        "inspect",
+        "--raw",
+        "--config",
+        &oci_dir_ref(&cache, "latest"),
+    ]);
+    let copy = tmp.path().join("copy");
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        &oci_dir_ref(&cache, "latest"),
+        &oci_dir_ref(&copy, "latest"),
+    ]);
+
+    // The cache is the chain of the sample's layers, one per platform,
+    // sharing their common base: every layer once, records linked in order,
+    // and (mode=min, the default) results only on each chain's last record.
+    let written = read_cache(&cache, "latest");
+    assert_eq!(written.root_type, MT_MANIFEST);
+    let mut layers = written.layers.clone();
+    layers.sort();
+    let mut expected = sample_layers();
+    expected.sort();
+    assert_eq!(layers, expected);
+    let config_layers: Vec<&str> = array_at(&config, "layers")
+        .iter()
+        .map(|l| str_at(l, "blob"))
+        .collect();
+    assert_eq!(config_layers.len(), expected.len(), "{config}");
+    let records = array_at(&config, "records");
+    let with_results = records.iter().filter(|r| r.get("layers").is_some()).count();
+    assert_eq!(with_results, 2, "one final record per platform: {config}");
+
+    // The response goes to the metadata file's cache list, apart from the
+    // exporters, and its keys stay out of the legacy flat map.
+    assert_metadata_valid(&metadata);
+    let doc = read_json(&metadata);
+    let entry = &array_at(&doc, "cache")[0];
+    assert_eq!(entry["id"], "c1");
+    assert_eq!(entry["type"], "local");
+    assert_eq!(entry["status"], "ok");
+    let index = read_json(&cache.join("index.json"));
+    assert_eq!(
+        entry["response"]["cache.digest"],
+        index["manifests"][0]["digest"]
+    );
+    assert!(doc.get("cache.digest").is_none());
+    assert_eq!(exporter_entry(&doc, "0")["status"], "ok");
+    assert!(image_out.join("index.json").is_file());
+}
+
+#[test]
+fn mode_max_keeps_every_result_of_an_image_chain() {
+    let tmp = tempdir();
+    let cache = tmp.path().join("cache");
+    cache_export(
+        &sample_image(),
+        &[format!("type=local,dest={},mode=max", path_str(&cache))],
+    )
+    .assert_success();
+    let config = parse_json("cache config", &read_cache(&cache, "latest").config);
+    let records = array_at(&config, "records");
+    assert_eq!(records.len(), array_at(&config, "layers").len());
+    assert!(
+        records.iter().all(|r| r.get("layers").is_some()),
+        "{config}"
+    );
+}
+
+#[test]
+fn export_from_a_buildkit_cache_keeps_it_and_min_drops_intermediate_results() {
+    let tmp = tempdir();
+    for image_manifest in [true, false] {
+        let name = format!("bk-{image_manifest}");
+        let bk = buildkit_cache(tmp.path(), &name, image_manifest);
+        let max = tmp.path().join(format!("{name}-max"));
+        let min = tmp.path().join(format!("{name}-min"));
+        cache_export(
+            &bk.dir,
+            &[
+                format!("type=local,dest={},mode=max", path_str(&max)),
+                format!("type=local,dest={},mode=min", path_str(&min)),
+            ],
+        )
+        .assert_success();
+
+        let kept = read_cache(&max, "latest");
+        assert_eq!(kept.config, bk.config, "mode=max keeps the config bytes");
+        assert_eq!(kept.layers, bk.layers);
+        skopeo(&["inspect", "--raw", &oci_dir_ref(&max, "latest")]);
+
+        let reduced = read_cache(&min, "latest");
+        assert_eq!(reduced.layers, bk.layers[..2].to_vec());
+        assert!(
+            !min.join("blobs/sha256")
+                .join(digest_hex(&bk.layers[2]))
+                .exists()
+        );
+        let config = parse_json("cache config", &reduced.config);
+        let records = array_at(&config, "records");
+        assert_eq!(records.len(), 3, "the keys stay, only results go: {config}");
+        assert!(records[0].get("layers").is_none() && records[2].get("layers").is_none());
+        assert_eq!(records[1]["layers"][0]["layer"], 1);
+    }
+}
+
+#[test]
+fn export_then_import_round_trips_byte_for_byte() {
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    for (i, extra) in ["", ",image-manifest=false"].iter().enumerate() {
+        let stored = tmp.path().join(format!("stored-{i}"));
+        let imported = tmp.path().join(format!("imported-{i}"));
+        cache_export(
+            &bk.dir,
+            &[format!(
+                "type=local,dest={},mode=max,tag=v1{extra}",
+                path_str(&stored)
+            )],
+        )
+        .assert_success();
+        cache_import(
+            &format!("type=local,src={},tag=v1", path_str(&stored)),
+            &imported,
+        )
+        .assert_success();
+        let before = read_cache(&stored, "v1");
+        let after = read_cache(&imported, "v1");
+        assert_eq!(after.config, bk.config);
+        assert_eq!(after.config, before.config);
+        assert_eq!(after.layers, before.layers);
+        assert_eq!(after.root_type, before.root_type);
+        let stored_files = LayoutFiles::from_dir(&stored);
+        let imported_files = LayoutFiles::from_dir(&imported);
+        for digest in imported_files.blob_digests() {
+            assert_eq!(
+                imported_files.blob(&digest),
+                stored_files.blob(&digest),
+                "{digest}"
+            );
+        }
+    }
+}
+
+#[test]
+fn import_by_digest_and_a_missing_tag() {
+    let tmp = tempdir();
+    let stored = tmp.path().join("stored");
+    cache_export(
+        &sample_image(),
+        &[format!("type=local,dest={},tag=a", path_str(&stored))],
+    )
+    .assert_success();
+    let index = read_json(&stored.join("index.json"));
+    let digest = str_at(&index["manifests"][0], "digest").to_owned();
+    let imported = tmp.path().join("imported");
+    cache_import(
+        &format!("type=local,src={},digest={digest}", path_str(&stored)),
+        &imported,
+    )
+    .assert_success();
+    assert_eq!(
+        read_json(&imported.join("index.json"))["manifests"][0]["digest"],
+        digest.as_str()
+    );
+
+    let missing = tmp.path().join("missing");
+    let run = cache_import(
+        &format!("type=local,src={},tag=nope", path_str(&stored)),
+        &missing,
+    );
+    run.assert_code(1);
+    run.assert_error(&["nope"], &["no entry"]);
+    assert_empty_or_absent(&missing);
+}
+
+#[test]
+fn re_export_rewrites_no_blob_and_keeps_other_tags() {
+    let tmp = tempdir();
+    let cache = tmp.path().join("cache");
+    let spec = |tag: &str| format!("type=local,dest={},tag={tag}", path_str(&cache));
+    cache_export(&sample_image(), &[spec("one")]).assert_success();
+    let before = blob_stamps(&cache);
+    cache_export(&sample_image(), &[spec("one")]).assert_success();
+    assert_eq!(blob_stamps(&cache), before, "same inodes and mtimes");
+    cache_export(&sample_image(), &[spec("two")]).assert_success();
+    let after = blob_stamps(&cache);
+    for stamp in &before {
+        assert!(after.contains(stamp), "{stamp:?} was rewritten");
+    }
+    let index = read_json(&cache.join("index.json"));
+    let tags: Vec<&str> = array_at(&index, "manifests")
+        .iter()
+        .map(|e| str_at(&e["annotations"], ANN_REF_NAME))
+        .collect();
+    assert_eq!(tags, ["one", "two"]);
+}
+
+#[test]
+fn reset_drops_blobs_no_entry_refers_to() {
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let cache = tmp.path().join("cache");
+    cache_export(
+        &sample_image(),
+        &[format!("type=local,dest={}", path_str(&cache))],
+    )
+    .assert_success();
+    let sample_blob = cache
+        .join("blobs/sha256")
+        .join(digest_hex(&sample_layers()[0]));
+    assert!(sample_blob.is_file());
+
+    // Without reset the replaced entry's blobs stay.
+    cache_export(&bk.dir, &[format!("type=local,dest={}", path_str(&cache))]).assert_success();
+    assert!(sample_blob.is_file());
+
+    cache_export(
+        &bk.dir,
+        &[format!("type=local,dest={},reset=true", path_str(&cache))],
+    )
+    .assert_success();
+    assert!(!sample_blob.exists());
+    let written = read_cache(&cache, "latest");
+    let files = LayoutFiles::from_dir(&cache);
+    let index = files.index_json();
+    let root = str_at(&index["manifests"][0], "digest").to_owned();
+    let config = sha256_digest(&written.config);
+    let mut expected: Vec<String> = written.layers.clone();
+    expected.extend([root, config]);
+    expected.sort();
+    let present: Vec<String> = files.blob_digests().into_iter().collect();
+    assert_eq!(present, expected);
+}
+
+#[test]
+fn ignore_error_reports_a_failed_cache_export_but_the_run_succeeds() {
+    let tmp = tempdir();
+    // A file where the cache directory should be: the cache export fails.
+    let blocked = tmp.path().join("blocked");
+    fs::write(&blocked, b"not a directory").unwrap();
+    for ignore in [true, false] {
+        let image_out = tmp.path().join(format!("image-{ignore}"));
+        let metadata = tmp.path().join(format!("metadata-{ignore}.json"));
+        let run = export_sample_with_caches(
+            &format!("type=oci,dest={}", path_str(&image_out)),
+            &metadata,
+            &[format!(
+                "type=local,dest={},ignore-error={ignore}",
+                path_str(&blocked)
+            )],
+        );
+        if ignore {
+            run.assert_success();
+        } else {
+            run.assert_code(1);
+            run.assert_error(&["cache-0", "blocked"], &["is a file"]);
+        }
+        // The image output is written either way; the cache dest is untouched.
+        assert!(image_out.is_file());
+        assert_eq!(fs::read(&blocked).unwrap(), b"not a directory");
+        assert_metadata_valid(&metadata);
+        let doc = read_json(&metadata);
+        let entry = &array_at(&doc, "cache")[0];
+        assert_eq!(entry["status"], "failed");
+        assert_eq!(entry.get("ignore_error").is_some(), ignore);
+        assert!(str_at(entry, "error").contains("is a file"), "{entry}");
+    }
+}
+
+#[test]
+fn bad_caches_are_refused_and_nothing_is_written() {
+    let tmp = tempdir();
+    type Break = fn(&BuildkitCache);
+    let cases: [(&str, Break, &[&str], &[&str]); 4] = [
+        (
+            "missing-blob",
+            |bk| Layout::open(&bk.dir).remove_blob(&bk.layers[1]),
+            &["blobs/sha256"],
+            &["missing blob"],
+        ),
+        (
+            "bad-config",
+            |bk| {
+                let layout = Layout::open(&bk.dir);
+                let digest = sha256_digest(&bk.config);
+                fs::write(layout.blob_path(&digest), b"{\"layers\": [").unwrap();
+            },
+            &["blobs/sha256"],
+            &["size", "digest", "malformed"],
+        ),
+        (
+            "bad-config-json",
+            |bk| {
+                // Valid bytes for their digest, but not a cache config.
+                let layout = Layout::open(&bk.dir);
+                let (digest, size) = layout.add_blob(b"{\"layers\": 7}");
+                let files = layout.files();
+                let index = files.index_json();
+                let root_digest = str_at(&index["manifests"][0], "digest").to_owned();
+                layout.rewrite_json_blob(&root_digest, |m| {
+                    m["config"]["digest"] = json!(digest);
+                    m["config"]["size"] = json!(size);
+                });
+            },
+            &["blobs/sha256"],
+            &["malformed cache config"],
+        ),
+        (
+            "digest-mismatch",
+            |bk| Layout::open(&bk.dir).corrupt_blob(&bk.layers[0]),
+            &["sha256:"],
+            &["digest"],
+        ),
+    ];
+    for (name, break_it, mentions, words) in cases {
+        let bk = buildkit_cache(tmp.path(), name, true);
+        break_it(&bk);
+        let dest = tmp.path().join(format!("{name}-out"));
+        let run = cache_export(&bk.dir, &[format!("type=local,dest={}", path_str(&dest))]);
+        run.assert_code(1);
+        run.assert_error(mentions, words);
+        assert_empty_or_absent(&dest);
+    }
+
+    // An import whose source blob does not match its digest: the host's
+    // check of the imported layout refuses it before it is moved into place.
+    let stored = tmp.path().join("stored");
+    cache_export(
+        &sample_image(),
+        &[format!("type=local,dest={}", path_str(&stored))],
+    )
+    .assert_success();
+    Layout::open(&stored).corrupt_blob(&sample_layers()[0]);
+    let imported = tmp.path().join("imported");
+    let run = cache_import(&format!("type=local,src={}", path_str(&stored)), &imported);
+    run.assert_code(1);
+    run.assert_error(&[digest_hex(&sample_layers()[0])], &["digest"]);
+    assert_empty_or_absent(&imported);
+}
+
+#[test]
+fn local_cache_docs_match_describe() {
+    let described = crate::authors::described_options(&["cache", "backends"]);
+    let keys = described
+        .get("local")
+        .expect("outport cache backends lists local");
+    let path = repo_root().join("docs/cache/local.md");
+    let page = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        &crate::authors::documented_options(&page),
+        keys,
+        "{}",
+        path.display()
+    );
+}
