@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outport_image::Image;
+use outport_image::{Converter, Image};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -72,6 +72,15 @@ impl InstanceResult {
     }
 }
 
+/// What the instances of one run share.
+#[derive(Debug, Default)]
+pub struct RunContext {
+    /// Layer conversions (`convert-layers`), each made once per run.
+    pub converter: Converter,
+    /// The source date epoch passed in every request.
+    pub source_date_epoch: Option<u64>,
+}
+
 /// Runs one instance of `component` on `image`. Never panics on guest
 /// behaviour: every failure becomes [`Status::Failed`].
 pub async fn run(
@@ -80,13 +89,14 @@ pub async fn run(
     image: Arc<Image>,
     spec: InstanceSpec,
     reporter: Arc<dyn Reporter>,
+    context: Arc<RunContext>,
 ) -> InstanceResult {
     let started = Instant::now();
     let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
     let outcome = execute(
         engine,
         component,
-        image,
+        (image, context),
         &spec,
         reporter.clone(),
         stdio.clone(),
@@ -124,7 +134,7 @@ pub async fn run(
 async fn execute(
     engine: &wasmtime::Engine,
     component: &LoadedComponent,
-    image: Arc<Image>,
+    (image, context): (Arc<Image>, Arc<RunContext>),
     spec: &InstanceSpec,
     reporter: Arc<dyn Reporter>,
     stdio: MemoryOutputPipe,
@@ -150,13 +160,14 @@ async fn execute(
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot grant the staging directory: {e:#}"))?;
     }
-    let state = InstanceState::new(
+    let mut state = InstanceState::new(
         wasi.build(),
         Some(image),
         reporter,
         spec.id.clone(),
         &spec.limits,
     );
+    state.run = Some(context.clone());
     let mut store = new_store(engine, state, &spec.limits);
 
     let limits = &spec.limits;
@@ -192,6 +203,8 @@ async fn execute(
         options: spec.options.clone(),
         destination: destination.clone(),
         instance_id: spec.id.clone(),
+        host_platform: crate::host_platform::host_platform(),
+        source_date_epoch: context.source_date_epoch,
     };
     let entries = exporter
         .call_export(&mut store, &request)

@@ -14,7 +14,7 @@ use crate::buildinfo::{self, BuildInputs};
 use crate::builtin;
 use crate::engine::{Engine, LoadedComponent};
 use crate::error::Error;
-use crate::instance::{self, InstanceResult, InstanceSpec, Status};
+use crate::instance::{self, InstanceResult, InstanceSpec, RunContext, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids};
 use crate::policy::Policy;
@@ -62,6 +62,7 @@ pub struct Session {
     fail_fast: bool,
     build_info: BuildInputs,
     policy: Policy,
+    source_date_epoch: Option<u64>,
 }
 
 impl Session {
@@ -75,6 +76,7 @@ impl Session {
             fail_fast: false,
             build_info: BuildInputs::default(),
             policy: Policy::default(),
+            source_date_epoch: None,
         }
     }
 
@@ -89,6 +91,13 @@ impl Session {
     /// (`--build-sources`, `--attr`; see [`crate::buildinfo`]).
     pub fn build_info(mut self, inputs: BuildInputs) -> Self {
         self.build_info = inputs;
+        self
+    }
+
+    /// Sets the source date epoch passed to every instance (for
+    /// `rewrite-timestamp=true`).
+    pub fn source_date_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.source_date_epoch = epoch;
         self
     }
 
@@ -182,13 +191,19 @@ impl Session {
         let mut slots: Vec<Option<InstanceResult>> = vec![None; plan.len()];
         let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(plan.len());
         let mut tasks = JoinSet::new();
+        let context = Arc::new(RunContext {
+            source_date_epoch: self.source_date_epoch,
+            ..RunContext::default()
+        });
         for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
             let image = variants.image(&choices[index]);
             let reporter = self.reporter.clone();
+            let context = context.clone();
             pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
             tasks.spawn(async move {
-                let result = instance::run(&engine, &component, image, spec, reporter).await;
+                let result =
+                    instance::run(&engine, &component, image, spec, reporter, context).await;
                 (index, result)
             });
         }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use oci_spec::image::{Descriptor, MediaType};
@@ -119,26 +120,40 @@ pub struct Converted {
 type Outcome = Result<Option<Arc<Converted>>, String>;
 
 /// Converts layers for one run, each conversion once (see the module doc).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Converter {
-    dir: tempfile::TempDir,
+    /// The run's temporary directory, created by the first conversion and
+    /// removed with the converter.
+    dir: Mutex<Option<tempfile::TempDir>>,
     done: Mutex<HashMap<(String, ConvertOptions), Arc<OnceLock<Outcome>>>>,
 }
 
 impl Converter {
-    /// A converter writing into a new temporary directory (removed with it).
-    pub fn new() -> Result<Converter, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("outport-convert-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir().display().to_string(),
-                source,
-            })?;
-        Ok(Converter {
-            dir,
-            done: Mutex::default(),
-        })
+    /// A converter; its temporary directory is made when first needed.
+    pub fn new() -> Converter {
+        Converter::default()
+    }
+
+    /// The temporary directory, made on first use.
+    fn dir(&self) -> Result<PathBuf, String> {
+        let mut dir = self
+            .dir
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if dir.is_none() {
+            let made = tempfile::Builder::new()
+                .prefix("outport-convert-")
+                .tempdir()
+                .map_err(|e| {
+                    let tmp = std::env::temp_dir();
+                    format!("creating a temporary directory in {}: {e}", tmp.display())
+                })?;
+            *dir = Some(made);
+        }
+        Ok(dir
+            .as_ref()
+            .map(|d| d.path().to_owned())
+            .unwrap_or_default())
     }
 
     /// Converts `blob` as `options` ask; `None` when it is already as asked
@@ -183,8 +198,9 @@ impl Converter {
         // The level is for the compression asked; a layer keeping its own
         // gets that algorithm's default.
         let level = options.level.filter(|_| target == options.compression);
-        let file = tempfile::tempfile_in(self.dir.path())
-            .map_err(|e| format!("creating a file in {}: {e}", self.dir.path().display()))?;
+        let dir = self.dir()?;
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(|e| format!("creating a file in {}: {e}", dir.display()))?;
         let writer = file
             .try_clone()
             .map_err(|e| format!("opening the converted file: {e}"))?;
@@ -250,9 +266,9 @@ fn transcode(
 ) -> io::Result<Output> {
     let mut decoded: Box<dyn Read> = match source {
         Compression::Uncompressed => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-            BufReader::with_capacity(CHUNK, reader),
-        )),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            CHUNK, reader,
+        ))),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
     };
     let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, out));
@@ -326,9 +342,10 @@ impl<W: Write> Encoder<W> {
                     flate2::Compression::new(level),
                 ))
             }
-            Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(inner, level.unwrap_or(3))?)
-            }
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
+                inner,
+                level.unwrap_or(3),
+            )?),
         })
     }
 
@@ -461,7 +478,9 @@ mod tests {
             header.set_mode(0o644);
             header.set_mtime(mtime);
             header.set_cksum();
-            builder.append_data(&mut header, name, &b"hello"[..]).unwrap();
+            builder
+                .append_data(&mut header, name, &b"hello"[..])
+                .unwrap();
         }
         builder
             .append_pax_extensions([("mtime", &b"1999999999.5"[..])])
@@ -470,7 +489,9 @@ mod tests {
         header.set_size(0);
         header.set_mtime(1_999_999_999);
         header.set_cksum();
-        builder.append_data(&mut header, "pax.txt", &[][..]).unwrap();
+        builder
+            .append_data(&mut header, "pax.txt", &[][..])
+            .unwrap();
         builder.into_inner().unwrap()
     }
 
@@ -502,16 +523,22 @@ mod tests {
     #[test]
     fn gzip_to_zstd_and_back() {
         let tar = sample_tar();
-        let converter = Converter::new().unwrap();
+        let converter = Converter::new();
         let zstd = converter
             .convert(&blob(gzip(&tar)), &options(Compression::Zstd, true))
             .unwrap()
             .unwrap();
         let data = bytes(&zstd);
         assert_eq!(Compression::sniff(&data), Compression::Zstd);
-        assert_eq!(zstd.blob.descriptor().digest().to_string(), sha256_digest(&data));
+        assert_eq!(
+            zstd.blob.descriptor().digest().to_string(),
+            sha256_digest(&data)
+        );
         assert_eq!(zstd.blob.size(), data.len() as u64);
-        assert_eq!(zstd.blob.descriptor().media_type(), &MediaType::ImageLayerZstd);
+        assert_eq!(
+            zstd.blob.descriptor().media_type(),
+            &MediaType::ImageLayerZstd
+        );
         assert_eq!(zstd::decode_all(data.as_slice()).unwrap(), tar);
         assert_eq!(zstd.diff_id, sha256_digest(&tar));
 
@@ -525,7 +552,7 @@ mod tests {
     #[test]
     fn compressed_layers_keep_their_compression_unless_forced() {
         let tar = sample_tar();
-        let converter = Converter::new().unwrap();
+        let converter = Converter::new();
         let gz = blob(gzip(&tar));
         let unchanged = converter.convert(&gz, &options(Compression::Zstd, false));
         assert!(unchanged.unwrap().is_none());
@@ -542,7 +569,7 @@ mod tests {
 
     #[test]
     fn a_conversion_is_computed_once() {
-        let converter = Converter::new().unwrap();
+        let converter = Converter::new();
         let layer = blob(sample_tar());
         let a = converter.convert(&layer, &options(Compression::Gzip, false));
         let b = converter.convert(&layer, &options(Compression::Gzip, false));
@@ -556,9 +583,12 @@ mod tests {
             ..options(Compression::Gzip, false)
         };
         let layer = blob(gzip(&sample_tar()));
-        let first = Converter::new().unwrap().convert(&layer, &opts).unwrap().unwrap();
-        let again = Converter::new().unwrap().convert(&layer, &opts).unwrap().unwrap();
-        assert_eq!(first.blob.descriptor().digest(), again.blob.descriptor().digest());
+        let first = Converter::new().convert(&layer, &opts).unwrap().unwrap();
+        let again = Converter::new().convert(&layer, &opts).unwrap().unwrap();
+        assert_eq!(
+            first.blob.descriptor().digest(),
+            again.blob.descriptor().digest()
+        );
         let data = bytes(&first);
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(data.as_slice()));
         let mut seen = Vec::new();
@@ -586,7 +616,7 @@ mod tests {
 
     #[test]
     fn corrupt_input_fails_naming_the_blob_and_leaves_no_file() {
-        let converter = Converter::new().unwrap();
+        let converter = Converter::new();
         let mut data = gzip(&sample_tar());
         data.truncate(data.len() / 2);
         let layer = blob(data);
@@ -595,7 +625,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         let digest = layer.descriptor().digest().to_string();
-        assert!(err.contains(&digest) && err.contains("gzip to zstd"), "{err}");
+        assert!(
+            err.contains(&digest) && err.contains("gzip to zstd"),
+            "{err}"
+        );
         let mut garbage = vec![0x28, 0xb5, 0x2f, 0xfd];
         garbage.extend_from_slice(b"not a zstd frame at all");
         let err = converter
@@ -603,7 +636,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("converting layer sha256:"), "{err}");
-        assert_eq!(std::fs::read_dir(converter.dir.path()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(converter.dir().unwrap()).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -613,7 +649,7 @@ mod tests {
         assert!(Compression::Zstd.check_level(22).is_ok());
         assert!(Compression::Zstd.check_level(0).is_err());
         assert!(Compression::Uncompressed.check_level(1).is_err());
-        let converter = Converter::new().unwrap();
+        let converter = Converter::new();
         let opts = ConvertOptions {
             level: Some(42),
             ..options(Compression::Gzip, true)
