@@ -15,6 +15,7 @@ mod compile_cache;
 mod export_docker;
 mod export_oci;
 mod export_rootfs;
+mod image_options;
 mod instances;
 mod provenance;
 mod sample_image;
