@@ -119,13 +119,17 @@ pub struct Converted {
 /// the layer is already as asked.
 type Outcome = Result<Option<Arc<Converted>>, String>;
 
+/// Each conversion asked so far (by layer digest and options), filled in
+/// once by whoever asked first.
+type Conversions = HashMap<(String, ConvertOptions), Arc<OnceLock<Outcome>>>;
+
 /// Converts layers for one run, each conversion once (see the module doc).
 #[derive(Debug, Default)]
 pub struct Converter {
     /// The run's temporary directory, created by the first conversion and
     /// removed with the converter.
     dir: Mutex<Option<tempfile::TempDir>>,
-    done: Mutex<HashMap<(String, ConvertOptions), Arc<OnceLock<Outcome>>>>,
+    done: Mutex<Conversions>,
 }
 
 impl Converter {
