@@ -255,3 +255,67 @@ fn annotations(parsed: &Parsed) -> Result<Rewrites, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<ImageOptions, Error> {
+        let options: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ImageOptions::parse("test", &Parsed::new("test", SPECS, &options)?)
+    }
+
+    fn refused(pairs: &[(&str, &str)], words: &str) {
+        match parse(pairs) {
+            Err(Error::InvalidOption(m)) => {
+                assert!(m.starts_with("test exporter: ") && m.contains(words), "{m}")
+            }
+            other => panic!("{pairs:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn conversion_and_epoch() {
+        let opts = parse(&[("compression", "zstd"), ("compression-level", "19")]).unwrap();
+        let layers = opts.rewrites(None).unwrap().layers.unwrap();
+        assert_eq!(layers.compression, Compression::Zstd);
+        assert_eq!((layers.level, layers.force), (Some(19), false));
+        assert!(parse(&[]).unwrap().rewrites(None).unwrap().layers.is_none());
+        let opts = parse(&[("rewrite-timestamp", "true")]).unwrap();
+        assert_eq!(
+            opts.rewrites(Some(5))
+                .unwrap()
+                .layers
+                .unwrap()
+                .rewrite_timestamp,
+            Some(5)
+        );
+        assert!(opts.rewrites(None).is_err());
+    }
+
+    #[test]
+    fn conflicts() {
+        refused(&[("compression", "lz4")], "\"compression\"");
+        refused(&[("compression-level", "1")], "needs compression");
+        refused(
+            &[("compression", "gzip"), ("compression-level", "-1")],
+            "out of range",
+        );
+        refused(&[("force-compression", "true")], "needs compression");
+        refused(
+            &[("oci-mediatypes", "false"), ("compression", "zstd")],
+            "no zstd",
+        );
+        refused(
+            &[("oci-mediatypes", "false"), ("annotation-index.a", "b")],
+            "\"annotation-index.a\"",
+        );
+        refused(
+            &[("annotation.a", "1"), ("annotation-manifest.a", "2")],
+            "more than once",
+        );
+    }
+}

@@ -76,3 +76,25 @@ pub fn convert(media_type: &str, oci: bool) -> Result<&str, String> {
     }
     Ok(media_type)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families() {
+        assert_eq!(convert(OCI_MANIFEST, false), Ok(DOCKER_MANIFEST));
+        assert_eq!(convert(DOCKER_MANIFEST_LIST, true), Ok(OCI_INDEX));
+        assert_eq!(convert(OCI_CONFIG, false), Ok(DOCKER_CONFIG));
+        let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+        let docker_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        assert_eq!(convert(gzip, false), Ok(docker_gzip));
+        assert_eq!(convert(docker_gzip, true), Ok(gzip));
+        assert!(convert("application/vnd.oci.image.layer.v1.tar+zstd", false).is_err());
+        assert_eq!(convert("text/plain", false), Ok("text/plain"));
+        assert!(is_convertible_layer(docker_gzip));
+        assert!(!is_convertible_layer(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        ));
+    }
+}
