@@ -16,6 +16,7 @@ mod compile_cache;
 mod export_docker;
 mod export_oci;
 mod export_rootfs;
+mod image_options;
 mod instances;
 mod plugins;
 mod provenance;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outport_image::Image;
+use outport_image::{Converter, Image};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -90,6 +90,15 @@ pub enum Role {
 /// Name under which a cache import's `src=` directory is preopened.
 pub const SOURCE_PREOPEN: &str = "/src";
 
+/// What the instances of one run share.
+#[derive(Debug, Default)]
+pub struct RunContext {
+    /// Layer conversions (`convert-layers`), each made once per run.
+    pub converter: Converter,
+    /// The source date epoch passed in every request.
+    pub source_date_epoch: Option<u64>,
+}
+
 /// Runs one instance of `component` on `image`. Never panics on guest
 /// behaviour: every failure becomes [`Status::Failed`].
 pub async fn run(
@@ -98,6 +107,7 @@ pub async fn run(
     image: Arc<Image>,
     spec: InstanceSpec,
     reporter: Arc<dyn Reporter>,
+    context: Arc<RunContext>,
 ) -> InstanceResult {
     run_as(
         engine,
@@ -105,6 +115,7 @@ pub async fn run(
         Some(image),
         spec,
         reporter,
+        context,
     )
     .await
 }
@@ -118,10 +129,19 @@ pub async fn run_as(
     image: Option<Arc<Image>>,
     spec: InstanceSpec,
     reporter: Arc<dyn Reporter>,
+    context: Arc<RunContext>,
 ) -> InstanceResult {
     let started = Instant::now();
     let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
-    let outcome = execute(engine, role, image, &spec, reporter.clone(), stdio.clone()).await;
+    let outcome = execute(
+        engine,
+        role,
+        (image, context),
+        &spec,
+        reporter.clone(),
+        stdio.clone(),
+    )
+    .await;
     let guest_output = String::from_utf8_lossy(&stdio.contents()).into_owned();
     for line in guest_output.lines().filter(|l| !l.trim().is_empty()) {
         reporter.log(&spec.id, LogLevel::Info, line);
@@ -160,7 +180,7 @@ enum Instantiated {
 async fn execute(
     engine: &wasmtime::Engine,
     role: &Role,
-    image: Option<Arc<Image>>,
+    (image, context): (Option<Arc<Image>>, Arc<RunContext>),
     spec: &InstanceSpec,
     reporter: Arc<dyn Reporter>,
     stdio: MemoryOutputPipe,
@@ -195,7 +215,9 @@ async fn execute(
             .map_err(|e| format!("cannot grant src {}: {e:#}", src.display()))?;
         source = Some(SOURCE_PREOPEN.to_string());
     }
-    let state = InstanceState::new(wasi.build(), image, reporter, spec.id.clone(), &spec.limits);
+    let mut state =
+        InstanceState::new(wasi.build(), image, reporter, spec.id.clone(), &spec.limits);
+    state.run = Some(context.clone());
     let mut store = new_store(engine, state, &spec.limits);
 
     let limits = &spec.limits;
@@ -249,6 +271,8 @@ async fn execute(
         options: spec.options.clone(),
         destination: destination.clone(),
         instance_id: spec.id.clone(),
+        host_platform: crate::host_platform::host_platform(),
+        source_date_epoch: context.source_date_epoch,
     };
     let (phase, called) = match (&instantiated, operation) {
         (Instantiated::Exporter(e), _) => ("export", e.call_export(&mut store, &request).await),

@@ -25,6 +25,7 @@ pub mod destination;
 pub mod engine;
 pub mod error;
 mod host;
+mod host_platform;
 pub mod iidfile;
 pub mod instance;
 pub mod limits;

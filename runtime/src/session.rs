@@ -18,7 +18,7 @@ use crate::cache::Cache;
 use crate::cache::config::Mode;
 use crate::engine::{Engine, LoadedCacheBackend, LoadedComponent};
 use crate::error::Error;
-use crate::instance::{self, InstanceResult, InstanceSpec, Role, Status};
+use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids, assign_ids_with};
 use crate::plugins::{self, PluginDirs};
@@ -85,6 +85,7 @@ pub struct Session {
     build_info: BuildInputs,
     policy: Policy,
     plugins: PluginDirs,
+    source_date_epoch: Option<u64>,
 }
 
 impl Session {
@@ -99,6 +100,7 @@ impl Session {
             build_info: BuildInputs::default(),
             policy: Policy::default(),
             plugins: PluginDirs::default(),
+            source_date_epoch: None,
         }
     }
 
@@ -120,6 +122,13 @@ impl Session {
     /// (`--build-sources`, `--attr`; see [`crate::buildinfo`]).
     pub fn build_info(mut self, inputs: BuildInputs) -> Self {
         self.build_info = inputs;
+        self
+    }
+
+    /// Sets the source date epoch passed to every instance (for
+    /// `rewrite-timestamp=true`).
+    pub fn source_date_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.source_date_epoch = epoch;
         self
     }
 
@@ -323,14 +332,20 @@ impl Session {
         let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(slots.len());
         let mut ignored: Vec<bool> = vec![false; plan.len()];
         let mut tasks = JoinSet::new();
+        let context = Arc::new(RunContext {
+            source_date_epoch: self.source_date_epoch,
+            ..RunContext::default()
+        });
         for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
             let Some(variants) = &variants else { break };
             let image = variants.image(&choices[index]);
             let reporter = self.reporter.clone();
+            let context = context.clone();
             pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
             tasks.spawn(async move {
-                let result = instance::run(&engine, &component, image, spec, reporter).await;
+                let result =
+                    instance::run(&engine, &component, image, spec, reporter, context).await;
                 (index, result)
             });
         }
@@ -349,10 +364,11 @@ impl Session {
                     None,
                 ),
             };
+            let context = context.clone();
             ignored.push(instance.choice.ignore_error);
             pending.push((spec.id.clone(), spec.kind.clone(), spec.dest.clone()));
             tasks.spawn(async move {
-                let result = instance::run_as(&engine, &role, image, spec, reporter).await;
+                let result = instance::run_as(&engine, &role, image, spec, reporter, context).await;
                 (index, result)
             });
         }

@@ -8,6 +8,7 @@ use outport_image::Image;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::host::image::BlobHandle;
+use crate::instance::RunContext;
 use crate::limits::{Limiter, Limits, OutputQuota};
 use crate::report::Reporter;
 
@@ -28,6 +29,8 @@ pub struct InstanceState {
     pub(crate) instance_id: String,
     pub(crate) log_budget: usize,
     pub(crate) quota: OutputQuota,
+    /// What the run's instances share (`None` while only describing).
+    pub(crate) run: Option<Arc<RunContext>>,
 }
 
 impl InstanceState {
@@ -53,6 +56,7 @@ impl InstanceState {
             instance_id,
             log_budget: limits.log_bytes,
             quota: OutputQuota::new(limits.output_bytes),
+            run: None,
         }
     }
 }

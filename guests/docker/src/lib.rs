@@ -11,7 +11,9 @@
 //!   a name has a tag;
 //! - `oci-layout` and `index.json` (one entry per name, as the oci exporter
 //!   writes them) and `blobs/sha256/…`: the manifest, its config and its
-//!   layers, written as they are (compressed layers stay compressed).
+//!   layers, written as they are (compressed layers stay compressed) unless
+//!   the image options (`compression`, `oci-mediatypes`,
+//!   `rewrite-timestamp`, `annotation*`) ask otherwise.
 //!
 //! A docker tarball holds one platform: [`select`] picks the manifest of a
 //! multi-platform image.
@@ -23,8 +25,8 @@ use outport_exporter::layout::blob_path;
 use outport_exporter::reference::{familiar, split_tag};
 use outport_exporter::walk::{self, ManifestBlobs};
 use outport_exporter::{
-    ComponentInfo, Error, Guest, Layout, Options, OutputKind, Plan, Request, ResponseEntry,
-    Rewrites, TarWriter, dest, image, log, response,
+    ComponentInfo, Error, Guest, Layout, Options, OutputKind, Plan, Platform, Request,
+    ResponseEntry, TarWriter, dest, image, log, response,
 };
 use serde_json::{Map, Value, json};
 
@@ -36,7 +38,7 @@ impl Guest for Docker {
             name: "docker".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             summary: "write one image as a docker load tarball (also an OCI layout)".to_owned(),
-            options: outport_exporter::options::describe(options::SPECS),
+            options: outport_exporter::options::describe(&options::specs()),
         }
     }
 
@@ -49,10 +51,18 @@ impl Guest for Docker {
         let opts = options::parse(&request.options)?;
         let dest = dest::granted(request.destination)?;
         let manifests = walk::image_manifests(&image::root())?;
-        let chosen = select::manifest(&manifests, opts.platform.as_ref())?;
-        let plan = Plan::from_root(chosen.descriptor.clone(), &Rewrites::default())?;
+        let host = &request.host_platform;
+        let host = Platform {
+            os: host.os.clone(),
+            architecture: host.architecture.clone(),
+            variant: host.variant.clone(),
+        };
+        let chosen = select::manifest(&manifests, opts.platform.as_ref(), &host)?;
+        let rewrites = opts.image.rewrites(request.source_date_epoch)?;
+        let plan = Plan::from_root(chosen.descriptor.clone(), &rewrites)?;
         let layout = Layout::new(&plan, &opts.names)?;
-        let blobs = walk::read_manifest(&chosen.descriptor.digest)?;
+        // The written manifest: the input's, or the one the plan rewrote.
+        let blobs = walk::read_manifest(&plan.root.digest)?;
         let manifest_json = manifest_json(&blobs, &opts.names)?;
         let mut extra: Vec<(&str, &[u8])> = vec![("manifest.json", &manifest_json)];
         let repositories = repositories(&blobs.config, &opts.names)?;

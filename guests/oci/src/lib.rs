@@ -5,8 +5,10 @@
 //! (`tar=true`, the default) or a directory (`tar=false`). The flow:
 //!
 //! - [`options`] parses and checks the options (`validate`);
-//! - the SDK's `Plan` walks the image from its root and applies annotation
-//!   options, giving the root descriptor and the ordered list of blobs;
+//! - the SDK's `Plan` walks the image from its root and applies the image
+//!   options (annotations, media types; layers recompressed and timestamps
+//!   rewritten by the host), giving the root descriptor and the ordered
+//!   list of blobs;
 //! - its `Layout` turns that into the files of the layout (`oci-layout`,
 //!   `index.json`, `blobs/sha256/…`) and writes them into a tar or a
 //!   directory, layer bytes moved by the host (`copy-to-stream` /
@@ -33,7 +35,7 @@ impl Guest for Oci {
             name: "oci".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             summary: "write the image as an OCI image layout, tarball or directory".to_owned(),
-            options: outport_exporter::options::describe(options::SPECS),
+            options: outport_exporter::options::describe(&options::specs()),
         }
     }
 
@@ -49,7 +51,8 @@ impl Guest for Oci {
     fn export(request: Request) -> Result<Vec<ResponseEntry>, Error> {
         let opts = options::parse(&request.options)?;
         let dest = dest::granted(request.destination)?;
-        let plan = Plan::image(&opts.rewrites)?;
+        let rewrites = opts.image.rewrites(request.source_date_epoch)?;
+        let plan = Plan::image(&rewrites)?;
         let layout = Layout::new(&plan, &opts.names)?;
         if opts.tar {
             write_tar(&dest, &layout)?;

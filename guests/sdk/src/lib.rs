@@ -15,7 +15,10 @@
 //!   ([`walk::image_manifests`], [`walk::find_platform`]), a manifest's
 //!   config and layers ([`walk::read_manifest`]).
 //! - [`plan`]: every blob reachable from a root, each once, with annotation
-//!   rewrites ([`Plan`], [`Rewrites`]); [`layout`] turns it into an OCI
+//!   rewrites, layers converted by the host and media types changed
+//!   ([`Plan`], [`Rewrites`]); [`image_options`]: the options that drive
+//!   them (`compression`, `oci-mediatypes`, `rewrite-timestamp`,
+//!   `annotation*`), shared by the image exporters; [`layout`] turns it into an OCI
 //!   image layout ([`Layout`]) written as a directory or into a tar.
 //! - [`dest`]: the granted destination (the preopened directory, files,
 //!   streams); [`TarWriter`] writes a tar to a stream, blob bytes moved by
@@ -86,6 +89,7 @@ pub mod bindings;
 pub mod cache;
 pub mod dest;
 pub mod errors;
+pub mod image_options;
 pub mod layout;
 pub mod log;
 pub mod media;
@@ -104,6 +108,7 @@ pub use bindings::outport::exporter::types::{
     ComponentInfo, Descriptor, Destination, Error, OptionInfo, Options, OutputKind, Request,
     ResponseEntry,
 };
+pub use image_options::ImageOptions;
 pub use layout::Layout;
 pub use options::{OptionSpec, Parsed};
 pub use plan::{Plan, Rewrites};

@@ -145,6 +145,11 @@ impl<'a> Parsed<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every `(key, value)`, in the order given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
+        self.options.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every `(KEY, value)` of the keys starting with `prefix`
     /// (`annotation.`), in the order given.
     pub fn prefixed<'k>(

@@ -1,17 +1,21 @@
 //! A [`Plan`]: walks the image from a root, applies annotation rewrites, and
 //! lists the blobs to write, in walk order, each once.
 //!
-//! Without annotation options nothing is rewritten: the blobs are the input's
-//! and the root digest is unchanged. With them, each changed manifest or
-//! index is re-serialized (all other fields kept, in their order) and handed
-//! to the host with `image::put-blob`, which computes the new digest; parents
-//! then point to the new descriptors.
+//! Without annotation, layer or media type options nothing is rewritten: the
+//! blobs are the input's and the root digest is unchanged. With them, each
+//! changed manifest, config or index is re-serialized (all other fields
+//! kept, in their order) and handed to the host with `image::put-blob`,
+//! which computes the new digest; parents then point to the new
+//! descriptors. Layers are converted by the host (`image::convert-layers`:
+//! compression, timestamps), never in the guest; a config then gets the new
+//! `rootfs.diff_ids`, and with a source date epoch its `created` times are
+//! clamped to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::bindings::outport::exporter::image::{self, Blob};
+use crate::bindings::outport::exporter::image::{self, Blob, ConvertOptions};
 use crate::bindings::outport::exporter::types::{Descriptor, Error};
 use crate::walk::{MAX_DEPTH, is_attestation, read_json, str_field};
 use crate::{log, media};
@@ -36,6 +40,11 @@ pub struct Rewrites {
     pub manifest_descriptor: Vec<(String, String)>,
     /// Set on the root descriptor (the image's `index.json` entries).
     pub index_descriptor: Vec<(String, String)>,
+    /// Layer conversion the host makes for every image manifest's layers
+    /// (attestations excepted); none: layers as they are.
+    pub layers: Option<ConvertOptions>,
+    /// Write OCI (true) or docker (false) media types; none: the input's.
+    pub oci_media_types: Option<bool>,
 }
 
 /// The exported image's root descriptor, after rewriting.
@@ -67,6 +76,7 @@ pub struct Plan {
 /// A visited blob: its descriptor after rewriting.
 #[derive(Clone)]
 struct Node {
+    media_type: String,
     digest: String,
     size: u64,
     config_digest: Option<String>,
@@ -126,7 +136,7 @@ fn plan(input_root: Descriptor, opts: &Rewrites) -> Result<Plan, Error> {
         .collect();
     Ok(Plan {
         root: Root {
-            media_type: input_root.media_type,
+            media_type: node.media_type,
             digest: node.digest,
             size: node.size,
             annotations,
@@ -163,15 +173,17 @@ impl Walker<'_> {
         let blob = image::get_blob(digest)?;
         let slot = self.slots.len();
         self.slots.push(None);
-        let (blob, config_digest) = if media::is_index(media_type) {
-            (self.index(blob, media_type, digest, is_root, depth)?, None)
+        let (blob, media_type, config_digest) = if media::is_index(media_type) {
+            let (blob, media_type) = self.index(blob, media_type, digest, is_root, depth)?;
+            (blob, media_type, None)
         } else if media::is_manifest(media_type) {
             self.manifest(blob, media_type, digest, annotate)?
         } else {
-            (blob, None)
+            (blob, media_type.to_owned(), None)
         };
         let desc = blob.descriptor();
         let node = Node {
+            media_type,
             digest: desc.digest,
             size: desc.size,
             config_digest,
@@ -204,17 +216,34 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
+        self.add_leaf(digest, blob);
+        Ok(())
+    }
+
+    /// Records `blob` as what `digest` became, to be written.
+    fn add_leaf(&mut self, digest: &str, blob: Blob) {
         let d = blob.descriptor();
         self.visited.insert(
             digest.to_owned(),
             Node {
+                media_type: d.media_type,
                 digest: d.digest,
                 size: d.size,
                 config_digest: None,
             },
         );
         self.slots.push(Some(blob));
-        Ok(())
+    }
+
+    /// The media type `media_type` should have in the output: the family
+    /// asked by `oci-mediatypes`, else its own.
+    fn target_type(&self, media_type: &str, what: &str) -> Result<String, Error> {
+        match self.opts.oci_media_types {
+            None => Ok(media_type.to_owned()),
+            Some(oci) => media::convert(media_type, oci)
+                .map(str::to_owned)
+                .map_err(|e| Error::Unsupported(format!("{what}: {e}"))),
+        }
     }
 
     fn manifest(
@@ -223,41 +252,223 @@ impl Walker<'_> {
         media_type: &str,
         digest: &str,
         annotate: bool,
-    ) -> Result<(Blob, Option<String>), Error> {
+    ) -> Result<(Blob, String, Option<String>), Error> {
         let mut doc = read_json(&blob, digest)?;
         let what = format!("manifest {digest}");
         let obj = doc
             .as_object_mut()
             .ok_or_else(|| Error::InvalidImage(format!("{what} is not a JSON object")))?;
+        if !annotate && self.opts.oci_media_types == Some(false) {
+            return Err(Error::Unsupported(format!(
+                "option \"oci-mediatypes=false\": the image has attestation manifest {digest}, \
+                 which needs OCI media types"
+            )));
+        }
+        let target = if annotate {
+            self.target_type(media_type, &what)?
+        } else {
+            media_type.to_owned()
+        };
+        let mut changed = target != media_type;
+        // The config's slot comes before the layers'; it is filled once
+        // the layers say whether the config changes.
+        let config_slot = self.slots.len();
+        self.slots.push(None);
         let config = obj
             .get("config")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::InvalidImage(format!("{what} has no config")))?;
         let config_digest = str_field(config, "digest", &what)?.to_owned();
-        self.leaf(config, &what)?;
-        if let Some(layers) = obj.get("layers") {
-            let layers = layers.as_array().ok_or_else(|| {
-                Error::InvalidImage(format!("{what}: \"layers\" is not an array"))
-            })?;
-            for layer in layers {
-                let layer = layer.as_object().ok_or_else(|| {
-                    Error::InvalidImage(format!("{what}: a layer is not an object"))
+        let config_type = str_field(config, "mediaType", &what)?.to_owned();
+        let diff_ids = match obj.get_mut("layers") {
+            None => Vec::new(),
+            Some(layers) => {
+                let layers = layers.as_array_mut().ok_or_else(|| {
+                    Error::InvalidImage(format!("{what}: \"layers\" is not an array"))
                 })?;
-                self.leaf(layer, &what)?;
+                let convert = self.opts.layers.filter(|_| annotate);
+                let docker = media::is_docker(&target);
+                let (diff_ids, layers_changed) = self.layers(layers, convert, docker, &what)?;
+                changed |= layers_changed;
+                diff_ids
+            }
+        };
+        let epoch = self
+            .opts
+            .layers
+            .and_then(|l| l.rewrite_timestamp)
+            .filter(|_| annotate);
+        let new_config = self.config(&config_digest, &diff_ids, epoch)?;
+        let config = obj
+            .get_mut("config")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| Error::InvalidImage(format!("{what} has no config")))?;
+        let new_config_digest = match new_config {
+            Some(new) => {
+                let d = new.descriptor();
+                config.insert("digest".into(), Value::String(d.digest.clone()));
+                config.insert("size".into(), Value::from(d.size));
+                self.slots[config_slot] = Some(new);
+                changed = true;
+                d.digest
+            }
+            None => {
+                if !self.visited.contains_key(&config_digest) {
+                    let blob = image::get_blob(&config_digest)?;
+                    self.visited.insert(
+                        config_digest.clone(),
+                        Node {
+                            media_type: config_type.clone(),
+                            digest: config_digest.clone(),
+                            size: blob.descriptor().size,
+                            config_digest: None,
+                        },
+                    );
+                    self.slots[config_slot] = Some(blob);
+                }
+                config_digest
+            }
+        };
+        if annotate {
+            let new_type = self.target_type(&config_type, &what)?;
+            if new_type != config_type {
+                config.insert("mediaType".into(), Value::String(new_type));
+                changed = true;
             }
         }
-        if !annotate || self.opts.manifest.is_empty() {
-            return Ok((blob, Some(config_digest)));
+        if target != media_type {
+            obj.insert("mediaType".into(), Value::String(target.clone()));
+            if media::is_docker(&target) && obj.remove("annotations").is_some() {
+                log::info(&format!(
+                    "{what}: its annotations are dropped (docker media types have none)"
+                ));
+            }
         }
-        if media::is_docker(media_type) {
-            return Err(Error::Unsupported(format!(
-                "cannot set manifest annotations on {what}: it has docker media type {media_type}, \
-                 which has no annotations"
-            )));
+        if annotate && !self.opts.manifest.is_empty() {
+            if media::is_docker(&target) {
+                return Err(Error::Unsupported(format!(
+                    "cannot set manifest annotations on {what}: it has docker media type \
+                     {target}, which has no annotations"
+                )));
+            }
+            set_annotations(obj, &self.opts.manifest, &what)?;
+            changed = true;
         }
-        set_annotations(obj, &self.opts.manifest, &what)?;
-        let new = put(media_type, &doc, &what)?;
-        Ok((new, Some(config_digest)))
+        if !changed {
+            return Ok((blob, target, Some(new_config_digest)));
+        }
+        let new = put(&target, &doc, &what)?;
+        Ok((new, target, Some(new_config_digest)))
+    }
+
+    /// The layers of a manifest: converted by the host when `convert` says
+    /// so, their media types set for the manifest's family (`docker`).
+    /// Returns the new diff IDs by layer (none: unchanged) and whether a
+    /// descriptor changed.
+    fn layers(
+        &mut self,
+        layers: &mut [Value],
+        convert: Option<ConvertOptions>,
+        docker: bool,
+        what: &str,
+    ) -> Result<(Vec<Option<String>>, bool), Error> {
+        let mut diff_ids = vec![None; layers.len()];
+        let mut changed = false;
+        let mut to_convert = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let layer = layer
+                .as_object()
+                .ok_or_else(|| Error::InvalidImage(format!("{what}: a layer is not an object")))?;
+            let media_type = str_field(layer, "mediaType", what)?;
+            if convert.is_some() && media::is_convertible_layer(media_type) {
+                let digest = str_field(layer, "digest", what)?;
+                to_convert.push((i, digest.to_owned(), image::get_blob(digest)?));
+            } else {
+                self.leaf(layer, what)?;
+            }
+        }
+        if let Some(options) = convert.filter(|_| !to_convert.is_empty()) {
+            let handles: Vec<&Blob> = to_convert.iter().map(|(_, _, b)| b).collect();
+            let results = image::convert_layers(&handles, options)?;
+            for ((i, digest, old), result) in to_convert.into_iter().zip(results) {
+                let Some(converted) = result else {
+                    if !self.visited.contains_key(&digest) {
+                        self.add_leaf(&digest, old);
+                    }
+                    continue;
+                };
+                let d = converted.blob.descriptor();
+                // The host gives OCI types; a docker manifest needs docker's.
+                let media_type = media::convert(&d.media_type, !docker)
+                    .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?
+                    .to_owned();
+                if let Some(layer) = layers[i].as_object_mut() {
+                    layer.insert("mediaType".into(), Value::String(media_type));
+                    layer.insert("digest".into(), Value::String(d.digest.clone()));
+                    layer.insert("size".into(), Value::from(d.size));
+                }
+                log::debug(&format!(
+                    "{what}: layer {digest} converted to {} ({})",
+                    d.digest, d.media_type
+                ));
+                diff_ids[i] = Some(converted.diff_id);
+                self.add_leaf(&d.digest, converted.blob);
+                changed = true;
+            }
+        }
+        if convert.is_none() && self.opts.oci_media_types.is_none() {
+            return Ok((diff_ids, changed));
+        }
+        for layer in layers.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(media_type) = layer.get("mediaType").and_then(Value::as_str) else {
+                continue;
+            };
+            let new = media::convert(media_type, !docker)
+                .map_err(|e| Error::Unsupported(format!("{what}: {e}")))?;
+            if new != media_type {
+                let new = new.to_owned();
+                layer.insert("mediaType".into(), Value::String(new));
+                changed = true;
+            }
+        }
+        Ok((diff_ids, changed))
+    }
+
+    /// The config `digest` with the new `diff_ids` and, with an `epoch`,
+    /// its `created` times clamped; none when nothing changes.
+    fn config(
+        &mut self,
+        digest: &str,
+        diff_ids: &[Option<String>],
+        epoch: Option<u64>,
+    ) -> Result<Option<Blob>, Error> {
+        if epoch.is_none() && diff_ids.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let blob = image::get_blob(digest)?;
+        let what = format!("config {digest}");
+        let mut doc = read_json(&blob, &what)?;
+        let mut changed = false;
+        if let Some(ids) = doc
+            .pointer_mut("/rootfs/diff_ids")
+            .and_then(Value::as_array_mut)
+        {
+            for (id, new) in ids.iter_mut().zip(diff_ids) {
+                if let Some(new) = new
+                    && id.as_str() != Some(new)
+                {
+                    *id = Value::String(new.clone());
+                    changed = true;
+                }
+            }
+        }
+        if let Some(epoch) = epoch {
+            changed |= clamp_created(&mut doc, epoch, &what)?;
+        }
+        if !changed {
+            return Ok(None);
+        }
+        put(&blob.descriptor().media_type, &doc, &what).map(Some)
     }
 
     fn index(
@@ -267,13 +478,17 @@ impl Walker<'_> {
         digest: &str,
         is_root: bool,
         depth: usize,
-    ) -> Result<Blob, Error> {
+    ) -> Result<(Blob, String), Error> {
         let mut doc = read_json(&blob, digest)?;
         let what = format!("index {digest}");
         let obj = doc
             .as_object_mut()
             .ok_or_else(|| Error::InvalidImage(format!("{what} is not a JSON object")))?;
-        let mut changed = false;
+        let target = self.target_type(media_type, &what)?;
+        let mut changed = target != media_type;
+        if changed {
+            obj.insert("mediaType".into(), Value::String(target.clone()));
+        }
         let entries = match obj.get_mut("manifests") {
             Some(Value::Array(entries)) => entries,
             Some(_) => {
@@ -284,7 +499,7 @@ impl Walker<'_> {
             None => return Err(Error::InvalidImage(format!("{what} has no \"manifests\""))),
         };
         let descriptor_annotations = &self.opts.manifest_descriptor;
-        let docker = media::is_docker(media_type);
+        let docker = media::is_docker(&target);
         for entry in entries.iter_mut() {
             let entry = entry
                 .as_object_mut()
@@ -296,6 +511,13 @@ impl Walker<'_> {
             if node.digest != child_digest {
                 entry.insert("digest".into(), Value::String(node.digest));
                 entry.insert("size".into(), Value::from(node.size));
+                changed = true;
+            }
+            if node.media_type != child_type {
+                entry.insert("mediaType".into(), Value::String(node.media_type));
+                changed = true;
+            }
+            if docker && entry.remove("annotations").is_some() {
                 changed = true;
             }
             if media::is_manifest(&child_type) && !attestation && !descriptor_annotations.is_empty()
@@ -320,10 +542,13 @@ impl Walker<'_> {
             set_annotations(obj, &self.opts.index, &what)?;
             changed = true;
         }
-        if !changed {
-            return Ok(blob);
+        if docker && obj.remove("annotations").is_some() {
+            changed = true;
         }
-        put(media_type, &doc, &what)
+        if !changed {
+            return Ok((blob, target));
+        }
+        Ok((put(&target, &doc, &what)?, target))
     }
 }
 
@@ -337,6 +562,46 @@ fn put(media_type: &str, doc: &Value, what: &str) -> Result<Blob, Error> {
         blob.descriptor().digest
     ));
     Ok(blob)
+}
+
+/// Clamps the config's `created` and its history's `created` times to
+/// `epoch`; returns whether anything changed.
+fn clamp_created(doc: &mut Value, epoch: u64, what: &str) -> Result<bool, Error> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let limit = i64::try_from(epoch)
+        .ok()
+        .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
+        .ok_or_else(|| {
+            Error::InvalidOption(format!("source date epoch {epoch} is out of range"))
+        })?;
+    let formatted = limit
+        .format(&Rfc3339)
+        .map_err(|e| Error::Other(format!("formatting the source date epoch: {e}")))?;
+    let mut changed = false;
+    let mut clamp = |slot: Option<&mut Value>| -> Result<(), Error> {
+        let Some(slot) = slot else { return Ok(()) };
+        let Some(text) = slot.as_str() else {
+            return Ok(());
+        };
+        let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
+            Error::InvalidImage(format!(
+                "{what}: created time {text:?} is not RFC 3339: {e}"
+            ))
+        })?;
+        if time > limit {
+            *slot = Value::String(formatted.clone());
+            changed = true;
+        }
+        Ok(())
+    };
+    clamp(doc.get_mut("created"))?;
+    if let Some(history) = doc.get_mut("history").and_then(Value::as_array_mut) {
+        for entry in history {
+            clamp(entry.get_mut("created"))?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Sets `annotations` (existing keys keep their place, new ones are appended).

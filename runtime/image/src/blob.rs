@@ -165,6 +165,11 @@ impl Blob {
         &self.descriptor
     }
 
+    /// The input the blob comes from, for messages.
+    pub(crate) fn input_name(&self) -> &str {
+        &self.label.input
+    }
+
     /// The blob's size in bytes, as its descriptor says (checked against the
     /// file when the image was opened).
     pub fn size(&self) -> u64 {

@@ -190,6 +190,17 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// A layer could not be converted (decompressed, its tar rewritten, or
+    /// compressed again).
+    #[error("{input}: converting layer {digest}: {message}")]
+    Convert {
+        /// The input.
+        input: String,
+        /// The layer's digest.
+        digest: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The input holds several images and no reference chose one.
     #[error("input {input} holds {count} images ({names}); choose one with {input}:REF")]
     Ambiguous {

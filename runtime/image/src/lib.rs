@@ -32,6 +32,7 @@
 
 mod archive;
 mod blob;
+mod convert;
 mod digest;
 mod docker;
 mod error;
@@ -52,6 +53,7 @@ pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
 pub use blob::{Blob, BlobReader};
+pub use convert::{Compression, ConvertOptions, Converted, Converter};
 pub use digest::sha256_digest;
 pub use error::Error;
 

@@ -113,12 +113,27 @@ pub async fn run(args: ExportArgs) -> u8 {
         eprintln!("error: only one output can go to standard output (dest=-)");
         return EXIT_USAGE;
     }
+    let epoch = args
+        .source_date_epoch
+        .clone()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|s| !s.trim().is_empty());
+    let source_date_epoch = match epoch.as_deref().map(|s| s.trim().parse::<u64>()) {
+        None => None,
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => {
+            eprintln!(
+                "error: source date epoch {:?} (--source-date-epoch or SOURCE_DATE_EPOCH): expected a number of seconds since 1970",
+                epoch.unwrap_or_default()
+            );
+            return EXIT_USAGE;
+        }
+    };
     let build_info = match outport::buildinfo::BuildInputs::from_args(
         args.build_sources.as_deref(),
         &args.attrs,
     )
     .and_then(|mut b| {
-        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
         b.provenance =
             outport::buildinfo::provenance::Request::from_args(&args.attest, epoch.as_deref())?;
         Ok(b)
@@ -133,7 +148,9 @@ pub async fn run(args: ExportArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let session = session.build_info(build_info);
+    let session = session
+        .source_date_epoch(source_date_epoch)
+        .build_info(build_info);
     // Unknown types and unloadable components are usage errors, found
     // before the input is even read.
     let plans = session.prepare(&outputs).and_then(|plan| {

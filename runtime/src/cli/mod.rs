@@ -169,6 +169,10 @@ struct ExportArgs {
     /// $SOURCE_DATE_EPOCH when set. An output with `attest=false` gets none.
     #[arg(long = "attest", value_name = "TYPE[,mode=min|max]")]
     attest: Vec<String>,
+    /// Seconds since 1970 for reproducible timestamps: attestations, and
+    /// outputs with `rewrite-timestamp=true` (default: $SOURCE_DATE_EPOCH).
+    #[arg(long, value_name = "SECONDS")]
+    source_date_epoch: Option<String>,
     #[command(flatten)]
     run: RunArgs,
 }

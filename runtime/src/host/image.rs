@@ -13,7 +13,7 @@ use wasmtime_wasi::OpenMode;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, Pollable, StreamError};
 
-use crate::bindings::image::{Host, HostBlob};
+use crate::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
 use crate::bindings::types::{Descriptor, Error, Platform};
 use crate::state::InstanceState;
 
@@ -80,6 +80,70 @@ impl Host for InstanceState {
         let blob = Arc::new(Blob::new_in_memory(descriptor, data.into()));
         self.own_blobs.insert(digest, blob.clone());
         Ok(Ok(self.table.push(blob)?))
+    }
+
+    async fn convert_layers(
+        &mut self,
+        layers: Vec<Resource<BlobHandle>>,
+        options: ConvertOptions,
+    ) -> wasmtime::Result<Result<Vec<Option<ConvertedLayer>>, Error>> {
+        let Some(run) = self.run.clone() else {
+            return Ok(Err(Error::Unsupported(
+                "convert-layers: only available during an export".into(),
+            )));
+        };
+        let options = outport_image::ConvertOptions {
+            compression: match options.compression {
+                Compression::Uncompressed => outport_image::Compression::Uncompressed,
+                Compression::Gzip => outport_image::Compression::Gzip,
+                Compression::Zstd => outport_image::Compression::Zstd,
+            },
+            level: options.level,
+            force: options.force,
+            rewrite_timestamp: options.rewrite_timestamp,
+        };
+        if let Some(Err(e)) = options.level.map(|l| options.compression.check_level(l)) {
+            return Ok(Err(Error::InvalidOption(format!("convert-layers: {e}"))));
+        }
+        let blobs = layers
+            .iter()
+            .map(|layer| self.table.get(layer).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        // Layers convert in parallel, as many at once as there are cores.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let permits = Arc::new(tokio::sync::Semaphore::new(cores));
+        let mut tasks = Vec::with_capacity(blobs.len());
+        for blob in blobs {
+            let permit = permits.clone().acquire_owned().await?;
+            let run = run.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                run.converter.convert(&blob, &options)
+            }));
+        }
+        let mut converted = Vec::with_capacity(tasks.len());
+        let mut failure = None;
+        for task in tasks {
+            match task.await? {
+                Ok(Some(layer)) => {
+                    let blob = layer.blob.clone();
+                    self.own_blobs
+                        .insert(blob.descriptor().digest().to_string(), blob.clone());
+                    converted.push(Some(ConvertedLayer {
+                        blob: self.table.push(blob)?,
+                        diff_id: layer.diff_id.clone(),
+                    }));
+                }
+                Ok(None) => converted.push(None),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        Ok(match failure {
+            Some(e) => Err(Error::InvalidImage(e.to_string())),
+            None => Ok(converted),
+        })
     }
 }
 
