@@ -24,6 +24,10 @@ const GUESTS: &[Guest] = &[
         constant: "LOCAL",
         package: "outport-guest-local",
     },
+    Guest {
+        constant: "REGISTRY",
+        package: "outport-guest-registry",
+    },
 ];
 
 fn main() {

@@ -32,9 +32,20 @@ pub const EXPORTERS: &[Builtin] = &[
         name: "local",
         wasm: generated::LOCAL,
     },
+    Builtin {
+        name: REGISTRY,
+        wasm: generated::REGISTRY,
+    },
 ];
 
-/// The built-in exporter called `name`.
+/// The registry push exporter's name (`type=registry`, alias `type=image`).
+pub const REGISTRY: &str = "registry";
+
+/// BuildKit's `type=image`: the registry exporter (`push=true` required).
+pub const IMAGE_ALIAS: &str = "image";
+
+/// The built-in exporter called `name` (`image` is the registry exporter).
 pub fn exporter(name: &str) -> Option<Builtin> {
+    let name = if name == IMAGE_ALIAS { REGISTRY } else { name };
     EXPORTERS.iter().copied().find(|b| b.name == name)
 }

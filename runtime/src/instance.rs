@@ -11,9 +11,12 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::types::{Destination, Error as GuestError, OutputKind};
+use crate::credentials::Credentials;
 use crate::destination::{PREOPEN, Staging, Target};
 use crate::engine::LoadedComponent;
+use crate::host::http::HttpAccess;
 use crate::limits::{DestinationRule, Limits, check_output_size};
+use crate::network::AllowList;
 use crate::report::{LogLevel, Reporter};
 use crate::state::InstanceState;
 
@@ -37,6 +40,8 @@ pub struct InstanceSpec {
     pub options: Vec<(String, String)>,
     /// Limits for this instance.
     pub limits: Limits,
+    /// Hosts it may reach through `wasi:http` (empty: none).
+    pub network: AllowList,
 }
 
 /// How an instance ended.
@@ -150,8 +155,22 @@ async fn execute(
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot grant the staging directory: {e:#}"))?;
     }
+    let http = if spec.network.is_empty() {
+        HttpAccess::denied(&spec.id, reporter.clone())
+    } else {
+        let credentials =
+            Credentials::load().map_err(|e| format!("cannot read registry credentials: {e}"))?;
+        HttpAccess::new(
+            &spec.id,
+            spec.network.clone(),
+            credentials,
+            &spec.limits,
+            reporter.clone(),
+        )
+    };
     let state = InstanceState::new(
         wasi.build(),
+        http,
         Some(image),
         reporter,
         spec.id.clone(),
@@ -316,10 +335,12 @@ pub async fn describe(
     component: &LoadedComponent,
 ) -> Result<crate::bindings::types::ComponentInfo, String> {
     let limits = Limits::default();
+    let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
+        HttpAccess::denied("describe", reporter.clone()),
         None,
-        Arc::new(crate::report::Silent),
+        reporter,
         "describe".to_string(),
         &limits,
     );

@@ -16,6 +16,7 @@ use crate::engine::{Engine, LoadedComponent};
 use crate::error::Error;
 use crate::instance::{self, InstanceResult, InstanceSpec, Status};
 use crate::limits::Limits;
+use crate::network::AllowList;
 use crate::options::{OutputSpec, assign_ids};
 use crate::policy::Policy;
 use crate::report::Reporter;
@@ -136,9 +137,10 @@ impl Session {
                     "output {id}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
                 )));
             }
-            let limits =
-                self.policy
-                    .limits_for(&self.limits, &component_name(&spec.kind, &name), &digest);
+            let policy_name = component_name(&spec.kind, &name);
+            let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
+            let network =
+                self.network(&id, &spec.kind, &name, &policy_name, &digest, &mut options)?;
             let component = match loaded.get(&name) {
                 Some(c) => c.clone(),
                 None => {
@@ -153,6 +155,7 @@ impl Session {
                 dest: spec.dest.clone(),
                 options,
                 limits,
+                network,
             };
             plan.push((instance, component, choice));
         }
@@ -232,6 +235,50 @@ impl Session {
             })
             .collect();
         Ok(SessionResult { exporters })
+    }
+}
+
+impl Session {
+    /// The hosts instance `id` of component `name` may reach: the policy's
+    /// `network-hosts` for it, else for the built-in `registry` exporter
+    /// the registries of its `name=` options (which the policy's list, when
+    /// there is one, must allow), else none. `type=image` without `push=`
+    /// is given `push=false`, which the exporter refuses: outport keeps no
+    /// image store.
+    fn network(
+        &self,
+        id: &str,
+        kind: &str,
+        name: &str,
+        policy_name: &str,
+        digest: &str,
+        options: &mut Vec<(String, String)>,
+    ) -> Result<AllowList, Error> {
+        let configured = self.policy.network_for(policy_name, digest);
+        if name != builtin::REGISTRY {
+            return Ok(configured.unwrap_or_default());
+        }
+        if kind == builtin::IMAGE_ALIAS && !options.iter().any(|(k, _)| k == "push") {
+            options.push(("push".to_string(), "false".to_string()));
+        }
+        let names: Vec<&str> = options
+            .iter()
+            .filter(|(k, _)| k == "name")
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        match configured {
+            Some(list) => {
+                list.check_image_names(&names).map_err(|registry| {
+                    Error::Usage(format!(
+                        "output {id}: registry {registry} is not among the network-hosts the policy allows for {policy_name} ({list})"
+                    ))
+                })?;
+                Ok(list)
+            }
+            None => Ok(AllowList::for_image_names(&names)),
+        }
     }
 }
 

@@ -77,8 +77,10 @@
 // Lets the generated code name this crate the same way inside and outside it.
 extern crate self as outport_exporter;
 
+pub mod annotations;
 pub mod bindings;
 pub mod dest;
+pub mod distribution;
 pub mod errors;
 pub mod layout;
 pub mod log;
