@@ -212,11 +212,17 @@ async fn execute(
         destination: destination.clone(),
         instance_id: spec.id.clone(),
     };
+    let http = store.data().http.clone();
     let entries = exporter
         .call_export(&mut store, &request)
         .await
         .map_err(|e| trap_message("export", &e, &store, limits))?
-        .map_err(guest_error)?;
+        .map_err(|e| match http.problem() {
+            // What the host saw (a refused host, missing credentials)
+            // explains the guest's error.
+            Some(problem) => format!("{} (host: {problem})", guest_error(e)),
+            None => guest_error(e),
+        })?;
     drop(store);
 
     let response = collect_response(entries)?;

@@ -242,9 +242,10 @@ impl Registry {
     /// message.
     fn refused(&self, method: &str, path: &str, answer: &Answer) -> Error {
         Error::Network(format!(
-            "registry {} refused {method} {path}: {}{}",
+            "registry {} refused {method} {path}: {} {}{}",
             self.authority,
             answer.status,
+            reason(answer.status),
             registry_message(&answer.body)
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default()
@@ -305,9 +306,33 @@ fn split_location(location: &str, registry: &str) -> (String, String) {
     (registry.to_owned(), location.to_owned())
 }
 
-/// The registry's error message: `errors[].code: message` of its JSON.
+/// The reason phrase of the statuses a registry answers with.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// The registry's error message: `code message (detail)` of each entry of
+/// its JSON `errors`, else the first line of a text answer.
 fn registry_message(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let line: String = text.lines().next()?.trim().chars().take(200).collect();
+        return (!line.is_empty()).then_some(line);
+    };
     let messages: Vec<String> = value
         .get("errors")?
         .as_array()?

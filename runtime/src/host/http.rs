@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
     WasiHttpHooks, default_send_request,
@@ -56,6 +57,8 @@ struct Inner {
     tokens: Mutex<TokenCache>,
     options: RequestOptions,
     reporter: Arc<dyn Reporter>,
+    /// The last problem the host saw, added to the instance's error.
+    problem: Mutex<Option<String>>,
 }
 
 impl HttpAccess {
@@ -80,8 +83,15 @@ impl HttpAccess {
                     between_bytes_timeout: Some(limits.http_between_bytes_timeout),
                 },
                 reporter,
+                problem: Mutex::new(None),
             }),
         }
+    }
+
+    /// The last problem the host saw with this instance's requests (a
+    /// refused host, missing credentials, a failed connection), if any.
+    pub fn problem(&self) -> Option<String> {
+        self.inner.problem.lock().ok()?.clone()
     }
 
     /// No network at all.
@@ -97,8 +107,13 @@ impl HttpAccess {
 }
 
 impl Inner {
-    fn log(&self, level: LogLevel, message: &str) {
-        self.reporter.log(&self.instance_id, level, message);
+    /// Logs a problem and keeps it for the instance's error.
+    fn problem(&self, message: &str) {
+        self.reporter
+            .log(&self.instance_id, LogLevel::Error, &format!("{message}"));
+        if let Ok(mut slot) = self.problem.lock() {
+            *slot = Some(message.to_string());
+        }
     }
 
     /// The guest's timeouts, none longer than the limits'.
@@ -132,13 +147,10 @@ impl Inner {
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let host = authority.host();
         if !self.allowed.allows(host, port) {
-            self.log(
-                LogLevel::Error,
-                &format!(
-                    "wasi:http: request to {authority} refused: not among the hosts this instance may reach ({}); see network-hosts in the policy",
+            self.problem(&format!(
+                    "request to {authority} refused: not among the hosts this instance may reach ({}); see network-hosts in the policy",
                     if self.allowed.is_empty() { "none".to_string() } else { self.allowed.to_string() }
-                ),
-            );
+                ));
             return Err(Error::HttpRequestDenied);
         }
         let registry = authority.as_str().to_string();
@@ -146,7 +158,7 @@ impl Inner {
             Ok(login) => login.cloned(),
             Err(e) => {
                 let message = format!("{registry}: {e}");
-                self.log(LogLevel::Error, &format!("wasi:http: {message}"));
+                self.problem(&format!("{message}"));
                 return Err(Error::InternalError(Some(message)));
             }
         };
@@ -190,10 +202,7 @@ impl Inner {
                             .insert(&registry, &scope, token);
                     }
                     Err(message) => {
-                        self.log(
-                            LogLevel::Error,
-                            &format!("wasi:http: {registry}: cannot get a token: {message}"),
-                        );
+                        self.problem(&format!("{registry}: cannot get a token: {message}"));
                         return Ok((response, io));
                     }
                 }
@@ -217,13 +226,10 @@ impl Inner {
                 } else {
                     "no credentials for it"
                 };
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "wasi:http: {registry} answered 401 Unauthorized: {why} (docker config: {})",
-                        self.credentials.path()
-                    ),
-                );
+                self.problem(&format!(
+                    "{registry} answered 401 Unauthorized: {why} (docker config: {})",
+                    self.credentials.path()
+                ));
                 Ok((response, io))
             }
         }
@@ -275,13 +281,10 @@ impl Inner {
                 ))
             }
             Err(e) => {
-                self.log(
-                    LogLevel::Error,
-                    &format!(
-                        "wasi:http: {method} {registry}{path} failed: {}",
-                        one_line(&e)
-                    ),
-                );
+                self.problem(&format!(
+                    "{method} {registry}{path} failed: {}",
+                    one_line(&e)
+                ));
                 Err(e)
             }
         }
@@ -353,6 +356,14 @@ impl WasiHttpHooks for HttpAccess {
                 || name == PROXY_AUTHORIZATION
                 || DEFAULT_FORBIDDEN_HEADERS.contains(name)
         })
+    }
+
+    fn p2_error_from_connect(&mut self, err: &std::io::Error) -> ErrorCode {
+        // The failure is logged, naming the host, where it happens.
+        match err.kind() {
+            std::io::ErrorKind::TimedOut => ErrorCode::ConnectionTimeout,
+            _ => ErrorCode::ConnectionRefused,
+        }
     }
 
     fn send_request(
