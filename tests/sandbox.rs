@@ -132,7 +132,7 @@ fn policy_show_prints_the_safe_defaults() {
             "allow-unpinned = true",
             "memory-bytes = 536870912",
             "timeout-seconds = 3600",
-            "no component can reach any network",
+            "without an entry none, except the registry exporter",
         ],
     );
 }

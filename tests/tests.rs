@@ -14,6 +14,7 @@ mod buildinfo;
 mod compile_cache;
 mod export_docker;
 mod export_oci;
+mod export_registry;
 mod export_rootfs;
 mod instances;
 mod provenance;
