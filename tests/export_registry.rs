@@ -99,6 +99,24 @@ fn skopeo_insecure(args: &[&str]) -> String {
     skopeo(&all)
 }
 
+/// Asserts the registry has nothing under `reference`.
+#[track_caller]
+fn assert_not_pushed(reference: &str) {
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{reference}"),
+        ],
+    );
+    assert!(
+        !inspect.status.success(),
+        "{reference} exists in the registry"
+    );
+}
+
 /// sha256 of what the registry serves for `reference` (its raw manifest).
 fn pushed_digest(reference: &str) -> String {
     let raw = skopeo_insecure(&["inspect", "--raw", &format!("docker://{reference}")]);
@@ -200,16 +218,7 @@ fn pushes_a_single_platform_image_as_type_image() {
     );
     // By digest: reachable by its digest, no tag set.
     assert_eq!(pushed_digest(&format!("{by_digest}@{digest}")), digest);
-    let tag = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{by_digest}:unused"),
-        ],
-    );
-    assert!(!tag.status.success(), "push-by-digest set a tag");
+    assert_not_pushed(&format!("{by_digest}:unused"));
 }
 
 #[test]
@@ -307,49 +316,29 @@ fn the_policy_network_hosts_replace_the_names_default() {
         "type=registry,name={name},registry.insecure=true,id=push"
     )];
 
-    let strict = tmp.path().join("strict.toml");
-    std::fs::write(
-        &strict,
-        "[components.registry]\nnetwork-hosts = [\"registry.example.com\"]\n",
-    )
-    .expect("policy");
-    let (run, _) = push(
-        tmp.path(),
-        &sample_image(),
-        &outputs,
-        &["--policy", path_str(&strict)],
-        &config,
-    );
+    let with_policy = |file: &str, hosts: &str| {
+        let policy = tmp.path().join(file);
+        std::fs::write(
+            &policy,
+            format!("[components.registry]\nnetwork-hosts = [{hosts}]\n"),
+        )
+        .expect("write the policy");
+        push(
+            tmp.path(),
+            &sample_image(),
+            &outputs,
+            &["--policy", path_str(&policy)],
+            &config,
+        )
+        .0
+    };
+    let run = with_policy("strict.toml", "\"registry.example.com\"");
     run.assert_code(2);
     run.assert_error(&[&host], &["network-hosts"]);
     // Refused before any request: the repository does not exist.
-    let inspect = tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{name}"),
-        ],
-    );
-    assert!(
-        !inspect.status.success(),
-        "the refused push reached the registry"
-    );
+    assert_not_pushed(&name);
 
-    let loopback = tmp.path().join("loopback.toml");
-    std::fs::write(
-        &loopback,
-        "[components.registry]\nnetwork-hosts = [\"127.0.0.1\"]\n",
-    )
-    .expect("policy");
-    let (run, _) = push(
-        tmp.path(),
-        &sample_image(),
-        &outputs,
-        &["--policy", path_str(&loopback)],
-        &config,
-    );
+    let run = with_policy("loopback.toml", "\"127.0.0.1\"");
     run.assert_success();
 }
 

@@ -109,8 +109,11 @@ impl HttpAccess {
 impl Inner {
     /// Logs a problem and keeps it for the instance's error.
     fn problem(&self, message: &str) {
-        self.reporter
-            .log(&self.instance_id, LogLevel::Error, &format!("{message}"));
+        self.reporter.log(
+            &self.instance_id,
+            LogLevel::Error,
+            &format!("wasi:http: {message}"),
+        );
         if let Ok(mut slot) = self.problem.lock() {
             *slot = Some(message.to_string());
         }
@@ -158,7 +161,7 @@ impl Inner {
             Ok(login) => login.cloned(),
             Err(e) => {
                 let message = format!("{registry}: {e}");
-                self.problem(&format!("{message}"));
+                self.problem(&message);
                 return Err(Error::InternalError(Some(message)));
             }
         };
