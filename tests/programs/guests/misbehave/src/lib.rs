@@ -182,6 +182,7 @@ fn http_get(authority: &str) -> Result<(), String> {
     request
         .set_scheme(Some(&Scheme::Http))
         .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some("/")))
         .map_err(|()| "invalid request".to_string())?;
     let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     pending.subscribe().block();
