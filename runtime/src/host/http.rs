@@ -150,10 +150,14 @@ impl Inner {
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let host = authority.host();
         if !self.allowed.allows(host, port) {
+            let allowed = if self.allowed.is_empty() {
+                "none".to_string()
+            } else {
+                self.allowed.to_string()
+            };
             self.problem(&format!(
-                    "request to {authority} refused: not among the hosts this instance may reach ({}); see network-hosts in the policy",
-                    if self.allowed.is_empty() { "none".to_string() } else { self.allowed.to_string() }
-                ));
+                "request to {authority} refused: not among the hosts this instance may reach ({allowed}); see network-hosts in the policy"
+            ));
             return Err(Error::HttpRequestDenied);
         }
         let registry = authority.as_str().to_string();
