@@ -25,6 +25,10 @@ const GUESTS: &[Guest] = &[
         package: "outport-guest-local",
     },
     Guest {
+        constant: "REGISTRY",
+        package: "outport-guest-registry",
+    },
+    Guest {
         constant: "CACHE_LOCAL",
         package: "outport-guest-cache-local",
     },

@@ -132,7 +132,7 @@ fn policy_show_prints_the_safe_defaults() {
             "allow-unpinned = true",
             "memory-bytes = 536870912",
             "timeout-seconds = 3600",
-            "no component can reach any network",
+            "without an entry none, except the registry exporter",
         ],
     );
 }
@@ -290,7 +290,14 @@ fn escapes_from_the_destination_and_the_network_are_refused() {
     run.assert_success();
     let metadata = read_json(&meta);
     let response = &exporter_entry(&metadata, "bad")["response"];
-    for what in ["etc-passwd", "absolute", "parent", "parent-at", "tcp"] {
+    for what in [
+        "etc-passwd",
+        "absolute",
+        "parent",
+        "parent-at",
+        "tcp",
+        "http",
+    ] {
         let key = format!("test.refused.{what}");
         assert!(response[&key].is_string(), "{key} missing: {response:#}");
     }
@@ -302,5 +309,8 @@ fn escapes_from_the_destination_and_the_network_are_refused() {
     );
     let tcp = response["test.refused.tcp"].as_str().unwrap_or_default();
     assert!(tcp.contains("denied"), "{tcp}");
+    // No policy entry: a third-party component reaches no host.
+    let http = response["test.refused.http"].as_str().unwrap_or_default();
+    assert!(http.contains("HttpRequestDenied"), "{http}");
     assert!(!Path::new("/x").exists());
 }

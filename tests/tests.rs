@@ -15,6 +15,7 @@ mod cache_local;
 mod compile_cache;
 mod export_docker;
 mod export_oci;
+mod export_registry;
 mod export_rootfs;
 mod image_options;
 mod instances;

@@ -32,6 +32,10 @@ pub const EXPORTERS: &[Builtin] = &[
         name: "local",
         wasm: generated::LOCAL,
     },
+    Builtin {
+        name: REGISTRY,
+        wasm: generated::REGISTRY,
+    },
 ];
 
 /// Every built-in cache backend, by `type=` name.
@@ -39,3 +43,22 @@ pub const CACHE_BACKENDS: &[Builtin] = &[Builtin {
     name: "local",
     wasm: generated::CACHE_LOCAL,
 }];
+
+/// The registry push exporter's name (`type=registry`, alias `type=image`).
+pub const REGISTRY: &str = "registry";
+
+/// BuildKit's `type=image`: the registry exporter (`push=true` required).
+pub const IMAGE_ALIAS: &str = "image";
+
+/// Other names of built-in exporters: `(alias, name)`.
+pub const EXPORTER_ALIASES: &[(&str, &str)] = &[(IMAGE_ALIAS, REGISTRY)];
+
+/// The built-in of `builtins` called `name`, or whose name `name` is an
+/// alias of (per `aliases`).
+pub fn find(builtins: &[Builtin], aliases: &[(&str, &str)], name: &str) -> Option<Builtin> {
+    let name = aliases
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, target)| *target);
+    builtins.iter().copied().find(|b| b.name == name)
+}

@@ -12,9 +12,12 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
+use crate::credentials::Credentials;
 use crate::destination::{PREOPEN, Staging, Target};
 use crate::engine::{LoadedCacheBackend, LoadedComponent};
+use crate::host::http::HttpAccess;
 use crate::limits::{DestinationRule, Limits, check_output_size};
+use crate::network::AllowList;
 use crate::report::{LogLevel, Reporter};
 use crate::state::InstanceState;
 
@@ -38,6 +41,8 @@ pub struct InstanceSpec {
     pub options: Vec<(String, String)>,
     /// Limits for this instance.
     pub limits: Limits,
+    /// Hosts it may reach through `wasi:http` (empty: none).
+    pub network: AllowList,
 }
 
 /// How an instance ended.
@@ -215,8 +220,27 @@ async fn execute(
             .map_err(|e| format!("cannot grant src {}: {e:#}", src.display()))?;
         source = Some(SOURCE_PREOPEN.to_string());
     }
-    let mut state =
-        InstanceState::new(wasi.build(), image, reporter, spec.id.clone(), &spec.limits);
+    let http = if spec.network.is_empty() {
+        HttpAccess::denied(&spec.id, reporter.clone())
+    } else {
+        let credentials =
+            Credentials::load().map_err(|e| format!("cannot read registry credentials: {e}"))?;
+        HttpAccess::new(
+            &spec.id,
+            spec.network.clone(),
+            credentials,
+            &spec.limits,
+            reporter.clone(),
+        )
+    };
+    let mut state = InstanceState::new(
+        wasi.build(),
+        http,
+        image,
+        reporter,
+        spec.id.clone(),
+        &spec.limits,
+    );
     state.run = Some(context.clone());
     let mut store = new_store(engine, state, &spec.limits);
 
@@ -274,6 +298,7 @@ async fn execute(
         host_platform: crate::host_platform::host_platform(),
         source_date_epoch: context.source_date_epoch,
     };
+    let http = store.data().http.clone();
     let (phase, called) = match (&instantiated, operation) {
         (Instantiated::Exporter(e), _) => ("export", e.call_export(&mut store, &request).await),
         (Instantiated::Cache(c), CacheOperation::ExportCache) => (
@@ -288,7 +313,12 @@ async fn execute(
     };
     let entries = called
         .map_err(|e| trap_message(phase, &e, &store, limits))?
-        .map_err(guest_error)?;
+        .map_err(|e| match http.problem() {
+            // What the host saw (a refused host, missing credentials)
+            // explains the guest's error.
+            Some(problem) => format!("{} (host: {problem})", guest_error(e)),
+            None => guest_error(e),
+        })?;
     drop(store);
     if let (Role::CacheImport(..), Some(staging)) = (role, &staging) {
         crate::cache::verify_layout(staging.path()).map_err(|e| {
@@ -430,10 +460,12 @@ async fn describe_role(
     role: &Role,
 ) -> Result<crate::bindings::types::ComponentInfo, String> {
     let limits = Limits::default();
+    let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
+        HttpAccess::denied("describe", reporter.clone()),
         None,
-        Arc::new(crate::report::Silent),
+        reporter,
         "describe".to_string(),
         &limits,
     );

@@ -29,6 +29,13 @@ pub struct Limits {
     pub put_blob_bytes: u64,
     /// What kind of destination the instance may write (from the policy).
     pub destination: DestinationRule,
+    /// Longest wait for an HTTP connection (and TLS handshake).
+    pub http_connect_timeout: Duration,
+    /// Longest wait, once an HTTP request is sent (its body included), for
+    /// the response's first byte.
+    pub http_first_byte_timeout: Duration,
+    /// Longest pause between two parts of an HTTP response body.
+    pub http_between_bytes_timeout: Duration,
 }
 
 /// The kind of destination a policy lets a component write.
@@ -56,6 +63,9 @@ impl Default for Limits {
             resources: 10_000,
             put_blob_bytes: 64 << 20,
             destination: DestinationRule::Any,
+            http_connect_timeout: Duration::from_secs(30),
+            http_first_byte_timeout: Duration::from_secs(600),
+            http_between_bytes_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::limits::{DestinationRule, Limits};
+use crate::network::AllowList;
 
 /// A whole policy file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -53,6 +54,12 @@ pub struct LimitSettings {
     pub resources: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub put_blob_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_connect_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_first_byte_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_between_bytes_seconds: Option<u64>,
 }
 
 /// One `[components."KEY"]` entry.
@@ -62,9 +69,8 @@ pub struct ComponentPolicy {
     /// Limits for this component, over the policy's defaults.
     #[serde(default)]
     pub limits: LimitSettings,
-    /// Hosts the component may reach through `wasi:http`. Stored, checked
-    /// and shown; the runtime links no `wasi:http` yet, so today no
-    /// component reaches any network whatever this says.
+    /// Hosts the component may reach through `wasi:http` (`host`,
+    /// `host:port`, `*.domain`); see [`crate::network`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_hosts: Vec<String>,
     /// What the component may write: a `directory`, a `file`, or `any`.
@@ -105,6 +111,15 @@ impl LimitSettings {
         if let Some(v) = self.put_blob_bytes {
             l.put_blob_bytes = v;
         }
+        if let Some(v) = self.http_connect_seconds {
+            l.http_connect_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.http_first_byte_seconds {
+            l.http_first_byte_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.http_between_bytes_seconds {
+            l.http_between_bytes_timeout = Duration::from_secs(v);
+        }
         l
     }
 
@@ -119,6 +134,9 @@ impl LimitSettings {
             log_bytes: Some(limits.log_bytes as u64),
             resources: Some(limits.resources as u64),
             put_blob_bytes: Some(limits.put_blob_bytes),
+            http_connect_seconds: Some(limits.http_connect_timeout.as_secs()),
+            http_first_byte_seconds: Some(limits.http_first_byte_timeout.as_secs()),
+            http_between_bytes_seconds: Some(limits.http_between_bytes_timeout.as_secs()),
         }
     }
 }
@@ -162,19 +180,8 @@ impl Policy {
                     "components.\"{key}\": a digest key is sha256: and 64 hex digits"
                 ));
             }
-            for host in &entry.network_hosts {
-                let valid = !host.is_empty()
-                    && host.len() <= 253
-                    && host
-                        .split('.')
-                        .enumerate()
-                        .all(|(i, label)| valid_label(label) || (i == 0 && label == "*"));
-                if !valid {
-                    return Err(format!(
-                        "components.\"{key}\".network-hosts: {host:?} is not a host name"
-                    ));
-                }
-            }
+            AllowList::parse(&entry.network_hosts)
+                .map_err(|e| format!("components.\"{key}\".network-hosts: {e}"))?;
         }
         Ok(())
     }
@@ -205,6 +212,18 @@ impl Policy {
         limits
     }
 
+    /// The hosts component `name` with `digest` may reach, when the policy
+    /// names any: its digest's entry's `network-hosts`, else its name's.
+    /// `None` leaves the component's default (no network, or for the
+    /// built-in `registry` exporter the registries of its `name=` options).
+    pub fn network_for(&self, name: &str, digest: &str) -> Option<AllowList> {
+        [digest, name].iter().find_map(|key| {
+            let hosts = &self.components.get(*key)?.network_hosts;
+            // Checked when the policy was parsed.
+            (!hosts.is_empty()).then(|| AllowList::parse(hosts).unwrap_or_default())
+        })
+    }
+
     /// The effective policy over `base`: every default limit spelled out,
     /// as `outport policy show` prints it.
     pub fn effective(&self, base: &Limits) -> Policy {
@@ -218,17 +237,6 @@ impl Policy {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
-}
-
-/// A DNS label: letters, digits and inner hyphens, 1 to 63 characters.
-fn valid_label(label: &str) -> bool {
-    !label.is_empty()
-        && label.len() <= 63
-        && !label.starts_with('-')
-        && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[cfg(test)]

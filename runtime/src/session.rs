@@ -20,6 +20,7 @@ use crate::engine::{Engine, LoadedCacheBackend, LoadedComponent};
 use crate::error::Error;
 use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
 use crate::limits::Limits;
+use crate::network::AllowList;
 use crate::options::{OutputSpec, assign_ids, assign_ids_with};
 use crate::plugins::{self, PluginDirs};
 use crate::policy::Policy;
@@ -155,8 +156,9 @@ impl Session {
                 &format!("output {id}"),
                 &spec.kind,
                 &mut options,
-                builtin::EXPORTERS,
+                (builtin::EXPORTERS, builtin::EXPORTER_ALIASES),
             )?;
+            let network = self.network(&id, &spec.kind, &resolved, &mut options)?;
             let component = load_once(&mut loaded, &resolved, |n, w| self.engine.load(n, w))?;
             let limits = resolved.limits;
             let instance = InstanceSpec {
@@ -165,6 +167,7 @@ impl Session {
                 dest: spec.dest.clone(),
                 options,
                 limits,
+                network,
             };
             plan.push((instance, component, choice));
         }
@@ -187,11 +190,19 @@ impl Session {
             let what = format!("cache {id}");
             let mut options = spec.options.clone();
             let choice = CacheChoice::take(&what, &mut options, operation)?;
-            let resolved =
-                self.resolve(&what, &spec.kind, &mut options, builtin::CACHE_BACKENDS)?;
+            let resolved = self.resolve(
+                &what,
+                &spec.kind,
+                &mut options,
+                (builtin::CACHE_BACKENDS, &[]),
+            )?;
             let backend = load_once(&mut loaded, &resolved, |n, w| {
                 self.engine.load_cache_backend(n, w)
             })?;
+            let network = self
+                .policy
+                .network_for(&resolved.policy_name, &resolved.digest)
+                .unwrap_or_default();
             let limits = resolved.limits;
             let spec = InstanceSpec {
                 id,
@@ -199,6 +210,7 @@ impl Session {
                 dest: spec.dest.clone(),
                 options,
                 limits,
+                network,
             };
             instances.push(CacheInstance {
                 spec,
@@ -220,7 +232,7 @@ impl Session {
         what: &str,
         kind: &str,
         options: &mut Vec<(String, String)>,
-        builtins: &[Builtin],
+        builtins: (&[Builtin], &[(&str, &str)]),
     ) -> Result<Resolved, Error> {
         let (name, policy_name, wasm, third_party) =
             match self.source(what, kind, options, builtins)? {
@@ -247,6 +259,7 @@ impl Session {
         let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
         Ok(Resolved {
             name,
+            policy_name,
             wasm,
             digest,
             limits,
@@ -261,13 +274,13 @@ impl Session {
         what: &str,
         kind: &str,
         options: &mut Vec<(String, String)>,
-        builtins: &[Builtin],
+        (builtins, aliases): (&[Builtin], &[(&str, &str)]),
     ) -> Result<Source, Error> {
         if kind == WASM_TYPE {
             return Ok(Source::File(take_component_path(what, options)?.into()));
         }
-        if let Some(builtin) = builtins.iter().find(|b| b.name == kind) {
-            return Ok(Source::Builtin(*builtin));
+        if let Some(builtin) = builtin::find(builtins, aliases, kind) {
+            return Ok(Source::Builtin(builtin));
         }
         let known: Vec<&str> = builtins.iter().map(|b| b.name).collect();
         if !plugins::valid_name(kind) {
@@ -434,9 +447,55 @@ impl Session {
 /// file's path), bytes, digest, and the limits the policy gives it.
 struct Resolved {
     name: String,
+    /// The name the policy knows it by: a built-in's name, or a
+    /// component file's name without `.wasm`.
+    policy_name: String,
     wasm: Cow<'static, [u8]>,
     digest: String,
     limits: Limits,
+}
+
+impl Session {
+    /// The hosts instance `id` of component `name` may reach: the policy's
+    /// `network-hosts` for it, else for the built-in `registry` exporter
+    /// the registries of its `name=` options (which the policy's list, when
+    /// there is one, must allow), else none. `type=image` without `push=`
+    /// is given `push=false`, which the exporter refuses: outport keeps no
+    /// image store.
+    fn network(
+        &self,
+        id: &str,
+        kind: &str,
+        resolved: &Resolved,
+        options: &mut Vec<(String, String)>,
+    ) -> Result<AllowList, Error> {
+        let policy_name = &resolved.policy_name;
+        let configured = self.policy.network_for(policy_name, &resolved.digest);
+        if resolved.name != builtin::REGISTRY {
+            return Ok(configured.unwrap_or_default());
+        }
+        if kind == builtin::IMAGE_ALIAS && !options.iter().any(|(k, _)| k == "push") {
+            options.push(("push".to_string(), "false".to_string()));
+        }
+        let names: Vec<&str> = options
+            .iter()
+            .filter(|(k, _)| k == "name")
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        match configured {
+            Some(list) => {
+                list.check_image_names(&names).map_err(|registry| {
+                    Error::Usage(format!(
+                        "output {id}: registry {registry} is not among the network-hosts the policy allows for {policy_name} ({list})"
+                    ))
+                })?;
+                Ok(list)
+            }
+            None => Ok(AllowList::for_image_names(&names)),
+        }
+    }
 }
 
 /// The component `resolved`: from `loaded` (keyed by digest, so a file

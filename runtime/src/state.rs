@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use outport_image::Image;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::host::http::HttpAccess;
 
 use crate::host::image::BlobHandle;
 use crate::instance::RunContext;
@@ -31,12 +34,17 @@ pub struct InstanceState {
     pub(crate) quota: OutputQuota,
     /// What the run's instances share (`None` while only describing).
     pub(crate) run: Option<Arc<RunContext>>,
+    pub(crate) http_ctx: WasiHttpCtx,
+    /// Where the instance's `wasi:http` requests may go, and with what.
+    pub(crate) http: HttpAccess,
 }
 
 impl InstanceState {
-    /// State for instance `instance_id` exporting `image` under `limits`.
+    /// State for instance `instance_id` exporting `image` under `limits`,
+    /// its outgoing HTTP going through `http`.
     pub fn new(
         ctx: WasiCtx,
+        http: HttpAccess,
         image: Option<Arc<Image>>,
         reporter: Arc<dyn Reporter>,
         instance_id: String,
@@ -57,6 +65,8 @@ impl InstanceState {
             log_budget: limits.log_bytes,
             quota: OutputQuota::new(limits.output_bytes),
             run: None,
+            http_ctx: WasiHttpCtx::new(),
+            http,
         }
     }
 }
@@ -75,6 +85,16 @@ impl WasiView for InstanceState {
         WasiCtxView {
             ctx: &mut self.ctx,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }

@@ -88,6 +88,7 @@ extern crate self as outport_exporter;
 pub mod bindings;
 pub mod cache;
 pub mod dest;
+pub mod distribution;
 pub mod errors;
 pub mod image_options;
 pub mod layout;

@@ -120,7 +120,12 @@ pub fn build(workspace: &Path, watch: &[&Path], guests: &[Guest], embed: Embed, 
         .expect("writing to a String cannot fail");
     }
     let file = out_dir.join(output);
-    fs::write(&file, generated).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+    // A new file renamed into place, never a write into the old one: a
+    // target directory copied with hard links (a worktree's) must not change
+    // the file another copy still links to.
+    let tmp = file.with_extension("rs.tmp");
+    fs::write(&tmp, generated).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    fs::rename(&tmp, &file).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
 }
 
 /// Emits `rerun-if-changed` for every file under `root` listed in a cargo

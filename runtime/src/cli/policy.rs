@@ -22,8 +22,9 @@ pub fn show(path: Option<&Path>) -> u8 {
     };
     print!(
         "# effective outport policy ({source})\n\
-         # network-hosts are checked and shown, but the runtime links no wasi:http\n\
-         # yet: no component can reach any network, whatever they say.\n{}",
+         # network: a component reaches only its network-hosts, through wasi:http;\n\
+         # without an entry none, except the registry exporter, which may reach\n\
+         # the registries named in its name= options.\n{}",
         policy.effective(&Limits::default()).to_toml()
     );
     EXIT_OK

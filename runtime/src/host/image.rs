@@ -249,9 +249,17 @@ async fn copy_to_stream(
         }
         written += n as u64;
     }
-    stream.flush().map_err(stream_error)?;
-    stream.write_ready().await.map_err(stream_error)?;
-    Ok(written)
+    // Every byte was accepted. A consumer that closes the stream once it has
+    // them all (an HTTP request body with a `Content-Length`: hyper drops
+    // it at the last byte) has not failed the copy.
+    let flushed = match stream.flush() {
+        Ok(()) => stream.write_ready().await.map(drop),
+        Err(e) => Err(e),
+    };
+    match flushed {
+        Ok(()) | Err(StreamError::Closed) => Ok(written),
+        Err(e) => Err(stream_error(e)),
+    }
 }
 
 /// Reads until `buf` is full or the reader ends; returns the bytes read.

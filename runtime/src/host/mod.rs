@@ -2,5 +2,6 @@
 //! interface, each a thin layer over the runtime's own types.
 
 pub mod files;
+pub mod http;
 pub mod image;
 pub mod report;

@@ -12,7 +12,8 @@
 //! - `flood`: writes 8 MiB to its destination itself (`wasi:filesystem`);
 //! - `escape`: tries to reach outside its destination (`/etc/passwd`, `/x`,
 //!   `../x`, a symlink to `../sentinel` and a write through it, a TCP
-//!   connection to 127.0.0.1); answers `test.refused.WHAT=ERROR` for each
+//!   connection to 127.0.0.1, an HTTP request to 127.0.0.1 through
+//!   `wasi:http`); answers `test.refused.WHAT=ERROR` for each
 //!   refused attempt, and fails `escaped: ...` if any succeeded.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
@@ -165,10 +166,30 @@ fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Error> {
             .map(drop)
             .map_err(err),
     );
+    attempt("http", http_get("127.0.0.1:9"));
     if escaped.is_empty() {
         Ok(refused)
     } else {
         Err(Error::Other(format!("escaped: {}", escaped.join(", "))))
+    }
+}
+
+/// `GET http://AUTHORITY/` through `wasi:http`; the error code on failure.
+fn http_get(authority: &str) -> Result<(), String> {
+    use outport_exporter::bindings::wasi::http::outgoing_handler;
+    use outport_exporter::bindings::wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some("/")))
+        .map_err(|()| "invalid request".to_string())?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(_))) => Ok(()),
+        Some(Ok(Err(e))) => Err(format!("{e:?}")),
+        _ => Err("no response".to_string()),
     }
 }
 

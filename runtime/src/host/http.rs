@@ -1,0 +1,384 @@
+//! Outgoing HTTP for components (`wasi:http`, from `wasmtime-wasi-http`),
+//! with the host in charge of where requests go and what they carry.
+//!
+//! Every request a guest sends passes [`HttpAccess::send`]:
+//!
+//! - its host and port must be in the instance's [`AllowList`]; any other is
+//!   refused with `HTTP-request-denied` (and a log line naming the host);
+//! - credentials for the registry it is sent to (from the docker config,
+//!   [`Credentials`]) are added by the host: a cached bearer token for the
+//!   repository, else basic auth. A guest may not set `authorization`
+//!   itself, and never sees a credential or a token;
+//! - a `401` with a bearer challenge makes the host fetch a token from the
+//!   realm (the host contacts the realm, not the guest), cache it per
+//!   registry and scope, and repeat a request without a body; a request
+//!   with a streaming body gets the `401` (its body is gone) and the next
+//!   one uses the cached token;
+//! - connect, first-byte and between-bytes timeouts come from the limits
+//!   (a guest may ask for shorter ones);
+//! - every failure is logged as one line naming the host.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks, default_send_request,
+};
+
+use crate::credentials::{Credentials, Login};
+use crate::limits::Limits;
+use crate::network::AllowList;
+use crate::registry_auth::{Challenge, TokenCache, repository_of, token_from_json};
+use crate::report::{LogLevel, Reporter};
+
+/// Largest token endpoint answer read.
+const TOKEN_ANSWER_BYTES: usize = 64 << 10;
+
+/// A future the hooks hand back to `wasmtime-wasi-http`.
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+/// One instance's outgoing HTTP: its allow-list, credentials, token cache
+/// and timeouts. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct HttpAccess {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance_id: String,
+    allowed: AllowList,
+    credentials: Credentials,
+    tokens: Mutex<TokenCache>,
+    options: RequestOptions,
+    reporter: Arc<dyn Reporter>,
+    /// The last problem the host saw, added to the instance's error.
+    problem: Mutex<Option<String>>,
+}
+
+impl HttpAccess {
+    /// Access for instance `instance_id`: only hosts in `allowed`, with
+    /// `credentials` and the HTTP timeouts of `limits`.
+    pub fn new(
+        instance_id: &str,
+        allowed: AllowList,
+        credentials: Credentials,
+        limits: &Limits,
+        reporter: Arc<dyn Reporter>,
+    ) -> Self {
+        HttpAccess {
+            inner: Arc::new(Inner {
+                instance_id: instance_id.to_string(),
+                allowed,
+                credentials,
+                tokens: Mutex::new(TokenCache::default()),
+                options: RequestOptions {
+                    connect_timeout: Some(limits.http_connect_timeout),
+                    first_byte_timeout: Some(limits.http_first_byte_timeout),
+                    between_bytes_timeout: Some(limits.http_between_bytes_timeout),
+                },
+                reporter,
+                problem: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The last problem the host saw with this instance's requests (a
+    /// refused host, missing credentials, a failed connection), if any.
+    pub fn problem(&self) -> Option<String> {
+        self.inner.problem.lock().ok()?.clone()
+    }
+
+    /// No network at all.
+    pub fn denied(instance_id: &str, reporter: Arc<dyn Reporter>) -> Self {
+        HttpAccess::new(
+            instance_id,
+            AllowList::default(),
+            Credentials::default(),
+            &Limits::default(),
+            reporter,
+        )
+    }
+}
+
+impl Inner {
+    /// Logs a problem and keeps it for the instance's error.
+    fn problem(&self, message: &str) {
+        self.reporter.log(
+            &self.instance_id,
+            LogLevel::Error,
+            &format!("wasi:http: {message}"),
+        );
+        if let Ok(mut slot) = self.problem.lock() {
+            *slot = Some(message.to_string());
+        }
+    }
+
+    /// The guest's timeouts, none longer than the limits'.
+    fn timeouts(&self, asked: Option<RequestOptions>) -> RequestOptions {
+        let asked = asked.unwrap_or_default();
+        let pick =
+            |a: Option<std::time::Duration>, limit: Option<std::time::Duration>| match (a, limit) {
+                (Some(a), Some(l)) => Some(a.min(l)),
+                (a, l) => a.or(l),
+            };
+        RequestOptions {
+            connect_timeout: pick(asked.connect_timeout, self.options.connect_timeout),
+            first_byte_timeout: pick(asked.first_byte_timeout, self.options.first_byte_timeout),
+            between_bytes_timeout: pick(
+                asked.between_bytes_timeout,
+                self.options.between_bytes_timeout,
+            ),
+        }
+    }
+
+    async fn send(
+        self: Arc<Self>,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        let uri = request.uri().clone();
+        let Some(authority) = uri.authority().cloned() else {
+            return Err(Error::HttpRequestUriInvalid);
+        };
+        let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let host = authority.host();
+        if !self.allowed.allows(host, port) {
+            let allowed = if self.allowed.is_empty() {
+                "none".to_string()
+            } else {
+                self.allowed.to_string()
+            };
+            self.problem(&format!(
+                "request to {authority} refused: not among the hosts this instance may reach ({allowed}); see network-hosts in the policy"
+            ));
+            return Err(Error::HttpRequestDenied);
+        }
+        let registry = authority.as_str().to_string();
+        let login = match self.credentials.lookup(&registry) {
+            Ok(login) => login.cloned(),
+            Err(e) => {
+                let message = format!("{registry}: {e}");
+                self.problem(&message);
+                return Err(Error::InternalError(Some(message)));
+            }
+        };
+        let repository = repository_of(uri.path()).map(str::to_string);
+        let options = self.timeouts(options);
+        // A request without a body can be sent again after a challenge.
+        let replay = (request.method() == Method::GET
+            || request.method() == Method::HEAD
+            || request.headers().get(http::header::CONTENT_LENGTH)
+                == Some(&HeaderValue::from_static("0")))
+        .then(|| copy_head(&request));
+
+        let mut request = request;
+        self.authorize(
+            &mut request,
+            &registry,
+            repository.as_deref(),
+            login.as_ref(),
+        );
+        let (response, io) = self.forward(request, options, &registry).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok((response, io));
+        }
+        let challenge = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(Challenge::parse);
+        match challenge {
+            Some(challenge @ Challenge::Bearer { .. }) => {
+                match self.fetch_token(&challenge, login.as_ref(), options).await {
+                    Ok(token) => {
+                        let scope = match &challenge {
+                            Challenge::Bearer { scope, .. } => scope.clone().unwrap_or_default(),
+                            Challenge::Basic => String::new(),
+                        };
+                        self.tokens
+                            .lock()
+                            .map_err(|_| Error::InternalError(Some("token cache poisoned".into())))?
+                            .insert(&registry, &scope, token);
+                    }
+                    Err(message) => {
+                        self.problem(&format!("{registry}: cannot get a token: {message}"));
+                        return Ok((response, io));
+                    }
+                }
+                match replay {
+                    Some(mut again) => {
+                        drop(response);
+                        self.authorize(
+                            &mut again,
+                            &registry,
+                            repository.as_deref(),
+                            login.as_ref(),
+                        );
+                        self.forward(again, options, &registry).await
+                    }
+                    None => Ok((response, io)),
+                }
+            }
+            _ => {
+                let why = if login.is_some() {
+                    "the registry refused the credentials"
+                } else {
+                    "no credentials for it"
+                };
+                self.problem(&format!(
+                    "{registry} answered 401 Unauthorized: {why} (docker config: {})",
+                    self.credentials.path()
+                ));
+                Ok((response, io))
+            }
+        }
+    }
+
+    /// Sets the `authorization` header: a cached token, else basic auth.
+    fn authorize(
+        &self,
+        request: &mut Request<WasiBody>,
+        registry: &str,
+        repository: Option<&str>,
+        login: Option<&Login>,
+    ) {
+        let token = self
+            .tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.find(registry, repository).map(str::to_string));
+        let value = match (token, login) {
+            (Some(token), _) => format!("Bearer {token}"),
+            (None, Some(login)) => login.basic(),
+            (None, None) => return,
+        };
+        if let Ok(mut value) = HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+    }
+
+    /// Sends `request` as it is; a failure is logged naming the host.
+    async fn forward(
+        &self,
+        request: Request<WasiBody>,
+        options: RequestOptions,
+        registry: &str,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        match default_send_request(request, Some(options)).await {
+            Ok((response, io)) => {
+                tracing::debug!(
+                    "[{}] wasi:http: {method} {registry}{path} -> {}",
+                    self.instance_id,
+                    response.status().as_u16()
+                );
+                Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as IoFuture,
+                ))
+            }
+            Err(e) => {
+                self.problem(&format!(
+                    "{method} {registry}{path} failed: {}",
+                    one_line(&e)
+                ));
+                Err(e)
+            }
+        }
+    }
+
+    /// Gets a token from the challenge's realm, with basic credentials
+    /// when there are some for the registry.
+    async fn fetch_token(
+        &self,
+        challenge: &Challenge,
+        login: Option<&Login>,
+        options: RequestOptions,
+    ) -> Result<String, String> {
+        let url = challenge.token_url().ok_or("no realm")?;
+        let mut request = Request::get(&url)
+            .body(empty_body())
+            .map_err(|e| format!("realm {url}: {e}"))?;
+        if let Some(login) = login
+            && let Ok(mut value) = HeaderValue::from_str(&login.basic())
+        {
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let realm_host = request.uri().host().unwrap_or_default().to_string();
+        let (response, io) = default_send_request(request, Some(options))
+            .await
+            .map_err(|e| format!("{realm_host}: {}", one_line(&e)))?;
+        let status = response.status();
+        let conn = tokio::spawn(io);
+        let body = Limited::new(response.into_body(), TOKEN_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("{realm_host}: reading the answer: {e}"))?
+            .to_bytes();
+        conn.abort();
+        if !status.is_success() {
+            return Err(format!("{realm_host} answered {status}"));
+        }
+        token_from_json(&body).ok_or_else(|| format!("{realm_host} answered without a token"))
+    }
+}
+
+/// A request with the method, URI and headers of `request` and no body.
+fn copy_head(request: &Request<WasiBody>) -> Request<WasiBody> {
+    let mut copy = Request::new(empty_body());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+fn empty_body() -> WasiBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An error's message on one line.
+fn one_line(e: &Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+impl WasiHttpHooks for HttpAccess {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        // Credentials are the host's to add: a guest may not set its own.
+        Arc::new(|name: &HeaderName| {
+            name == AUTHORIZATION
+                || name == PROXY_AUTHORIZATION
+                || DEFAULT_FORBIDDEN_HEADERS.contains(name)
+        })
+    }
+
+    fn p2_error_from_connect(&mut self, err: &std::io::Error) -> ErrorCode {
+        // The failure is logged, naming the host, where it happens.
+        match err.kind() {
+            std::io::ErrorKind::TimedOut => ErrorCode::ConnectionTimeout,
+            _ => ErrorCode::ConnectionRefused,
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), Error>> + Send> {
+        Box::new(self.inner.clone().send(request, options))
+    }
+}

@@ -1,0 +1,271 @@
+//! The registry token flow, done by the host: parsing a
+//! `WWW-Authenticate` challenge, and a cache of bearer tokens per registry
+//! and scope.
+//!
+//! A registry that wants a token answers `401` with
+//! `WWW-Authenticate: Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:app:pull,push"`;
+//! the client gets a token from the realm (with basic credentials when it
+//! has them) and repeats the request with `Authorization: Bearer TOKEN`.
+
+use std::collections::HashMap;
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// `Basic realm="…"`: send basic credentials.
+    Basic,
+    /// `Bearer realm=…,service=…,scope=…`: fetch a token from `realm`.
+    Bearer {
+        /// The token endpoint (a URL).
+        realm: String,
+        /// The `service` parameter, if given.
+        service: Option<String>,
+        /// The `scope` parameter, if given.
+        scope: Option<String>,
+    },
+}
+
+impl Challenge {
+    /// Parses one challenge; `None` for other schemes or a bearer challenge
+    /// without a realm.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Some(Challenge::Basic);
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let params = parse_params(rest);
+        Some(Challenge::Bearer {
+            realm: params.get("realm")?.clone(),
+            service: params.get("service").cloned(),
+            scope: params.get("scope").cloned(),
+        })
+    }
+
+    /// The URL to ask for a token: the realm with `service` and `scope`
+    /// as query parameters.
+    pub fn token_url(&self) -> Option<String> {
+        let Challenge::Bearer {
+            realm,
+            service,
+            scope,
+        } = self
+        else {
+            return None;
+        };
+        let mut url = realm.clone();
+        let mut sep = if realm.contains('?') { '&' } else { '?' };
+        for (key, value) in [("service", service), ("scope", scope)] {
+            if let Some(value) = value {
+                url.push_str(&format!("{sep}{key}={}", query_escape(value)));
+                sep = '&';
+            }
+        }
+        Some(url)
+    }
+}
+
+/// `key=value` and `key="quoted, value"` pairs separated by commas; keys
+/// lower-cased.
+fn parse_params(text: &str) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    let mut rest = text.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, escaped)) = chars.next() {
+                                value.push(escaped);
+                            }
+                        }
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim().to_string(), &after[end..])
+            }
+        };
+        params.insert(key, value);
+        rest = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    params
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved
+/// characters).
+fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The repository a registry API path is about: `/v2/team/app/blobs/…` →
+/// `team/app`.
+pub fn repository_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v2/")?;
+    ["/blobs/", "/manifests/", "/tags/"]
+        .iter()
+        .filter_map(|marker| rest.find(marker))
+        .min()
+        .map(|end| &rest[..end])
+}
+
+/// Bearer tokens by registry and scope.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    tokens: HashMap<(String, String), String>,
+}
+
+impl TokenCache {
+    /// Remembers `token` for `scope` at `registry`.
+    pub fn insert(&mut self, registry: &str, scope: &str, token: String) {
+        self.tokens
+            .insert((registry.to_string(), scope.to_string()), token);
+    }
+
+    /// The best token for `repository` at `registry`: one whose scope grants
+    /// push, else any for that repository, else a scope-less one.
+    pub fn find(&self, registry: &str, repository: Option<&str>) -> Option<&str> {
+        let mut best: Option<(u8, &str)> = None;
+        for ((reg, scope), token) in &self.tokens {
+            if reg != registry {
+                continue;
+            }
+            let rank = match repository {
+                _ if scope.is_empty() => 1,
+                Some(repo) => match scope_actions(scope, repo) {
+                    Some(actions) if actions.split(',').any(|a| a == "push" || a == "*") => 3,
+                    Some(_) => 2,
+                    None => continue,
+                },
+                None => continue,
+            };
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, token));
+            }
+        }
+        best.map(|(_, token)| token)
+    }
+}
+
+/// The actions a scope (`repository:NAME:pull,push`, possibly several
+/// separated by spaces) grants on `repository`.
+fn scope_actions<'a>(scope: &'a str, repository: &str) -> Option<&'a str> {
+    scope.split(' ').find_map(|one| {
+        let rest = one.strip_prefix("repository:")?;
+        let (name, actions) = rest.rsplit_once(':')?;
+        (name == repository).then_some(actions)
+    })
+}
+
+/// The token in a token endpoint's JSON answer (`token`, or OAuth2's
+/// `access_token`).
+pub fn token_from_json(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["token", "access_token"]
+        .iter()
+        .find_map(|k| value.get(*k)?.as_str().filter(|t| !t.is_empty()))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/app:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.example.com/token".into(),
+                service: Some("registry.example.com".into()),
+                scope: Some("repository:team/app:pull,push".into()),
+            }
+        );
+        assert_eq!(
+            c.token_url().unwrap(),
+            "https://auth.example.com/token?service=registry.example.com&scope=repository%3Ateam%2Fapp%3Apull%2Cpush"
+        );
+        // Unquoted values, odd spacing and case, an escaped quote, no scope,
+        // a realm that already has a query.
+        let c = Challenge::parse(r#"bearer  Realm=https://a/t?x=1 , service="s\"q""#).unwrap();
+        assert_eq!(c.token_url().unwrap(), "https://a/t?x=1&service=s%22q");
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(Challenge::parse(r#"Bearer service="s""#), None);
+        assert_eq!(Challenge::parse("Negotiate abc"), None);
+        assert_eq!(Challenge::Basic.token_url(), None);
+    }
+
+    #[test]
+    fn repositories_of_api_paths() {
+        assert_eq!(
+            repository_of("/v2/team/app/blobs/uploads/"),
+            Some("team/app")
+        );
+        assert_eq!(repository_of("/v2/app/manifests/1.0"), Some("app"));
+        assert_eq!(repository_of("/v2/a/blobs/x/manifests/y"), Some("a"));
+        assert_eq!(repository_of("/v2/"), None);
+        assert_eq!(repository_of("/token"), None);
+    }
+
+    #[test]
+    fn tokens_prefer_push_scopes_of_the_repository() {
+        let mut cache = TokenCache::default();
+        cache.insert("r:5000", "repository:app:pull", "pull".into());
+        assert_eq!(cache.find("r:5000", Some("app")), Some("pull"));
+        cache.insert("r:5000", "repository:app:pull,push", "push".into());
+        cache.insert("r:5000", "repository:other:pull,push", "other".into());
+        assert_eq!(cache.find("r:5000", Some("app")), Some("push"));
+        assert_eq!(cache.find("r:5000", Some("other")), Some("other"));
+        assert_eq!(cache.find("r:5000", Some("third")), None);
+        assert_eq!(cache.find("r:5001", Some("app")), None);
+        cache.insert("r:5000", "", "any".into());
+        assert_eq!(cache.find("r:5000", Some("third")), Some("any"));
+        assert_eq!(cache.find("r:5000", None), Some("any"));
+    }
+
+    #[test]
+    fn token_answers() {
+        assert_eq!(token_from_json(br#"{"token":"t1"}"#).as_deref(), Some("t1"));
+        assert_eq!(
+            token_from_json(br#"{"access_token":"t2","expires_in":60}"#).as_deref(),
+            Some("t2")
+        );
+        assert_eq!(token_from_json(br#"{"token":""}"#), None);
+        assert_eq!(token_from_json(b"<html>"), None);
+    }
+}

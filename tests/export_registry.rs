@@ -1,0 +1,392 @@
+//! The `registry` exporter end to end, against Debian's `docker-registry`
+//! started by `scripts/test` (`scripts/test-services`) on 127.0.0.1: pushes
+//! of the single- and multi-platform sample checked with skopeo, blobs not
+//! uploaded twice, basic auth from a docker config the guest never sees,
+//! the policy's allow-list, a registry that refuses, nothing listening.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// `host:port` of a test registry from `var`; fails (never skips) when
+/// `scripts/test` did not start it.
+#[track_caller]
+fn registry(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: the registry tests need the registries scripts/test starts; run scripts/test")
+    })
+}
+
+/// A repository name no other test (or run) uses.
+fn unique_repo(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("outport-test/{test}-{}-{nanos}", std::process::id())
+}
+
+/// A docker config directory holding `config` as `config.json`.
+fn docker_config(parent: &Path, config: &Value) -> std::path::PathBuf {
+    let dir = mkdir(parent, "docker-config");
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("write config.json");
+    dir
+}
+
+/// `outport export INPUT --output SPEC... --progress plain [EXTRA...]` with
+/// `DOCKER_CONFIG` set to `config_dir` (never the user's).
+fn push(
+    tmp: &Path,
+    input: &Path,
+    outputs: &[String],
+    extra: &[&str],
+    config_dir: &Path,
+) -> (Run, Value) {
+    let metadata = tmp.join(format!("metadata-{}.json", outputs.len()));
+    let mut args: Vec<String> = vec!["export".into(), path_str(input).into()];
+    for spec in outputs {
+        args.push("--output".into());
+        args.push(spec.clone());
+    }
+    args.extend(
+        [
+            "--progress",
+            "plain",
+            "--metadata-file",
+            path_str(&metadata),
+        ]
+        .map(String::from),
+    );
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let cache = tempdir();
+    let run = outport_with_cache(
+        &args,
+        cache.path(),
+        &[("DOCKER_CONFIG", path_str(config_dir))],
+    );
+    let meta = if metadata.exists() {
+        assert_metadata_valid(&metadata);
+        read_json(&metadata)
+    } else {
+        Value::Null
+    };
+    (run, meta)
+}
+
+/// The number in "N blobs uploaded" of instance `id`'s log line.
+#[track_caller]
+fn uploaded(run: &Run, id: &str) -> usize {
+    let text = format!("{}{}", run.stdout_text(), run.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("[{id}] pushed ")))
+        .unwrap_or_else(|| panic!("no push log line of {id}\n{}", run.describe()));
+    let before = line.split(" blobs uploaded").next().unwrap_or_default();
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+fn skopeo_insecure(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.insert(1, "--tls-verify=false");
+    skopeo(&all)
+}
+
+/// Asserts the registry has nothing under `reference`.
+#[track_caller]
+fn assert_not_pushed(reference: &str) {
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{reference}"),
+        ],
+    );
+    assert!(
+        !inspect.status.success(),
+        "{reference} exists in the registry"
+    );
+}
+
+/// sha256 of what the registry serves for `reference` (its raw manifest).
+fn pushed_digest(reference: &str) -> String {
+    let raw = skopeo_insecure(&["inspect", "--raw", &format!("docker://{reference}")]);
+    sha256_digest(raw.as_bytes())
+}
+
+#[test]
+fn pushes_the_multi_platform_sample_then_skips_present_blobs() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let name = format!("{host}/{}:multi", unique_repo("multi"));
+    let oci = tmp.path().join("sibling.tar");
+    let outputs = [
+        format!("type=registry,name={name},registry.insecure=true,id=push"),
+        format!("type=oci,dest={},id=file", path_str(&oci)),
+    ];
+    let (run, meta) = push(tmp.path(), &sample_image(), &outputs, &[], &config);
+    run.assert_success();
+    let response = &exporter_entry(&meta, "push")["response"];
+    let digest = str_at(response, "containerimage.digest");
+    assert_eq!(str_at(response, "image.name"), name);
+    // The pushed root is the index the oci output wrote, byte for byte.
+    assert_eq!(
+        digest,
+        str_at(
+            &exporter_entry(&meta, "file")["response"],
+            "containerimage.digest"
+        )
+    );
+    assert_eq!(pushed_digest(&name), digest);
+    let index: Value = parse_json(
+        "pushed index",
+        skopeo_insecure(&["inspect", "--raw", &format!("docker://{name}")]).as_bytes(),
+    );
+    assert_eq!(index_platforms(&index), sample_platforms());
+    // Every blob comes back with its digest checked.
+    let back = tmp.path().join("back");
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &oci_dir(&back),
+    ]);
+    let copied = LayoutFiles::from_dir(&back);
+    copied.verify();
+    assert_eq!(
+        str_at(&copied.index_json()["manifests"][0], "digest"),
+        digest
+    );
+    assert!(uploaded(&run, "push") > 0, "{}", run.describe());
+
+    // Again: every blob is there, none is uploaded.
+    let (again, meta2) = push(tmp.path(), &sample_image(), &outputs[..1], &[], &config);
+    again.assert_success();
+    assert_eq!(uploaded(&again, "push"), 0, "{}", again.describe());
+    assert_eq!(
+        str_at(
+            &exporter_entry(&meta2, "push")["response"],
+            "containerimage.digest"
+        ),
+        digest
+    );
+}
+
+#[test]
+fn pushes_a_single_platform_image_as_type_image() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let input = single_platform_sample(tmp.path(), "single", "arm64", "v1");
+    let repo = unique_repo("single");
+    let name = format!("{host}/{repo}:one");
+    let by_digest = format!("{host}/{repo}-digest");
+    let outputs = [
+        format!("type=image,push=true,name={name},registry.insecure=true,id=push"),
+        format!(
+            "type=registry,name={by_digest}:unused,push-by-digest=true,registry.insecure=true,id=bydigest"
+        ),
+    ];
+    let (run, meta) = push(tmp.path(), &input, &outputs, &[], &config);
+    run.assert_success();
+    let response = &exporter_entry(&meta, "push")["response"];
+    let digest = str_at(response, "containerimage.digest");
+    assert_eq!(pushed_digest(&name), digest);
+    let config_raw =
+        skopeo_insecure(&["inspect", "--config", "--raw", &format!("docker://{name}")]);
+    assert_eq!(
+        sha256_digest(config_raw.as_bytes()),
+        str_at(response, "containerimage.config.digest")
+    );
+    // The metadata file shows the descriptor decoded.
+    assert_eq!(
+        str_at(&response["containerimage.descriptor"], "digest"),
+        digest
+    );
+    // By digest: reachable by its digest, no tag set.
+    assert_eq!(pushed_digest(&format!("{by_digest}@{digest}")), digest);
+    assert_not_pushed(&format!("{by_digest}:unused"));
+}
+
+#[test]
+fn type_image_without_push_is_refused_before_any_work() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let outputs = [format!(
+        "type=image,name={host}/{}:x,registry.insecure=true",
+        unique_repo("nopush")
+    )];
+    let (run, _) = push(tmp.path(), &sample_image(), &outputs, &[], &config);
+    run.assert_code(1);
+    run.assert_error(&["push=false"], &["no image store"]);
+}
+
+#[test]
+fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
+    let host = registry("OUTPORT_TEST_REGISTRY_AUTH");
+    let user = registry("OUTPORT_TEST_REGISTRY_USER");
+    let password = registry("OUTPORT_TEST_REGISTRY_PASSWORD");
+    let tmp = tempdir();
+    let encoded = |user: &str, password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    let name = format!("{host}/{}:auth", unique_repo("auth"));
+    let outputs = [format!(
+        "type=registry,name={name},registry.insecure=true,id=push"
+    )];
+
+    let good = tmp.path().join("good");
+    std::fs::create_dir(&good).expect("mkdir");
+    let config = docker_config(
+        &good,
+        &serde_json::json!({"auths": {host.clone(): {"auth": encoded(&user, &password)}}}),
+    );
+    let (run, meta) = push(&good, &sample_image(), &outputs, &[], &config);
+    run.assert_success();
+    let digest = str_at(
+        &exporter_entry(&meta, "push")["response"],
+        "containerimage.digest",
+    );
+    let pulled = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("--creds={user}:{password}"),
+        &format!("docker://{name}"),
+    ]);
+    assert_eq!(sha256_digest(pulled.as_bytes()), digest);
+    // Nothing the guest could log or return carries the secret.
+    let everything = format!("{}{}{meta}", run.stdout_text(), run.stderr);
+    for secret in [password.clone(), encoded(&user, &password)] {
+        assert!(
+            !everything.contains(&secret),
+            "a credential leaked:\n{everything}"
+        );
+    }
+
+    let wrong = tmp.path().join("wrong");
+    std::fs::create_dir(&wrong).expect("mkdir");
+    let config = docker_config(
+        &wrong,
+        &serde_json::json!({"auths": {host.clone(): {"username": user, "password": "not-the-password"}}}),
+    );
+    let (run, _) = push(&wrong, &sample_image(), &outputs, &[], &config);
+    run.assert_code(1);
+    run.assert_error(&[&host], &["refused the credentials"]);
+
+    let none = tmp.path().join("none");
+    std::fs::create_dir(&none).expect("mkdir");
+    let config = docker_config(&none, &serde_json::json!({}));
+    let (run, _) = push(&none, &sample_image(), &outputs, &[], &config);
+    run.assert_code(1);
+    run.assert_error(&[&host], &["no credentials"]);
+
+    let helper = tmp.path().join("helper");
+    std::fs::create_dir(&helper).expect("mkdir");
+    let config = docker_config(
+        &helper,
+        &serde_json::json!({"credHelpers": {host.clone(): "secretservice"}}),
+    );
+    let (run, _) = push(&helper, &sample_image(), &outputs, &[], &config);
+    run.assert_code(1);
+    run.assert_error(&["credHelpers"], &["does not run"]);
+}
+
+#[test]
+fn the_policy_network_hosts_replace_the_names_default() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let name = format!("{host}/{}:policy", unique_repo("policy"));
+    let outputs = [format!(
+        "type=registry,name={name},registry.insecure=true,id=push"
+    )];
+
+    let with_policy = |file: &str, hosts: &str| {
+        let policy = tmp.path().join(file);
+        std::fs::write(
+            &policy,
+            format!("[components.registry]\nnetwork-hosts = [{hosts}]\n"),
+        )
+        .expect("write the policy");
+        push(
+            tmp.path(),
+            &sample_image(),
+            &outputs,
+            &["--policy", path_str(&policy)],
+            &config,
+        )
+        .0
+    };
+    let run = with_policy("strict.toml", "\"registry.example.com\"");
+    run.assert_code(2);
+    run.assert_error(&[&host], &["network-hosts"]);
+    // Refused before any request: the repository does not exist.
+    assert_not_pushed(&name);
+
+    let run = with_policy("loopback.toml", "\"127.0.0.1\"");
+    run.assert_success();
+}
+
+#[test]
+fn a_refusing_registry_fails_its_instance_alone() {
+    let host = registry("OUTPORT_TEST_REGISTRY_READONLY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let oci = tmp.path().join("sibling.tar");
+    let outputs = [
+        format!(
+            "type=registry,name={host}/{}:ro,registry.insecure=true,id=push",
+            unique_repo("ro")
+        ),
+        format!("type=oci,dest={},id=file", path_str(&oci)),
+    ];
+    let (run, meta) = push(tmp.path(), &sample_image(), &outputs, &[], &config);
+    run.assert_code(1);
+    run.assert_error(&["push", &host], &["405 Method Not Allowed"]);
+    assert_eq!(str_at(exporter_entry(&meta, "file"), "status"), "ok");
+    assert_eq!(str_at(exporter_entry(&meta, "push"), "status"), "failed");
+    LayoutFiles::from_tar(&oci).verify();
+}
+
+#[test]
+fn nothing_listening_is_a_clear_error() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let outputs = [format!(
+        "type=registry,name=127.0.0.1:{port}/x:1,registry.insecure=true,id=push"
+    )];
+    let (run, meta) = push(
+        tmp.path(),
+        &sample_image(),
+        &outputs,
+        &["--timeout", "120"],
+        &config,
+    );
+    run.assert_code(1);
+    run.assert_error(&[&format!("127.0.0.1:{port}")], &["connection refused"]);
+    let error = str_at(exporter_entry(&meta, "push"), "error");
+    assert!(
+        !error.contains('\n') && !error.contains("time limit"),
+        "{error}"
+    );
+}
