@@ -52,6 +52,13 @@ pub struct LimitSettings {
     pub resources: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub put_blob_bytes: Option<u64>,
+    /// Unset: no fuel metering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_memory_bytes: Option<u64>,
 }
 
 /// One `[components."KEY"]` entry.
@@ -104,6 +111,15 @@ impl LimitSettings {
         if let Some(v) = self.put_blob_bytes {
             l.put_blob_bytes = v;
         }
+        if let Some(v) = self.fuel {
+            l.fuel = Some(v);
+        }
+        if let Some(v) = self.compile_timeout_seconds {
+            l.compile_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.compile_memory_bytes {
+            l.compile_memory_bytes = v;
+        }
         l
     }
 
@@ -118,6 +134,9 @@ impl LimitSettings {
             log_bytes: Some(limits.log_bytes as u64),
             resources: Some(limits.resources as u64),
             put_blob_bytes: Some(limits.put_blob_bytes),
+            fuel: limits.fuel,
+            compile_timeout_seconds: Some(limits.compile_timeout.as_secs()),
+            compile_memory_bytes: Some(limits.compile_memory_bytes),
         }
     }
 }
@@ -176,6 +195,22 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// Whether any limit of the policy sets fuel (the engine then meters
+    /// fuel; components without a fuel limit get unlimited fuel).
+    pub fn uses_fuel(&self) -> bool {
+        self.limits.fuel.is_some() || self.components.values().any(|c| c.limits.fuel.is_some())
+    }
+
+    /// The network hosts granted to component `name` with `digest` (its
+    /// name's entry, then its digest's).
+    pub fn network_hosts(&self, name: &str, digest: &str) -> Vec<String> {
+        [name, digest]
+            .iter()
+            .filter_map(|key| self.components.get(*key))
+            .flat_map(|entry| entry.network_hosts.iter().cloned())
+            .collect()
     }
 
     /// Whether unpinned third-party components may run.

@@ -12,8 +12,10 @@ use outport_image::Image;
 
 use crate::buildinfo::{self, BuildInputs};
 use crate::builtin;
-use crate::engine::{Engine, LoadedComponent};
+use crate::compile::CompileLimits;
+use crate::engine::{Engine, LoadedComponent, Origin};
 use crate::error::Error;
+use crate::imports;
 use crate::instance::{self, InstanceResult, InstanceSpec, Status};
 use crate::limits::Limits;
 use crate::options::{OutputSpec, assign_ids};
@@ -136,13 +138,27 @@ impl Session {
                     "output {id}: component {name} is not pinned and the policy has allow-unpinned = false; pin it with [components.\"{digest}\"]"
                 )));
             }
-            let limits =
-                self.policy
-                    .limits_for(&self.limits, &component_name(&spec.kind, &name), &digest);
+            let policy_name = component_name(&spec.kind, &name);
+            let limits = self.policy.limits_for(&self.limits, &policy_name, &digest);
             let component = match loaded.get(&name) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = self.engine.load(&name, &wasm)?;
+                    let origin = if spec.kind == WASM_TYPE {
+                        Origin::ThirdParty(CompileLimits {
+                            timeout: limits.compile_timeout,
+                            memory_bytes: limits.compile_memory_bytes,
+                        })
+                    } else {
+                        Origin::BuiltIn
+                    };
+                    let compiled = self.engine.compile(&name, &wasm, &origin)?;
+                    let network = !self.policy.network_hosts(&policy_name, &digest).is_empty();
+                    if let Some(import) =
+                        imports::first_denied(self.engine.wasmtime(), &compiled.component, network)
+                    {
+                        return Err(Error::Import(name, import));
+                    }
+                    let c = self.engine.link(&name, compiled)?;
                     loaded.insert(name, c.clone());
                     c
                 }

@@ -8,6 +8,7 @@ use outport_image::Image;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::host::image::BlobHandle;
+use crate::host::report::Throttle;
 use crate::limits::{Limiter, Limits, OutputQuota};
 use crate::report::Reporter;
 
@@ -28,6 +29,8 @@ pub struct InstanceState {
     pub(crate) instance_id: String,
     pub(crate) log_budget: usize,
     pub(crate) quota: OutputQuota,
+    pub(crate) log_rate: Throttle,
+    pub(crate) progress_rate: Throttle,
 }
 
 impl InstanceState {
@@ -53,6 +56,8 @@ impl InstanceState {
             instance_id,
             log_budget: limits.log_bytes,
             quota: OutputQuota::new(limits.output_bytes),
+            log_rate: Throttle::default(),
+            progress_rate: Throttle::default(),
         }
     }
 }

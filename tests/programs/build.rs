@@ -4,10 +4,16 @@ use std::path::Path;
 
 use outport_guest_build::{Embed, Guest};
 
-const GUESTS: &[Guest] = &[Guest {
-    constant: "MISBEHAVE",
-    package: "outport-test-misbehave",
-}];
+const GUESTS: &[Guest] = &[
+    Guest {
+        constant: "MISBEHAVE",
+        package: "outport-test-misbehave",
+    },
+    Guest {
+        constant: "DIALER",
+        package: "outport-test-dialer",
+    },
+];
 
 fn main() {
     let manifest_dir =

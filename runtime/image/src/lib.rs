@@ -52,7 +52,7 @@ pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
 pub use blob::{Blob, BlobReader};
-pub use digest::sha256_digest;
+pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;
 
 use source::Source;

@@ -3,7 +3,7 @@
 use super::{EXIT_FAILED, EXIT_OK, EngineArgs};
 
 pub async fn run(args: EngineArgs) -> u8 {
-    let engine = match args.engine() {
+    let engine = match args.engine(false) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -12,7 +12,11 @@ pub async fn run(args: EngineArgs) -> u8 {
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::EXPORTERS {
-        let info = match engine.load(builtin.name, builtin.wasm) {
+        let info = match engine.load(
+            builtin.name,
+            builtin.wasm,
+            &outport::engine::Origin::BuiltIn,
+        ) {
             Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
             Err(e) => Err(e.to_string()),
         };

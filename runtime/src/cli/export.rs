@@ -63,7 +63,7 @@ pub async fn run(args: ExportArgs) -> u8 {
         policy.limits.timeout_seconds = Some(seconds);
     }
 
-    let engine = match args.engine.engine() {
+    let engine = match args.engine.engine(policy.uses_fuel()) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("error: {e:#}");
