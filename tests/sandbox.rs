@@ -143,6 +143,8 @@ fn policy_show_prints_the_safe_defaults() {
             "allow-unpinned = true",
             "memory-bytes = 536870912",
             "timeout-seconds = 3600",
+            "compile-timeout-seconds = 60",
+            "compile-memory-bytes = 4294967296",
             "no component can reach any network",
         ],
     );
@@ -192,6 +194,7 @@ fn an_unknown_policy_key_is_a_usage_error_naming_file_and_key() {
 fn an_example_policy_matches_the_schema() {
     let example = "allow-unpinned = false\n\
         [limits]\nmemory-bytes = 67108864\ntimeout-seconds = 60\noutput-bytes = 1073741824\n\
+        fuel = 10000000000\ncompile-timeout-seconds = 30\ncompile-memory-bytes = 2147483648\n\
         [components.oci]\ndestination = \"file\"\n\
         [components.\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]\n\
         network-hosts = [\"*.example.com\"]\n\

@@ -23,7 +23,8 @@ pub fn show(path: Option<&Path>) -> u8 {
     print!(
         "# effective outport policy ({source})\n\
          # network-hosts are checked and shown, but the runtime links no wasi:http\n\
-         # yet: no component can reach any network, whatever they say.\n{}",
+         # yet: no component can reach any network, whatever they say.\n\
+         # fuel is not metered unless a limit sets it (fuel = N).\n{}",
         policy.effective(&Limits::default()).to_toml()
     );
     EXIT_OK
