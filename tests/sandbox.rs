@@ -1,8 +1,12 @@
 //! The sandbox policy and hostile components: `--policy FILE` sets limits
 //! per component, pins components by digest and restricts destinations;
-//! a component reaching for files outside its destination, symlinks out of
-//! it or the network gets an error, and nothing beside its destination
-//! changes. In every case a sibling `oci` instance finishes correctly.
+//! a component reaching for files outside its destination or symlinking
+//! out of it gets an error; one exhausting fuel, handles, the stack, the
+//! response or transfer limits, or passing malformed strings, digests or
+//! media types fails alone with the limit named; one importing
+//! `wasi:sockets` or compiling past its limits is refused before anything
+//! runs. Nothing beside the destination changes, and a sibling `oci`
+//! instance finishes correctly.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -103,6 +107,15 @@ impl Work {
         assert_eq!(self.sentinel_tree(), before, "the sentinel tree changed");
         assert!(!self.tmp.path().join("x").exists());
         run
+    }
+
+    /// Runs `action` (which must succeed) and returns the bad instance's
+    /// response from the metadata file.
+    fn response(&self, action: &str) -> serde_json::Value {
+        let meta = self.tmp.path().join("meta.json");
+        let run = self.run(action, &["--metadata-file", path_str(&meta)], &["bad.txt"]);
+        run.assert_success();
+        exporter_entry(&read_json(&meta), "bad")["response"].clone()
     }
 
     /// Like [`Work::run`] with a policy: the bad instance fails with
@@ -293,17 +306,8 @@ fn the_policy_destination_rule_applies() {
 }
 
 #[test]
-fn escapes_from_the_destination_and_the_network_are_refused() {
-    let work = Work::new();
-    let meta = work.tmp.path().join("meta.json");
-    let run = work.run(
-        "escape",
-        &["--metadata-file", path_str(&meta)],
-        &["bad.txt"],
-    );
-    run.assert_success();
-    let metadata = read_json(&meta);
-    let response = &exporter_entry(&metadata, "bad")["response"];
+fn escapes_from_the_destination_are_refused() {
+    let response = &Work::new().response("escape");
     for what in ["etc-passwd", "absolute", "parent", "parent-at"] {
         let key = format!("test.refused.{what}");
         assert!(response[&key].is_string(), "{key} missing: {response:#}");
@@ -400,16 +404,7 @@ fn huge_responses_stop_at_the_transfer_limit_with_host_memory_bounded() {
 
 #[test]
 fn bogus_digests_and_media_types_get_clear_errors() {
-    let work = Work::new();
-    let meta = work.tmp.path().join("meta.json");
-    let run = work.run(
-        "bogus-calls",
-        &["--metadata-file", path_str(&meta)],
-        &["bad.txt"],
-    );
-    run.assert_success();
-    let metadata = read_json(&meta);
-    let response = &exporter_entry(&metadata, "bad")["response"];
+    let response = &Work::new().response("bogus-calls");
     for (what, says) in [
         ("zz", "not a digest"),
         ("short", "not a digest"),
