@@ -161,11 +161,6 @@ impl Engine {
         &self.engine
     }
 
-    /// Whether this engine meters fuel.
-    pub fn fuel(&self) -> bool {
-        self.fuel
-    }
-
     /// Compiles `bytes` (or loads the cached compilation) and links it as an
     /// exporter. `name` names the component in errors.
     pub fn load(
