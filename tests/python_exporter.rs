@@ -61,12 +61,43 @@ fn python_exporter() -> &'static Built {
     })
 }
 
-/// `outport export SAMPLE --output SPEC ARGS...` with the shared cache.
+/// `outport export SAMPLE --output SPEC ARGS...` with the shared cache,
+/// under a policy granting the component (known as `inspect`) the
+/// `wasi:sockets` imports CPython brings (its socket calls stay denied).
 fn export_with(spec: &str, args: &[&str]) -> Run {
+    let built = python_exporter();
+    let policy = built.dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[components.inspect]\nimports = [\"wasi:sockets\"]\n",
+    )
+    .unwrap();
     let sample = sample_image();
     let mut all = vec!["export", path_str(&sample), "--output", spec];
+    all.extend_from_slice(&["--policy", path_str(&policy)]);
     all.extend_from_slice(args);
-    outport_with_cache(all, &python_exporter().cache, &[])
+    outport_with_cache(all, &built.cache, &[])
+}
+
+#[test]
+fn python_exporter_without_a_grant_for_its_socket_imports_is_refused() {
+    let tmp = tempdir();
+    let dest = tmp.path().join("report.json");
+    let sample = sample_image();
+    let spec = by_path(&dest, "id=py");
+    let run = outport_with_cache(
+        ["export", path_str(&sample), "--output", &spec],
+        &python_exporter().cache,
+        &[],
+    );
+    run.assert_code(2);
+    run.assert_error(&["wasi:sockets/"], &["does not grant"]);
+    assert!(
+        run.error_text().contains("imports = [\"wasi:sockets\"]"),
+        "the error says how to grant it\n{}",
+        run.describe()
+    );
+    assert!(!dest.exists());
 }
 
 /// `type=wasm,component=<the Python exporter>,dest=DEST,EXTRA`.

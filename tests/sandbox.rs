@@ -1,8 +1,12 @@
 //! The sandbox policy and hostile components: `--policy FILE` sets limits
 //! per component, pins components by digest and restricts destinations;
-//! a component reaching for files outside its destination, symlinks out of
-//! it or the network gets an error, and nothing beside its destination
-//! changes. In every case a sibling `oci` instance finishes correctly.
+//! a component reaching for files outside its destination or symlinking
+//! out of it gets an error; one exhausting fuel, handles, the stack, the
+//! response or transfer limits, or passing malformed strings, digests or
+//! media types fails alone with the limit named; one importing
+//! `wasi:sockets` or compiling past its limits is refused before anything
+//! runs. Nothing beside the destination changes, and a sibling `oci`
+//! instance finishes correctly.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,6 +67,17 @@ impl Work {
     /// arguments; checks the sibling and that nothing but `expected` and
     /// the sentinel is in `out/`.
     fn run(&self, action: &str, extra: &[&str], expected: &[&str]) -> Run {
+        self.run_by(action, extra, expected, outport)
+    }
+
+    /// [`Work::run`], running `outport` with `runner`.
+    fn run_by(
+        &self,
+        action: &str,
+        extra: &[&str],
+        expected: &[&str],
+        runner: impl FnOnce(Vec<String>) -> Run,
+    ) -> Run {
         let before = self.sentinel_tree();
         let good = self.out.join("good.tar");
         let mut args: Vec<String> = vec![
@@ -78,7 +93,7 @@ impl Work {
             format!("type=oci,dest={},id=good", path_str(&good)),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let run = outport(args);
+        let run = runner(args);
         LayoutFiles::from_tar(&good).verify();
         let mut names = dir_names(&self.out);
         names.sort();
@@ -92,6 +107,15 @@ impl Work {
         assert_eq!(self.sentinel_tree(), before, "the sentinel tree changed");
         assert!(!self.tmp.path().join("x").exists());
         run
+    }
+
+    /// Runs `action` (which must succeed) and returns the bad instance's
+    /// response from the metadata file.
+    fn response(&self, action: &str) -> serde_json::Value {
+        let meta = self.tmp.path().join("meta.json");
+        let run = self.run(action, &["--metadata-file", path_str(&meta)], &["bad.txt"]);
+        run.assert_success();
+        exporter_entry(&read_json(&meta), "bad")["response"].clone()
     }
 
     /// Like [`Work::run`] with a policy: the bad instance fails with
@@ -133,6 +157,8 @@ fn policy_show_prints_the_safe_defaults() {
             "memory-bytes = 536870912",
             "timeout-seconds = 3600",
             "without an entry none, except the registry exporter",
+            "compile-timeout-seconds = 60",
+            "compile-memory-bytes = 4294967296",
         ],
     );
 }
@@ -181,6 +207,7 @@ fn an_unknown_policy_key_is_a_usage_error_naming_file_and_key() {
 fn an_example_policy_matches_the_schema() {
     let example = "allow-unpinned = false\n\
         [limits]\nmemory-bytes = 67108864\ntimeout-seconds = 60\noutput-bytes = 1073741824\n\
+        fuel = 10000000000\ncompile-timeout-seconds = 30\ncompile-memory-bytes = 2147483648\n\
         [components.oci]\ndestination = \"file\"\n\
         [components.\"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]\n\
         network-hosts = [\"*.example.com\"]\n\
@@ -279,25 +306,9 @@ fn the_policy_destination_rule_applies() {
 }
 
 #[test]
-fn escapes_from_the_destination_and_the_network_are_refused() {
-    let work = Work::new();
-    let meta = work.tmp.path().join("meta.json");
-    let run = work.run(
-        "escape",
-        &["--metadata-file", path_str(&meta)],
-        &["bad.txt"],
-    );
-    run.assert_success();
-    let metadata = read_json(&meta);
-    let response = &exporter_entry(&metadata, "bad")["response"];
-    for what in [
-        "etc-passwd",
-        "absolute",
-        "parent",
-        "parent-at",
-        "tcp",
-        "http",
-    ] {
+fn escapes_from_the_destination_are_refused() {
+    let response = &Work::new().response("escape");
+    for what in ["etc-passwd", "absolute", "parent", "parent-at"] {
         let key = format!("test.refused.{what}");
         assert!(response[&key].is_string(), "{key} missing: {response:#}");
     }
@@ -307,10 +318,264 @@ fn escapes_from_the_destination_and_the_network_are_refused() {
                 && response["test.refused.read-through-symlink"].is_string()),
         "{response:#}"
     );
-    let tcp = response["test.refused.tcp"].as_str().unwrap_or_default();
-    assert!(tcp.contains("denied"), "{tcp}");
-    // No policy entry: a third-party component reaches no host.
-    let http = response["test.refused.http"].as_str().unwrap_or_default();
-    assert!(http.contains("HttpRequestDenied"), "{http}");
     assert!(!Path::new("/x").exists());
+}
+
+/// The misbehave component's policy entry with `limits` (TOML lines).
+fn misbehave_limits(limits: &str) -> String {
+    format!("[components.outport_test_misbehave.limits]\n{limits}\n")
+}
+
+#[test]
+fn the_policy_fuel_limit_applies() {
+    Work::new().fails(
+        "loop",
+        &misbehave_limits("fuel = 1000000"),
+        "fuel limit of 1000000 exceeded",
+    );
+}
+
+#[test]
+fn a_resource_bomb_stops_at_the_resources_limit() {
+    Work::new().fails(
+        "resource-bomb",
+        &misbehave_limits("resources = 500"),
+        "resources limit of 500 handles exceeded",
+    );
+}
+
+#[test]
+fn a_stack_overflow_is_named() {
+    Work::new().fails("stack-overflow", "", "stack overflow");
+}
+
+#[test]
+fn invalid_utf8_from_the_guest_fails_the_instance_cleanly() {
+    Work::new().fails("invalid-utf8", "", "not valid UTF-8");
+}
+
+#[test]
+fn an_oversized_response_is_refused_by_the_response_limit() {
+    Work::new().fails(
+        "response-key",
+        "",
+        "response limit of 1048576 bytes exceeded",
+    );
+}
+
+#[test]
+fn huge_responses_stop_at_the_transfer_limit_with_host_memory_bounded() {
+    let work = Work::new();
+    let memory = 128u64 << 20;
+    let policy = work.policy(&misbehave_limits(&format!("memory-bytes = {memory}")));
+    // The same export without the flooding instance.
+    let (_, base_rss) = outport_peak_rss(
+        [
+            "export",
+            path_str(&sample_image()),
+            "--output",
+            &format!(
+                "type=oci,dest={}",
+                path_str(&work.tmp.path().join("base.tar"))
+            ),
+        ]
+        .iter()
+        .map(Into::into)
+        .collect(),
+    );
+    for action in ["response-entries", "response-values"] {
+        let mut peak = 0;
+        let run = work.run_by(action, &["--policy", path_str(&policy)], &[], |args| {
+            let (run, rss) = outport_peak_rss(args.into_iter().map(Into::into).collect());
+            peak = rss;
+            run
+        });
+        run.assert_code(1);
+        run.assert_error(&["instance \"bad\""], &["transfer limit of"]);
+        // The guest's memory is part of the process; beyond it the host
+        // may hold only a bounded amount for the response.
+        let bound = base_rss + memory + (32 << 20);
+        assert!(
+            peak < bound,
+            "{action}: peak RSS {peak} bytes, bound {bound} (baseline {base_rss})"
+        );
+    }
+}
+
+#[test]
+fn bogus_digests_and_media_types_get_clear_errors() {
+    let response = &Work::new().response("bogus-calls");
+    for (what, says) in [
+        ("zz", "not a digest"),
+        ("short", "not a digest"),
+        ("upper", "not a digest"),
+        ("empty-digest", "not a digest"),
+        ("traversal", "not a digest"),
+        ("empty-media-type", "not a media type"),
+        ("garbage-media-type", "not a media type"),
+        ("no-subtype", "not a media type"),
+    ] {
+        let key = format!("test.refused.{what}");
+        let error = response[&key].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{key}: {error:?} in {response:#}");
+    }
+}
+
+#[test]
+fn a_log_and_progress_flood_is_throttled() {
+    let work = Work::new();
+    let run = work.run("log-flood", &["--progress", "plain"], &["bad.txt"]);
+    run.assert_success();
+    let lines = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("[bad]"))
+        .count();
+    assert!(lines < 5000, "{lines} lines from 200000 log calls");
+    for what in ["log lines", "progress reports"] {
+        let note = format!("rate limit of 100 {what} per second");
+        assert!(run.stderr.contains(&note), "{note:?} missing");
+    }
+}
+
+#[test]
+fn a_component_importing_sockets_is_refused_before_it_runs() {
+    let work = Work::new();
+    let run = outport([
+        "export",
+        path_str(&sample_image()),
+        "--output",
+        &format!(
+            "type=wasm,component={},id=dial",
+            outport_test_programs::DIALER
+        ),
+        "--output",
+        &format!("type=oci,dest={}", path_str(&work.out.join("good.tar"))),
+    ]);
+    run.assert_code(2);
+    run.assert_error(&["wasi:sockets/"], &["does not grant"]);
+    assert_eq!(dir_names(&work.out), vec!["sentinel".to_string()]);
+}
+
+/// Runs the fetcher component (`GET http://127.0.0.1:9/` through
+/// `wasi:http`) beside a good `oci` output, with `extra` arguments.
+fn run_fetcher(work: &Work, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "export".to_string(),
+        path_str(&sample_image()).to_string(),
+        "--output".to_string(),
+        format!(
+            "type=wasm,component={},id=fetch,target=127.0.0.1:9",
+            outport_test_programs::FETCHER
+        ),
+        "--output".to_string(),
+        format!(
+            "type=oci,dest={},id=good",
+            path_str(&work.out.join("good.tar"))
+        ),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    outport(args)
+}
+
+#[test]
+fn a_component_importing_http_without_network_hosts_is_refused_before_it_runs() {
+    let work = Work::new();
+    let run = run_fetcher(&work, &[]);
+    run.assert_code(2);
+    run.assert_error(&["wasi:http/"], &["does not grant"]);
+    assert_eq!(dir_names(&work.out), vec!["sentinel".to_string()]);
+}
+
+#[test]
+fn a_request_to_a_host_outside_network_hosts_is_denied_by_the_host() {
+    let work = Work::new();
+    let policy =
+        work.policy("[components.outport_test_fetcher]\nnetwork-hosts = [\"127.0.0.1:1\"]\n");
+    let run = run_fetcher(&work, &["--policy", path_str(&policy)]);
+    run.assert_code(1);
+    run.assert_error(&["fetch"], &["HttpRequestDenied"]);
+    assert!(
+        run.error_text().contains("127.0.0.1:9"),
+        "{}",
+        run.describe()
+    );
+    let good = format!("oci-archive:{}", path_str(&work.out.join("good.tar")));
+    let index = skopeo_json(&["inspect", "--raw", &good]);
+    assert!(index["manifests"].is_array(), "{index}");
+}
+
+/// Runs `outport inspect COMPONENT`, checks it succeeded and prints each of
+/// `lines`; returns its output.
+fn assert_inspect_shows(component: &str, lines: &[&str]) -> String {
+    let run = outport(["inspect", component]);
+    run.assert_success();
+    let text = run.stdout_text();
+    for line in lines {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    text
+}
+
+#[test]
+fn inspect_prints_a_components_identity() {
+    let oci = outport::builtin::EXPORTERS[0].wasm;
+    let text = assert_inspect_shows(
+        "oci",
+        &[
+            &format!("digest: {}", sha256_digest(oci)),
+            &format!("size: {} bytes", oci.len()),
+            "world: outport:exporter/exporter",
+            "contract version: 0.1.0",
+            "  outport:exporter/image@0.1.0\n",
+            "  wasi:filesystem/preopens@",
+        ],
+    );
+    assert!(!text.contains("not granted"), "{text}");
+
+    let misbehave = fs::read(outport_test_programs::MISBEHAVE).unwrap();
+    assert_inspect_shows(
+        outport_test_programs::MISBEHAVE,
+        &[
+            &format!("digest: {}", sha256_digest(&misbehave)),
+            "world: outport:exporter/exporter",
+            "  export\n",
+        ],
+    );
+    let dialer = assert_inspect_shows(outport_test_programs::DIALER, &["contract version: 0.1.0"]);
+    assert!(
+        dialer
+            .lines()
+            .any(|l| l.contains("wasi:sockets/tcp@") && l.contains("not granted")),
+        "{dialer}"
+    );
+}
+
+#[test]
+fn compiling_a_component_is_bounded_in_memory_and_time() {
+    for (limit, message) in [
+        (
+            "compile-memory-bytes = 16777216",
+            "memory limit of 16777216 bytes exceeded",
+        ),
+        ("compile-timeout-seconds = 0", "time limit of 0 s exceeded"),
+    ] {
+        let work = Work::new();
+        let policy = work.policy(&misbehave_limits(limit));
+        let run = outport([
+            "export",
+            path_str(&sample_image()),
+            "--output",
+            &format!(
+                "type=wasm,component={},dest={}",
+                outport_test_programs::MISBEHAVE,
+                path_str(&work.out.join("bad.txt"))
+            ),
+            "--policy",
+            path_str(&policy),
+        ]);
+        run.assert_code(2);
+        run.assert_error(&["compiling", "outport_test_misbehave"], &[message]);
+        assert_eq!(dir_names(&work.out), vec!["sentinel".to_string()]);
+    }
 }

@@ -22,6 +22,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::ExporterPre;
 use crate::bindings::cache::CacheBackendPre;
+use crate::compile::CompileLimits;
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::state::InstanceState;
@@ -39,6 +40,13 @@ pub struct EngineConfig {
     /// Largest linear memory any instance may get; per-instance limits
     /// below this are enforced by each store.
     pub max_memory_bytes: usize,
+    /// Meter fuel (needed when a policy sets a `fuel` limit; it changes the
+    /// compiled code, hence the cache key).
+    pub fuel: bool,
+    /// The `outport` binary, re-executed as `outport __compile` to compile
+    /// third-party components in a child process under their compile
+    /// limits; `None` compiles them in this process.
+    pub compiler: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +55,8 @@ impl Default for EngineConfig {
             cache_dir: default_cache_dir(),
             max_instances: 64,
             max_memory_bytes: Limits::default().memory_bytes.max(1 << 30),
+            fuel: false,
+            compiler: None,
         }
     }
 }
@@ -58,6 +68,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir));
     }
     directories::ProjectDirs::from("", "", "outport").map(|d| d.cache_dir().join("components"))
+}
+
+/// A compiled component, not linked yet (see [`Engine::link`]).
+pub struct Compiled {
+    /// The compiled component (its type lists its imports and exports).
+    pub component: Component,
+    /// `sha256:` digest of the component's bytes.
+    pub digest: String,
+    /// Whether it came from the on-disk cache.
+    pub from_cache: bool,
 }
 
 /// A component compiled for this engine, ready to instantiate.
@@ -80,12 +100,36 @@ pub struct LoadedCacheBackend {
     pub digest: String,
 }
 
+/// Where a component comes from, which decides how it is compiled.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// Embedded in the binary: compiled in this process.
+    BuiltIn,
+    /// Anything else: compiled in a child process bounded by these limits
+    /// (when the engine has a [`EngineConfig::compiler`]).
+    ThirdParty(CompileLimits),
+}
+
 /// The shared engine and linker.
 pub struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<InstanceState>,
     cache_dir: Option<PathBuf>,
+    fuel: bool,
+    compiler: Option<PathBuf>,
     ticker: Option<EpochTicker>,
+}
+
+/// The settings that shape compiled code: the engine running components
+/// and the `__compile` child use the same, so the child's artifacts load.
+pub fn code_config(fuel: bool) -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(fuel)
+        .max_wasm_stack(1 << 20)
+        .async_stack_size(2 << 20);
+    wasm
 }
 
 impl Engine {
@@ -104,12 +148,8 @@ impl Engine {
             .max_tables_per_component(8)
             .max_memory_size(config.max_memory_bytes)
             .table_elements(Limits::default().table_elements);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .max_wasm_stack(1 << 20)
-            .async_stack_size(2 << 20);
+        let mut wasm = code_config(config.fuel);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -124,6 +164,8 @@ impl Engine {
             engine,
             linker,
             cache_dir: config.cache_dir,
+            fuel: config.fuel,
+            compiler: config.compiler,
             ticker: Some(ticker),
         })
     }
@@ -135,82 +177,135 @@ impl Engine {
 
     /// Compiles `bytes` (or loads the cached compilation) and links it as an
     /// exporter. `name` names the component in errors.
-    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedComponent, Error> {
-        let (component, digest, from_cache) = self.compile(name, bytes)?;
+    pub fn load(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        origin: &Origin,
+    ) -> Result<LoadedComponent, Error> {
+        let compiled = self.compile(name, bytes, origin)?;
+        self.link(name, compiled)
+    }
+
+    /// Compiles `bytes`, or loads the cached compilation: a built-in in
+    /// this process, a third-party component in a bounded child process
+    /// (see [`crate::compile`]) when the engine has a compiler binary.
+    pub fn compile(&self, name: &str, bytes: &[u8], origin: &Origin) -> Result<Compiled, Error> {
+        let digest = outport_image::sha256_digest(bytes);
+        let key = cache_key(&self.engine, bytes);
+        if let Some(component) = self
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| self.load_cached(dir, &key))
+        {
+            tracing::info!("loaded component {name} ({digest}) from the compile cache");
+            return Ok(Compiled {
+                component,
+                digest,
+                from_cache: true,
+            });
+        }
+        let started = std::time::Instant::now();
+        let component = match (origin, &self.compiler) {
+            (Origin::ThirdParty(limits), Some(exe)) => {
+                // Without a cache the child writes into a directory of its own.
+                let scratch;
+                let dir = match &self.cache_dir {
+                    Some(dir) => dir.as_path(),
+                    None => {
+                        scratch = tempfile::tempdir().map_err(|e| {
+                            Error::Component(name.to_string(), format!("cannot compile: {e}"))
+                        })?;
+                        scratch.path()
+                    }
+                };
+                let job = crate::compile::Job {
+                    exe,
+                    dir,
+                    key: &key,
+                    fuel: self.fuel,
+                    limits,
+                };
+                job.run(bytes)
+                    .map_err(|e| Error::Compile(name.to_string(), e))?;
+                self.load_cached(dir, &key).ok_or_else(|| {
+                    Error::Component(
+                        name.to_string(),
+                        "the compiled artifact does not load".to_string(),
+                    )
+                })?
+            }
+            _ => {
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    Error::Component(name.to_string(), format!("cannot compile: {e:#}"))
+                })?;
+                if let Some(dir) = &self.cache_dir {
+                    let stored = component
+                        .serialize()
+                        .map_err(|e| format!("{e:#}"))
+                        .and_then(|artifact| store_cached(dir, &key, &artifact));
+                    if let Err(e) = stored {
+                        tracing::warn!("compile cache {}: {e}", dir.display());
+                    }
+                }
+                component
+            }
+        };
+        tracing::info!(
+            "compiled component {name} ({digest}) in {} ms",
+            started.elapsed().as_millis()
+        );
+        Ok(Compiled {
+            component,
+            digest,
+            from_cache: false,
+        })
+    }
+
+    /// Links a compiled component as an exporter.
+    pub fn link(&self, name: &str, compiled: Compiled) -> Result<LoadedComponent, Error> {
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(&compiled.component)
             .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
         let pre = ExporterPre::new(pre)
             .map_err(|e| Error::Component(name.to_string(), format!("not an exporter: {e:#}")))?;
         Ok(LoadedComponent {
             pre,
-            digest,
-            from_cache,
+            digest: compiled.digest,
+            from_cache: compiled.from_cache,
         })
     }
 
-    /// Compiles `bytes` (or loads the cached compilation) and links it as a
-    /// cache backend (world `cache-backend`).
+    /// Compiles `bytes` (see [`Engine::compile`]) and links it as a cache
+    /// backend (world `cache-backend`).
     pub fn load_cache_backend(
         &self,
         name: &str,
         bytes: &[u8],
+        origin: &Origin,
     ) -> Result<LoadedCacheBackend, Error> {
-        let (component, digest, _) = self.compile(name, bytes)?;
+        let compiled = self.compile(name, bytes, origin)?;
+        self.link_cache_backend(name, compiled)
+    }
+
+    /// Links a compiled component as a cache backend.
+    pub fn link_cache_backend(
+        &self,
+        name: &str,
+        compiled: Compiled,
+    ) -> Result<LoadedCacheBackend, Error> {
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(&compiled.component)
             .map_err(|e| Error::Component(name.to_string(), format!("cannot link: {e:#}")))?;
         let pre = CacheBackendPre::new(pre).map_err(|e| {
             Error::Component(name.to_string(), format!("not a cache backend: {e:#}"))
         })?;
-        Ok(LoadedCacheBackend { pre, digest })
-    }
-
-    /// The compiled component, its digest and whether it came from the
-    /// on-disk cache.
-    fn compile(&self, name: &str, bytes: &[u8]) -> Result<(Component, String, bool), Error> {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let key = self.cache_key(bytes);
-        let cached = self
-            .cache_dir
-            .as_deref()
-            .and_then(|dir| self.load_cached(dir, &key));
-        let from_cache = cached.is_some();
-        let component = match cached {
-            Some(c) => {
-                tracing::info!("loaded component {name} ({digest}) from the compile cache");
-                c
-            }
-            None => {
-                let started = std::time::Instant::now();
-                let component = Component::new(&self.engine, bytes).map_err(|e| {
-                    Error::Component(name.to_string(), format!("cannot compile: {e:#}"))
-                })?;
-                tracing::info!(
-                    "compiled component {name} ({digest}) in {} ms",
-                    started.elapsed().as_millis()
-                );
-                if let Some(dir) = &self.cache_dir
-                    && let Err(e) = self.store_cached(dir, &key, &component)
-                {
-                    tracing::warn!("compile cache {}: {e}", dir.display());
-                }
-                component
-            }
-        };
-        Ok((component, digest, from_cache))
-    }
-
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        let mut hasher = ShaHasher(Sha256::new());
-        hasher.0.update(Sha256::digest(bytes));
-        hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        hex::encode(hasher.0.finalize())
+        Ok(LoadedCacheBackend {
+            pre,
+            digest: compiled.digest,
+        })
     }
 
     fn load_cached(&self, dir: &Path, key: &str) -> Option<Component> {
@@ -225,23 +320,24 @@ impl Engine {
         // bytes match the checksum written with it.
         unsafe { Component::deserialize(&self.engine, &artifact) }.ok()
     }
+}
 
-    fn store_cached(&self, dir: &Path, key: &str, component: &Component) -> Result<(), String> {
-        let artifact = component.serialize().map_err(|e| format!("{e:#}"))?;
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let write = |name: String, data: &[u8]| -> Result<(), String> {
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-            tmp.write_all(data).map_err(|e| e.to_string())?;
-            tmp.persist(dir.join(name)).map_err(|e| e.to_string())?;
-            Ok(())
-        };
-        // The checksum goes last: an entry without one is never loaded.
-        write(format!("{key}.cwasm"), &artifact)?;
-        write(
-            format!("{key}.sha256"),
-            hex::encode(Sha256::digest(&artifact)).as_bytes(),
-        )
-    }
+/// Writes a cache entry: the artifact, then the checksum of its bytes
+/// (last: an entry without one is never loaded), each to a temporary file
+/// renamed into place.
+pub fn store_cached(dir: &Path, key: &str, artifact: &[u8]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let write = |name: String, data: &[u8]| -> Result<(), String> {
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+        tmp.write_all(data).map_err(|e| e.to_string())?;
+        tmp.persist(dir.join(name)).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    write(format!("{key}.cwasm"), artifact)?;
+    write(
+        format!("{key}.sha256"),
+        hex::encode(Sha256::digest(artifact)).as_bytes(),
+    )
 }
 
 impl Drop for Engine {
@@ -250,6 +346,16 @@ impl Drop for Engine {
             ticker.stop();
         }
     }
+}
+
+/// The compile-cache key of `bytes` on `engine`: the sha256 of the
+/// component, the outport version and the engine's compatibility hash.
+pub fn cache_key(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
+    let mut hasher = ShaHasher(Sha256::new());
+    hasher.0.update(Sha256::digest(bytes));
+    hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(hasher.0.finalize())
 }
 
 /// Feeds `Hash` output into sha256.

@@ -24,6 +24,13 @@ pub enum Error {
     /// A component could not be compiled or linked.
     #[error("component {0}: {1}")]
     Component(String, String),
+    /// Compiling a third-party component failed or passed its limits.
+    #[error("compiling {0}: {1}")]
+    Compile(String, String),
+    /// A component imports something the policy does not grant.
+    /// (component, import, how a policy would grant it)
+    #[error("component {0} imports {1}, which the policy does not grant ({2})")]
+    Import(String, String, String),
     /// The input's build info could not be read (see [`crate::buildinfo`]).
     #[error("{0}")]
     BuildInfo(String),

@@ -25,6 +25,19 @@ use crate::state::InstanceState;
 /// running guest.
 const YIELD_TICKS: u64 = 10;
 
+/// Bytes a guest may pass to the host in one call (arguments of an import,
+/// or the result of `export`), counted as wasmtime lifts them: above the
+/// largest `put-blob`, far below what would strain the host. Strings
+/// pointing at the same guest bytes are counted each time, so a response
+/// cannot multiply guest memory into host memory.
+pub const TRANSFER_LIMIT: usize = crate::host::image::MAX_INLINE_BLOB as usize + (1 << 20);
+
+/// Most entries in a response.
+const MAX_RESPONSE_ENTRIES: usize = 1024;
+
+/// Most bytes (keys and values) in a response.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 /// Bytes of a guest's stdout/stderr kept (shown as log lines).
 const STDIO_CAPTURE: usize = 64 << 10;
 
@@ -242,7 +255,7 @@ async fn execute(
         &spec.limits,
     );
     state.run = Some(context.clone());
-    let mut store = new_store(engine, state, &spec.limits);
+    let mut store = new_store(engine, state, &spec.limits)?;
 
     let limits = &spec.limits;
     let instantiated = match role {
@@ -345,13 +358,23 @@ async fn execute(
 /// [`YIELD_TICKS`] epochs a running guest yields to the async runtime, so a
 /// guest busy computing neither monopolises a worker thread nor escapes
 /// cancellation; past its time limit it traps with `Trap::Interrupt`.
+/// With a fuel limit, the store gets that much fuel (the engine must meter
+/// fuel); without one, unlimited fuel if the engine meters it.
 fn new_store(
     engine: &wasmtime::Engine,
     state: InstanceState,
     limits: &Limits,
-) -> Store<InstanceState> {
+) -> Result<Store<InstanceState>, String> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    store.set_hostcall_fuel(TRANSFER_LIMIT);
+    match limits.fuel {
+        Some(fuel) => store
+            .set_fuel(fuel)
+            .map_err(|_| "the policy sets fuel but the engine does not meter fuel".to_string())?,
+        // Fails, harmlessly, on an engine that does not meter fuel.
+        None => drop(store.set_fuel(u64::MAX)),
+    }
     let deadline = Instant::now() + limits.timeout;
     store.set_epoch_deadline(YIELD_TICKS);
     store.epoch_deadline_callback(move |_| {
@@ -361,24 +384,24 @@ fn new_store(
             Ok(UpdateDeadline::Yield(YIELD_TICKS))
         }
     });
-    store
+    Ok(store)
 }
 
 /// Checks the guest's response entries and turns them into a map.
 fn collect_response(
     entries: Vec<crate::bindings::types::ResponseEntry>,
 ) -> Result<BTreeMap<String, String>, String> {
-    const MAX_ENTRIES: usize = 1024;
-    const MAX_BYTES: usize = 1 << 20;
-    if entries.len() > MAX_ENTRIES {
+    if entries.len() > MAX_RESPONSE_ENTRIES {
         return Err(format!(
-            "response has {} entries, more than {MAX_ENTRIES}",
+            "response limit of {MAX_RESPONSE_ENTRIES} entries exceeded ({} entries)",
             entries.len()
         ));
     }
     let total: usize = entries.iter().map(|e| e.key.len() + e.value.len()).sum();
-    if total > MAX_BYTES {
-        return Err(format!("response is {total} bytes, more than {MAX_BYTES}"));
+    if total > MAX_RESPONSE_BYTES {
+        return Err(format!(
+            "response limit of {MAX_RESPONSE_BYTES} bytes exceeded ({total} bytes)"
+        ));
     }
     let mut map = BTreeMap::new();
     for entry in entries {
@@ -425,10 +448,40 @@ fn trap_message(
     if let Some(limit) = store.data().limiter.hit() {
         return format!("{phase}: {limit}");
     }
-    if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => {
+            return format!(
+                "{phase}: time limit of {} s exceeded",
+                limits.timeout.as_secs()
+            );
+        }
+        Some(wasmtime::Trap::OutOfFuel) => {
+            let fuel = limits.fuel.unwrap_or(u64::MAX);
+            return format!("{phase}: fuel limit of {fuel} exceeded");
+        }
+        Some(wasmtime::Trap::StackOverflow) => {
+            return format!("{phase}: stack overflow (the guest exhausted its call stack)");
+        }
+        _ => {}
+    }
+    let cause_is = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| e.chain().any(f);
+    if cause_is(&|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
         return format!(
-            "{phase}: time limit of {} s exceeded",
-            limits.timeout.as_secs()
+            "{phase}: resources limit of {} handles exceeded",
+            limits.resources
+        );
+    }
+    if cause_is(&|c| c.downcast_ref::<std::str::Utf8Error>().is_some()) {
+        return format!("{phase}: the guest passed a string that is not valid UTF-8");
+    }
+    if cause_is(&|c| c.to_string().starts_with("too much data is being copied")) {
+        return format!(
+            "{phase}: transfer limit of {TRANSFER_LIMIT} bytes in one call exceeded (the arguments of a host call, or the response)"
         );
     }
     // The root cause is the trap or host error; the outer layers only add a
@@ -469,7 +522,7 @@ async fn describe_role(
         "describe".to_string(),
         &limits,
     );
-    let mut store = new_store(engine, state, &limits);
+    let mut store = new_store(engine, state, &limits)?;
     let described = match role {
         Role::Export(component) => match component.pre.instantiate_async(&mut store).await {
             Ok(exporter) => exporter.call_describe(&mut store).await,

@@ -27,6 +27,13 @@ pub struct Limits {
     /// Total bytes of the blobs an instance creates with `put-blob` (held
     /// in host memory until the instance ends).
     pub put_blob_bytes: u64,
+    /// Fuel (roughly, wasm instructions) an instance may burn; `None`
+    /// (the default) runs without fuel metering, bounded by `timeout`.
+    pub fuel: Option<u64>,
+    /// Wall-clock time compiling a third-party component may take.
+    pub compile_timeout: Duration,
+    /// Address space of the process compiling a third-party component.
+    pub compile_memory_bytes: u64,
     /// What kind of destination the instance may write (from the policy).
     pub destination: DestinationRule,
     /// Longest wait for an HTTP connection (and TLS handshake).
@@ -62,6 +69,9 @@ impl Default for Limits {
             log_bytes: 1 << 20,
             resources: 10_000,
             put_blob_bytes: 64 << 20,
+            fuel: None,
+            compile_timeout: Duration::from_secs(60),
+            compile_memory_bytes: 4 << 30,
             destination: DestinationRule::Any,
             http_connect_timeout: Duration::from_secs(30),
             http_first_byte_timeout: Duration::from_secs(600),

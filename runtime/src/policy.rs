@@ -60,6 +60,13 @@ pub struct LimitSettings {
     pub http_first_byte_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_between_bytes_seconds: Option<u64>,
+    /// Unset: no fuel metering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile_memory_bytes: Option<u64>,
 }
 
 /// One `[components."KEY"]` entry.
@@ -73,6 +80,12 @@ pub struct ComponentPolicy {
     /// `host:port`, `*.domain`); see [`crate::network`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_hosts: Vec<String>,
+    /// Imports granted beyond the default set: packages (`wasi:sockets`) or
+    /// interfaces (`wasi:sockets/tcp`); see [`crate::imports`]. Granting
+    /// `wasi:sockets` lets a component that imports it run; its socket
+    /// operations are still denied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<String>,
     /// What the component may write: a `directory`, a `file`, or `any`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<DestinationRule>,
@@ -120,6 +133,15 @@ impl LimitSettings {
         if let Some(v) = self.http_between_bytes_seconds {
             l.http_between_bytes_timeout = Duration::from_secs(v);
         }
+        if let Some(v) = self.fuel {
+            l.fuel = Some(v);
+        }
+        if let Some(v) = self.compile_timeout_seconds {
+            l.compile_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = self.compile_memory_bytes {
+            l.compile_memory_bytes = v;
+        }
         l
     }
 
@@ -137,6 +159,9 @@ impl LimitSettings {
             http_connect_seconds: Some(limits.http_connect_timeout.as_secs()),
             http_first_byte_seconds: Some(limits.http_first_byte_timeout.as_secs()),
             http_between_bytes_seconds: Some(limits.http_between_bytes_timeout.as_secs()),
+            fuel: limits.fuel,
+            compile_timeout_seconds: Some(limits.compile_timeout.as_secs()),
+            compile_memory_bytes: Some(limits.compile_memory_bytes),
         }
     }
 }
@@ -184,6 +209,22 @@ impl Policy {
                 .map_err(|e| format!("components.\"{key}\".network-hosts: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Whether any limit of the policy sets fuel (the engine then meters
+    /// fuel; components without a fuel limit get unlimited fuel).
+    pub fn uses_fuel(&self) -> bool {
+        self.limits.fuel.is_some() || self.components.values().any(|c| c.limits.fuel.is_some())
+    }
+
+    /// The imports granted to component `name` with `digest` beyond the
+    /// default set (its digest's entry and its name's).
+    pub fn imports_for(&self, name: &str, digest: &str) -> Vec<String> {
+        [digest, name]
+            .iter()
+            .filter_map(|key| self.components.get(*key))
+            .flat_map(|entry| entry.imports.iter().cloned())
+            .collect()
     }
 
     /// Whether unpinned third-party components may run.

@@ -16,8 +16,10 @@ use crate::buildinfo::{self, BuildInputs};
 use crate::builtin::{self, Builtin};
 use crate::cache::Cache;
 use crate::cache::config::Mode;
-use crate::engine::{Engine, LoadedCacheBackend, LoadedComponent};
+use crate::compile::CompileLimits;
+use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origin};
 use crate::error::Error;
+use crate::imports;
 use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
 use crate::limits::Limits;
 use crate::network::AllowList;
@@ -159,7 +161,10 @@ impl Session {
                 (builtin::EXPORTERS, builtin::EXPORTER_ALIASES),
             )?;
             let network = self.network(&id, &spec.kind, &resolved, &mut options)?;
-            let component = load_once(&mut loaded, &resolved, |n, w| self.engine.load(n, w))?;
+            let component =
+                self.load_once(&mut loaded, &resolved, !network.is_empty(), |n, c| {
+                    self.engine.link(n, c)
+                })?;
             let limits = resolved.limits;
             let instance = InstanceSpec {
                 id,
@@ -196,13 +201,13 @@ impl Session {
                 &mut options,
                 (builtin::CACHE_BACKENDS, &[]),
             )?;
-            let backend = load_once(&mut loaded, &resolved, |n, w| {
-                self.engine.load_cache_backend(n, w)
-            })?;
             let network = self
                 .policy
                 .network_for(&resolved.policy_name, &resolved.digest)
                 .unwrap_or_default();
+            let backend = self.load_once(&mut loaded, &resolved, !network.is_empty(), |n, c| {
+                self.engine.link_cache_backend(n, c)
+            })?;
             let limits = resolved.limits;
             let spec = InstanceSpec {
                 id,
@@ -260,6 +265,7 @@ impl Session {
         Ok(Resolved {
             name,
             policy_name,
+            third_party,
             wasm,
             digest,
             limits,
@@ -450,12 +456,57 @@ struct Resolved {
     /// The name the policy knows it by: a built-in's name, or a
     /// component file's name without `.wasm`.
     policy_name: String,
+    /// Not built in: compiled in a bounded child process, pinned by policy.
+    third_party: bool,
     wasm: Cow<'static, [u8]>,
     digest: String,
     limits: Limits,
 }
 
 impl Session {
+    /// The component `resolved`: from `loaded` (keyed by digest, so a file
+    /// named like a built-in is not mistaken for it), else compiled (a
+    /// third-party component in a bounded child process, its imports
+    /// checked against what the sandbox grants (`wasi:http` only with
+    /// `network`)), and linked by `link`; remembered, so each component is
+    /// compiled and linked once per run.
+    fn load_once<T: Clone>(
+        &self,
+        loaded: &mut HashMap<String, T>,
+        resolved: &Resolved,
+        network: bool,
+        link: impl FnOnce(&str, Compiled) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Some(found) = loaded.get(&resolved.digest) {
+            return Ok(found.clone());
+        }
+        let name = &resolved.name;
+        let origin = if resolved.third_party {
+            Origin::ThirdParty(CompileLimits::from(&resolved.limits))
+        } else {
+            Origin::BuiltIn
+        };
+        let compiled = self.engine.compile(name, &resolved.wasm, &origin)?;
+        // Built-ins are part of the binary; what they import is by design.
+        let extra = self
+            .policy
+            .imports_for(&resolved.policy_name, &resolved.digest);
+        let grants = imports::Grants {
+            network,
+            imports: &extra,
+        };
+        if resolved.third_party
+            && let Some(import) =
+                imports::first_denied(self.engine.wasmtime(), &compiled.component, grants)
+        {
+            let hint = imports::how_to_grant(&import, &resolved.policy_name);
+            return Err(Error::Import(name.clone(), import, hint));
+        }
+        let component = link(name, compiled)?;
+        loaded.insert(resolved.digest.clone(), component.clone());
+        Ok(component)
+    }
+
     /// The hosts instance `id` of component `name` may reach: the policy's
     /// `network-hosts` for it, else for the built-in `registry` exporter
     /// the registries of its `name=` options (which the policy's list, when
@@ -496,22 +547,6 @@ impl Session {
             None => Ok(AllowList::for_image_names(&names)),
         }
     }
-}
-
-/// The component `resolved`: from `loaded` (keyed by digest, so a file
-/// named like a built-in is not mistaken for it), else by `load` (and
-/// remembered), so each component is compiled and linked once per run.
-fn load_once<T: Clone>(
-    loaded: &mut HashMap<String, T>,
-    resolved: &Resolved,
-    load: impl FnOnce(&str, &[u8]) -> Result<T, Error>,
-) -> Result<T, Error> {
-    if let Some(found) = loaded.get(&resolved.digest) {
-        return Ok(found.clone());
-    }
-    let component = load(&resolved.name, &resolved.wasm)?;
-    loaded.insert(resolved.digest.clone(), component.clone());
-    Ok(component)
 }
 
 /// The image each cache mode presents to the cache instances of `plan`.

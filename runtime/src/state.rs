@@ -11,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::host::http::HttpAccess;
 
 use crate::host::image::BlobHandle;
+use crate::host::report::Throttle;
 use crate::instance::RunContext;
 use crate::limits::{Limiter, Limits, OutputQuota};
 use crate::report::Reporter;
@@ -37,6 +38,8 @@ pub struct InstanceState {
     pub(crate) http_ctx: WasiHttpCtx,
     /// Where the instance's `wasi:http` requests may go, and with what.
     pub(crate) http: HttpAccess,
+    pub(crate) log_rate: Throttle,
+    pub(crate) progress_rate: Throttle,
 }
 
 impl InstanceState {
@@ -67,6 +70,8 @@ impl InstanceState {
             run: None,
             http_ctx: WasiHttpCtx::new(),
             http,
+            log_rate: Throttle::default(),
+            progress_rate: Throttle::default(),
         }
     }
 }

@@ -324,7 +324,36 @@ where
 /// directory (`OUTPORT_PLUGIN_DIR` empty) unless `setup` sets one, so the
 /// user's plugins never count.
 pub fn run_outport(args: Vec<OsString>, setup: impl FnOnce(&mut Command)) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_outport"));
+    run_command(Command::new(env!("CARGO_BIN_EXE_outport")), args, setup)
+}
+
+/// Runs `outport ARGS` like [`outport`] (fresh cache) under GNU time, and
+/// returns the run with the process's peak resident set size, in bytes.
+pub fn outport_peak_rss(args: Vec<OsString>) -> (Run, u64) {
+    let tmp = tempdir();
+    let report = tmp.path().join("rss");
+    let mut command = Command::new("/usr/bin/time");
+    command
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_outport"));
+    let run = run_command(command, args, |command| {
+        command.arg("--cache-dir").arg(tmp.path().join("cache"));
+    });
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!("GNU time wrote no report ({e}); run scripts/install-test-deps")
+    });
+    let kib: u64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time report {text:?}"));
+    (run, kib * 1024)
+}
+
+/// Runs `command` with `args`, then whatever `setup` adds; standard input
+/// is closed.
+fn run_command(mut command: Command, args: Vec<OsString>, setup: impl FnOnce(&mut Command)) -> Run {
     command
         .args(&args)
         .stdin(Stdio::null())

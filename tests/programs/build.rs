@@ -4,10 +4,20 @@ use std::path::Path;
 
 use outport_guest_build::{Embed, Guest};
 
-const GUESTS: &[Guest] = &[Guest {
-    constant: "MISBEHAVE",
-    package: "outport-test-misbehave",
-}];
+const GUESTS: &[Guest] = &[
+    Guest {
+        constant: "MISBEHAVE",
+        package: "outport-test-misbehave",
+    },
+    Guest {
+        constant: "DIALER",
+        package: "outport-test-dialer",
+    },
+    Guest {
+        constant: "FETCHER",
+        package: "outport-test-fetcher",
+    },
+];
 
 fn main() {
     let manifest_dir =

@@ -11,7 +11,7 @@ pub fn sha256_digest(data: &[u8]) -> String {
 ///
 /// This is the only digest form the reader accepts; it also guarantees that a
 /// digest used to build a `blobs/sha256/<hex>` path cannot escape the input.
-pub(crate) fn is_sha256_digest(digest: &str) -> bool {
+pub fn is_sha256_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
             && hex

@@ -54,7 +54,7 @@ use oci_spec::image::MediaType;
 
 pub use blob::{Blob, BlobReader};
 pub use convert::{Compression, ConvertOptions, Converted, Converter};
-pub use digest::sha256_digest;
+pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;
 
 use source::Source;

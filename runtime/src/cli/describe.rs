@@ -5,6 +5,8 @@ use std::path::Path;
 
 use outport::Engine;
 use outport::bindings::types::ComponentInfo;
+use outport::compile::CompileLimits;
+use outport::engine::Origin;
 use outport::plugins::Shadowed;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs, ExportersArgs};
@@ -23,7 +25,7 @@ pub async fn exporters(args: ExportersArgs) -> u8 {
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::EXPORTERS {
-        let info = describe(&engine, builtin.name, builtin.wasm).await;
+        let info = describe(&engine, builtin.name, builtin.wasm, &Origin::BuiltIn).await;
         code = code.max(show("exporter", builtin.name, info, None));
     }
     for plugin in &plugins {
@@ -39,7 +41,11 @@ pub async fn exporters(args: ExportersArgs) -> u8 {
             ),
             None => {
                 let info = match std::fs::read(&plugin.path) {
-                    Ok(bytes) => describe(&engine, &path.to_string(), &bytes).await,
+                    Ok(bytes) => {
+                        let origin =
+                            Origin::ThirdParty(CompileLimits::from(&outport::Limits::default()));
+                        describe(&engine, &path.to_string(), &bytes, &origin).await
+                    }
                     Err(e) => Err(format!("cannot read {path}: {e}")),
                 };
                 code = code.max(show("exporter", name, info, Some(&plugin.path)));
@@ -56,7 +62,7 @@ pub async fn cache_backends(args: EngineArgs) -> u8 {
     };
     let mut code = EXIT_OK;
     for builtin in outport::builtin::CACHE_BACKENDS {
-        let info = match engine.load_cache_backend(builtin.name, builtin.wasm) {
+        let info = match engine.load_cache_backend(builtin.name, builtin.wasm, &Origin::BuiltIn) {
             Ok(c) => outport::instance::describe_cache_backend(engine.wasmtime(), &c).await,
             Err(e) => Err(e.to_string()),
         };
@@ -67,12 +73,19 @@ pub async fn cache_backends(args: EngineArgs) -> u8 {
 
 /// The engine, or `None` once the error is printed.
 fn engine(args: &EngineArgs) -> Option<Engine> {
-    args.engine().map_err(|e| eprintln!("error: {e:#}")).ok()
+    args.engine(false)
+        .map_err(|e| eprintln!("error: {e:#}"))
+        .ok()
 }
 
 /// Loads exporter component `name` and calls its `describe()`.
-async fn describe(engine: &Engine, name: &str, wasm: &[u8]) -> Result<ComponentInfo, String> {
-    match engine.load(name, wasm) {
+async fn describe(
+    engine: &Engine,
+    name: &str,
+    wasm: &[u8],
+    origin: &Origin,
+) -> Result<ComponentInfo, String> {
+    match engine.load(name, wasm, origin) {
         Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
         Err(e) => Err(e.to_string()),
     }

@@ -35,7 +35,7 @@ pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliRe
             return Err(EXIT_USAGE);
         }
     };
-    let engine = match options.engine.engine() {
+    let engine = match options.engine.engine(policy.uses_fuel()) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -3,6 +3,7 @@
 mod cache;
 mod describe;
 mod export;
+mod inspect;
 mod new;
 mod policy;
 mod render;
@@ -42,6 +43,36 @@ enum Command {
     /// Scaffold a new project.
     #[command(subcommand)]
     New(NewCommand),
+    /// Print a component's identity: digest, size, the world and contract
+    /// version it targets, the imports it asks for and whether the default
+    /// policy grants them.
+    Inspect {
+        /// The component (.wasm), or a built-in exporter's name.
+        component: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Compile a component read from stdin into the compile cache, under
+    /// an address-space limit (run by outport itself; see `compile.rs`).
+    #[command(name = "__compile", hide = true)]
+    Compile(CompileArgs),
+}
+
+/// Arguments of the hidden `outport __compile`.
+#[derive(clap::Args, Debug)]
+struct CompileArgs {
+    /// The compile cache to write the artifact into.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The cache key the parent computed.
+    #[arg(long)]
+    key: String,
+    /// The address-space limit.
+    #[arg(long)]
+    memory_bytes: u64,
+    /// Compile with fuel metering.
+    #[arg(long)]
+    fuel: bool,
 }
 
 /// `outport new ...`.
@@ -236,8 +267,14 @@ struct EngineArgs {
 }
 
 impl EngineArgs {
-    fn engine(&self) -> anyhow::Result<outport::Engine> {
-        let mut config = outport::EngineConfig::default();
+    /// The engine: fuel metered when `fuel`, third-party components
+    /// compiled in a child process of this binary.
+    fn engine(&self, fuel: bool) -> anyhow::Result<outport::Engine> {
+        let mut config = outport::EngineConfig {
+            fuel,
+            compiler: Some(std::env::current_exe()?),
+            ..outport::EngineConfig::default()
+        };
         if self.no_cache {
             config.cache_dir = None;
         } else if let Some(dir) = &self.cache_dir {
@@ -269,6 +306,10 @@ pub fn main() -> ExitCode {
         .without_time()
         .init();
     let cli = Cli::parse();
+    if let Command::Compile(args) = &cli.command {
+        // Before any runtime thread starts: the child stays small.
+        return ExitCode::from(compile(args));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -291,6 +332,19 @@ pub fn main() -> ExitCode {
         Command::New(NewCommand::Exporter { name, path, sdk }) => {
             new::exporter(&name, path.as_deref(), sdk.as_deref())
         }
+        Command::Inspect { component, engine } => inspect::run(&component, &engine),
+        Command::Compile(args) => compile(&args),
     };
     ExitCode::from(code)
+}
+
+/// `outport __compile`: the child side of [`outport::compile`].
+fn compile(args: &CompileArgs) -> u8 {
+    match outport::compile::child(&args.dir, &args.key, args.memory_bytes, args.fuel) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
 }

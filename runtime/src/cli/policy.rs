@@ -24,7 +24,8 @@ pub fn show(path: Option<&Path>) -> u8 {
         "# effective outport policy ({source})\n\
          # network: a component reaches only its network-hosts, through wasi:http;\n\
          # without an entry none, except the registry exporter, which may reach\n\
-         # the registries named in its name= options.\n{}",
+         # the registries named in its name= options.\n\
+         # fuel is not metered unless a limit sets it (fuel = N).\n{}",
         policy.effective(&Limits::default()).to_toml()
     );
     EXIT_OK

@@ -15,6 +15,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, Pollable, 
 
 use crate::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
 use crate::bindings::types::{Descriptor, Error, Platform};
+use crate::host::report::truncate;
 use crate::state::InstanceState;
 
 /// A blob handle held in an instance's resource table.
@@ -36,6 +37,12 @@ impl Host for InstanceState {
         digest: String,
     ) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
         let image = self.image()?;
+        if !outport_image::is_sha256_digest(&digest) {
+            return Ok(Err(Error::InvalidImage(format!(
+                "get-blob: {:?} is not a digest (sha256: and 64 lowercase hex digits)",
+                truncate(&digest, 100)
+            ))));
+        }
         let found = image
             .blob(&digest)
             .or_else(|| self.own_blobs.get(&digest))
@@ -54,6 +61,12 @@ impl Host for InstanceState {
         media_type: String,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<Resource<BlobHandle>, Error>> {
+        if !is_media_type(&media_type) {
+            return Ok(Err(Error::InvalidImage(format!(
+                "put-blob: {:?} is not a media type (type/subtype)",
+                truncate(&media_type, 100)
+            ))));
+        }
         if data.len() as u64 > MAX_INLINE_BLOB {
             return Ok(Err(Error::Limit(format!(
                 "put-blob: {} bytes is over the {MAX_INLINE_BLOB}-byte limit",
@@ -319,6 +332,20 @@ impl InputStream for BlobInputStream {
     }
 }
 
+/// Whether `s` is a media type as RFC 6838 names them: `type/subtype`,
+/// each 1 to 127 of letters, digits and `!#$&-^_.+`, starting with a letter
+/// or digit (parameters after `;` are not allowed in descriptors).
+fn is_media_type(s: &str) -> bool {
+    let name = |part: &str| {
+        (1..=127).contains(&part.len())
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    matches!(s.split_once('/'), Some((t, sub)) if name(t) && name(sub))
+}
+
 /// Converts an OCI descriptor to its WIT form.
 pub fn to_wit(d: &outport_image::Descriptor) -> Descriptor {
     let pairs = |m: Option<&std::collections::HashMap<String, String>>| {
@@ -342,5 +369,33 @@ pub fn to_wit(d: &outport_image::Descriptor) -> Descriptor {
         }),
         artifact_type: d.artifact_type().as_ref().map(|m| m.to_string()),
         urls: d.urls().clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_media_type;
+
+    #[test]
+    fn media_types() {
+        for ok in [
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/octet-stream",
+            "text/plain",
+        ] {
+            assert!(is_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "application",
+            "/json",
+            "a/",
+            "a/b/c",
+            "a b/c",
+            "a/b;x=1",
+            "a/b\n",
+        ] {
+            assert!(!is_media_type(bad), "{bad}");
+        }
     }
 }

@@ -11,22 +11,34 @@
 //! - `put-blob-flood`: creates distinct 8 MiB blobs until the host refuses;
 //! - `flood`: writes 8 MiB to its destination itself (`wasi:filesystem`);
 //! - `escape`: tries to reach outside its destination (`/etc/passwd`, `/x`,
-//!   `../x`, a symlink to `../sentinel` and a write through it, a TCP
-//!   connection to 127.0.0.1, an HTTP request to 127.0.0.1 through
-//!   `wasi:http`); answers `test.refused.WHAT=ERROR` for each
-//!   refused attempt, and fails `escaped: ...` if any succeeded.
+//!   `../x`, a symlink to `../sentinel` and a write through it); answers
+//!   `test.refused.WHAT=ERROR` for each refused attempt, and fails
+//!   `escaped: ...` if any succeeded;
+//! - `resource-bomb`: holds ever more blob handles and input-streams;
+//! - `stack-overflow`: recurses without end;
+//! - `response-entries`, `response-values`, `response-key`: answer two
+//!   million empty entries, 16 values of 2 MiB, or one 4 MiB key;
+//! - `invalid-utf8`: answers a value that is not UTF-8;
+//! - `bogus-calls`: passes malformed digests and media types to the host;
+//!   answers `test.refused.WHAT=ERROR` for each refused call, and fails
+//!   `accepted: ...` if any was accepted;
+//! - `log-flood`: calls `log` and `progress` 200000 times each, then succeeds.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
-    ResponseEntry, dest, export, image, options,
+    ResponseEntry, dest, export, image, log, options,
 };
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec::once(
         "action",
-        "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape",
+        "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape, \
+         resource-bomb, stack-overflow, response-entries, response-values, response-key, \
+         invalid-utf8, bogus-calls, log-flood",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -72,7 +84,7 @@ impl Guest for Misbehave {
     fn export(request: Request) -> Result<Vec<ResponseEntry>, Error> {
         let parsed = Parsed::new("misbehave", OPTIONS, &request.options)?;
         let action = parsed.str("action").unwrap_or("ok");
-        if action != "ok" && action != "print" && action != "duplicate-key" {
+        if !matches!(action, "ok" | "print" | "duplicate-key" | "log-flood") {
             // Leave something at the destination that must not survive.
             if let Some(d) = &request.destination {
                 write_output(d, b"partial output")?;
@@ -119,6 +131,42 @@ impl Guest for Misbehave {
                 Ok(vec![entry("test.ok", &request.instance_id)])
             }
             "escape" => escape(&dest::granted(request.destination)?),
+            "resource-bomb" => {
+                let root = image::root().digest;
+                let mut held = Vec::new();
+                loop {
+                    let blob = image::get_blob(&root)?;
+                    held.push(blob.read()?);
+                    held.push(blob.read()?);
+                    std::mem::forget(blob);
+                }
+            }
+            "stack-overflow" => Ok(vec![entry("depth", &deep(u64::MAX).to_string())]),
+            "response-entries" => Ok((0..2_000_000).map(|_| entry("", "")).collect()),
+            "response-values" => Ok((0..16)
+                .map(|i| entry(&format!("k{i}"), &"v".repeat(2 << 20)))
+                .collect()),
+            "response-key" => Ok(vec![entry(&"k".repeat(4 << 20), "v")]),
+            "invalid-utf8" => {
+                // SAFETY: deliberately breaks the `String` invariant: the
+                // host must refuse to lift it, not crash.
+                let value = unsafe { String::from_utf8_unchecked(vec![b'a', 0xff, 0xfe]) };
+                Ok(vec![ResponseEntry {
+                    key: "bad".into(),
+                    value,
+                }])
+            }
+            "bogus-calls" => bogus_calls(),
+            "log-flood" => {
+                for i in 0..200_000u64 {
+                    log::info(&format!("line {i}"));
+                    log::progress("flood", i, 200_000);
+                }
+                if let Some(d) = &request.destination {
+                    write_output(d, b"complete output")?;
+                }
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
@@ -160,13 +208,6 @@ fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Error> {
             );
         }
     }
-    attempt(
-        "tcp",
-        std::net::TcpStream::connect("127.0.0.1:9")
-            .map(drop)
-            .map_err(err),
-    );
-    attempt("http", http_get("127.0.0.1:9"));
     if escaped.is_empty() {
         Ok(refused)
     } else {
@@ -174,22 +215,51 @@ fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Error> {
     }
 }
 
-/// `GET http://AUTHORITY/` through `wasi:http`; the error code on failure.
-fn http_get(authority: &str) -> Result<(), String> {
-    use outport_exporter::bindings::wasi::http::outgoing_handler;
-    use outport_exporter::bindings::wasi::http::types::{Fields, OutgoingRequest, Scheme};
-    let request = OutgoingRequest::new(Fields::new());
-    request
-        .set_scheme(Some(&Scheme::Http))
-        .and_then(|()| request.set_authority(Some(authority)))
-        .and_then(|()| request.set_path_with_query(Some("/")))
-        .map_err(|()| "invalid request".to_string())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
-    pending.subscribe().block();
-    match pending.get() {
-        Some(Ok(Ok(_))) => Ok(()),
-        Some(Ok(Err(e))) => Err(format!("{e:?}")),
-        _ => Err("no response".to_string()),
+/// Recurses `n` levels; the update after the call keeps it from becoming
+/// a loop.
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    if n == 0 {
+        return DEPTH.load(Ordering::Relaxed);
+    }
+    let below = deep(n - 1);
+    DEPTH.fetch_add(below | 1, Ordering::Relaxed)
+}
+
+static DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// Malformed arguments to the host, each expected to be refused.
+fn bogus_calls() -> Result<Vec<ResponseEntry>, Error> {
+    let mut refused = Vec::new();
+    let mut accepted = Vec::new();
+    let short = format!("sha256:{}", "a".repeat(63));
+    let upper = format!("sha256:{}", "A".repeat(64));
+    for (what, digest) in [
+        ("zz", "sha256:zz"),
+        ("short", short.as_str()),
+        ("upper", upper.as_str()),
+        ("empty-digest", ""),
+        ("traversal", "sha256:../../etc/passwd"),
+    ] {
+        match image::get_blob(digest) {
+            Ok(_) => accepted.push(what),
+            Err(e) => refused.push(entry(&format!("test.refused.{what}"), &format!("{e:?}"))),
+        }
+    }
+    for (what, media_type) in [
+        ("empty-media-type", ""),
+        ("garbage-media-type", "not a media type\n"),
+        ("no-subtype", "application"),
+    ] {
+        match image::put_blob(media_type, b"data") {
+            Ok(_) => accepted.push(what),
+            Err(e) => refused.push(entry(&format!("test.refused.{what}"), &format!("{e:?}"))),
+        }
+    }
+    if accepted.is_empty() {
+        Ok(refused)
+    } else {
+        Err(Error::Other(format!("accepted: {}", accepted.join(", "))))
     }
 }
 

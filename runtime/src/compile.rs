@@ -1,0 +1,175 @@
+//! Compiling untrusted components in a child process: `outport __compile`
+//! gets the component's bytes on stdin, lowers its own address-space limit
+//! (`RLIMIT_AS`) before reading them, compiles with the engine's code
+//! settings and writes the artifact atomically into the compile cache,
+//! where the parent loads it (checksum verified). The parent kills the
+//! child once its deadline passes. A compiler bug or a component built to
+//! make Cranelift explode then costs a bounded child, never the host.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::engine::{cache_key, code_config, store_cached};
+
+/// The hidden subcommand the parent runs.
+pub const SUBCOMMAND: &str = "__compile";
+
+/// How often the parent checks on the child.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Time and memory a compilation may take.
+#[derive(Clone, Debug)]
+pub struct CompileLimits {
+    /// Wall time before the child is killed.
+    pub timeout: Duration,
+    /// The child's address-space limit, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl From<&crate::Limits> for CompileLimits {
+    fn from(limits: &crate::Limits) -> Self {
+        CompileLimits {
+            timeout: limits.compile_timeout,
+            memory_bytes: limits.compile_memory_bytes,
+        }
+    }
+}
+
+/// One compilation in a child process.
+pub struct Job<'a> {
+    /// The `outport` binary.
+    pub exe: &'a Path,
+    /// The compile cache the child writes into.
+    pub dir: &'a Path,
+    /// The cache key the artifact is stored under.
+    pub key: &'a str,
+    /// Whether the engine meters fuel.
+    pub fuel: bool,
+    /// Its limits.
+    pub limits: &'a CompileLimits,
+}
+
+impl Job<'_> {
+    /// Compiles `bytes` in a child; on success the cache holds the entry.
+    /// The error is one line: a limit named with its value, or why the
+    /// component does not compile.
+    pub fn run(&self, bytes: &[u8]) -> Result<(), String> {
+        let mut command = Command::new(self.exe);
+        command
+            .arg(SUBCOMMAND)
+            .arg("--dir")
+            .arg(self.dir)
+            .args(["--key", self.key])
+            .args(["--memory-bytes", &self.limits.memory_bytes.to_string()])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if self.fuel {
+            command.arg("--fuel");
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start the compiler process: {e}"))?;
+        let deadline = Instant::now() + self.limits.timeout;
+        let (status, stderr) = std::thread::scope(|scope| {
+            // Feeding stdin and draining stderr on threads: neither pipe
+            // can block the deadline.
+            let mut stdin = child.stdin.take();
+            scope.spawn(move || {
+                if let Some(stdin) = stdin.as_mut() {
+                    // A child that dies early closes the pipe; its exit
+                    // status says why.
+                    let _ = stdin.write_all(bytes);
+                }
+            });
+            let mut stderr = child.stderr.take();
+            let reader = scope.spawn(move || {
+                let mut text = String::new();
+                if let Some(stderr) = stderr.as_mut() {
+                    let _ = stderr.take(64 << 10).read_to_string(&mut text);
+                }
+                text
+            });
+            let status = wait_until(&mut child, deadline);
+            (status, reader.join().unwrap_or_default())
+        });
+        match status {
+            Err(e) => Err(format!("cannot wait for the compiler process: {e}")),
+            Ok(None) => Err(format!(
+                "time limit of {} s exceeded",
+                self.limits.timeout.as_secs()
+            )),
+            Ok(Some(status)) if status.success() => Ok(()),
+            Ok(Some(status)) => Err(failure(status, &stderr, self.limits.memory_bytes)),
+        }
+    }
+}
+
+/// Waits for `child` until `deadline`; past it kills the child and
+/// returns `None`.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> std::io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One line for a failed child: running out of its address space (an
+/// allocation failure aborts it, or Cranelift reports it), else its error.
+fn failure(status: ExitStatus, stderr: &str, memory_bytes: u64) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let out_of_memory = [
+        "memory allocation of",
+        "Cannot allocate memory",
+        "out of memory",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
+        || status.signal() == Some(rustix::process::Signal::ABORT.as_raw());
+    if out_of_memory {
+        return format!("memory limit of {memory_bytes} bytes exceeded");
+    }
+    let line = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+    match line {
+        Some(line) => line.strip_prefix("error: ").unwrap_or(line).to_string(),
+        None => format!("the compiler process failed ({status})"),
+    }
+}
+
+/// The child's side (`outport __compile`): limits its own address space to
+/// `memory_bytes`, reads the component from stdin, compiles it and stores
+/// the artifact under `key` in `dir` (after checking the key is the one its
+/// own engine computes, so settings cannot drift apart).
+pub fn child(dir: &Path, key: &str, memory_bytes: u64, fuel: bool) -> Result<(), String> {
+    let limit = rustix::process::Rlimit {
+        current: Some(memory_bytes),
+        maximum: Some(memory_bytes),
+    };
+    rustix::process::setrlimit(rustix::process::Resource::As, limit)
+        .map_err(|e| format!("cannot set the memory limit: {e}"))?;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the component: {e}"))?;
+    let engine = wasmtime::Engine::new(&code_config(fuel)).map_err(|e| format!("{e:#}"))?;
+    if cache_key(&engine, &bytes) != key {
+        return Err("the cache key does not match this engine's settings".to_string());
+    }
+    let artifact = engine
+        .precompile_component(&bytes)
+        .map_err(|e| format!("cannot compile: {e:#}").replace('\n', " "))?;
+    store_cached(dir, key, &artifact)
+}
