@@ -247,7 +247,9 @@ impl Blob {
     /// chunks, verifying the digest as it goes (on a second thread, so
     /// hashing overlaps the copy); returns the number of bytes written. A
     /// verified blob stored in a file is copied with `copy_file_range` where
-    /// the kernel supports it.
+    /// the kernel supports it, and so is one another consumer is verifying
+    /// at the time (the copy then waits for the verdict, and copies again,
+    /// hashing, if that consumer failed).
     pub fn copy_to_file(&self, dest: &File, offset: u64) -> Result<u64, Error> {
         self.copy(dest, offset).map_err(|e| match e {
             CopyError::Blob(e) => e,
@@ -267,9 +269,19 @@ impl Blob {
                 Ok(size)
             }
             Data::File(region) => {
-                // One consumer at a time hashes an unverified blob; a
-                // concurrent copy waits for it, then takes the fast path
-                // instead of reading and hashing the bytes again.
+                // One consumer at a time hashes an unverified blob. A
+                // concurrent copy does not hash it again: it copies the
+                // bytes in the kernel meanwhile, then waits for the verdict,
+                // and succeeds only if the blob was verified.
+                if !self.is_verified()
+                    && self.verifying.is_busy()
+                    && copy_range(region, size, dest, offset)?
+                {
+                    self.verifying.wait();
+                    if self.is_verified() {
+                        return Ok(size);
+                    }
+                }
                 let _claim = self.claim_or_wait();
                 if self.is_verified() && copy_range(region, size, dest, offset)? {
                     return Ok(size);
@@ -432,6 +444,11 @@ impl Verifying {
         self.busy
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a consumer holds the claim now.
+    fn is_busy(&self) -> bool {
+        *self.lock()
     }
 
     /// Blocks while another consumer holds the claim.

@@ -766,6 +766,34 @@ fn concurrent_copies_of_an_unverified_blob_all_get_verified_bytes() {
 }
 
 #[test]
+fn concurrent_copies_of_a_corrupt_blob_all_fail() {
+    let f = Fixture::new();
+    let layer: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 241) as u8).collect();
+    let img = f.add_image_with_layer("amd64", layer.clone());
+    f.write_index(vec![entry(&img, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let mut bad = layer;
+    bad[4 << 20] ^= 1;
+    rewrite(&f.blob_path(&img.layer), &bad);
+    let blob = image.blob(&img.layer.digest).unwrap().clone();
+    // Whether a copy verifies or copies while another verifies, none succeeds.
+    let copies: Vec<_> = (0..4)
+        .map(|_| {
+            let blob = blob.clone();
+            std::thread::spawn(move || {
+                let dest = tempfile::tempfile().unwrap();
+                blob.copy_to_file(&dest, 0)
+            })
+        })
+        .collect();
+    for copy in copies {
+        let e = copy.join().unwrap().unwrap_err();
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    }
+    assert!(!blob.is_verified());
+}
+
+#[test]
 fn a_reader_after_verification_reads_without_rehashing_and_still_ends_cleanly() {
     let f = Fixture::new();
     let img = f.add_image_with_layer("amd64", b"0123456789".repeat(1000));
