@@ -491,6 +491,42 @@ fn trap_message(
     format!("{phase}: guest trapped: {cause}")
 }
 
+/// A store with default limits and no image, destination or WASI
+/// capabilities, for running a component outside an export.
+fn bare_store(
+    engine: &wasmtime::Engine,
+    id: &str,
+    limits: &Limits,
+) -> Result<Store<InstanceState>, String> {
+    let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
+    let state = InstanceState::new(
+        WasiCtxBuilder::new().build(),
+        HttpAccess::denied(id, reporter.clone()),
+        None,
+        reporter,
+        id.to_string(),
+        limits,
+    );
+    new_store(engine, state, limits)
+}
+
+/// Instantiates `component` in a fresh store with default limits and no
+/// image or destination, then drops it: the fixed cost every instance pays
+/// before its guest runs (measured by the benchmark).
+pub async fn instantiate_bare(
+    engine: &wasmtime::Engine,
+    component: &LoadedComponent,
+) -> Result<(), String> {
+    let limits = Limits::default();
+    let mut store = bare_store(engine, "instantiate", &limits)?;
+    component
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map(drop)
+        .map_err(|e| trap_message("instantiation", &e, &store, &limits))
+}
+
 /// Asks a component to describe itself (name, version, options), in a
 /// store with default limits and no image or destination.
 pub async fn describe(
@@ -513,16 +549,7 @@ async fn describe_role(
     role: &Role,
 ) -> Result<crate::bindings::types::ComponentInfo, String> {
     let limits = Limits::default();
-    let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
-    let state = InstanceState::new(
-        WasiCtxBuilder::new().build(),
-        HttpAccess::denied("describe", reporter.clone()),
-        None,
-        reporter,
-        "describe".to_string(),
-        &limits,
-    );
-    let mut store = new_store(engine, state, &limits)?;
+    let mut store = bare_store(engine, "describe", &limits)?;
     let described = match role {
         Role::Export(component) => match component.pre.instantiate_async(&mut store).await {
             Ok(exporter) => exporter.call_describe(&mut store).await,

@@ -70,8 +70,8 @@ impl Guest for Docker {
             extra.push(("repositories", repositories));
         }
 
-        let (name, stream) = dest::open_file_stream(&dest, "the docker exporter")?;
-        let mut tar = TarWriter::new(stream, &name);
+        let (name, file) = dest::open_file(&dest, "the docker exporter")?;
+        let mut tar = TarWriter::new(file, &name);
         layout.write_tar(&mut tar, &extra)?;
         let bytes = tar.finish()?;
         log::info(&format!(

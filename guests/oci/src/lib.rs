@@ -11,8 +11,7 @@
 //!   list of blobs;
 //! - its `Layout` turns that into the files of the layout (`oci-layout`,
 //!   `index.json`, `blobs/sha256/…`) and writes them into a tar or a
-//!   directory, layer bytes moved by the host (`copy-to-stream` /
-//!   `copy-to-file`);
+//!   directory, layer bytes copied by the host (`copy-to-file`);
 //! - `response::image_entries` builds the response keys.
 //!
 //! Everything is deterministic: the same image and options give the same
@@ -68,10 +67,10 @@ impl Guest for Oci {
     }
 }
 
-/// Writes the layout as a tarball through one output-stream.
+/// Writes the layout as a tarball into the destination file.
 fn write_tar(dest: &Destination, layout: &Layout) -> Result<(), Error> {
-    let (name, stream) = dest::open_file_stream(dest, "tar=true")?;
-    let mut tar = TarWriter::new(stream, &name);
+    let (name, file) = dest::open_file(dest, "tar=true")?;
+    let mut tar = TarWriter::new(file, &name);
     layout.write_tar(&mut tar, &[])?;
     let bytes = tar.finish()?;
     log::info(&format!(

@@ -24,23 +24,32 @@ pub fn preopen(name: &str) -> Result<Descriptor, Error> {
         .ok_or_else(|| Error::Io(format!("no preopened directory named {name:?}")))
 }
 
-/// A file destination (`output-kind.file`), created and opened as a stream:
-/// returns the file's name (for messages) and its write stream.
+/// A file destination (`output-kind.file`), created and opened for
+/// writing: returns the file's name (for messages) and the file.
 ///
 /// `what` names the option that asked for a file (for the error when the
 /// runtime granted a directory instead), e.g. `"tar=true"`.
-pub fn open_file_stream(dest: &Destination, what: &str) -> Result<(String, OutputStream), Error> {
+pub fn open_file(dest: &Destination, what: &str) -> Result<(String, Descriptor), Error> {
     let name = dest.file.as_deref().ok_or_else(|| {
         Error::Other(format!(
             "{what} needs a file destination, but the runtime granted a directory"
         ))
     })?;
     let dir = preopen(&dest.preopen)?;
-    let file = create_file(&dir, name)?;
+    Ok((name.to_owned(), create_file(&dir, name)?))
+}
+
+/// A file destination (`output-kind.file`), created and opened as a stream:
+/// returns the file's name (for messages) and its write stream.
+///
+/// `what` names the option that asked for a file (for the error when the
+/// runtime granted a directory instead), e.g. `"tar=true"`.
+pub fn open_file_stream(dest: &Destination, what: &str) -> Result<(String, OutputStream), Error> {
+    let (name, file) = open_file(dest, what)?;
     let stream = file
         .write_via_stream(0)
         .map_err(|e| fs_error(&format!("opening {name} for writing"), e))?;
-    Ok((name.to_owned(), stream))
+    Ok((name, stream))
 }
 
 /// Creates (or truncates) `path` in `dir`, opened for writing.
@@ -63,15 +72,24 @@ pub fn create_dir(dir: &Descriptor, path: &str) -> Result<(), Error> {
 }
 
 /// Writes a small file (`index.json`, `oci-layout`) whole.
-pub fn write_file(dir: &Descriptor, path: &str, mut bytes: &[u8]) -> Result<(), Error> {
+pub fn write_file(dir: &Descriptor, path: &str, bytes: &[u8]) -> Result<(), Error> {
     let file = create_file(dir, path)?;
-    let mut offset = 0u64;
+    write_all_at(&file, bytes, 0, &format!("writing {path}"))
+}
+
+/// Writes all of `bytes` to `file` at `offset`; errors name `context`.
+pub fn write_all_at(
+    file: &Descriptor,
+    mut bytes: &[u8],
+    mut offset: u64,
+    context: &str,
+) -> Result<(), Error> {
     while !bytes.is_empty() {
         let n = file
             .write(bytes, offset)
-            .map_err(|e| fs_error(&format!("writing {path}"), e))?;
+            .map_err(|e| fs_error(context, e))?;
         if n == 0 {
-            return Err(Error::Io(format!("writing {path}: no progress")));
+            return Err(Error::Io(format!("{context}: no progress")));
         }
         let n = usize::try_from(n).unwrap_or(bytes.len()).min(bytes.len());
         bytes = &bytes[n..];

@@ -21,8 +21,8 @@
 //!   `annotation*`), shared by the image exporters; [`layout`] turns it into an OCI
 //!   image layout ([`Layout`]) written as a directory or into a tar.
 //! - [`dest`]: the granted destination (the preopened directory, files,
-//!   streams); [`TarWriter`] writes a tar to a stream, blob bytes moved by
-//!   the host (`copy-to-stream`), never through guest memory.
+//!   streams); [`TarWriter`] writes a tar into a file, blob bytes copied by
+//!   the host (`copy-to-file`), never through guest memory.
 //! - [`rootfs`]: the image's root filesystem (layers applied, whiteouts
 //!   honoured), written as a tar stream or unpacked into a directory: the
 //!   `tar` and `local` exporters.
@@ -62,8 +62,8 @@
 //!         let names = Parsed::new("hello", OPTIONS, &request.options)?.image_names("name")?;
 //!         let dest = dest::granted(request.destination)?;
 //!         let plan = Plan::image(&Rewrites::default())?;
-//!         let (file, stream) = dest::open_file_stream(&dest, "hello")?;
-//!         let mut tar = TarWriter::new(stream, &file);
+//!         let (name, file) = dest::open_file(&dest, "hello")?;
+//!         let mut tar = TarWriter::new(file, &name);
 //!         Layout::new(&plan, &names)?.write_tar(&mut tar, &[])?;
 //!         tar.finish()?;
 //!         response::image_entries(&plan, &names)

@@ -1,35 +1,36 @@
-//! A tar stream written to a `wasi:io` output-stream: ustar headers built
+//! A tar written into a file at increasing offsets: ustar headers built
 //! with the `tar` crate (mtime 0, uid/gid 0, mode 0644/0755), blob bytes
-//! moved by the host (`blob.copy-to-stream`), padding to 512 bytes, and the
-//! two zero blocks that end an archive.
+//! copied by the host straight into the file (`blob.copy-to-file`, where the
+//! host hashes while it copies, or uses `copy_file_range` for a blob already
+//! verified), padding to 512 bytes, and the two zero blocks that end an
+//! archive.
 
 use tar::{EntryType, Header};
 
 use crate::bindings::outport::exporter::image::Blob;
 use crate::bindings::outport::exporter::types::Error;
-use crate::bindings::wasi::io::streams::OutputStream;
-use crate::dest::write_all;
-use crate::errors::stream_error;
+use crate::bindings::wasi::filesystem::types::Descriptor;
+use crate::dest::write_all_at;
 use crate::log;
 
 const BLOCK: u64 = 512;
 const ZEROS: [u8; 512] = [0; 512];
 
-/// Writes tar entries to an output-stream.
+/// Writes tar entries into a file.
 pub struct TarWriter {
-    stream: OutputStream,
+    file: Descriptor,
     /// What the archive is, for messages (`image.tar`).
     name: String,
-    /// Bytes written so far.
+    /// Bytes written so far: where the next entry goes.
     written: u64,
 }
 
 impl TarWriter {
-    /// A tar written to `stream`; `name` says what the archive is, for
-    /// messages.
-    pub fn new(stream: OutputStream, name: &str) -> Self {
+    /// A tar written into `file` (opened for writing, from offset 0);
+    /// `name` says what the archive is, for messages.
+    pub fn new(file: Descriptor, name: &str) -> Self {
         TarWriter {
-            stream,
+            file,
             name: name.to_owned(),
             written: 0,
         }
@@ -54,10 +55,7 @@ impl TarWriter {
         let desc = blob.descriptor();
         let header = header(path, EntryType::Regular, 0o644, desc.size)?;
         self.put(header.as_bytes(), path)?;
-        // Headers are written but maybe not flushed: the host writes the blob
-        // to the same stream, so flush first to keep the bytes in order.
-        self.flush(path)?;
-        let copied = blob.copy_to_stream(&self.stream)?;
+        let copied = blob.copy_to_file(&self.file, self.written)?;
         if copied != desc.size {
             return Err(Error::Io(format!(
                 "writing {path} to {}: copied {copied} bytes of {}, expected {}",
@@ -69,11 +67,10 @@ impl TarWriter {
         self.pad(copied, path)
     }
 
-    /// Ends the archive and flushes the stream.
+    /// Ends the archive; returns its size.
     pub fn finish(mut self) -> Result<u64, Error> {
         self.put(&ZEROS, "end of archive")?;
         self.put(&ZEROS, "end of archive")?;
-        self.flush("end of archive")?;
         Ok(self.written)
     }
 
@@ -86,19 +83,14 @@ impl TarWriter {
     }
 
     fn put(&mut self, bytes: &[u8], path: &str) -> Result<(), Error> {
-        write_all(
-            &self.stream,
+        write_all_at(
+            &self.file,
             bytes,
+            self.written,
             &format!("writing {path} to {}", self.name),
         )?;
         self.written += bytes.len() as u64;
         Ok(())
-    }
-
-    fn flush(&self, path: &str) -> Result<(), Error> {
-        self.stream
-            .blocking_flush()
-            .map_err(|e| stream_error(&format!("writing {path} to {}", self.name), e))
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use oci_spec::image::Descriptor;
 
@@ -282,9 +282,12 @@ impl Blob {
     }
 
     /// Writes the blob at `offset` of `dest` with positioned writes, in 1 MiB
-    /// chunks, verifying the digest as it goes; returns the number of bytes
-    /// written. A verified blob stored in a file is copied with
-    /// `copy_file_range` where the kernel supports it.
+    /// chunks, verifying the digest as it goes (on a second thread, so
+    /// hashing overlaps the copy); returns the number of bytes written. A
+    /// verified blob stored in a file is copied with `copy_file_range` where
+    /// the kernel supports it, and so is one another consumer is verifying
+    /// at the time (the copy then waits for the verdict, and copies again,
+    /// hashing, if that consumer failed).
     pub fn copy_to_file(&self, dest: &File, offset: u64) -> Result<u64, Error> {
         self.copy(dest, offset).map_err(|e| match e {
             CopyError::Blob(e) => e,
@@ -304,9 +307,19 @@ impl Blob {
                 Ok(size)
             }
             Data::File(region) => {
-                // One consumer at a time hashes an unverified blob; a
-                // concurrent copy waits for it, then takes the fast path
-                // instead of reading and hashing the bytes again.
+                // One consumer at a time hashes an unverified blob. A
+                // concurrent copy does not hash it again: it copies the
+                // bytes in the kernel meanwhile, then waits for the verdict,
+                // and succeeds only if the blob was verified.
+                if !self.is_verified()
+                    && self.verifying.is_busy()
+                    && copy_range(region, size, dest, offset)?
+                {
+                    self.verifying.wait();
+                    if self.is_verified() {
+                        return Ok(size);
+                    }
+                }
                 let _claim = self.claim_or_wait();
                 if self.is_verified() && copy_range(region, size, dest, offset)? {
                     return Ok(size);
@@ -317,24 +330,94 @@ impl Blob {
     }
 
     fn copy_slow(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {
-        let mut buf = vec![0; COPY_CHUNK];
         let mut stream = self.stream();
-        let mut written = 0u64;
-        loop {
-            let mut filled = 0;
-            while filled < buf.len() && !stream.at_end() {
-                filled += stream.read(&mut buf[filled..])?;
-            }
-            if filled == 0 {
-                break;
-            }
-            dest.write_all_at(&buf[..filled], offset + written)
-                .map_err(CopyError::Io)?;
-            written += filled as u64;
-        }
-        stream.finish_if_empty()?;
+        let written = if stream.hash && self.size() > COPY_CHUNK as u64 {
+            let (written, hasher) = copy_hashing_aside(&mut stream, dest, offset)?;
+            stream.hasher = hasher;
+            written
+        } else {
+            // Nothing to hash, or one chunk: hash inline (if at all).
+            let hash = stream.hash;
+            let mut hasher = Hasher::default();
+            let written = copy_chunks(&mut stream, dest, offset, vec![0; COPY_CHUNK], |chunk| {
+                if hash {
+                    hasher.update(&chunk);
+                }
+                Ok(chunk)
+            })?;
+            stream.hasher = hasher;
+            written
+        };
+        stream.finish()?;
         Ok(written)
     }
+}
+
+/// Buffers in flight between the copying thread and the hashing thread.
+const PIPELINE: usize = 2;
+
+/// Copies the rest of `stream` to `dest` at `offset` while a second thread
+/// hashes each chunk once it is written: reading, writing and hashing
+/// overlap, and the bytes hashed are exactly the bytes written. Returns the
+/// bytes written and the hash of them.
+fn copy_hashing_aside(
+    stream: &mut Stream,
+    dest: &File,
+    offset: u64,
+) -> Result<(u64, Hasher), CopyError> {
+    let (to_hash, hash_queue) = mpsc::sync_channel::<Vec<u8>>(PIPELINE);
+    let (recycle, free) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let mut hasher = Hasher::default();
+            for chunk in hash_queue {
+                hasher.update(&chunk);
+                // The copying side may have stopped; the buffer is then dropped.
+                let _ = recycle.send(chunk);
+            }
+            hasher
+        });
+        let first = vec![0; COPY_CHUNK];
+        let written = copy_chunks(stream, dest, offset, first, |chunk| {
+            to_hash
+                .send(chunk)
+                .map_err(|_| CopyError::Io(io::Error::other("the hashing thread stopped")))?;
+            // Reuse a buffer the hasher is done with, or add one (at most
+            // PIPELINE + 2 exist at once).
+            Ok(free.try_recv().unwrap_or_else(|_| vec![0; COPY_CHUNK]))
+        });
+        drop(to_hash);
+        let hasher = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        written.map(|w| (w, hasher))
+    })
+}
+
+/// Copies the rest of `stream` (without hashing) to `dest` at `offset` in
+/// chunks of `buf`'s capacity; `next` gets each written chunk and returns
+/// the buffer for the next one.
+fn copy_chunks(
+    stream: &mut Stream,
+    dest: &File,
+    offset: u64,
+    mut buf: Vec<u8>,
+    mut next: impl FnMut(Vec<u8>) -> Result<Vec<u8>, CopyError>,
+) -> Result<u64, CopyError> {
+    let mut written = 0u64;
+    while !stream.at_end() {
+        buf.resize(COPY_CHUNK, 0);
+        let mut filled = 0;
+        while filled < buf.len() && !stream.at_end() {
+            filled += stream.read_raw(&mut buf[filled..])?;
+        }
+        buf.truncate(filled);
+        dest.write_all_at(&buf, offset + written)
+            .map_err(CopyError::Io)?;
+        written += filled as u64;
+        buf = next(buf)?;
+    }
+    Ok(written)
 }
 
 /// Internal error of the copy paths: a blob error, or a bare I/O error to be labelled.
@@ -401,6 +484,11 @@ impl Verifying {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether a consumer holds the claim now.
+    fn is_busy(&self) -> bool {
+        *self.lock()
+    }
+
     /// Blocks while another consumer holds the claim.
     fn wait(&self) {
         let mut busy = self.lock();
@@ -458,13 +546,29 @@ impl Stream {
 
     /// Reads up to `buf.len()` bytes; verifies when the last byte is read.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        if self.at_end() {
+            if !buf.is_empty() {
+                self.finish_if_empty()?;
+            }
+            return Ok(0);
+        }
+        let n = self.read_raw(buf)?;
+        if self.hash {
+            self.hasher.update(&buf[..n]);
+        }
+        if self.at_end() {
+            self.finish()?;
+        }
+        Ok(n)
+    }
+
+    /// Reads up to `buf.len()` bytes without hashing them; an error if the
+    /// storage ends before the blob does.
+    fn read_raw(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let want = usize::try_from(self.size - self.pos)
             .unwrap_or(usize::MAX)
             .min(buf.len());
         if want == 0 {
-            if !buf.is_empty() {
-                self.finish_if_empty()?;
-            }
             return Ok(0);
         }
         let n = match &self.data {
@@ -497,13 +601,7 @@ impl Stream {
         if n == 0 {
             return Err(self.short());
         }
-        if self.hash {
-            self.hasher.update(&buf[..n]);
-        }
         self.pos += n as u64;
-        if self.at_end() {
-            self.finish()?;
-        }
         Ok(n)
     }
 

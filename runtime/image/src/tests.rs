@@ -665,6 +665,42 @@ fn large_layer_streams_through_copy_to_file() {
 }
 
 #[test]
+fn copy_of_a_multi_chunk_layer_fails_on_a_changed_byte_or_a_short_file() {
+    // Larger than one copy chunk: hashed on a second thread while copied.
+    let layer: Vec<u8> = (0..(5u32 << 20) / 2).map(|i| (i % 253) as u8).collect();
+    for damage in ["flip the last byte", "cut the file"] {
+        let f = Fixture::new();
+        let img = f.add_image_with_layer("amd64", layer.clone());
+        f.write_index(vec![entry(&img, &[], true)]);
+        let image = open(&f.path()).unwrap();
+        let path = f.blob_path(&img.layer);
+        if damage == "flip the last byte" {
+            let mut bad = layer.clone();
+            *bad.last_mut().unwrap() ^= 1;
+            rewrite(&path, &bad);
+        } else {
+            let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(2 << 20).unwrap();
+        }
+        let blob = image.blob(&img.layer.digest).unwrap();
+        let dest = tempfile::tempfile().unwrap();
+        let e = blob.copy_to_file(&dest, 0).expect_err(damage);
+        match damage {
+            "flip the last byte" => assert!(matches!(e, Error::DigestMismatch { .. }), "{e}"),
+            _ => assert!(
+                e.to_string().ends_with(&format!(
+                    "file ended after {} of {} bytes",
+                    2 << 20,
+                    layer.len()
+                )),
+                "{e}"
+            ),
+        }
+        assert!(!blob.is_verified(), "{damage}");
+    }
+}
+
+#[test]
 fn insert_blob_and_set_root() {
     let (f, _) = Fixture::multi_platform();
     let mut image = open(&f.path()).unwrap();
@@ -727,6 +763,34 @@ fn concurrent_copies_of_an_unverified_blob_all_get_verified_bytes() {
         assert!(bytes == img.layer_bytes);
     }
     assert!(blob.is_verified());
+}
+
+#[test]
+fn concurrent_copies_of_a_corrupt_blob_all_fail() {
+    let f = Fixture::new();
+    let layer: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 241) as u8).collect();
+    let img = f.add_image_with_layer("amd64", layer.clone());
+    f.write_index(vec![entry(&img, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let mut bad = layer;
+    bad[4 << 20] ^= 1;
+    rewrite(&f.blob_path(&img.layer), &bad);
+    let blob = image.blob(&img.layer.digest).unwrap().clone();
+    // Whether a copy verifies or copies while another verifies, none succeeds.
+    let copies: Vec<_> = (0..4)
+        .map(|_| {
+            let blob = blob.clone();
+            std::thread::spawn(move || {
+                let dest = tempfile::tempfile().unwrap();
+                blob.copy_to_file(&dest, 0)
+            })
+        })
+        .collect();
+    for copy in copies {
+        let e = copy.join().unwrap().unwrap_err();
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    }
+    assert!(!blob.is_verified());
 }
 
 #[test]

@@ -1,0 +1,379 @@
+//! What is measured on each image: the limit (`cp`, `openssl dgst
+//! -sha256`), outport's exporters, skopeo's copies, and three exporters at
+//! once; each case the median of several runs with the page cache warm.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::inputs::{Image, Role};
+use crate::registry::Registry;
+use crate::runner::{self, Cmd, median};
+
+/// Shared settings of the run.
+#[derive(Debug)]
+pub struct Env {
+    /// The outport binary.
+    pub outport: PathBuf,
+    /// Where outputs are written (emptied before each run).
+    pub work: PathBuf,
+    /// outport's compile cache (warm for every timed export).
+    pub cache: PathBuf,
+    /// Timed runs per case.
+    pub runs: usize,
+    /// The registry pushes go to.
+    pub registry: Registry,
+}
+
+/// The outcome of one case.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every run succeeded.
+    Timed {
+        /// Each run's wall time, in seconds.
+        secs: Vec<f64>,
+        /// Largest peak RSS over the runs, in bytes.
+        max_rss: u64,
+    },
+    /// Not measured, and why.
+    NotAvailable(String),
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Row {
+    /// What ran (`outport oci tar`).
+    pub name: String,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Median / the limit's median.
+    pub vs_limit: Option<f64>,
+    /// Median / the matching skopeo case's median.
+    pub vs_skopeo: Option<f64>,
+}
+
+impl Row {
+    /// The median time in seconds, when measured.
+    pub fn median(&self) -> Option<f64> {
+        match &self.outcome {
+            Outcome::Timed { secs, .. } => Some(median(secs)),
+            Outcome::NotAvailable(_) => None,
+        }
+    }
+}
+
+/// Everything measured on one image.
+#[derive(Debug)]
+pub struct Group {
+    /// The image's short name.
+    pub image: String,
+    /// What the table calls it.
+    pub title: String,
+    /// Bytes of its blobs.
+    pub bytes: u64,
+    /// The limit: the slower of `cp` and `openssl dgst -sha256`, in seconds.
+    pub limit: Option<f64>,
+    /// The rows, in table order.
+    pub rows: Vec<Row>,
+    /// Three exporters at once / the slowest of them alone.
+    pub three_vs_slowest: Option<f64>,
+    /// Peak RSS of `outport` exporting an oci tar, in bytes.
+    pub outport_peak_rss: Option<u64>,
+}
+
+/// A case: a command, the outputs it makes, and whether it pushes.
+struct Case {
+    name: &'static str,
+    cmd: Cmd,
+    outputs: Vec<PathBuf>,
+    registry: bool,
+}
+
+/// Which row a row is compared with: (row, limit?, skopeo row).
+const COMPARISONS: &[(&str, bool, Option<&str>)] = &[
+    ("cp", false, None),
+    ("openssl dgst -sha256", false, None),
+    ("outport oci tar", true, Some("skopeo oci-archive")),
+    ("outport oci dir", true, None),
+    ("outport docker", true, Some("skopeo docker-archive")),
+    ("outport local", true, None),
+    ("outport registry push", true, Some("skopeo docker://")),
+    ("outport oci tar + oci dir + docker", true, None),
+    ("skopeo oci-archive", true, None),
+    ("skopeo docker-archive", true, None),
+    ("skopeo docker://", true, None),
+];
+
+/// The three exporters run at once, and alone.
+const THREE: [&str; 3] = ["outport oci tar", "outport oci dir", "outport docker"];
+const THREE_AT_ONCE: &str = "outport oci tar + oci dir + docker";
+
+/// Measures every case for `image`.
+pub fn measure(env: &Env, image: &Image) -> Result<Group> {
+    std::fs::create_dir_all(&env.work)?;
+    let cases = match image.role {
+        Role::Full => full_cases(env, image),
+        Role::MemoryOnly => vec![outport_case(
+            env,
+            image,
+            "outport oci tar",
+            &[("type=oci", "oci.tar")],
+        )],
+    };
+    // Warm the page cache with the input's bytes (untimed).
+    runner::run_ok(&openssl(image))?;
+    let mut rows = Vec::new();
+    for case in &cases {
+        eprintln!("  {}", case.name);
+        let outcome = time_case(env, case)?;
+        rows.push(Row {
+            name: case.name.to_owned(),
+            outcome,
+            vs_limit: None,
+            vs_skopeo: None,
+        });
+    }
+    let find = |rows: &[Row], name: &str| rows.iter().find(|r| r.name == name)?.median();
+    let limit = match (find(&rows, "cp"), find(&rows, "openssl dgst -sha256")) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    };
+    let ratios: Vec<(Option<f64>, Option<f64>)> = rows
+        .iter()
+        .map(|row| {
+            let Some(&(_, vs_limit, skopeo)) = COMPARISONS.iter().find(|c| c.0 == row.name) else {
+                return (None, None);
+            };
+            let m = row.median();
+            let l = if vs_limit { ratio(m, limit) } else { None };
+            let s = skopeo.and_then(|s| ratio(m, find(&rows, s)));
+            (l, s)
+        })
+        .collect();
+    for (row, (l, s)) in rows.iter_mut().zip(ratios) {
+        row.vs_limit = l;
+        row.vs_skopeo = s;
+    }
+    let slowest_alone = THREE
+        .iter()
+        .map(|name| find(&rows, name))
+        .try_fold(0f64, |acc, m| m.map(|m| acc.max(m)));
+    let three_vs_slowest = ratio(find(&rows, THREE_AT_ONCE), slowest_alone);
+    let outport_peak_rss = rows.iter().find_map(|r| match &r.outcome {
+        Outcome::Timed { max_rss, .. } if r.name == "outport oci tar" => Some(*max_rss),
+        _ => None,
+    });
+    Ok(Group {
+        image: image.name.clone(),
+        title: image.title.clone(),
+        bytes: image.bytes,
+        limit,
+        rows,
+        three_vs_slowest,
+        outport_peak_rss,
+    })
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn openssl(image: &Image) -> Cmd {
+    let mut args: Vec<OsString> = vec!["dgst".into(), "-sha256".into()];
+    args.extend(image.blobs.iter().map(|b| b.clone().into_os_string()));
+    Cmd::new("openssl", args)
+}
+
+fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
+    let work = &env.work;
+    let cp_dest = work.join("cp");
+    let registry = &env.registry.addr;
+    let oci = |dest: &Path| format!("oci:{}", dest.display());
+    let src = oci(&image.dir);
+    vec![
+        Case {
+            name: "cp",
+            cmd: Cmd::new(
+                "cp",
+                [
+                    OsString::from("-r"),
+                    image.dir.clone().into(),
+                    cp_dest.clone().into(),
+                ],
+            ),
+            outputs: vec![cp_dest],
+            registry: false,
+        },
+        Case {
+            name: "openssl dgst -sha256",
+            cmd: openssl(image),
+            outputs: Vec::new(),
+            registry: false,
+        },
+        outport_case(env, image, "outport oci tar", &[("type=oci", "oci.tar")]),
+        outport_case(
+            env,
+            image,
+            "outport oci dir",
+            &[("type=oci,tar=false", "oci-dir")],
+        ),
+        outport_case(
+            env,
+            image,
+            "outport docker",
+            &[("type=docker", "docker.tar")],
+        ),
+        outport_case(env, image, "outport local", &[("type=local", "rootfs")]),
+        Case {
+            name: "outport registry push",
+            cmd: outport_cmd(
+                env,
+                image,
+                &[format!(
+                    "type=registry,name={registry}/outport:1,registry.insecure=true"
+                )],
+            ),
+            outputs: Vec::new(),
+            registry: true,
+        },
+        outport_case(
+            env,
+            image,
+            THREE_AT_ONCE,
+            &[
+                ("type=oci", "three-oci.tar"),
+                ("type=oci,tar=false", "three-oci-dir"),
+                ("type=docker", "three-docker.tar"),
+            ],
+        ),
+        skopeo_case(
+            env,
+            "skopeo oci-archive",
+            &[
+                "--all",
+                &src,
+                &format!("oci-archive:{}", work.join("skopeo-oci.tar").display()),
+            ],
+            "skopeo-oci.tar",
+        ),
+        // docker-archive holds one image: skopeo picks the host's platform.
+        skopeo_case(
+            env,
+            "skopeo docker-archive",
+            &[
+                &src,
+                &format!(
+                    "docker-archive:{}",
+                    work.join("skopeo-docker.tar").display()
+                ),
+            ],
+            "skopeo-docker.tar",
+        ),
+        Case {
+            name: "skopeo docker://",
+            cmd: Cmd::new(
+                "skopeo",
+                [
+                    "copy",
+                    "--quiet",
+                    "--all",
+                    "--dest-tls-verify=false",
+                    &src,
+                    &format!("docker://{registry}/skopeo:1"),
+                ],
+            ),
+            outputs: Vec::new(),
+            registry: true,
+        },
+    ]
+}
+
+fn skopeo_case(env: &Env, name: &'static str, args: &[&str], output: &str) -> Case {
+    let mut argv = vec!["copy", "--quiet"];
+    argv.extend_from_slice(args);
+    Case {
+        name,
+        cmd: Cmd::new("skopeo", argv),
+        outputs: vec![env.work.join(output)],
+        registry: false,
+    }
+}
+
+/// outport exporting `image` to each `(spec, output name)` at once.
+fn outport_case(env: &Env, image: &Image, name: &'static str, outputs: &[(&str, &str)]) -> Case {
+    let specs: Vec<String> = outputs
+        .iter()
+        .map(|(spec, out)| format!("{spec},dest={}", env.work.join(out).display()))
+        .collect();
+    Case {
+        name,
+        cmd: outport_cmd(env, image, &specs),
+        outputs: outputs.iter().map(|(_, out)| env.work.join(out)).collect(),
+        registry: false,
+    }
+}
+
+fn outport_cmd(env: &Env, image: &Image, specs: &[String]) -> Cmd {
+    let mut args: Vec<OsString> = vec![
+        "export".into(),
+        image.dir.clone().into(),
+        "--progress".into(),
+        "quiet".into(),
+    ];
+    for spec in specs {
+        args.push("--output".into());
+        args.push(spec.into());
+    }
+    Cmd::new(&env.outport, args).env("OUTPORT_CACHE_DIR", &env.cache)
+}
+
+/// Times `case` `env.runs` times, each after removing its outputs and
+/// flushing dirty pages (and with a fresh registry for a push).
+fn time_case(env: &Env, case: &Case) -> Result<Outcome> {
+    if case.registry && !Registry::available() {
+        return Ok(Outcome::NotAvailable(
+            "n/a (docker-registry not installed)".into(),
+        ));
+    }
+    let mut secs = Vec::new();
+    let mut max_rss = 0;
+    for _ in 0..env.runs {
+        clean(&case.outputs)?;
+        runner::run_ok(&Cmd::new("sync", Vec::<OsString>::new()))?;
+        let _registry = case.registry.then(|| env.registry.start()).transpose()?;
+        let run = runner::run(&case.cmd)?;
+        if !run.success {
+            let first = run.stderr.lines().next().unwrap_or("no message").to_owned();
+            clean(&case.outputs)?;
+            if first.contains("unknown exporter type \"registry\"") {
+                return Ok(Outcome::NotAvailable("n/a (no registry exporter)".into()));
+            }
+            return Ok(Outcome::NotAvailable(format!("failed: {first}")));
+        }
+        secs.push(run.elapsed.as_secs_f64());
+        max_rss = max_rss.max(run.max_rss);
+    }
+    clean(&case.outputs)?;
+    Ok(Outcome::Timed { secs, max_rss })
+}
+
+fn clean(outputs: &[PathBuf]) -> Result<()> {
+    for path in outputs {
+        let result = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match result {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
