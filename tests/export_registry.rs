@@ -222,6 +222,63 @@ fn pushes_a_single_platform_image_as_type_image() {
 }
 
 #[test]
+fn image_options_apply_to_a_push() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let input = single_platform_sample(tmp.path(), "single", "amd64", "v1");
+    let repo = unique_repo("options");
+    let zstd = format!("{host}/{repo}:zstd");
+    let docker = format!("{host}/{repo}:docker");
+    let outputs = [
+        format!(
+            "type=registry,name={zstd},registry.insecure=true,compression=zstd,force-compression=true,id=zstd"
+        ),
+        format!(
+            "type=registry,name={docker},registry.insecure=true,compression=gzip,oci-mediatypes=false,id=docker"
+        ),
+    ];
+    let (run, meta) = push(tmp.path(), &input, &outputs, &[], &config);
+    run.assert_success();
+    for (id, name, manifest_type, layer_type) in [
+        (
+            "zstd",
+            &zstd,
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+        (
+            "docker",
+            &docker,
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        ),
+    ] {
+        let raw = skopeo_insecure(&["inspect", "--raw", &format!("docker://{name}")]);
+        let manifest = parse_json("manifest", raw.as_bytes());
+        assert_eq!(str_at(&manifest, "mediaType"), manifest_type, "{id}: {raw}");
+        let layers = manifest["layers"].as_array().expect("layers");
+        assert!(!layers.is_empty(), "{id}: {raw}");
+        for layer in layers {
+            assert_eq!(str_at(layer, "mediaType"), layer_type, "{id}: {raw}");
+        }
+        let response = &exporter_entry(&meta, id)["response"];
+        assert_eq!(
+            sha256_digest(raw.as_bytes()),
+            str_at(response, "containerimage.digest")
+        );
+        // The registry serves every layer whole: skopeo copies it back
+        // and checks each blob against its digest.
+        let back = tmp.path().join(format!("back-{id}"));
+        skopeo_insecure(&[
+            "copy",
+            &format!("docker://{name}"),
+            &format!("oci:{}:x", path_str(&back)),
+        ]);
+    }
+}
+
+#[test]
 fn type_image_without_push_is_refused_before_any_work() {
     let host = registry("OUTPORT_TEST_REGISTRY");
     let tmp = tempdir();
@@ -389,4 +446,47 @@ fn nothing_listening_is_a_clear_error() {
         !error.contains('\n') && !error.contains("time limit"),
         "{error}"
     );
+}
+
+#[test]
+fn a_connection_that_drops_fails_its_instance_alone() {
+    // A "registry" that reads each request's head and hangs up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 512];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            drop(stream);
+        }
+    });
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let dest = tmp.path().join("good.tar");
+    let outputs = [
+        format!("type=registry,name=127.0.0.1:{port}/x:1,registry.insecure=true,id=push"),
+        format!("type=oci,dest={},id=good", path_str(&dest)),
+    ];
+    let (run, meta) = push(
+        tmp.path(),
+        &sample_image(),
+        &outputs,
+        &["--timeout", "120"],
+        &config,
+    );
+    run.assert_code(1);
+    let error = str_at(exporter_entry(&meta, "push"), "error");
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(
+        !error.contains('\n') && !error.contains("time limit"),
+        "{error}"
+    );
+    assert_eq!(str_at(exporter_entry(&meta, "good"), "status"), "ok");
+    let index = skopeo_json(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", path_str(&dest)),
+    ]);
+    assert!(index["manifests"].is_array(), "{index}");
 }
