@@ -4,6 +4,7 @@
 //! cache directory; round trips; blobs never rewritten; `reset`;
 //! `ignore-error`; bad caches refused with nothing written.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 const MT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// A BuildKit local cache directory written by [`buildkit_cache`].
 struct BuildkitCache {
@@ -418,6 +420,86 @@ fn re_export_rewrites_no_blob_and_keeps_other_tags() {
         .map(|e| str_at(&e["annotations"], ANN_REF_NAME))
         .collect();
     assert_eq!(tags, ["one", "two"]);
+}
+
+#[test]
+fn forced_zstd_recompresses_layers_and_the_config_follows() {
+    let tmp = tempdir();
+    let image_out = tmp.path().join("image");
+    let plain = tmp.path().join("plain");
+    let zstd = tmp.path().join("zstd");
+    let opts = "compression=zstd,force-compression=true";
+    let run = export_sample_with_caches(
+        &format!("type=oci,tar=false,dest={},{opts}", path_str(&image_out)),
+        &tmp.path().join("metadata.json"),
+        &[
+            format!("type=local,dest={}", path_str(&plain)),
+            format!("type=local,dest={},{opts}", path_str(&zstd)),
+        ],
+    );
+    run.assert_success();
+
+    let files = LayoutFiles::from_dir(&zstd);
+    files.verify();
+    let written = read_cache(&zstd, "latest");
+    let before = read_cache(&plain, "latest");
+    assert_eq!(written.layers.len(), before.layers.len());
+    let root = skopeo_json(&["inspect", "--raw", &oci_dir_ref(&zstd, "latest")]);
+    for layer in array_at(&root, "layers") {
+        assert_eq!(str_at(layer, "mediaType"), MT_LAYER_ZSTD, "{root}");
+        let bytes = files.blob(str_at(layer, "digest"));
+        assert!(bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]), "not zstd");
+    }
+    // The same layers the OCI exporter makes from the same input with the
+    // same options: its config keeps the input's diff IDs, so these layers
+    // hold the input's tars.
+    let image = LayoutFiles::from_dir(&image_out);
+    let mut image_layers = BTreeSet::new();
+    for arch in ["amd64", "arm64"] {
+        let manifest = image.manifest(arch);
+        let config = image.blob_json(str_at(&manifest["config"], "digest"));
+        let input = LayoutFiles::from_dir(&sample_image()).manifest(arch);
+        let input_config =
+            LayoutFiles::from_dir(&sample_image()).blob_json(str_at(&input["config"], "digest"));
+        assert_eq!(config["rootfs"], input_config["rootfs"]);
+        for layer in array_at(&manifest, "layers") {
+            image_layers.insert(str_at(layer, "digest").to_owned());
+        }
+    }
+    let cache_layers: BTreeSet<String> = written.layers.iter().cloned().collect();
+    assert_eq!(cache_layers, image_layers);
+
+    // The cache config names the converted blobs in place of the old ones,
+    // and is otherwise unchanged.
+    let mut config = parse_json("zstd cache config", &written.config);
+    let plain_config = parse_json("plain cache config", &before.config);
+    for layer in config["layers"].as_array_mut().unwrap() {
+        let blob = str_at(layer, "blob").to_owned();
+        assert!(cache_layers.contains(&blob), "{blob} is not a cache layer");
+        let i = written.layers.iter().position(|d| *d == blob).unwrap();
+        layer["blob"] = Value::from(before.layers[i].clone());
+    }
+    assert_eq!(config, plain_config);
+
+    // The host's import verification accepts the converted cache.
+    let imported = tmp.path().join("imported");
+    cache_import(&format!("type=local,src={}", path_str(&zstd)), &imported).assert_success();
+    assert_eq!(read_cache(&imported, "latest").config, written.config);
+}
+
+#[test]
+fn estargz_is_not_made_by_force() {
+    let tmp = tempdir();
+    let cache = tmp.path().join("cache");
+    let run = cache_export(
+        &sample_image(),
+        &[format!(
+            "type=local,dest={},compression=estargz,force-compression=true",
+            path_str(&cache)
+        )],
+    );
+    run.assert_error(&["estargz"], &["not supported"]);
+    assert_empty_or_absent(&cache);
 }
 
 #[test]
