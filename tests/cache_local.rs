@@ -488,6 +488,69 @@ fn forced_zstd_recompresses_layers_and_the_config_follows() {
 }
 
 #[test]
+fn recompression_updates_buildkit_layer_annotations() {
+    let tmp = tempdir();
+    let dir = mkdir(tmp.path(), "bk");
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = Layout::open(&dir);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    let body = noise(3000);
+    header.set_size(body.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "file", body.as_slice())
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let (layer, layer_size) = layout.add_blob(&gz.finish().unwrap());
+    let created = "2024-01-02T03:04:05Z";
+    let config = json!({
+        "layers": [{"blob": layer, "parent": -1, "annotations": {
+            "mediaType": MT_LAYER_GZIP, "diffID": sha256_digest(&tar),
+            "size": layer_size, "createdAt": created}}],
+        "records": [{"digest": sha256_digest(b"step"), "layers": [{"layer": 0}]}],
+    });
+    let (config_digest, config_size) = layout.add_blob(&serde_json::to_vec(&config).unwrap());
+    let root = json!({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CACHE_CONFIG, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": MT_LAYER_GZIP, "digest": layer, "size": layer_size}]});
+    let (root_digest, root_size) = layout.add_blob(&serde_json::to_vec(&root).unwrap());
+    layout.write_index_json(&json!({"schemaVersion": 2, "mediaType": MT_INDEX,
+        "manifests": [{"mediaType": MT_MANIFEST, "digest": root_digest, "size": root_size,
+                       "annotations": {ANN_REF_NAME: "latest"}}]}));
+
+    let cache = tmp.path().join("cache");
+    cache_export(
+        &dir,
+        &[format!(
+            "type=local,dest={},compression=zstd,force-compression=true",
+            path_str(&cache)
+        )],
+    )
+    .assert_success();
+    let written = read_cache(&cache, "latest");
+    let files = LayoutFiles::from_dir(&cache);
+    files.verify();
+    let new = &written.layers[0];
+    assert_ne!(*new, layer);
+    let config = parse_json("cache config", &written.config);
+    let entry = &config["layers"][0];
+    assert_eq!(entry["blob"], *new);
+    let annotations = &entry["annotations"];
+    assert_eq!(annotations["mediaType"], MT_LAYER_ZSTD);
+    assert_eq!(annotations["size"], files.blob(new).len() as u64);
+    assert_eq!(
+        annotations["diffID"],
+        sha256_digest(&tar),
+        "same tar inside"
+    );
+    assert_eq!(annotations["createdAt"], created);
+}
+
+#[test]
 fn estargz_is_not_made_by_force() {
     let tmp = tempdir();
     let cache = tmp.path().join("cache");
