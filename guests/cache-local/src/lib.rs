@@ -84,8 +84,7 @@ impl Guest for LocalCache {
         let reset = parsed.bool("reset", false)?;
         let dest = dest::granted(request.destination)?;
         let dir = dest::preopen(&dest.preopen)?;
-        let cache = CacheImage::read()?;
-        cache.check_compression(&options)?;
+        let cache = CacheImage::read()?.convert(&options)?;
         layout::export(&dir, &cache, &options, tag, reset)
     }
 

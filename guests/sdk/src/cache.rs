@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::bindings::outport::exporter::image::{self, Blob};
+use crate::bindings::outport::exporter::image::{self, Blob, Compression, ConvertOptions};
 use crate::bindings::outport::exporter::types::{Descriptor, Error};
 use crate::media;
 use crate::options::{OptionSpec, Parsed};
@@ -30,13 +30,15 @@ pub const EXPORT_SPECS: &[OptionSpec] = &[
     .default("true"),
     OptionSpec::once(
         "compression",
-        "uncompressed, gzip, estargz or zstd: the compression layers should have (see force-compression)",
-    )
-    .default("gzip"),
-    OptionSpec::once("compression-level", "compression level (accepted, see compression)"),
+        "uncompressed, gzip, estargz or zstd: uncompressed layers get it (see force-compression); not given: layers are kept as they are",
+    ),
+    OptionSpec::once(
+        "compression-level",
+        "compression level: 0-9 for gzip, 1-22 for zstd",
+    ),
     OptionSpec::once(
         "force-compression",
-        "true: every layer must have the compression asked for; layers are never recompressed yet, so a layer in another compression fails the export",
+        "true: recompress every layer to the compression asked for (false: only uncompressed layers are compressed)",
     )
     .default("false"),
 ];
@@ -48,8 +50,11 @@ pub struct ExportOptions {
     pub image_manifest: bool,
     /// `oci-mediatypes`.
     pub oci_mediatypes: bool,
-    /// `compression`: `uncompressed`, `gzip`, `estargz` or `zstd`.
-    pub compression: String,
+    /// `compression`: `uncompressed`, `gzip`, `estargz` or `zstd`; none
+    /// when not given (layers are kept as they are).
+    pub compression: Option<String>,
+    /// `compression-level`.
+    pub compression_level: Option<i32>,
     /// `force-compression`.
     pub force_compression: bool,
 }
@@ -64,25 +69,60 @@ impl ExportOptions {
                 "image-manifest=true needs oci-mediatypes=true (as in BuildKit)".to_owned(),
             ));
         }
-        let compression = parsed.str("compression").unwrap_or("gzip").to_owned();
-        if !["uncompressed", "gzip", "estargz", "zstd"].contains(&compression.as_str()) {
+        let compression = parsed.str("compression").map(str::to_owned);
+        if let Some(compression) = &compression
+            && !["uncompressed", "gzip", "estargz", "zstd"].contains(&compression.as_str())
+        {
             return Err(Error::InvalidOption(format!(
                 "compression={compression:?}: expected uncompressed, gzip, estargz or zstd"
             )));
         }
-        if let Some(level) = parsed.str("compression-level")
-            && level.parse::<i32>().is_err()
-        {
-            return Err(Error::InvalidOption(format!(
-                "compression-level={level:?}: expected an integer"
-            )));
+        let compression_level = match parsed.str("compression-level") {
+            None => None,
+            Some(level) => Some(level.parse::<i32>().map_err(|_| {
+                Error::InvalidOption(format!("compression-level={level:?}: expected an integer"))
+            })?),
+        };
+        let force_compression = parsed.bool("force-compression", false)?;
+        if compression.is_none() && (force_compression || compression_level.is_some()) {
+            return Err(Error::InvalidOption(
+                "force-compression and compression-level need compression=".to_owned(),
+            ));
         }
         Ok(ExportOptions {
             image_manifest,
             oci_mediatypes,
             compression,
-            force_compression: parsed.bool("force-compression", false)?,
+            compression_level,
+            force_compression,
         })
+    }
+
+    /// What the host's `convert-layers` should do to the layers; none when
+    /// nothing is converted (no `compression`, or `estargz` without
+    /// `force-compression`: layers are kept as they are). The host makes no
+    /// estargz, so
+    /// `compression=estargz,force-compression=true` is unsupported.
+    pub fn convert_options(&self) -> Result<Option<ConvertOptions>, Error> {
+        let compression = match self.compression.as_deref() {
+            None => return Ok(None),
+            Some("uncompressed") => Compression::Uncompressed,
+            Some("zstd") => Compression::Zstd,
+            Some("estargz") if self.force_compression => {
+                return Err(Error::Unsupported(
+                    "compression=estargz with force-compression=true: recompressing layers to estargz is not supported"
+                        .to_owned(),
+                ));
+            }
+            Some("estargz") => return Ok(None),
+            _ => Compression::Gzip,
+        };
+        Ok(Some(ConvertOptions {
+            compression,
+            level: self.compression_level,
+            force: self.force_compression,
+            rewrite_timestamp: None,
+        }))
     }
 }
 
@@ -137,26 +177,66 @@ impl CacheImage {
         })
     }
 
-    /// Checks the layers against `compression` when `force-compression=true`
-    /// (layers are not recompressed: the host has no conversion yet).
-    pub fn check_compression(&self, options: &ExportOptions) -> Result<(), Error> {
-        if !options.force_compression {
-            return Ok(());
-        }
-        let wanted = match options.compression.as_str() {
-            "estargz" => "gzip",
-            other => other,
+    /// Recompresses the layers as `options` ask, on the host
+    /// (`image::convert-layers`; the bytes never enter the guest):
+    /// uncompressed layers get `compression`, and with `force-compression`
+    /// every layer does. The cache config is rewritten to follow: each
+    /// converted layer's `blob` (and, where BuildKit's layer annotations
+    /// are present, their `mediaType`, `size` and `diffID`) names the new
+    /// blob, so records keep pointing at the same layers.
+    pub fn convert(self, options: &ExportOptions) -> Result<Self, Error> {
+        let Some(convert) = options.convert_options()? else {
+            return Ok(self);
         };
-        for (desc, _) in &self.layers {
-            let actual = layer_compression(&desc.media_type);
-            if actual != wanted {
-                return Err(Error::Unsupported(format!(
-                    "force-compression: layer {} is {actual}, not {wanted}, and recompressing layers is not supported yet",
-                    desc.digest
-                )));
+        let handles: Vec<&Blob> = self.layers.iter().map(|(_, b)| b).collect();
+        let results = image::convert_layers(&handles, convert)?;
+        let mut changed = Map::new();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for ((old, blob), result) in self.layers.into_iter().zip(results) {
+            let Some(converted) = result else {
+                layers.push((old, blob));
+                continue;
+            };
+            let new = converted.blob.descriptor();
+            changed.insert(
+                old.digest.clone(),
+                json!({"mediaType": new.media_type, "digest": new.digest, "size": new.size,
+                       "diffID": converted.diff_id}),
+            );
+            layers.push((new, converted.blob));
+        }
+        if changed.is_empty() {
+            return Ok(CacheImage { layers, ..self });
+        }
+        let what = format!("cache config {}", self.config.0.digest);
+        let mut config = read_json(&self.config.1, &what)?;
+        for layer in config
+            .get_mut("layers")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(new) = layer
+                .get("blob")
+                .and_then(Value::as_str)
+                .and_then(|d| changed.get(d))
+            else {
+                continue;
+            };
+            layer["blob"] = new["digest"].clone();
+            if let Some(annotations) = layer.get_mut("annotations").and_then(Value::as_object_mut) {
+                for key in ["mediaType", "size", "diffID"] {
+                    annotations.insert(key.to_owned(), new[key].clone());
+                }
             }
         }
-        Ok(())
+        let bytes = serde_json::to_vec(&config)
+            .map_err(|e| Error::Other(format!("serializing the {what}: {e}")))?;
+        let blob = image::put_blob(CACHE_CONFIG, &bytes)?;
+        Ok(CacheImage {
+            config: (blob.descriptor(), blob),
+            layers,
+        })
     }
 }
 
@@ -269,7 +349,8 @@ mod tests {
     fn export_options_follow_buildkit() {
         let defaults = options(&[]).unwrap();
         assert!(defaults.image_manifest && defaults.oci_mediatypes && !defaults.force_compression);
-        assert_eq!(defaults.compression, "gzip");
+        assert_eq!(defaults.compression, None);
+        assert!(matches!(defaults.convert_options(), Ok(None)));
         assert!(matches!(
             options(&[("oci-mediatypes", "false")]),
             Err(Error::InvalidOption(m)) if m.contains("image-manifest=true")
@@ -277,6 +358,33 @@ mod tests {
         assert!(options(&[("oci-mediatypes", "false"), ("image-manifest", "false")]).is_ok());
         assert!(options(&[("compression", "brotli")]).is_err());
         assert!(options(&[("compression-level", "x")]).is_err());
+        assert!(options(&[("force-compression", "true")]).is_err());
+        assert!(options(&[("compression-level", "3")]).is_err());
+    }
+
+    #[test]
+    fn convert_options_follow_compression_and_force() {
+        let zstd = options(&[("compression", "zstd"), ("force-compression", "true")]).unwrap();
+        assert!(matches!(
+            zstd.convert_options(),
+            Ok(Some(ConvertOptions {
+                compression: Compression::Zstd,
+                force: true,
+                ..
+            }))
+        ));
+        let estargz = options(&[("compression", "estargz")]).unwrap();
+        assert!(matches!(estargz.convert_options(), Ok(None)));
+        let forced = options(&[("compression", "estargz"), ("force-compression", "true")]).unwrap();
+        assert!(matches!(
+            forced.convert_options(),
+            Err(Error::Unsupported(_))
+        ));
+        let level = options(&[("compression", "gzip"), ("compression-level", "3")]).unwrap();
+        assert!(matches!(
+            level.convert_options(),
+            Ok(Some(ConvertOptions { level: Some(3), .. }))
+        ));
     }
 
     #[test]
