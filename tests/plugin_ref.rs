@@ -293,3 +293,38 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_not_cached() {
     assert!(!dest.exists());
     assert!(ctx.cached().is_empty(), "{:?}", ctx.cached());
 }
+
+#[test]
+fn malformed_ref_options_are_usage_errors() {
+    let tmp = tempdir();
+    let dest = tmp.path().join("summary.json");
+    let component = path_str(hello_component());
+    for (spec, mentions, says) in [
+        (
+            format!("type=wasm,component={component},ref=127.0.0.1:1/x:1"),
+            "ref=",
+            "not both",
+        ),
+        (
+            "type=wasm,ref=127.0.0.1:1/x:1,registry.insecure=maybe".to_string(),
+            "registry.insecure",
+            "expected true or false",
+        ),
+        (
+            format!("type=wasm,component={component},registry.insecure=true"),
+            "registry.insecure",
+            "goes with ref=",
+        ),
+        (
+            "type=wasm,ref=127.0.0.1:1/x".to_string(),
+            "127.0.0.1:1/x",
+            "a tag",
+        ),
+    ] {
+        let spec = format!("{spec},dest={}", path_str(&dest));
+        let run = outport(["export", path_str(&sample_image()), "--output", &spec]);
+        run.assert_code(2);
+        run.assert_error(&[mentions], &[says]);
+        assert!(!dest.exists());
+    }
+}
