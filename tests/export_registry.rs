@@ -15,14 +15,14 @@ use crate::common::*;
 /// `host:port` of a test registry from `var`; fails (never skips) when
 /// `scripts/test` did not start it.
 #[track_caller]
-fn registry(var: &str) -> String {
+pub(crate) fn registry(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: the registry tests need the registries scripts/test starts; run scripts/test")
     })
 }
 
 /// A repository name no other test (or run) uses.
-fn unique_repo(test: &str) -> String {
+pub(crate) fn unique_repo(test: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -31,7 +31,7 @@ fn unique_repo(test: &str) -> String {
 }
 
 /// A docker config directory holding `config` as `config.json`.
-fn docker_config(parent: &Path, config: &Value) -> std::path::PathBuf {
+pub(crate) fn docker_config(parent: &Path, config: &Value) -> std::path::PathBuf {
     let dir = mkdir(parent, "docker-config");
     std::fs::write(dir.join("config.json"), config.to_string()).expect("write config.json");
     dir
@@ -93,7 +93,8 @@ fn uploaded(run: &Run, id: &str) -> usize {
         .unwrap_or_else(|| panic!("no count in {line:?}"))
 }
 
-fn skopeo_insecure(args: &[&str]) -> String {
+/// `skopeo` with `--tls-verify=false` after its subcommand.
+pub(crate) fn skopeo_insecure(args: &[&str]) -> String {
     let mut all = args.to_vec();
     all.insert(1, "--tls-verify=false");
     skopeo(&all)

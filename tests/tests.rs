@@ -19,6 +19,7 @@ mod export_registry;
 mod export_rootfs;
 mod image_options;
 mod instances;
+mod plugin_ref;
 mod plugins;
 mod provenance;
 mod python_exporter;

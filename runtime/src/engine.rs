@@ -175,6 +175,11 @@ impl Engine {
         &self.engine
     }
 
+    /// The compile cache directory, if compilations are cached.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
+
     /// Compiles `bytes` (or loads the cached compilation) and links it as an
     /// exporter. `name` names the component in errors.
     pub fn load(

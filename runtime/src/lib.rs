@@ -17,6 +17,7 @@
 
 mod atomic;
 pub use atomic::write_file as atomic_write;
+pub mod artifact;
 pub mod bindings;
 pub mod buildinfo;
 pub mod builtin;

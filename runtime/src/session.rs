@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use outport_image::Image;
 
+use crate::artifact::{self, Reference};
 use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
 use crate::builtin::{self, Builtin};
@@ -254,6 +255,11 @@ impl Session {
                     })?;
                     (name, file_stem(&path), Cow::Owned(bytes), true)
                 }
+                Source::Ref(reference, insecure) => {
+                    let bytes = self.pull(what, &reference, insecure)?;
+                    let name = reference.to_string();
+                    (name, reference.name().to_string(), Cow::Owned(bytes), true)
+                }
             };
         let digest = outport_image::sha256_digest(&wasm);
         if third_party && !self.policy.allows_unpinned() && !self.policy.is_pinned(&digest) {
@@ -283,7 +289,7 @@ impl Session {
         (builtins, aliases): (&[Builtin], &[(&str, &str)]),
     ) -> Result<Source, Error> {
         if kind == WASM_TYPE {
-            return Ok(Source::File(take_component_path(what, options)?.into()));
+            return take_component_source(what, options);
         }
         if let Some(builtin) = builtin::find(builtins, aliases, kind) {
             return Ok(Source::Builtin(builtin));
@@ -302,6 +308,21 @@ impl Session {
                 self.plugins.searched()
             ))
         })
+    }
+
+    /// The bytes of the component `reference` points at, pulled by the
+    /// host (over plain HTTP when `insecure`) or found in the pulled
+    /// components' cache under the engine's cache directory.
+    fn pull(&self, what: &str, reference: &Reference, insecure: bool) -> Result<Vec<u8>, Error> {
+        let client =
+            artifact::Client::new(reference.clone(), insecure, what, self.reporter.clone())
+                .map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+        let cache = self.engine.cache_dir().map(artifact::cache_dir);
+        let pulled = artifact::block_on(client.pull(cache.as_deref()))
+            .map_err(|e| Error::Usage(format!("{what}: ref {reference}: {e}")))?
+            .map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+        artifact::log_pulled(self.reporter.as_ref(), what, reference, &pulled);
+        Ok(pulled.bytes)
     }
 
     /// Exports `image` to every output concurrently and returns each
@@ -687,30 +708,62 @@ enum Source {
     Builtin(Builtin),
     /// A component file (`type=wasm,component=PATH` or a plugin): third-party.
     File(PathBuf),
+    /// A component in a registry (`type=wasm,ref=REF`, plain HTTP with
+    /// `registry.insecure=true`): third-party.
+    Ref(Reference, bool),
 }
 
 /// The `type=` of a component given by path.
 pub const WASM_TYPE: &str = "wasm";
 
-/// Takes the host-owned `component=PATH` option of a `type=wasm` instance
-/// (`what` names it in errors).
-fn take_component_path(what: &str, options: &mut Vec<(String, String)>) -> Result<String, Error> {
-    let mut paths: Vec<String> = Vec::new();
+/// Takes the host-owned options of a `type=wasm` instance (`what` names it
+/// in errors): `component=PATH`, or `ref=REF` and `registry.insecure=`.
+fn take_component_source(what: &str, options: &mut Vec<(String, String)>) -> Result<Source, Error> {
+    let mut taken: Vec<(String, String)> = Vec::new();
     options.retain(|(k, v)| {
-        if k == "component" {
-            paths.push(v.clone());
-            false
-        } else {
-            true
+        let ours = matches!(k.as_str(), "component" | "ref" | REF_INSECURE);
+        if ours {
+            taken.push((k.clone(), v.clone()));
         }
+        !ours
     });
-    match paths.len() {
-        1 => Ok(paths.remove(0)),
-        0 => Err(Error::Usage(format!(
-            "{what}: type={WASM_TYPE} needs component=PATH"
+    let usage = |m: String| Error::Usage(format!("{what}: {m}"));
+    for key in ["component", "ref", REF_INSECURE] {
+        if taken.iter().filter(|(k, _)| k == key).count() > 1 {
+            return Err(usage(format!("{key}= is given more than once")));
+        }
+    }
+    let get = |key: &str| {
+        taken
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let insecure = match get(REF_INSECURE) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(usage(format!(
+                "{REF_INSECURE}={other:?}: expected true or false"
+            )));
+        }
+    };
+    match (get("component"), get("ref")) {
+        (Some(path), None) if get(REF_INSECURE).is_none() => Ok(Source::File(path.into())),
+        (Some(_), None) => Err(usage(format!(
+            "{REF_INSECURE}= goes with ref=, not component="
         ))),
-        _ => Err(Error::Usage(format!(
-            "{what}: component= is given more than once"
+        (None, Some(reference)) => Reference::parse(reference)
+            .map(|r| Source::Ref(r, insecure))
+            .map_err(|e| usage(e.to_string())),
+        (Some(_), Some(_)) => Err(usage(
+            "give component=PATH or ref=REF, not both".to_string(),
+        )),
+        (None, None) => Err(usage(format!(
+            "type={WASM_TYPE} needs component=PATH or ref=HOST[:PORT]/REPO:TAG"
         ))),
     }
 }
+
+/// The option of a `type=wasm,ref=` instance that pulls over plain HTTP.
+const REF_INSECURE: &str = "registry.insecure";

@@ -6,6 +6,7 @@ mod export;
 mod inspect;
 mod new;
 mod policy;
+mod push;
 mod render;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     Export(Box<ExportArgs>),
     /// List the built-in exporters and the plugins, with their options.
     Exporters(ExportersArgs),
+    /// Exporter components: publish one to a registry.
+    #[command(subcommand)]
+    Exporter(ExporterCommand),
     /// Build caches: export, import, list the backends.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -73,6 +77,25 @@ struct CompileArgs {
     /// Compile with fuel metering.
     #[arg(long)]
     fuel: bool,
+}
+
+/// `outport exporter ...`.
+#[derive(Subcommand, Debug)]
+enum ExporterCommand {
+    /// Publish a component to a registry as a Wasm OCI artifact (config
+    /// application/vnd.wasm.config.v0+json, one application/wasm layer), for
+    /// `--output type=wasm,ref=REF`; prints the manifest digest.
+    Push {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// Where to publish it: HOST[:PORT]/REPO:TAG.
+        reference: String,
+        /// Plain HTTP instead of HTTPS.
+        #[arg(long)]
+        insecure: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
 }
 
 /// `outport new ...`.
@@ -323,6 +346,12 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Export(args) => runtime.block_on(export::run(*args)),
         Command::Exporters(args) => runtime.block_on(describe::exporters(args)),
+        Command::Exporter(ExporterCommand::Push {
+            component,
+            reference,
+            insecure,
+            engine,
+        }) => runtime.block_on(push::run(&component, &reference, insecure, &engine)),
         Command::Cache(CacheCommand::Export(args)) => runtime.block_on(cache::export(*args)),
         Command::Cache(CacheCommand::Import(args)) => runtime.block_on(cache::import(*args)),
         Command::Cache(CacheCommand::Backends(args)) => {

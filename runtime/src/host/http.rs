@@ -94,6 +94,16 @@ impl HttpAccess {
         self.inner.problem.lock().ok()?.clone()
     }
 
+    /// Sends a request of the host's own (pulling or pushing a component,
+    /// see [`crate::artifact`]) under the same rules as a guest's: allowed
+    /// hosts, credentials, tokens, timeouts. The connection is driven by a
+    /// task of the current runtime.
+    pub async fn send_own(&self, request: Request<WasiBody>) -> Result<Response<WasiBody>, Error> {
+        let (response, io) = self.inner.clone().send(request, None).await?;
+        tokio::spawn(Box::into_pin(io));
+        Ok(response)
+    }
+
     /// No network at all.
     pub fn denied(instance_id: &str, reporter: Arc<dyn Reporter>) -> Self {
         HttpAccess::new(
