@@ -44,10 +44,10 @@ pub struct PushStats {
 }
 
 /// A registry's answer: status, headers we use, body (truncated).
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     location: Option<String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Registry {
@@ -261,7 +261,7 @@ enum Body<'a> {
     Blob(&'a Blob),
 }
 
-fn read_answer(response: IncomingResponse) -> Result<Answer, String> {
+pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> {
     let status = response.status();
     let location = response
         .headers()
@@ -307,7 +307,7 @@ fn split_location(location: &str, registry: &str) -> (String, String) {
 }
 
 /// The reason phrase of the statuses a registry answers with.
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -351,7 +351,7 @@ fn registry_message(body: &[u8]) -> Option<String> {
     (!messages.is_empty()).then(|| messages.join("; "))
 }
 
-fn method_name(method: &Method) -> &str {
+pub(crate) fn method_name(method: &Method) -> &str {
     match method {
         Method::Get => "GET",
         Method::Head => "HEAD",
@@ -367,7 +367,7 @@ fn method_name(method: &Method) -> &str {
 }
 
 /// One line for a `wasi:http` error code.
-fn describe(e: &ErrorCode) -> String {
+pub(crate) fn describe(e: &ErrorCode) -> String {
     match e {
         ErrorCode::HttpRequestDenied => {
             "request denied by the host: the registry is not among the hosts this instance may reach (the policy's network-hosts)".to_owned()
