@@ -218,12 +218,14 @@ impl Bucket {
     }
 }
 
-/// An object key as a URI path: every byte but unreserved ones and `/`
-/// percent-encoded (as SigV4 expects).
+/// An object key as a URI path: every byte but unreserved ones, `/` and
+/// `:` percent-encoded. The host signs the path as sent; `:` (in every blob
+/// key, `sha256:…`) is valid in a path and kept as it is, which both S3 and
+/// moto (whose signature check decodes the path) accept.
 pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b"-._~/:".contains(&byte) {
             out.push(char::from(byte));
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -239,8 +241,8 @@ mod tests {
     #[test]
     fn keys_are_percent_encoded() {
         assert_eq!(
-            encode_key("cache/blobs/sha256:ab cd"),
-            "cache/blobs/sha256%3Aab%20cd"
+            encode_key("cache/blobs/sha256:ab cd+"),
+            "cache/blobs/sha256:ab%20cd%2B"
         );
     }
 }
