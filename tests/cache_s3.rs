@@ -156,14 +156,13 @@ fn export_writes_buildkit_keys_and_imports_back_byte_for_byte() {
     run.assert_success();
     assert_no_secret(&moto, &run);
     // BuildKit's layout: blobs by digest, the cache config under each name.
-    let mut expected: Vec<String> = bk
-        .layers
-        .iter()
-        .map(|d| format!("ci/blobs/{d}"))
-        .collect();
+    let mut expected: Vec<String> = bk.layers.iter().map(|d| format!("ci/blobs/{d}")).collect();
     expected.extend(["ci/manifests/main".into(), "ci/manifests/pr-1".into()]);
     expected.sort();
-    let keys: Vec<String> = objects(&moto, &bucket).into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = objects(&moto, &bucket)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(keys, expected);
     let stored = object(&moto, &bucket, "ci/manifests/main");
     assert_eq!(stored, object(&moto, &bucket, "ci/manifests/pr-1"));
@@ -206,12 +205,18 @@ fn export_writes_buildkit_keys_and_imports_back_byte_for_byte() {
     let local = tmp.path().join("local");
     cache_export(
         &imported,
-        &[format!("type=local,dest={},mode=max,tag=pr-1", path_str(&local))],
+        &[format!(
+            "type=local,dest={},mode=max,tag=pr-1",
+            path_str(&local)
+        )],
     )
     .assert_success();
     let again = tmp.path().join("again");
-    cache_import(&format!("type=local,src={},tag=pr-1", path_str(&local)), &again)
-        .assert_success();
+    cache_import(
+        &format!("type=local,src={},tag=pr-1", path_str(&local)),
+        &again,
+    )
+    .assert_success();
     assert_eq!(read_cache(&again, "pr-1").config, stored);
     let bucket2 = new_bucket(&moto, "again");
     s3_export(&moto, &imported, &s3_spec(&moto, &bucket2, ",mode=max")).assert_success();
@@ -346,7 +351,11 @@ fn the_shared_credentials_file_is_read() {
     );
     run.assert_success();
     assert_no_secret(&moto, &run);
-    assert!(objects(&moto, &bucket).iter().any(|(k, _)| k == "manifests/buildkit"));
+    assert!(
+        objects(&moto, &bucket)
+            .iter()
+            .any(|(k, _)| k == "manifests/buildkit")
+    );
 }
 
 #[test]
@@ -366,7 +375,11 @@ fn an_unreachable_endpoint_is_a_clear_error() {
     let run = s3_export(&moto, &bk.dir, &spec);
     run.assert_code(1);
     run.assert_error(&["far"], &["connection refused"]);
-    assert!(run.error_text().contains(&format!("127.0.0.1:{port}")), "{}", run.describe());
+    assert!(
+        run.error_text().contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.describe()
+    );
     let imported = tmp.path().join("imported");
     let run = s3_import(&moto, &spec, &imported);
     run.assert_code(1);
@@ -442,7 +455,11 @@ fn ignore_error_both_ways() {
     run.assert_success();
     assert_no_secret(&moto, &run);
     assert!(fs::read_to_string(&metadata).is_ok_and(|m| !m.contains(&moto.secret_key)));
-    assert!(objects(&moto, &bucket).iter().any(|(k, _)| k == "manifests/buildkit"));
+    assert!(
+        objects(&moto, &bucket)
+            .iter()
+            .any(|(k, _)| k == "manifests/buildkit")
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@ use crate::engine::{LoadedCacheBackend, LoadedComponent};
 use crate::host::http::HttpAccess;
 use crate::limits::{DestinationRule, Limits, check_output_size};
 use crate::network::AllowList;
-use crate::sigv4::S3Signing;
 use crate::report::{LogLevel, Reporter};
+use crate::sigv4::S3Signing;
 use crate::state::InstanceState;
 
 /// Epoch ticks (see [`crate::engine::EPOCH_TICK`]) between two yields of a

@@ -230,9 +230,7 @@ mod tests {
         assert!(signing.covers("examplebucket.s3.amazonaws.com"));
         assert!(!signing.covers("other.example.com"));
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        signing
-            .sign_at(&mut request, 1_369_353_600, empty)
-            .unwrap();
+        signing.sign_at(&mut request, 1_369_353_600, empty).unwrap();
         assert_eq!(
             request.headers()[AUTHORIZATION],
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"

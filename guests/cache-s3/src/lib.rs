@@ -93,7 +93,10 @@ impl Settings {
         let region = required("region")?;
         let (endpoint, insecure) = match parsed.str("endpoint_url") {
             Some(url) => {
-                let (rest, insecure) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+                let (rest, insecure) = match (
+                    url.strip_prefix("https://"),
+                    url.strip_prefix("http://"),
+                ) {
                     (Some(rest), _) => (rest, false),
                     (None, Some(rest)) => (rest, true),
                     _ => {
@@ -167,7 +170,10 @@ impl Guest for S3Cache {
         objects::export(&settings)
     }
 
-    fn import_cache(request: Request, _source: Option<String>) -> Result<Vec<ResponseEntry>, Error> {
+    fn import_cache(
+        request: Request,
+        _source: Option<String>,
+    ) -> Result<Vec<ResponseEntry>, Error> {
         let settings = Settings::parse(&request.options)?;
         let dest = dest::granted(request.destination)?;
         let dir = dest::preopen(&dest.preopen)?;

@@ -87,7 +87,8 @@ fn annotated_config(cache: &CacheImage) -> Result<Vec<u8>, Error> {
     if !changed {
         return Ok(bytes);
     }
-    serde_json::to_vec(&config).map_err(|e| Error::Other(format!("serializing the cache config: {e}")))
+    serde_json::to_vec(&config)
+        .map_err(|e| Error::Other(format!("serializing the cache config: {e}")))
 }
 
 /// Writes the cache of the first name into `dir` as an OCI layout: the

@@ -150,9 +150,15 @@ impl Bucket {
         let name = method_name(&method).to_owned();
         let fail = |what: String| Error::Network(format!("{}: {name} {key}: {what}", self.what()));
         let (authority, path) = if self.path_style {
-            (self.endpoint.clone(), format!("/{}/{}", self.name, encode_key(key)))
+            (
+                self.endpoint.clone(),
+                format!("/{}/{}", self.name, encode_key(key)),
+            )
         } else {
-            (format!("{}.{}", self.name, self.endpoint), format!("/{}", encode_key(key)))
+            (
+                format!("{}.{}", self.name, self.endpoint),
+                format!("/{}", encode_key(key)),
+            )
         };
         let fields = Fields::new();
         if let Some(length) = length {
