@@ -565,11 +565,18 @@ fn bad_caches_are_refused_and_nothing_is_written() {
 
 #[test]
 fn local_cache_docs_match_describe() {
+    assert_docs_match_describe("local");
+}
+
+/// `docs/cache/NAME.md`'s option table lists exactly the keys the built-in
+/// cache backend `name` describes.
+#[track_caller]
+pub(crate) fn assert_docs_match_describe(name: &str) {
     let described = crate::authors::described_options(&["cache", "backends"]);
     let keys = described
-        .get("local")
-        .expect("outport cache backends lists local");
-    let path = repo_root().join("docs/cache/local.md");
+        .get(name)
+        .unwrap_or_else(|| panic!("outport cache backends lists {name}"));
+    let path = repo_root().join(format!("docs/cache/{name}.md"));
     let page = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(
         &crate::authors::documented_options(&page),

@@ -236,38 +236,26 @@ fn re_export_uploads_nothing_new() {
         let doc = read_json(file);
         array_at(&doc, "cache")[0]["response"].clone()
     };
-    let first_md = metadata("first.json");
-    let first = with_credentials(
-        &[
-            "cache".into(),
-            "export".into(),
-            path_str(&bk.dir).into(),
-            "--export-cache".into(),
-            spec.clone(),
-            "--metadata-file".into(),
-            path_str(&first_md).into(),
-        ],
-        &moto.access_key,
-        &moto.secret_key,
-    );
-    let first = response(&first, &first_md);
+    let export = |file: &Path| -> Value {
+        let run = with_credentials(
+            &[
+                "cache".into(),
+                "export".into(),
+                path_str(&bk.dir).into(),
+                "--export-cache".into(),
+                spec.clone(),
+                "--metadata-file".into(),
+                path_str(file).into(),
+            ],
+            &moto.access_key,
+            &moto.secret_key,
+        );
+        response(&run, file)
+    };
+    let first = export(&metadata("first.json"));
     assert_eq!(first["cache.s3.uploaded"], "3", "{first}");
     let before = objects(&moto, &bucket);
-    let second_md = metadata("second.json");
-    let second = with_credentials(
-        &[
-            "cache".into(),
-            "export".into(),
-            path_str(&bk.dir).into(),
-            "--export-cache".into(),
-            spec.clone(),
-            "--metadata-file".into(),
-            path_str(&second_md).into(),
-        ],
-        &moto.access_key,
-        &moto.secret_key,
-    );
-    let second = response(&second, &second_md);
+    let second = export(&metadata("second.json"));
     assert_eq!(second["cache.s3.uploaded"], "0", "{second}");
     assert_eq!(second["cache.s3.present"], "3", "{second}");
     assert_eq!(objects(&moto, &bucket), before);
@@ -464,16 +452,5 @@ fn ignore_error_both_ways() {
 
 #[test]
 fn s3_cache_docs_match_describe() {
-    let described = crate::authors::described_options(&["cache", "backends"]);
-    let keys = described
-        .get("s3")
-        .expect("outport cache backends lists s3");
-    let path = repo_root().join("docs/cache/s3.md");
-    let page = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        &crate::authors::documented_options(&page),
-        keys,
-        "{}",
-        path.display()
-    );
+    crate::cache_local::assert_docs_match_describe("s3");
 }

@@ -17,6 +17,7 @@ use http::header::{AUTHORIZATION, HOST};
 use sha2::{Digest, Sha256};
 
 use crate::aws_credentials::AwsCredentials;
+use crate::buildinfo::provenance::rfc3339;
 
 /// The payload hash of a request whose body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -166,26 +167,10 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// `YYYYMMDDTHHMMSSZ` of a Unix time (UTC).
+/// `YYYYMMDDTHHMMSSZ` of a Unix time (UTC): RFC 3339 without separators.
 fn amz_date(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let secs = i64::try_from(unix_secs).unwrap_or(i64::MAX);
+    rfc3339(secs).replace(['-', ':'], "")
 }
 
 #[cfg(test)]
