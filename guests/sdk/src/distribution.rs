@@ -193,48 +193,18 @@ impl Registry {
         let name = method_name(&method);
         let fail =
             |what: String| Error::Network(format!("registry {authority}: {name} {path}: {what}"));
-        let fields = Fields::new();
-        for (key, value) in headers {
-            fields
-                .append(key, value.as_bytes())
-                .map_err(|e| fail(format!("header {key}: {e:?}")))?;
-        }
-        let request = OutgoingRequest::new(fields);
-        let scheme = if self.insecure {
-            Scheme::Http
-        } else {
-            Scheme::Https
-        };
-        let ok = request.set_method(&method).is_ok()
-            && request.set_scheme(Some(&scheme)).is_ok()
-            && request.set_authority(Some(authority)).is_ok()
-            && request.set_path_with_query(Some(path)).is_ok();
-        if !ok {
-            return Err(fail("invalid request".into()));
-        }
-        let outgoing = request
-            .body()
-            .map_err(|()| fail("no request body".into()))?;
-        let pending = outgoing_handler::handle(request, None).map_err(|e| fail(describe(&e)))?;
-        {
-            let stream = outgoing
-                .write()
-                .map_err(|()| fail("no request body stream".into()))?;
-            match body {
-                Body::None => {}
-                Body::Bytes(bytes) => write_all(&stream, bytes, &format!("{name} {path}"))?,
-                Body::Blob(blob) => {
-                    blob.copy_to_stream(&stream)?;
-                }
-            }
-        }
-        OutgoingBody::finish(outgoing, None).map_err(|e| fail(describe(&e)))?;
-        pending.subscribe().block();
-        let response = match pending.get() {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(e))) => return Err(fail(describe(&e))),
-            Some(Err(())) | None => return Err(fail("no response".into())),
-        };
+        let response = send_request(
+            method.clone(),
+            self.insecure,
+            authority,
+            path,
+            headers,
+            body,
+        )
+        .map_err(|e| match e {
+            Ok(what) => fail(what),
+            Err(e) => e,
+        })?;
         read_answer(response).map_err(fail)
     }
 
@@ -254,11 +224,69 @@ impl Registry {
 }
 
 /// What a request carries.
-enum Body<'a> {
+pub(crate) enum Body<'a> {
     None,
     Bytes(&'a [u8]),
     /// Streamed by the host (`copy-to-stream`).
     Blob(&'a Blob),
+}
+
+/// Sends one request (`insecure`: plain HTTP) and waits for the answer's
+/// head. Fails with `Ok(message)` for a request or transport problem, or
+/// `Err(error)` for a failed body copy.
+pub(crate) fn send_request(
+    method: Method,
+    insecure: bool,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Body<'_>,
+) -> Result<IncomingResponse, Result<String, Error>> {
+    let name = method_name(&method).to_owned();
+    let fields = Fields::new();
+    for (key, value) in headers {
+        fields
+            .append(key, value.as_bytes())
+            .map_err(|e| Ok(format!("header {key}: {e:?}")))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    let ok = request.set_method(&method).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !ok {
+        return Err(Ok("invalid request".into()));
+    }
+    let outgoing = request
+        .body()
+        .map_err(|()| Ok("no request body".to_owned()))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| Ok(describe(&e)))?;
+    {
+        let stream = outgoing
+            .write()
+            .map_err(|()| Ok("no request body stream".to_owned()))?;
+        match body {
+            Body::None => {}
+            Body::Bytes(bytes) => {
+                write_all(&stream, bytes, &format!("{name} {path}")).map_err(Err)?
+            }
+            Body::Blob(blob) => {
+                blob.copy_to_stream(&stream).map_err(Err)?;
+            }
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| Ok(describe(&e)))?;
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(response))) => Ok(response),
+        Some(Ok(Err(e))) => Err(Ok(describe(&e))),
+        Some(Err(())) | None => Err(Ok("no response".into())),
+    }
 }
 
 pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> {

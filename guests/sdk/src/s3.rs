@@ -8,13 +8,9 @@
 //! and a host that allows the endpoint.
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
-use crate::bindings::wasi::http::outgoing_handler;
-use crate::bindings::wasi::http::types::{
-    Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
+use crate::bindings::wasi::http::types::{IncomingResponse, Method};
 use crate::bindings::wasi::io::streams::StreamError;
-use crate::dest::write_all;
-use crate::distribution::{describe, method_name, read_answer, reason};
+use crate::distribution::{Body, method_name, read_answer, reason, send_request};
 use crate::{Blob, Error};
 
 /// One bucket at one endpoint.
@@ -27,14 +23,6 @@ pub struct Bucket {
     pub name: String,
     /// `/BUCKET/KEY` on the endpoint instead of `/KEY` on `BUCKET.endpoint`.
     pub path_style: bool,
-}
-
-/// What a request carries.
-enum Body<'a> {
-    None,
-    Bytes(&'a [u8]),
-    /// Streamed by the host (`copy-to-stream`).
-    Blob(&'a Blob),
 }
 
 impl Bucket {
@@ -160,48 +148,16 @@ impl Bucket {
                 format!("/{}", encode_key(key)),
             )
         };
-        let fields = Fields::new();
-        if let Some(length) = length {
-            fields
-                .append("content-length", length.to_string().as_bytes())
-                .map_err(|e| fail(format!("header content-length: {e:?}")))?;
-        }
-        let request = OutgoingRequest::new(fields);
-        let scheme = if self.insecure {
-            Scheme::Http
-        } else {
-            Scheme::Https
-        };
-        let ok = request.set_method(&method).is_ok()
-            && request.set_scheme(Some(&scheme)).is_ok()
-            && request.set_authority(Some(&authority)).is_ok()
-            && request.set_path_with_query(Some(&path)).is_ok();
-        if !ok {
-            return Err(fail("invalid request".into()));
-        }
-        let outgoing = request
-            .body()
-            .map_err(|()| fail("no request body".into()))?;
-        let pending = outgoing_handler::handle(request, None).map_err(|e| fail(describe(&e)))?;
-        {
-            let stream = outgoing
-                .write()
-                .map_err(|()| fail("no request body stream".into()))?;
-            match body {
-                Body::None => {}
-                Body::Bytes(bytes) => write_all(&stream, bytes, &format!("{name} {key}"))?,
-                Body::Blob(blob) => {
-                    blob.copy_to_stream(&stream)?;
-                }
-            }
-        }
-        OutgoingBody::finish(outgoing, None).map_err(|e| fail(describe(&e)))?;
-        pending.subscribe().block();
-        match pending.get() {
-            Some(Ok(Ok(response))) => Ok(response),
-            Some(Ok(Err(e))) => Err(fail(describe(&e))),
-            Some(Err(())) | None => Err(fail("no response".into())),
-        }
+        let headers: Vec<(&str, String)> = length
+            .map(|l| ("content-length", l.to_string()))
+            .into_iter()
+            .collect();
+        send_request(method, self.insecure, &authority, &path, &headers, body).map_err(
+            |e| match e {
+                Ok(what) => fail(what),
+                Err(e) => e,
+            },
+        )
     }
 
     fn what(&self) -> String {
