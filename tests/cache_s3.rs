@@ -114,14 +114,34 @@ fn with_credentials(args: &[String], access_key: &str, secret: &str) -> Run {
 }
 
 fn s3_export(moto: &Moto, input: &Path, spec: &str) -> Run {
-    let args = [
-        "cache".into(),
-        "export".into(),
-        path_str(input).into(),
-        "--export-cache".into(),
-        spec.to_string(),
+    s3_export_env(
+        input,
+        spec,
+        &[
+            ("AWS_ACCESS_KEY_ID", &moto.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &moto.secret_key),
+        ],
+    )
+}
+
+/// `outport cache export INPUT --export-cache SPEC` with no AWS
+/// credentials in the environment or a file but those of `env`.
+fn s3_export_env(input: &Path, spec: &str, env: &[(&str, &str)]) -> Run {
+    let cache = tempdir();
+    let none = cache.path().join("no-credentials-file");
+    let mut vars = vec![
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SESSION_TOKEN", ""),
+        ("AWS_PROFILE", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", path_str(&none)),
     ];
-    with_credentials(&args, &moto.access_key, &moto.secret_key)
+    vars.extend_from_slice(env);
+    outport_with_cache(
+        ["cache", "export", path_str(input), "--export-cache", spec],
+        cache.path(),
+        &vars,
+    )
 }
 
 fn s3_import(moto: &Moto, spec: &str, dest: &Path) -> Run {
@@ -268,39 +288,20 @@ fn wrong_credentials_are_a_clear_error_naming_the_instance() {
     let bk = buildkit_cache(tmp.path(), "bk", true);
     let bucket = new_bucket(&moto, "wrongcreds");
     let wrong = "not-the-secret-0123456789";
-    let run = with_credentials(
+    let run = s3_export_env(
+        &bk.dir,
+        &s3_spec(&moto, &bucket, ",id=s3cache"),
         &[
-            "cache".into(),
-            "export".into(),
-            path_str(&bk.dir).into(),
-            "--export-cache".into(),
-            s3_spec(&moto, &bucket, ",id=s3cache"),
+            ("AWS_ACCESS_KEY_ID", &moto.access_key),
+            ("AWS_SECRET_ACCESS_KEY", wrong),
         ],
-        &moto.access_key,
-        wrong,
     );
     run.assert_code(1);
     run.assert_error(&["s3cache"], &["refused the credentials", "403"]);
     assert!(!run.stderr.contains(wrong), "{}", run.describe());
     assert!(objects(&moto, &bucket).is_empty());
     // No credentials at all: refused before anything runs.
-    let cache = tempdir();
-    let none = cache.path().join("none");
-    let run = outport_with_cache(
-        [
-            "cache",
-            "export",
-            path_str(&bk.dir),
-            "--export-cache",
-            &s3_spec(&moto, &bucket, ""),
-        ],
-        cache.path(),
-        &[
-            ("AWS_ACCESS_KEY_ID", ""),
-            ("AWS_SECRET_ACCESS_KEY", ""),
-            ("AWS_SHARED_CREDENTIALS_FILE", path_str(&none)),
-        ],
-    );
+    let run = s3_export_env(&bk.dir, &s3_spec(&moto, &bucket, ""), &[]);
     run.assert_code(2);
     run.assert_error(&["cache-0"], &["no AWS credentials"]);
 }
@@ -320,19 +321,10 @@ fn the_shared_credentials_file_is_read() {
         ),
     )
     .unwrap();
-    let cache = tempdir();
-    let run = outport_with_cache(
-        [
-            "cache",
-            "export",
-            path_str(&bk.dir),
-            "--export-cache",
-            &s3_spec(&moto, &bucket, ""),
-        ],
-        cache.path(),
+    let run = s3_export_env(
+        &bk.dir,
+        &s3_spec(&moto, &bucket, ""),
         &[
-            ("AWS_ACCESS_KEY_ID", ""),
-            ("AWS_SECRET_ACCESS_KEY", ""),
             ("AWS_SHARED_CREDENTIALS_FILE", path_str(&file)),
             ("AWS_PROFILE", "ci"),
         ],
