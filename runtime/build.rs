@@ -32,6 +32,10 @@ const GUESTS: &[Guest] = &[
         constant: "CACHE_LOCAL",
         package: "outport-guest-cache-local",
     },
+    Guest {
+        constant: "CACHE_S3",
+        package: "outport-guest-cache-s3",
+    },
 ];
 
 fn main() {

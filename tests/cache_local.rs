@@ -17,12 +17,12 @@ const MT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// A BuildKit local cache directory written by [`buildkit_cache`].
-struct BuildkitCache {
-    dir: PathBuf,
-    config: Vec<u8>,
+pub(crate) struct BuildkitCache {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: Vec<u8>,
     /// Layer digests: base, its child, and a side layer only an
     /// intermediate record names.
-    layers: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 /// Writes, in `parent/name`, a cache exactly as BuildKit's local cache
@@ -32,7 +32,7 @@ struct BuildkitCache {
 /// listing the layers and then the config. Its records: a base step, a step
 /// on it (the final one), and an intermediate step whose result is the side
 /// layer (kept by `mode=max` only).
-fn buildkit_cache(parent: &Path, name: &str, image_manifest: bool) -> BuildkitCache {
+pub(crate) fn buildkit_cache(parent: &Path, name: &str, image_manifest: bool) -> BuildkitCache {
     let dir = mkdir(parent, name);
     fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     let layout = Layout::open(&dir);
@@ -112,7 +112,7 @@ fn export_sample_with_caches(output: &str, metadata: &Path, caches: &[String]) -
 }
 
 /// `outport cache export INPUT --export-cache SPEC...`.
-fn cache_export(input: &Path, caches: &[String]) -> Run {
+pub(crate) fn cache_export(input: &Path, caches: &[String]) -> Run {
     with_caches(
         vec!["cache".into(), "export".into(), path_str(input).into()],
         caches,
@@ -120,7 +120,7 @@ fn cache_export(input: &Path, caches: &[String]) -> Run {
 }
 
 /// `outport cache import --import-cache SPEC --dest DEST`.
-fn cache_import(spec: &str, dest: &Path) -> Run {
+pub(crate) fn cache_import(spec: &str, dest: &Path) -> Run {
     outport([
         "cache",
         "import",
@@ -133,14 +133,14 @@ fn cache_import(spec: &str, dest: &Path) -> Run {
 
 /// A cache directory's `latest` entry: its root document (media type and
 /// JSON), its cache config bytes and its layer digests, as the files say.
-struct Written {
-    root_type: String,
-    config: Vec<u8>,
-    layers: Vec<String>,
+pub(crate) struct Written {
+    pub(crate) root_type: String,
+    pub(crate) config: Vec<u8>,
+    pub(crate) layers: Vec<String>,
 }
 
 #[track_caller]
-fn read_cache(dir: &Path, tag: &str) -> Written {
+pub(crate) fn read_cache(dir: &Path, tag: &str) -> Written {
     let files = LayoutFiles::from_dir(dir);
     let index = files.index_json();
     let entry = array_at(&index, "manifests")
@@ -710,11 +710,18 @@ fn bad_caches_are_refused_and_nothing_is_written() {
 
 #[test]
 fn local_cache_docs_match_describe() {
+    assert_docs_match_describe("local");
+}
+
+/// `docs/cache/NAME.md`'s option table lists exactly the keys the built-in
+/// cache backend `name` describes.
+#[track_caller]
+pub(crate) fn assert_docs_match_describe(name: &str) {
     let described = crate::authors::described_options(&["cache", "backends"]);
     let keys = described
-        .get("local")
-        .expect("outport cache backends lists local");
-    let path = repo_root().join("docs/cache/local.md");
+        .get(name)
+        .unwrap_or_else(|| panic!("outport cache backends lists {name}"));
+    let path = repo_root().join(format!("docs/cache/{name}.md"));
     let page = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(
         &crate::authors::documented_options(&page),

@@ -39,10 +39,16 @@ pub const EXPORTERS: &[Builtin] = &[
 ];
 
 /// Every built-in cache backend, by `type=` name.
-pub const CACHE_BACKENDS: &[Builtin] = &[Builtin {
-    name: "local",
-    wasm: generated::CACHE_LOCAL,
-}];
+pub const CACHE_BACKENDS: &[Builtin] = &[
+    Builtin {
+        name: "local",
+        wasm: generated::CACHE_LOCAL,
+    },
+    Builtin {
+        name: crate::cache::s3::NAME,
+        wasm: generated::CACHE_S3,
+    },
+];
 
 /// The registry push exporter's name (`type=registry`, alias `type=image`).
 pub const REGISTRY: &str = "registry";

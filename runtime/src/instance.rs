@@ -19,6 +19,7 @@ use crate::host::http::HttpAccess;
 use crate::limits::{DestinationRule, Limits, check_output_size};
 use crate::network::AllowList;
 use crate::report::{LogLevel, Reporter};
+use crate::sigv4::S3Signing;
 use crate::state::InstanceState;
 
 /// Epoch ticks (see [`crate::engine::EPOCH_TICK`]) between two yields of a
@@ -56,6 +57,9 @@ pub struct InstanceSpec {
     pub limits: Limits,
     /// Hosts it may reach through `wasi:http` (empty: none).
     pub network: AllowList,
+    /// The S3 endpoint whose requests the host signs (the `s3` cache
+    /// backend), if any.
+    pub s3: Option<S3Signing>,
 }
 
 /// How an instance ended.
@@ -238,13 +242,17 @@ async fn execute(
     } else {
         let credentials =
             Credentials::load().map_err(|e| format!("cannot read registry credentials: {e}"))?;
-        HttpAccess::new(
+        let access = HttpAccess::new(
             &spec.id,
             spec.network.clone(),
             credentials,
             &spec.limits,
             reporter.clone(),
-        )
+        );
+        match &spec.s3 {
+            Some(signing) => access.with_s3_signing(signing.clone()),
+            None => access,
+        }
     };
     let mut state = InstanceState::new(
         wasi.build(),

@@ -16,6 +16,7 @@
 //! [`bindings`]; the host side of each interface is in `host/`.
 
 mod atomic;
+pub mod aws_credentials;
 pub use atomic::write_file as atomic_write;
 pub mod artifact;
 pub mod bindings;
@@ -41,6 +42,7 @@ pub mod policy;
 pub mod registry_auth;
 pub mod report;
 pub mod session;
+pub mod sigv4;
 mod state;
 
 pub use engine::{Engine, EngineConfig};

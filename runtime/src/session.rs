@@ -15,8 +15,8 @@ use crate::artifact::{self, Reference};
 use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
 use crate::builtin::{self, Builtin};
-use crate::cache::Cache;
 use crate::cache::config::Mode;
+use crate::cache::{Cache, s3};
 use crate::compile::CompileLimits;
 use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origin};
 use crate::error::Error;
@@ -174,6 +174,7 @@ impl Session {
                 options,
                 limits,
                 network,
+                s3: None,
             };
             plan.push((instance, component, choice));
         }
@@ -202,10 +203,15 @@ impl Session {
                 &mut options,
                 (builtin::CACHE_BACKENDS, &[]),
             )?;
-            let network = self
+            let configured = self
                 .policy
-                .network_for(&resolved.policy_name, &resolved.digest)
-                .unwrap_or_default();
+                .network_for(&resolved.policy_name, &resolved.digest);
+            let (network, s3) = if !resolved.third_party && resolved.name == s3::NAME {
+                let (default, signing) = s3::network(&what, &options)?;
+                (configured.unwrap_or(default), Some(signing))
+            } else {
+                (configured.unwrap_or_default(), None)
+            };
             let backend = self.load_once(&mut loaded, &resolved, !network.is_empty(), |n, c| {
                 self.engine.link_cache_backend(n, c)
             })?;
@@ -217,6 +223,7 @@ impl Session {
                 options,
                 limits,
                 network,
+                s3,
             };
             instances.push(CacheInstance {
                 spec,

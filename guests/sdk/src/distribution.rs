@@ -44,10 +44,10 @@ pub struct PushStats {
 }
 
 /// A registry's answer: status, headers we use, body (truncated).
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     location: Option<String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Registry {
@@ -193,48 +193,18 @@ impl Registry {
         let name = method_name(&method);
         let fail =
             |what: String| Error::Network(format!("registry {authority}: {name} {path}: {what}"));
-        let fields = Fields::new();
-        for (key, value) in headers {
-            fields
-                .append(key, value.as_bytes())
-                .map_err(|e| fail(format!("header {key}: {e:?}")))?;
-        }
-        let request = OutgoingRequest::new(fields);
-        let scheme = if self.insecure {
-            Scheme::Http
-        } else {
-            Scheme::Https
-        };
-        let ok = request.set_method(&method).is_ok()
-            && request.set_scheme(Some(&scheme)).is_ok()
-            && request.set_authority(Some(authority)).is_ok()
-            && request.set_path_with_query(Some(path)).is_ok();
-        if !ok {
-            return Err(fail("invalid request".into()));
-        }
-        let outgoing = request
-            .body()
-            .map_err(|()| fail("no request body".into()))?;
-        let pending = outgoing_handler::handle(request, None).map_err(|e| fail(describe(&e)))?;
-        {
-            let stream = outgoing
-                .write()
-                .map_err(|()| fail("no request body stream".into()))?;
-            match body {
-                Body::None => {}
-                Body::Bytes(bytes) => write_all(&stream, bytes, &format!("{name} {path}"))?,
-                Body::Blob(blob) => {
-                    blob.copy_to_stream(&stream)?;
-                }
-            }
-        }
-        OutgoingBody::finish(outgoing, None).map_err(|e| fail(describe(&e)))?;
-        pending.subscribe().block();
-        let response = match pending.get() {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(e))) => return Err(fail(describe(&e))),
-            Some(Err(())) | None => return Err(fail("no response".into())),
-        };
+        let response = send_request(
+            method.clone(),
+            self.insecure,
+            authority,
+            path,
+            headers,
+            body,
+        )
+        .map_err(|e| match e {
+            Ok(what) => fail(what),
+            Err(e) => e,
+        })?;
         read_answer(response).map_err(fail)
     }
 
@@ -254,14 +224,72 @@ impl Registry {
 }
 
 /// What a request carries.
-enum Body<'a> {
+pub(crate) enum Body<'a> {
     None,
     Bytes(&'a [u8]),
     /// Streamed by the host (`copy-to-stream`).
     Blob(&'a Blob),
 }
 
-fn read_answer(response: IncomingResponse) -> Result<Answer, String> {
+/// Sends one request (`insecure`: plain HTTP) and waits for the answer's
+/// head. Fails with `Ok(message)` for a request or transport problem, or
+/// `Err(error)` for a failed body copy.
+pub(crate) fn send_request(
+    method: Method,
+    insecure: bool,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Body<'_>,
+) -> Result<IncomingResponse, Result<String, Error>> {
+    let name = method_name(&method).to_owned();
+    let fields = Fields::new();
+    for (key, value) in headers {
+        fields
+            .append(key, value.as_bytes())
+            .map_err(|e| Ok(format!("header {key}: {e:?}")))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    let ok = request.set_method(&method).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !ok {
+        return Err(Ok("invalid request".into()));
+    }
+    let outgoing = request
+        .body()
+        .map_err(|()| Ok("no request body".to_owned()))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| Ok(describe(&e)))?;
+    {
+        let stream = outgoing
+            .write()
+            .map_err(|()| Ok("no request body stream".to_owned()))?;
+        match body {
+            Body::None => {}
+            Body::Bytes(bytes) => {
+                write_all(&stream, bytes, &format!("{name} {path}")).map_err(Err)?
+            }
+            Body::Blob(blob) => {
+                blob.copy_to_stream(&stream).map_err(Err)?;
+            }
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| Ok(describe(&e)))?;
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(response))) => Ok(response),
+        Some(Ok(Err(e))) => Err(Ok(describe(&e))),
+        Some(Err(())) | None => Err(Ok("no response".into())),
+    }
+}
+
+pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> {
     let status = response.status();
     let location = response
         .headers()
@@ -307,7 +335,7 @@ fn split_location(location: &str, registry: &str) -> (String, String) {
 }
 
 /// The reason phrase of the statuses a registry answers with.
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -351,7 +379,7 @@ fn registry_message(body: &[u8]) -> Option<String> {
     (!messages.is_empty()).then(|| messages.join("; "))
 }
 
-fn method_name(method: &Method) -> &str {
+pub(crate) fn method_name(method: &Method) -> &str {
     match method {
         Method::Get => "GET",
         Method::Head => "HEAD",
@@ -367,7 +395,7 @@ fn method_name(method: &Method) -> &str {
 }
 
 /// One line for a `wasi:http` error code.
-fn describe(e: &ErrorCode) -> String {
+pub(crate) fn describe(e: &ErrorCode) -> String {
     match e {
         ErrorCode::HttpRequestDenied => {
             "request denied by the host: the registry is not among the hosts this instance may reach (the policy's network-hosts)".to_owned()

@@ -100,6 +100,7 @@ pub mod platform;
 pub mod reference;
 pub mod response;
 pub mod rootfs;
+pub mod s3;
 pub mod tar;
 pub mod walk;
 

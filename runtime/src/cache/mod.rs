@@ -11,6 +11,7 @@
 //! and whose layers are the cache's blobs.
 
 pub mod config;
+pub mod s3;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,9 @@
 //!   registry and scope, and repeat a request without a body; a request
 //!   with a streaming body gets the `401` (its body is gone) and the next
 //!   one uses the cached token;
+//! - a request to the instance's S3 endpoint (the `s3` cache backend's,
+//!   [`S3Signing`]) is signed by the host with SigV4 instead; a `403` or
+//!   `401` from it is logged as refused credentials;
 //! - connect, first-byte and between-bytes timeouts come from the limits
 //!   (a guest may ask for shorter ones);
 //! - every failure is logged as one line naming the host.
@@ -36,6 +39,7 @@ use crate::limits::Limits;
 use crate::network::AllowList;
 use crate::registry_auth::{Challenge, TokenCache, repository_of, token_from_json};
 use crate::report::{LogLevel, Reporter};
+use crate::sigv4::S3Signing;
 
 /// Largest token endpoint answer read.
 const TOKEN_ANSWER_BYTES: usize = 64 << 10;
@@ -54,6 +58,7 @@ struct Inner {
     instance_id: String,
     allowed: AllowList,
     credentials: Credentials,
+    s3: Option<S3Signing>,
     tokens: Mutex<TokenCache>,
     options: RequestOptions,
     reporter: Arc<dyn Reporter>,
@@ -76,6 +81,7 @@ impl HttpAccess {
                 instance_id: instance_id.to_string(),
                 allowed,
                 credentials,
+                s3: None,
                 tokens: Mutex::new(TokenCache::default()),
                 options: RequestOptions {
                     connect_timeout: Some(limits.http_connect_timeout),
@@ -86,6 +92,15 @@ impl HttpAccess {
                 problem: Mutex::new(None),
             }),
         }
+    }
+
+    /// The same access, with requests to the S3 endpoint of `signing`
+    /// signed by the host. Call before the access is cloned.
+    pub fn with_s3_signing(mut self, signing: S3Signing) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.s3 = Some(signing);
+        }
+        self
     }
 
     /// The last problem the host saw with this instance's requests (a
@@ -171,6 +186,9 @@ impl Inner {
             return Err(Error::HttpRequestDenied);
         }
         let registry = authority.as_str().to_string();
+        if let Some(s3) = self.s3.as_ref().filter(|s| s.covers(&registry)) {
+            return self.send_s3(s3, request, options, &registry).await;
+        }
         let login = match self.credentials.lookup(&registry) {
             Ok(login) => login.cloned(),
             Err(e) => {
@@ -250,6 +268,33 @@ impl Inner {
                 Ok((response, io))
             }
         }
+    }
+
+    /// Signs `request` for the S3 endpoint and sends it; a refusal of the
+    /// credentials is logged naming the endpoint and where they came from.
+    async fn send_s3(
+        &self,
+        s3: &S3Signing,
+        mut request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        endpoint: &str,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        if let Err(e) = s3.sign(&mut request) {
+            let message = format!("{endpoint}: cannot sign the request: {e}");
+            self.problem(&message);
+            return Err(Error::InternalError(Some(message)));
+        }
+        let (response, io) = self
+            .forward(request, self.timeouts(options), endpoint)
+            .await?;
+        let status = response.status();
+        if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+            self.problem(&format!(
+                "S3 endpoint {endpoint} answered {status}: it refused the credentials (access key {} from {})",
+                s3.credentials.access_key_id, s3.credentials.source
+            ));
+        }
+        Ok((response, io))
     }
 
     /// Sets the `authorization` header: a cached token, else basic auth.

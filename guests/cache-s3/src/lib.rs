@@ -1,0 +1,184 @@
+//! outport's S3 cache backend, as a WebAssembly component (world
+//! `outport:exporter/networked-cache-backend`), built on the
+//! `outport-exporter` SDK.
+//!
+//! It keeps build caches in a bucket in BuildKit's s3 cache layout, so the
+//! two can use each other's caches: each layer blob at
+//! `{prefix}{blobs_prefix}{digest}`, and for each `name` the cache config
+//! (with every layer's `annotations` giving its media type and size, as
+//! BuildKit writes them) at `{prefix}{manifests_prefix}{name}`.
+//!
+//! - `export-cache` uploads the layers the bucket lacks (`HEAD` first; the
+//!   host streams the bytes into the `PUT` body), then the cache config
+//!   under each name.
+//! - `import-cache` reads the cache config of the first name and writes it,
+//!   with every layer (the host splicing each `GET` body into its file),
+//!   as an OCI layout into the destination: an image manifest whose config
+//!   is the cache config, listed by `index.json`.
+//!
+//! The host signs the requests (SigV4) with its own AWS credentials and
+//! lets the component reach the endpoint only: it never sees a secret.
+
+mod objects;
+
+use outport_exporter::bindings::cache::Guest;
+use outport_exporter::options::{OptionSpec, Parsed, describe};
+use outport_exporter::s3::Bucket;
+use outport_exporter::{
+    CacheOperation, ComponentInfo, Error, Options, OutputKind, Request, ResponseEntry, dest,
+};
+
+/// The options of both operations (`ignore-error` is the runtime's).
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::once("bucket", "the bucket (required)"),
+    OptionSpec::once("region", "the bucket's region (required)"),
+    OptionSpec::once("prefix", "prefix of every object key").default(""),
+    OptionSpec::once(
+        "name",
+        "the cache's name(s), `;`-separated: export writes each, import reads the first",
+    )
+    .default("buildkit"),
+    OptionSpec::once("blobs_prefix", "key prefix of the layer blobs, after prefix")
+        .default("blobs/"),
+    OptionSpec::once(
+        "manifests_prefix",
+        "key prefix of the cache configs, after prefix",
+    )
+    .default("manifests/"),
+    OptionSpec::once(
+        "endpoint_url",
+        "http(s)://HOST[:PORT] of an S3-compatible endpoint (default https://s3.REGION.amazonaws.com)",
+    ),
+    OptionSpec::once(
+        "use_path_style",
+        "true: address the bucket as /BUCKET/KEY on the endpoint, not as BUCKET.endpoint",
+    )
+    .default("false"),
+    OptionSpec::once(
+        "upload_parallelism",
+        "accepted for BuildKit compatibility (a positive integer); uploads run one at a time",
+    )
+    .default("4"),
+    OptionSpec::once(
+        "touch_refresh",
+        "accepted for BuildKit compatibility (a duration such as 24h); blobs already in the bucket are left as they are, not refreshed",
+    )
+    .default("24h"),
+];
+
+const NAME: &str = "s3 cache";
+
+/// The checked options.
+pub struct Settings {
+    /// Where the objects are.
+    pub bucket: Bucket,
+    /// `prefix` + `blobs_prefix`.
+    pub blobs: String,
+    /// `prefix` + `manifests_prefix`.
+    pub manifests: String,
+    /// The `name`s, at least one.
+    pub names: Vec<String>,
+}
+
+impl Settings {
+    fn parse(options: &Options) -> Result<Settings, Error> {
+        let parsed = Parsed::new(NAME, OPTIONS, options)?;
+        let required = |key: &str| {
+            parsed
+                .str(key)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::InvalidOption(format!("{key}= is required")))
+        };
+        let name = required("bucket")?.to_owned();
+        let region = required("region")?;
+        let (endpoint, insecure) = match parsed.str("endpoint_url") {
+            Some(url) => {
+                let (rest, insecure) = match (
+                    url.strip_prefix("https://"),
+                    url.strip_prefix("http://"),
+                ) {
+                    (Some(rest), _) => (rest, false),
+                    (None, Some(rest)) => (rest, true),
+                    _ => {
+                        return Err(Error::InvalidOption(format!(
+                            "endpoint_url={url:?}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+                        )));
+                    }
+                };
+                (rest.trim_end_matches('/').to_ascii_lowercase(), insecure)
+            }
+            None => (format!("s3.{region}.amazonaws.com"), false),
+        };
+        if let Some(n) = parsed.str("upload_parallelism")
+            && !n.parse::<u32>().is_ok_and(|n| n > 0)
+        {
+            return Err(Error::InvalidOption(format!(
+                "upload_parallelism={n:?}: expected a positive integer"
+            )));
+        }
+        let prefix = parsed.str("prefix").unwrap_or("");
+        let names: Vec<String> = parsed
+            .str("name")
+            .unwrap_or("buildkit")
+            .split(';')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if names.is_empty() {
+            return Err(Error::InvalidOption("name= names no cache".to_owned()));
+        }
+        Ok(Settings {
+            bucket: Bucket {
+                endpoint,
+                insecure,
+                name,
+                path_style: parsed.bool("use_path_style", false)?,
+            },
+            blobs: format!("{prefix}{}", parsed.str("blobs_prefix").unwrap_or("blobs/")),
+            manifests: format!(
+                "{prefix}{}",
+                parsed.str("manifests_prefix").unwrap_or("manifests/")
+            ),
+            names,
+        })
+    }
+}
+
+struct S3Cache;
+
+impl Guest for S3Cache {
+    fn describe() -> ComponentInfo {
+        ComponentInfo {
+            name: "s3".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            summary: "keep build caches in an S3 bucket, in BuildKit's s3 cache layout".to_owned(),
+            options: describe(OPTIONS),
+        }
+    }
+
+    fn validate(options: Options, operation: CacheOperation) -> Result<OutputKind, Error> {
+        Settings::parse(&options)?;
+        Ok(match operation {
+            CacheOperation::ExportCache => OutputKind::None,
+            CacheOperation::ImportCache => OutputKind::Directory,
+        })
+    }
+
+    fn export_cache(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+        let settings = Settings::parse(&request.options)?;
+        objects::export(&settings)
+    }
+
+    fn import_cache(
+        request: Request,
+        _source: Option<String>,
+    ) -> Result<Vec<ResponseEntry>, Error> {
+        let settings = Settings::parse(&request.options)?;
+        let dest = dest::granted(request.destination)?;
+        let dir = dest::preopen(&dest.preopen)?;
+        objects::import(&settings, &dir)
+    }
+}
+
+outport_exporter::export_cache_backend!(S3Cache);

@@ -1,0 +1,448 @@
+//! The s3 cache backend against `moto_server` (started by `scripts/test`,
+//! checking SigV4 signatures): BuildKit's object keys, round trips, blobs
+//! not uploaded twice, refused credentials, an unreachable endpoint,
+//! `ignore-error`, and the secret in no output.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use crate::cache_local::{buildkit_cache, cache_export, cache_import, read_cache};
+use crate::common::*;
+
+/// The moto endpoint and its access key, from `scripts/test`.
+struct Moto {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn moto() -> Moto {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: the s3 cache tests need the moto_server scripts/test starts; run scripts/test")
+        })
+    };
+    Moto {
+        endpoint: var("OUTPORT_TEST_S3"),
+        access_key: var("OUTPORT_TEST_S3_ACCESS_KEY"),
+        secret_key: var("OUTPORT_TEST_S3_SECRET_KEY"),
+    }
+}
+
+/// Runs `python3 -c SCRIPT ARGS...` with boto3 against moto (`s3`, a
+/// client with the test key); its stdout. boto3's keys keep `:` unencoded,
+/// as the backend sends them: moto checks signatures on the decoded path.
+fn boto(moto: &Moto, script: &str, args: &[&str]) -> String {
+    let prelude = "import sys, boto3\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\ndef raw_colons(request, **_):\n    request.url = request.url.replace('%3A', ':')\ns3.meta.events.register('before-sign.s3', raw_colons)\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .args([&moto.endpoint, &moto.access_key, &moto.secret_key])
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "boto3 script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A new bucket no other test uses.
+fn new_bucket(moto: &Moto, test: &str) -> String {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let bucket = format!(
+        "outport-{test}-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    );
+    boto(moto, "s3.create_bucket(Bucket=sys.argv[4])", &[&bucket]);
+    bucket
+}
+
+/// Every key in `bucket` with its size, sorted.
+fn objects(moto: &Moto, bucket: &str) -> Vec<(String, u64)> {
+    let listing = boto(
+        moto,
+        "import json\nr = s3.list_objects_v2(Bucket=sys.argv[4])\nprint(json.dumps([[o['Key'], o['Size']] for o in r.get('Contents', [])]))",
+        &[bucket],
+    );
+    let mut objects: Vec<(String, u64)> = serde_json::from_str(&listing).unwrap();
+    objects.sort();
+    objects
+}
+
+/// The bytes of object `key`.
+fn object(moto: &Moto, bucket: &str, key: &str) -> Vec<u8> {
+    let hex = boto(
+        moto,
+        "print(s3.get_object(Bucket=sys.argv[4], Key=sys.argv[5])['Body'].read().hex())",
+        &[bucket, key],
+    );
+    hex::decode(hex.trim()).unwrap()
+}
+
+/// The `type=s3` spec for `bucket` at moto, path style, plus `extra`.
+fn s3_spec(moto: &Moto, bucket: &str, extra: &str) -> String {
+    format!(
+        "type=s3,bucket={bucket},region=us-east-1,endpoint_url={},use_path_style=true{extra}",
+        moto.endpoint
+    )
+}
+
+/// `outport ARGS` with `access_key`/`secret` as the AWS credentials of the
+/// environment (no shared file, no profile of the user's).
+fn with_credentials(args: &[String], access_key: &str, secret: &str) -> Run {
+    let cache = tempdir();
+    let none = cache.path().join("no-credentials-file");
+    outport_with_cache(
+        args,
+        cache.path(),
+        &[
+            ("AWS_ACCESS_KEY_ID", access_key),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", ""),
+            ("AWS_SHARED_CREDENTIALS_FILE", path_str(&none)),
+        ],
+    )
+}
+
+fn s3_export(moto: &Moto, input: &Path, spec: &str) -> Run {
+    s3_export_env(
+        input,
+        spec,
+        &[
+            ("AWS_ACCESS_KEY_ID", &moto.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &moto.secret_key),
+        ],
+    )
+}
+
+/// `outport cache export INPUT --export-cache SPEC` with no AWS
+/// credentials in the environment or a file but those of `env`.
+fn s3_export_env(input: &Path, spec: &str, env: &[(&str, &str)]) -> Run {
+    let cache = tempdir();
+    let none = cache.path().join("no-credentials-file");
+    let mut vars = vec![
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SESSION_TOKEN", ""),
+        ("AWS_PROFILE", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", path_str(&none)),
+    ];
+    vars.extend_from_slice(env);
+    outport_with_cache(
+        ["cache", "export", path_str(input), "--export-cache", spec],
+        cache.path(),
+        &vars,
+    )
+}
+
+fn s3_import(moto: &Moto, spec: &str, dest: &Path) -> Run {
+    let args = [
+        "cache".into(),
+        "import".into(),
+        "--import-cache".into(),
+        spec.to_string(),
+        "--dest".into(),
+        path_str(dest).into(),
+    ];
+    with_credentials(&args, &moto.access_key, &moto.secret_key)
+}
+
+#[track_caller]
+fn assert_no_secret(moto: &Moto, run: &Run) {
+    assert!(
+        !run.stderr.contains(&moto.secret_key) && !run.stdout_text().contains(&moto.secret_key),
+        "the secret appears in the output\n{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn export_writes_buildkit_keys_and_imports_back_byte_for_byte() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "keys");
+    let spec = s3_spec(&moto, &bucket, ",prefix=ci/,name=main;pr-1,mode=max");
+    let run = s3_export(&moto, &bk.dir, &spec);
+    run.assert_success();
+    assert_no_secret(&moto, &run);
+    // BuildKit's layout: blobs by digest, the cache config under each name.
+    let mut expected: Vec<String> = bk.layers.iter().map(|d| format!("ci/blobs/{d}")).collect();
+    expected.extend(["ci/manifests/main".into(), "ci/manifests/pr-1".into()]);
+    expected.sort();
+    let keys: Vec<String> = objects(&moto, &bucket)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, expected);
+    let stored = object(&moto, &bucket, "ci/manifests/main");
+    assert_eq!(stored, object(&moto, &bucket, "ci/manifests/pr-1"));
+    let config = parse_json("the stored cache config", &stored);
+    let original = parse_json("the cache config", &bk.config);
+    assert_eq!(config["records"], original["records"]);
+    let bk_files = LayoutFiles::from_dir(&bk.dir);
+    for layer in array_at(&config, "layers") {
+        let digest = str_at(layer, "blob");
+        assert_eq!(layer["annotations"]["mediaType"], MT_LAYER_GZIP);
+        assert_eq!(
+            layer["annotations"]["size"],
+            bk_files.blob(digest).len() as u64
+        );
+        assert_eq!(
+            object(&moto, &bucket, &format!("ci/blobs/{digest}")),
+            bk_files.blob(digest)
+        );
+    }
+
+    // Import: the stored config and every layer, byte for byte.
+    let imported = tmp.path().join("imported");
+    let run = s3_import(
+        &moto,
+        &s3_spec(&moto, &bucket, ",prefix=ci/,name=pr-1"),
+        &imported,
+    );
+    run.assert_success();
+    let back = read_cache(&imported, "pr-1");
+    assert_eq!(back.config, stored);
+    assert_eq!(back.layers, bk.layers);
+    let files = LayoutFiles::from_dir(&imported);
+    for digest in &bk.layers {
+        assert_eq!(files.blob(digest), bk_files.blob(digest), "{digest}");
+    }
+    umoci(&["ls", "--layout", path_str(&imported)]);
+
+    // The imported cache through the local backend and back to S3: the
+    // same config bytes everywhere (its layers are annotated already).
+    let local = tmp.path().join("local");
+    cache_export(
+        &imported,
+        &[format!(
+            "type=local,dest={},mode=max,tag=pr-1",
+            path_str(&local)
+        )],
+    )
+    .assert_success();
+    let again = tmp.path().join("again");
+    cache_import(
+        &format!("type=local,src={},tag=pr-1", path_str(&local)),
+        &again,
+    )
+    .assert_success();
+    assert_eq!(read_cache(&again, "pr-1").config, stored);
+    let bucket2 = new_bucket(&moto, "again");
+    s3_export(&moto, &imported, &s3_spec(&moto, &bucket2, ",mode=max")).assert_success();
+    assert_eq!(object(&moto, &bucket2, "manifests/buildkit"), stored);
+}
+
+#[test]
+fn re_export_uploads_nothing_new() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "reexport");
+    let spec = s3_spec(&moto, &bucket, ",mode=max");
+    let metadata = |name: &str| tmp.path().join(name);
+    let response = |run: &Run, file: &Path| -> Value {
+        run.assert_success();
+        let doc = read_json(file);
+        array_at(&doc, "cache")[0]["response"].clone()
+    };
+    let export = |file: &Path| -> Value {
+        let run = with_credentials(
+            &[
+                "cache".into(),
+                "export".into(),
+                path_str(&bk.dir).into(),
+                "--export-cache".into(),
+                spec.clone(),
+                "--metadata-file".into(),
+                path_str(file).into(),
+            ],
+            &moto.access_key,
+            &moto.secret_key,
+        );
+        response(&run, file)
+    };
+    let first = export(&metadata("first.json"));
+    assert_eq!(first["cache.s3.uploaded"], "3", "{first}");
+    let before = objects(&moto, &bucket);
+    let second = export(&metadata("second.json"));
+    assert_eq!(second["cache.s3.uploaded"], "0", "{second}");
+    assert_eq!(second["cache.s3.present"], "3", "{second}");
+    assert_eq!(objects(&moto, &bucket), before);
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error_naming_the_instance() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "wrongcreds");
+    let wrong = "not-the-secret-0123456789";
+    let run = s3_export_env(
+        &bk.dir,
+        &s3_spec(&moto, &bucket, ",id=s3cache"),
+        &[
+            ("AWS_ACCESS_KEY_ID", &moto.access_key),
+            ("AWS_SECRET_ACCESS_KEY", wrong),
+        ],
+    );
+    run.assert_code(1);
+    run.assert_error(&["s3cache"], &["refused the credentials", "403"]);
+    assert!(!run.stderr.contains(wrong), "{}", run.describe());
+    assert!(objects(&moto, &bucket).is_empty());
+    // No credentials at all: refused before anything runs.
+    let run = s3_export_env(&bk.dir, &s3_spec(&moto, &bucket, ""), &[]);
+    run.assert_code(2);
+    run.assert_error(&["cache-0"], &["no AWS credentials"]);
+}
+
+#[test]
+fn the_shared_credentials_file_is_read() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "credfile");
+    let file = tmp.path().join("credentials");
+    fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.access_key, moto.secret_key
+        ),
+    )
+    .unwrap();
+    let run = s3_export_env(
+        &bk.dir,
+        &s3_spec(&moto, &bucket, ""),
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", path_str(&file)),
+            ("AWS_PROFILE", "ci"),
+        ],
+    );
+    run.assert_success();
+    assert_no_secret(&moto, &run);
+    assert!(
+        objects(&moto, &bucket)
+            .iter()
+            .any(|(k, _)| k == "manifests/buildkit")
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_clear_error() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!(
+        "type=s3,bucket=nowhere,region=us-east-1,endpoint_url=http://127.0.0.1:{port},use_path_style=true,id=far"
+    );
+    let run = s3_export(&moto, &bk.dir, &spec);
+    run.assert_code(1);
+    run.assert_error(&["far"], &["connection refused"]);
+    assert!(
+        run.error_text().contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.describe()
+    );
+    let imported = tmp.path().join("imported");
+    let run = s3_import(&moto, &spec, &imported);
+    run.assert_code(1);
+    run.assert_error(&["far"], &["connection refused"]);
+    assert_empty_or_absent(&imported);
+}
+
+#[test]
+fn importing_a_missing_name_writes_nothing() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bucket = new_bucket(&moto, "missing");
+    let imported = tmp.path().join("imported");
+    let run = s3_import(&moto, &s3_spec(&moto, &bucket, ",name=nope"), &imported);
+    run.assert_code(1);
+    run.assert_error(&["cache-0"], &["no cache named \"nope\""]);
+    assert_empty_or_absent(&imported);
+}
+
+#[test]
+fn ignore_error_both_ways() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bucket = new_bucket(&moto, "ignore");
+    for ignore in [true, false] {
+        let image_out = tmp.path().join(format!("image-{ignore}"));
+        let metadata = tmp.path().join(format!("metadata-{ignore}.json"));
+        // Wrong credentials: the cache export fails.
+        let args: Vec<String> = [
+            "export",
+            path_str(&sample_image()),
+            "--output",
+            &format!("type=oci,dest={}", path_str(&image_out)),
+            "--metadata-file",
+            path_str(&metadata),
+            "--export-cache",
+            &s3_spec(&moto, &bucket, &format!(",ignore-error={ignore}")),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let run = with_credentials(&args, &moto.access_key, "wrong-secret");
+        if ignore {
+            run.assert_success();
+        } else {
+            run.assert_code(1);
+            run.assert_error(&["cache-0"], &["refused the credentials"]);
+        }
+        assert!(image_out.is_file());
+        let doc = read_json(&metadata);
+        let entry = &array_at(&doc, "cache")[0];
+        assert_eq!(entry["status"], "failed");
+        assert_eq!(entry.get("ignore_error").is_some(), ignore);
+    }
+    assert!(objects(&moto, &bucket).is_empty());
+    // And with the right ones, beside an image export.
+    let image_out = tmp.path().join("image-ok");
+    let metadata = tmp.path().join("metadata-ok.json");
+    let args: Vec<String> = [
+        "export",
+        path_str(&sample_image()),
+        "--output",
+        &format!("type=oci,dest={}", path_str(&image_out)),
+        "--metadata-file",
+        path_str(&metadata),
+        "--export-cache",
+        &s3_spec(&moto, &bucket, ""),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = with_credentials(&args, &moto.access_key, &moto.secret_key);
+    run.assert_success();
+    assert_no_secret(&moto, &run);
+    assert!(fs::read_to_string(&metadata).is_ok_and(|m| !m.contains(&moto.secret_key)));
+    assert!(
+        objects(&moto, &bucket)
+            .iter()
+            .any(|(k, _)| k == "manifests/buildkit")
+    );
+}
+
+#[test]
+fn s3_cache_docs_match_describe() {
+    crate::cache_local::assert_docs_match_describe("s3");
+}
