@@ -1,5 +1,6 @@
 //! The compile cache: a second run loads the compiled component instead of
-//! compiling it, and a damaged entry is detected and replaced.
+//! compiling it, a damaged entry is detected and replaced, and engines with
+//! different settings (fuel metering) never share an entry.
 
 use std::fs;
 use std::path::Path;
@@ -9,16 +10,17 @@ use crate::common::*;
 const LOG: &[(&str, &str)] = &[("OUTPORT_LOG", "outport=info")];
 
 fn export_once(cache: &Path, dest: &Path) -> Run {
-    let run = outport_with_cache(
-        [
-            "export".as_ref(),
-            sample_image().as_os_str(),
-            "--output".as_ref(),
-            format!("type=oci,dest={}", path_str(dest)).as_ref(),
-        ],
-        cache,
-        LOG,
-    );
+    export_with(cache, dest, &[])
+}
+
+/// Exports the sample image to `dest` with the compile cache in `cache`
+/// and `extra` arguments; checks it succeeded.
+fn export_with(cache: &Path, dest: &Path, extra: &[&str]) -> Run {
+    let image = sample_image();
+    let output = format!("type=oci,dest={}", path_str(dest));
+    let mut args = vec!["export", path_str(&image), "--output", output.as_str()];
+    args.extend(extra);
+    let run = outport_with_cache(args, cache, LOG);
     run.assert_code(0);
     run
 }
@@ -91,4 +93,37 @@ fn damaged_cache_entry_is_recompiled() {
         "{}",
         third.describe()
     );
+}
+
+#[test]
+fn engines_with_and_without_fuel_keep_separate_entries() {
+    let tmp = tempdir();
+    let cache = tmp.path().join("cache");
+    let policy = tmp.path().join("policy.toml");
+    fs::write(&policy, "[limits]\nfuel = 10000000000\n").unwrap();
+    let fuel = ["--policy", path_str(&policy)];
+    export_once(&cache, &tmp.path().join("a.tar"));
+    let metered = export_with(&cache, &tmp.path().join("b.tar"), &fuel);
+    assert!(
+        metered.stderr.contains("compiled component oci")
+            && !metered.stderr.contains("from the compile cache"),
+        "{}",
+        metered.describe()
+    );
+    assert_eq!(entries_ending(&cache, ".cwasm").len(), 2);
+    for (run, dest) in [
+        (
+            export_with(&cache, &tmp.path().join("c.tar"), &fuel),
+            "c.tar",
+        ),
+        (export_once(&cache, &tmp.path().join("d.tar")), "d.tar"),
+    ] {
+        assert!(
+            run.stderr.contains("from the compile cache")
+                && !run.stderr.contains("compiled component"),
+            "{dest}: {}",
+            run.describe()
+        );
+    }
+    assert_eq!(entries_ending(&cache, ".cwasm").len(), 2);
 }

@@ -1,12 +1,14 @@
 //! The sandbox policy and hostile components: `--policy FILE` sets limits
 //! per component, pins components by digest and restricts destinations;
 //! a component reaching for files outside its destination or symlinking
-//! out of it gets an error; one exhausting fuel, handles, the stack, the
+//! out of it gets an error; one exhausting fuel, handles, a table (the
+//! table bomb, written in the WebAssembly text format), the stack, the
 //! response or transfer limits, or passing malformed strings, digests or
-//! media types fails alone with the limit named; one importing
-//! `wasi:sockets` or compiling past its limits is refused before anything
-//! runs. Nothing beside the destination changes, and a sibling `oci`
-//! instance finishes correctly.
+//! media types fails alone with the limit named, the host's memory
+//! bounded; one importing `wasi:sockets`, declaring a huge table or
+//! compiling past its limits is refused before anything runs. Nothing
+//! beside the destination changes, a sibling `oci` instance finishes
+//! correctly, and no component sees the environment, arguments or stdin.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -78,17 +80,29 @@ impl Work {
         expected: &[&str],
         runner: impl FnOnce(Vec<String>) -> Run,
     ) -> Run {
+        let bad = format!(
+            "type=wasm,component={},action={action},dest={},id=bad",
+            outport_test_programs::MISBEHAVE,
+            path_str(&self.out.join("bad.txt"))
+        );
+        self.run_output(&bad, extra, expected, runner)
+    }
+
+    /// [`Work::run_by`] with `bad` as the bad instance's `--output`.
+    fn run_output(
+        &self,
+        bad: &str,
+        extra: &[&str],
+        expected: &[&str],
+        runner: impl FnOnce(Vec<String>) -> Run,
+    ) -> Run {
         let before = self.sentinel_tree();
         let good = self.out.join("good.tar");
         let mut args: Vec<String> = vec![
             "export".into(),
             path_str(&sample_image()).into(),
             "--output".into(),
-            format!(
-                "type=wasm,component={},action={action},dest={},id=bad",
-                outport_test_programs::MISBEHAVE,
-                path_str(&self.out.join("bad.txt"))
-            ),
+            bad.into(),
             "--output".into(),
             format!("type=oci,dest={},id=good", path_str(&good)),
         ];
@@ -106,6 +120,25 @@ impl Work {
         assert_eq!(names, want, "{}", run.describe());
         assert_eq!(self.sentinel_tree(), before, "the sentinel tree changed");
         assert!(!self.tmp.path().join("x").exists());
+        run
+    }
+
+    /// Runs `bad` (an `--output`) beside a good `oci` one, checks the run
+    /// is refused (exit 2) before anything runs, leaving nothing but the
+    /// sentinel in `out/`, and returns it for its error.
+    fn refused(&self, bad: &str) -> Run {
+        let good = format!("type=oci,dest={}", path_str(&self.out.join("good.tar")));
+        let image = sample_image();
+        let run = outport([
+            "export",
+            path_str(&image),
+            "--output",
+            bad,
+            "--output",
+            &good,
+        ]);
+        run.assert_code(2);
+        assert_eq!(dir_names(&self.out), vec!["sentinel".to_string()]);
         run
     }
 
@@ -363,43 +396,87 @@ fn an_oversized_response_is_refused_by_the_response_limit() {
     );
 }
 
+/// Peak RSS of exporting the sample image to one `oci` output, the
+/// baseline a hostile run's peak is measured against.
+fn baseline_rss(work: &Work) -> u64 {
+    let base = work.tmp.path().join("base.tar");
+    let (run, rss) = outport_peak_rss(
+        ["export", path_str(&sample_image()), "--output"]
+            .iter()
+            .map(Into::into)
+            .chain([format!("type=oci,dest={}", path_str(&base)).into()])
+            .collect(),
+    );
+    run.assert_success();
+    rss
+}
+
+/// Runs `action` with the misbehave component's `limits` (TOML lines)
+/// plus a guest memory limit of `memory` bytes; checks it fails with
+/// `message` and that the process's peak RSS stays under `base_rss` plus
+/// the guest's memory plus 32 MiB for the host.
+fn fails_with_memory_bounded(
+    work: &Work,
+    action: &str,
+    limits: &str,
+    memory: u64,
+    base_rss: u64,
+    message: &str,
+) {
+    let policy = work.policy(&misbehave_limits(&format!(
+        "memory-bytes = {memory}\n{limits}"
+    )));
+    let mut peak = 0;
+    let run = work.run_by(action, &["--policy", path_str(&policy)], &[], |args| {
+        let (run, rss) = outport_peak_rss(args.into_iter().map(Into::into).collect());
+        peak = rss;
+        run
+    });
+    run.assert_code(1);
+    run.assert_error(&["instance \"bad\""], &[message]);
+    // The guest's memory is part of the process; beyond it the host may
+    // hold only a bounded amount.
+    let bound = base_rss + memory + (32 << 20);
+    assert!(
+        peak < bound,
+        "{action}: peak RSS {peak} bytes, bound {bound} (baseline {base_rss})"
+    );
+}
+
 #[test]
 fn huge_responses_stop_at_the_transfer_limit_with_host_memory_bounded() {
     let work = Work::new();
-    let memory = 128u64 << 20;
-    let policy = work.policy(&misbehave_limits(&format!("memory-bytes = {memory}")));
-    // The same export without the flooding instance.
-    let (_, base_rss) = outport_peak_rss(
-        [
-            "export",
-            path_str(&sample_image()),
-            "--output",
-            &format!(
-                "type=oci,dest={}",
-                path_str(&work.tmp.path().join("base.tar"))
-            ),
-        ]
-        .iter()
-        .map(Into::into)
-        .collect(),
-    );
+    let base_rss = baseline_rss(&work);
     for action in ["response-entries", "response-values"] {
-        let mut peak = 0;
-        let run = work.run_by(action, &["--policy", path_str(&policy)], &[], |args| {
-            let (run, rss) = outport_peak_rss(args.into_iter().map(Into::into).collect());
-            peak = rss;
-            run
-        });
-        run.assert_code(1);
-        run.assert_error(&["instance \"bad\""], &["transfer limit of"]);
-        // The guest's memory is part of the process; beyond it the host
-        // may hold only a bounded amount for the response.
-        let bound = base_rss + memory + (32 << 20);
-        assert!(
-            peak < bound,
-            "{action}: peak RSS {peak} bytes, bound {bound} (baseline {base_rss})"
-        );
+        fails_with_memory_bounded(&work, action, "", 128 << 20, base_rss, "transfer limit of");
     }
+}
+
+#[test]
+fn memory_and_output_floods_keep_host_memory_bounded() {
+    let work = Work::new();
+    let base_rss = baseline_rss(&work);
+    fails_with_memory_bounded(
+        &work,
+        "grow-memory",
+        "",
+        64 << 20,
+        base_rss,
+        "memory limit of 67108864 bytes exceeded",
+    );
+    fails_with_memory_bounded(
+        &work,
+        "flood",
+        "output-bytes = 1048576",
+        64 << 20,
+        base_rss,
+        "output limit of 1048576 bytes exceeded",
+    );
+}
+
+#[test]
+fn a_panic_fails_alone_and_leaves_the_sentinel() {
+    Work::new().fails("panic", "", "deliberate panic");
 }
 
 #[test]
@@ -440,21 +517,11 @@ fn a_log_and_progress_flood_is_throttled() {
 
 #[test]
 fn a_component_importing_sockets_is_refused_before_it_runs() {
-    let work = Work::new();
-    let run = outport([
-        "export",
-        path_str(&sample_image()),
-        "--output",
-        &format!(
-            "type=wasm,component={},id=dial",
-            outport_test_programs::DIALER
-        ),
-        "--output",
-        &format!("type=oci,dest={}", path_str(&work.out.join("good.tar"))),
-    ]);
-    run.assert_code(2);
+    let run = Work::new().refused(&format!(
+        "type=wasm,component={},id=dial",
+        outport_test_programs::DIALER
+    ));
     run.assert_error(&["wasi:sockets/"], &["does not grant"]);
-    assert_eq!(dir_names(&work.out), vec!["sentinel".to_string()]);
 }
 
 /// Runs the fetcher component (`GET http://127.0.0.1:9/` through
@@ -578,4 +645,97 @@ fn compiling_a_component_is_bounded_in_memory_and_time() {
         run.assert_error(&["compiling", "outport_test_misbehave"], &[message]);
         assert_eq!(dir_names(&work.out), vec!["sentinel".to_string()]);
     }
+}
+
+#[test]
+fn a_table_bomb_stops_at_the_table_limit() {
+    let digest = sha256_digest(&fs::read(outport_test_programs::TABLE_BOMB).unwrap());
+    let bad = format!(
+        "type=wasm,component={},id=bad",
+        outport_test_programs::TABLE_BOMB
+    );
+    // A policy value above the engine's 20000-element slots acts as 20000.
+    for (policy, limit) in [(5000, 5000), (30000, 20000)] {
+        let work = Work::new();
+        let policy = work.policy(&format!(
+            "[components.\"{digest}\".limits]\ntable-elements = {policy}\n"
+        ));
+        let run = work.run_output(&bad, &["--policy", path_str(&policy)], &[], outport);
+        run.assert_code(1);
+        run.assert_error(
+            &["instance \"bad\""],
+            &[&format!("table limit of {limit} elements exceeded")],
+        );
+    }
+}
+
+#[test]
+fn a_table_too_large_at_start_is_refused_before_anything_runs() {
+    let run = Work::new().refused(&format!(
+        "type=wasm,component={},id=bad",
+        outport_test_programs::TABLE_AT_START
+    ));
+    run.assert_error(
+        &[outport_test_programs::TABLE_AT_START],
+        &["minimum element size of 1000000 which exceeds the limit of 20000"],
+    );
+}
+
+#[test]
+fn a_component_inherits_no_environment_arguments_or_stdin() {
+    let work = Work::new();
+    let meta = work.tmp.path().join("meta.json");
+    let stdin = work.tmp.path().join("stdin.txt");
+    fs::write(&stdin, b"secret from stdin").unwrap();
+    let cache = work.tmp.path().join("cache");
+    let run = work.run_by(
+        "ambient",
+        &["--metadata-file", path_str(&meta)],
+        &["bad.txt"],
+        |args| {
+            run_outport(args.into_iter().map(Into::into).collect(), |command| {
+                command
+                    .arg("--cache-dir")
+                    .arg(&cache)
+                    .env("OUTPORT_TEST_SECRET", "secret from the environment")
+                    .stdin(fs::File::open(&stdin).unwrap());
+            })
+        },
+    );
+    run.assert_success();
+    let metadata = read_json(&meta);
+    let response = &exporter_entry(&metadata, "bad")["response"];
+    assert_eq!(response["test.env"], "", "{response:#}");
+    assert_eq!(response["test.args"], "", "{response:#}");
+    let stdin = response["test.stdin"].as_str().unwrap_or_default();
+    assert!(!stdin.contains("secret"), "{response:#}");
+}
+
+#[test]
+fn log_lines_stop_at_the_policy_log_limit() {
+    let work = Work::new();
+    let policy = work.policy(&misbehave_limits("log-bytes = 200"));
+    let run = work.run(
+        "log-flood",
+        &["--progress", "plain", "--policy", path_str(&policy)],
+        &["bad.txt"],
+    );
+    run.assert_success();
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("[bad]") && l.contains("line "))
+        .collect();
+    // "line N" is 6 to 11 bytes: 200 bytes hold at most 34 of them.
+    assert!(
+        !lines.is_empty() && lines.len() <= 34,
+        "{} log lines:\n{}",
+        lines.len(),
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("log limit reached"),
+        "{}",
+        run.describe()
+    );
 }

@@ -233,12 +233,21 @@ impl Engine {
                 };
                 job.run(bytes)
                     .map_err(|e| Error::Compile(name.to_string(), e))?;
-                self.load_cached(dir, &key).ok_or_else(|| {
-                    Error::Component(
-                        name.to_string(),
-                        "the compiled artifact does not load".to_string(),
-                    )
-                })?
+                match self.read_cached(dir, &key) {
+                    Some(Ok(component)) => component,
+                    Some(Err(e)) => {
+                        return Err(Error::Component(
+                            name.to_string(),
+                            format!("cannot load: {e}"),
+                        ));
+                    }
+                    None => {
+                        return Err(Error::Component(
+                            name.to_string(),
+                            "the compiled artifact is missing".to_string(),
+                        ));
+                    }
+                }
             }
             _ => {
                 let component = Component::new(&self.engine, bytes).map_err(|e| {
@@ -313,7 +322,17 @@ impl Engine {
         })
     }
 
+    /// The cached compilation of `key` in `dir`, or `None` (then it is
+    /// compiled again) when there is none or it does not load.
     fn load_cached(&self, dir: &Path, key: &str) -> Option<Component> {
+        self.read_cached(dir, key)?.ok()
+    }
+
+    /// The cached compilation of `key` in `dir`: `None` without an entry or
+    /// when its bytes do not match their checksum, an error saying why when
+    /// the engine refuses it (a table or memory larger than the engine's
+    /// pooling limits allow).
+    fn read_cached(&self, dir: &Path, key: &str) -> Option<Result<Component, String>> {
         let artifact = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
         let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
         if hex::encode(Sha256::digest(&artifact)) != recorded.trim() {
@@ -323,7 +342,10 @@ impl Engine {
         // SAFETY: the artifact was produced by `Component::serialize` on an
         // engine with the same compatibility hash (part of the key), and its
         // bytes match the checksum written with it.
-        unsafe { Component::deserialize(&self.engine, &artifact) }.ok()
+        Some(
+            unsafe { Component::deserialize(&self.engine, &artifact) }
+                .map_err(|e| format!("{e:#}")),
+        )
     }
 }
 

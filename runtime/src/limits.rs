@@ -148,17 +148,20 @@ impl Limiter {
     /// A limiter enforcing `limits` (memory, table elements, instances); a
     /// growth past a limit traps.
     pub fn new(limits: &Limits) -> Self {
+        // The engine's pooling slots hold the default number of table
+        // elements and no more: a larger policy value means that many.
+        let table_elements = limits.table_elements.min(Limits::default().table_elements);
         Limiter {
             inner: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
-                .table_elements(limits.table_elements)
+                .table_elements(table_elements)
                 .instances(limits.instances)
                 .tables(limits.instances * 4)
                 .memories(limits.instances)
                 .trap_on_grow_failure(true)
                 .build(),
             memory_bytes: limits.memory_bytes,
-            table_elements: limits.table_elements,
+            table_elements,
             hit: None,
         }
     }

@@ -46,7 +46,9 @@ impl InstanceState {
         }
         let line = truncate(message.trim_end(), MAX_LINE);
         let cost = line.len().max(1);
-        if cost > self.log_budget {
+        // A line that would use the budget up is dropped too, so the note
+        // is always given (a budget at zero stays silent).
+        if cost >= self.log_budget {
             self.log_budget = 0;
             self.reporter.log(
                 &self.instance_id,

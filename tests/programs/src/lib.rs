@@ -3,3 +3,4 @@
 //! `outport export ... --output type=wasm,component=PATH,...`.
 
 include!(concat!(env!("OUT_DIR"), "/test_programs.rs"));
+include!(concat!(env!("OUT_DIR"), "/wat_programs.rs"));

@@ -22,7 +22,10 @@
 //! - `bogus-calls`: passes malformed digests and media types to the host;
 //!   answers `test.refused.WHAT=ERROR` for each refused call, and fails
 //!   `accepted: ...` if any was accepted;
-//! - `log-flood`: calls `log` and `progress` 200000 times each, then succeeds.
+//! - `log-flood`: calls `log` and `progress` 200000 times each, then succeeds;
+//! - `ambient`: answers `test.env`, `test.args` and `test.stdin` with the
+//!   environment variables and arguments it sees and the bytes (or the
+//!   error) reading stdin gives, then succeeds.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
@@ -38,7 +41,7 @@ const OPTIONS: &[OptionSpec] = &[
         "action",
         "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape, \
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
-         invalid-utf8, bogus-calls, log-flood",
+         invalid-utf8, bogus-calls, log-flood, ambient",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -84,7 +87,10 @@ impl Guest for Misbehave {
     fn export(request: Request) -> Result<Vec<ResponseEntry>, Error> {
         let parsed = Parsed::new("misbehave", OPTIONS, &request.options)?;
         let action = parsed.str("action").unwrap_or("ok");
-        if !matches!(action, "ok" | "print" | "duplicate-key" | "log-flood") {
+        if !matches!(
+            action,
+            "ok" | "print" | "duplicate-key" | "log-flood" | "ambient"
+        ) {
             // Leave something at the destination that must not survive.
             if let Some(d) = &request.destination {
                 write_output(d, b"partial output")?;
@@ -157,6 +163,12 @@ impl Guest for Misbehave {
                 }])
             }
             "bogus-calls" => bogus_calls(),
+            "ambient" => {
+                if let Some(d) = &request.destination {
+                    write_output(d, b"complete output")?;
+                }
+                Ok(ambient())
+            }
             "log-flood" => {
                 for i in 0..200_000u64 {
                     log::info(&format!("line {i}"));
@@ -227,6 +239,27 @@ fn deep(n: u64) -> u64 {
 }
 
 static DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// What the guest inherits: its environment, arguments and stdin.
+fn ambient() -> Vec<ResponseEntry> {
+    use std::io::Read as _;
+    let env: Vec<String> = std::env::vars_os()
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut input = Vec::new();
+    let stdin = match std::io::stdin().read_to_end(&mut input) {
+        Ok(_) => String::from_utf8_lossy(&input).into_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    vec![
+        entry("test.env", &env.join("\n")),
+        entry("test.args", &args.join("\n")),
+        entry("test.stdin", &stdin),
+    ]
+}
 
 /// Malformed arguments to the host, each expected to be refused.
 fn bogus_calls() -> Result<Vec<ResponseEntry>, Error> {
