@@ -10,11 +10,9 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use oci_spec::image::Descriptor;
 
+use crate::chunk::{CHUNK_SIZE, Chunk};
 use crate::digest::Hasher;
 use crate::error::Error;
-
-/// Size of the chunks `copy_to_file` reads and writes.
-const COPY_CHUNK: usize = 1 << 20;
 
 /// A byte range of an open file.
 #[derive(Debug, Clone)]
@@ -331,7 +329,7 @@ impl Blob {
 
     fn copy_slow(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {
         let mut stream = self.stream();
-        let written = if stream.hash && self.size() > COPY_CHUNK as u64 {
+        let written = if stream.hash && self.size() > CHUNK_SIZE as u64 {
             let (written, hasher) = copy_hashing_aside(&mut stream, dest, offset)?;
             stream.hasher = hasher;
             written
@@ -339,7 +337,7 @@ impl Blob {
             // Nothing to hash, or one chunk: hash inline (if at all).
             let hash = stream.hash;
             let mut hasher = Hasher::default();
-            let written = copy_chunks(&mut stream, dest, offset, vec![0; COPY_CHUNK], |chunk| {
+            let written = copy_chunks(&mut stream, dest, offset, Chunk::take(), |chunk| {
                 if hash {
                     hasher.update(&chunk);
                 }
@@ -365,8 +363,8 @@ fn copy_hashing_aside(
     dest: &File,
     offset: u64,
 ) -> Result<(u64, Hasher), CopyError> {
-    let (to_hash, hash_queue) = mpsc::sync_channel::<Vec<u8>>(PIPELINE);
-    let (recycle, free) = mpsc::channel::<Vec<u8>>();
+    let (to_hash, hash_queue) = mpsc::sync_channel::<Chunk>(PIPELINE);
+    let (recycle, free) = mpsc::channel::<Chunk>();
     std::thread::scope(|scope| {
         let hashing = scope.spawn(move || {
             let mut hasher = Hasher::default();
@@ -377,14 +375,13 @@ fn copy_hashing_aside(
             }
             hasher
         });
-        let first = vec![0; COPY_CHUNK];
-        let written = copy_chunks(stream, dest, offset, first, |chunk| {
+        let written = copy_chunks(stream, dest, offset, Chunk::take(), |chunk| {
             to_hash
                 .send(chunk)
                 .map_err(|_| CopyError::Io(io::Error::other("the hashing thread stopped")))?;
-            // Reuse a buffer the hasher is done with, or add one (at most
-            // PIPELINE + 2 exist at once).
-            Ok(free.try_recv().unwrap_or_else(|_| vec![0; COPY_CHUNK]))
+            // Reuse a buffer the hasher is done with, or take one (at most
+            // PIPELINE + 2 are in use at once).
+            Ok(free.try_recv().unwrap_or_else(|_| Chunk::take()))
         });
         drop(to_hash);
         let hasher = hashing
@@ -394,19 +391,19 @@ fn copy_hashing_aside(
     })
 }
 
-/// Copies the rest of `stream` (without hashing) to `dest` at `offset` in
-/// chunks of `buf`'s capacity; `next` gets each written chunk and returns
-/// the buffer for the next one.
+/// Copies the rest of `stream` (without hashing) to `dest` at `offset`, a
+/// chunk at a time; `next` gets each written chunk and returns the buffer
+/// for the next one.
 fn copy_chunks(
     stream: &mut Stream,
     dest: &File,
     offset: u64,
-    mut buf: Vec<u8>,
-    mut next: impl FnMut(Vec<u8>) -> Result<Vec<u8>, CopyError>,
+    mut buf: Chunk,
+    mut next: impl FnMut(Chunk) -> Result<Chunk, CopyError>,
 ) -> Result<u64, CopyError> {
     let mut written = 0u64;
     while !stream.at_end() {
-        buf.resize(COPY_CHUNK, 0);
+        buf.reset();
         let mut filled = 0;
         while filled < buf.len() && !stream.at_end() {
             filled += stream.read_raw(&mut buf[filled..])?;

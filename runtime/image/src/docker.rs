@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::archive::compression_of;
 use crate::blob::{Blob, FileRegion};
+use crate::chunk::Chunk;
 use crate::digest::{Hasher, is_sha256_digest, sha256_digest};
 use crate::error::Error;
 use crate::layout::{CONTAINERD_NAME, Chosen, REF_NAME, oci_digest};
@@ -271,7 +272,7 @@ fn sniff(region: &FileRegion, name: &str) -> Result<Option<&'static str>, Error>
 /// The digest of a compressed layer, whose diff_id is not its digest:
 /// the whole layer is read once, with a fixed buffer.
 fn hash_region(region: &FileRegion, name: &str) -> Result<String, Error> {
-    let mut buf = vec![0; 1 << 20];
+    let mut buf = Chunk::take();
     let mut hasher = Hasher::default();
     let mut pos = 0u64;
     while pos < region.len {

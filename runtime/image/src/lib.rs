@@ -32,6 +32,7 @@
 
 mod archive;
 mod blob;
+mod chunk;
 mod convert;
 mod digest;
 mod docker;
