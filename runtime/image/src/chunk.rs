@@ -4,13 +4,14 @@
 //! byte is read into it; copying many small blobs paid that for every blob
 //! (most of the time of an export of 200 layers of 1.3 MiB went to faulting
 //! in new buffers). A [`Chunk`] goes back to a small process-wide pool when
-//! dropped, and the next copy takes it from there.
+//! dropped, and the next copy takes it from there; the runtime hands chunks
+//! to HTTP bodies as `Bytes::from_owner(chunk)`, so they come back once sent.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
 /// Size of a chunk: what one read or write of a copy moves.
-pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+pub const CHUNK_SIZE: usize = 1 << 20;
 
 /// Most chunks kept for reuse (each [`CHUNK_SIZE`] bytes): enough for a
 /// few copies running at once, each with its pipeline of chunks in flight.
@@ -22,7 +23,7 @@ static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// A buffer of up to [`CHUNK_SIZE`] bytes that returns to the pool when
 /// dropped. Its length is what the last fill left (see [`Chunk::truncate`]).
 #[derive(Debug)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     /// Always [`CHUNK_SIZE`] bytes: reuse never zeroes or grows it.
     buf: Vec<u8>,
     len: usize,
@@ -30,7 +31,7 @@ pub(crate) struct Chunk {
 
 impl Chunk {
     /// A chunk from the pool, or a new one; its length is [`CHUNK_SIZE`].
-    pub(crate) fn take() -> Chunk {
+    pub fn take() -> Chunk {
         let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).pop();
         Chunk {
             buf: spare.unwrap_or_else(|| vec![0; CHUNK_SIZE]),
@@ -39,13 +40,19 @@ impl Chunk {
     }
 
     /// Makes the whole chunk writable again after a short fill.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.len = self.buf.len();
     }
 
     /// Keeps only the first `len` bytes (what a fill wrote).
-    pub(crate) fn truncate(&mut self, len: usize) {
+    pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 

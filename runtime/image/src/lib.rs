@@ -54,6 +54,7 @@ pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
 pub use blob::{Blob, BlobReader};
+pub use chunk::{CHUNK_SIZE, Chunk};
 pub use convert::{Compression, ConvertOptions, Converted, Converter};
 pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;

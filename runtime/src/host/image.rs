@@ -7,7 +7,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use outport_image::{Blob, BlobReader};
+use outport_image::{Blob, BlobReader, Chunk};
 use wasmtime::component::Resource;
 use wasmtime_wasi::OpenMode;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
@@ -23,9 +23,6 @@ pub type BlobHandle = Arc<Blob>;
 
 /// Largest blob `bytes` and `put-blob` handle in one piece.
 pub const MAX_INLINE_BLOB: u64 = 16 << 20;
-
-/// Chunk size of host-side copies.
-const CHUNK: usize = 1 << 20;
 
 impl Host for InstanceState {
     async fn root(&mut self) -> wasmtime::Result<Descriptor> {
@@ -247,14 +244,16 @@ async fn copy_to_stream(
 ) -> Result<u64, Error> {
     let mut written = 0u64;
     loop {
-        let mut chunk = vec![0u8; CHUNK];
+        // A pooled buffer, back in the pool once the stream has sent it: a
+        // fresh megabyte per chunk cost a page fault per 4 KiB.
+        let mut chunk = Chunk::take();
         let n =
             read_full(&mut reader, &mut chunk).map_err(|e| Error::InvalidImage(e.to_string()))?;
         if n == 0 {
             break;
         }
         chunk.truncate(n);
-        let mut bytes = Bytes::from(chunk);
+        let mut bytes = Bytes::from_owner(chunk);
         while !bytes.is_empty() {
             let permit = stream.write_ready().await.map_err(stream_error)?;
             let piece = bytes.split_to(permit.min(bytes.len()));
@@ -312,7 +311,8 @@ impl InputStream for BlobInputStream {
         if self.done {
             return Err(StreamError::Closed);
         }
-        let mut buf = vec![0u8; size.min(CHUNK)];
+        let mut buf = Chunk::take();
+        buf.truncate(size);
         match self.reader.read(&mut buf) {
             Ok(0) if !buf.is_empty() => {
                 self.done = true;
@@ -320,7 +320,7 @@ impl InputStream for BlobInputStream {
             }
             Ok(n) => {
                 buf.truncate(n);
-                Ok(buf.into())
+                Ok(Bytes::from_owner(buf))
             }
             Err(e) => {
                 self.done = true;
