@@ -2,10 +2,11 @@
 //!
 //! A fresh 1 MiB buffer costs 256 page faults and a memset before the first
 //! byte is read into it; copying many small blobs paid that for every blob
-//! (most of the time of an export of 200 layers of 1.3 MiB went to faulting
-//! in new buffers). A [`Chunk`] goes back to a small process-wide pool when
-//! dropped, and the next copy takes it from there; the runtime hands chunks
-//! to HTTP bodies as `Bytes::from_owner(chunk)`, so they come back once sent.
+//! (most of the system time of an export of 200 layers of 1.3 MiB went to
+//! faulting in new buffers). A [`Chunk`] goes back to a small process-wide
+//! pool when dropped, and the next copy takes it from there; the runtime
+//! hands chunks to HTTP bodies as `Bytes::from_owner(chunk)`, so they come
+//! back once sent.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
