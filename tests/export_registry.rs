@@ -102,7 +102,7 @@ pub(crate) fn skopeo_insecure(args: &[&str]) -> String {
 
 /// Asserts the registry has nothing under `reference`.
 #[track_caller]
-fn assert_not_pushed(reference: &str) {
+pub(crate) fn assert_not_pushed(reference: &str) {
     let inspect = tool(
         "skopeo",
         &[
