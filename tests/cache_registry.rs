@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::cache_local::{BuildkitCache, MT_CACHE_CONFIG, buildkit_cache, read_cache};
 use crate::common::*;
 use crate::export_registry::{
-    assert_not_pushed, docker_config, registry, skopeo_insecure, unique_repo,
+    assert_not_pushed, docker_config, registry, registry_policy, skopeo_insecure, unique_repo,
 };
 
 /// `outport ARGS...` with `DOCKER_CONFIG` set to `config_dir` (never the
@@ -317,12 +317,7 @@ fn the_policy_network_hosts_must_allow_the_ref() {
     let bk = buildkit_cache(tmp.path(), "bk", true);
     let reference = format!("{host}/{}:policy", unique_repo("policy"));
     let with_policy = |file: &str, hosts: &str| {
-        let policy = tmp.path().join(file);
-        std::fs::write(
-            &policy,
-            format!("[components.registry]\nnetwork-hosts = [{hosts}]\n"),
-        )
-        .expect("write the policy");
+        let policy = registry_policy(tmp.path(), file, hosts);
         let args: Vec<String> = [
             "cache",
             "export",
