@@ -36,6 +36,10 @@ const GUESTS: &[Guest] = &[
         constant: "CACHE_S3",
         package: "outport-guest-cache-s3",
     },
+    Guest {
+        constant: "CACHE_REGISTRY",
+        package: "outport-guest-cache-registry",
+    },
 ];
 
 fn main() {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const MT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+pub(crate) const MT_CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// A BuildKit local cache directory written by [`buildkit_cache`].

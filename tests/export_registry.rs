@@ -93,6 +93,18 @@ fn uploaded(run: &Run, id: &str) -> usize {
         .unwrap_or_else(|| panic!("no count in {line:?}"))
 }
 
+/// A policy file `dir/file` giving `registry` the `network-hosts` `hosts`
+/// (TOML list items, e.g. `"127.0.0.1"`).
+pub(crate) fn registry_policy(dir: &Path, file: &str, hosts: &str) -> std::path::PathBuf {
+    let policy = dir.join(file);
+    std::fs::write(
+        &policy,
+        format!("[components.registry]\nnetwork-hosts = [{hosts}]\n"),
+    )
+    .expect("write the policy");
+    policy
+}
+
 /// `skopeo` with `--tls-verify=false` after its subcommand.
 pub(crate) fn skopeo_insecure(args: &[&str]) -> String {
     let mut all = args.to_vec();
@@ -102,7 +114,7 @@ pub(crate) fn skopeo_insecure(args: &[&str]) -> String {
 
 /// Asserts the registry has nothing under `reference`.
 #[track_caller]
-fn assert_not_pushed(reference: &str) {
+pub(crate) fn assert_not_pushed(reference: &str) {
     let inspect = tool(
         "skopeo",
         &[
@@ -375,12 +387,7 @@ fn the_policy_network_hosts_replace_the_names_default() {
     )];
 
     let with_policy = |file: &str, hosts: &str| {
-        let policy = tmp.path().join(file);
-        std::fs::write(
-            &policy,
-            format!("[components.registry]\nnetwork-hosts = [{hosts}]\n"),
-        )
-        .expect("write the policy");
+        let policy = registry_policy(tmp.path(), file, hosts);
         push(
             tmp.path(),
             &sample_image(),

@@ -12,6 +12,7 @@ mod authors;
 mod bad_input;
 mod buildinfo;
 mod cache_local;
+mod cache_registry;
 mod cache_s3;
 mod compile_cache;
 mod export_docker;

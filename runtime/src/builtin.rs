@@ -5,6 +5,8 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/builtin_guests.rs"));
 }
 
+use crate::reach::Reach;
+
 /// A built-in component.
 #[derive(Clone, Copy, Debug)]
 pub struct Builtin {
@@ -12,6 +14,8 @@ pub struct Builtin {
     pub name: &'static str,
     /// Its component bytes.
     pub wasm: &'static [u8],
+    /// What it may reach when the policy does not say.
+    pub reach: Reach,
 }
 
 /// Every built-in exporter, by `type=` name.
@@ -19,22 +23,27 @@ pub const EXPORTERS: &[Builtin] = &[
     Builtin {
         name: "oci",
         wasm: generated::OCI,
+        reach: Reach::Nothing,
     },
     Builtin {
         name: "docker",
         wasm: generated::DOCKER,
+        reach: Reach::Nothing,
     },
     Builtin {
         name: "tar",
         wasm: generated::TAR,
+        reach: Reach::Nothing,
     },
     Builtin {
         name: "local",
         wasm: generated::LOCAL,
+        reach: Reach::Nothing,
     },
     Builtin {
         name: REGISTRY,
         wasm: generated::REGISTRY,
+        reach: Reach::ImageNames,
     },
 ];
 
@@ -43,14 +52,22 @@ pub const CACHE_BACKENDS: &[Builtin] = &[
     Builtin {
         name: "local",
         wasm: generated::CACHE_LOCAL,
+        reach: Reach::Nothing,
     },
     Builtin {
         name: crate::cache::s3::NAME,
         wasm: generated::CACHE_S3,
+        reach: Reach::S3Endpoint,
+    },
+    Builtin {
+        name: REGISTRY,
+        wasm: generated::CACHE_REGISTRY,
+        reach: Reach::CacheRef,
     },
 ];
 
-/// The registry push exporter's name (`type=registry`, alias `type=image`).
+/// The registry push exporter's and the registry cache backend's name
+/// (`type=registry`; for the exporter also `type=image`).
 pub const REGISTRY: &str = "registry";
 
 /// BuildKit's `type=image`: the registry exporter (`push=true` required).

@@ -39,6 +39,7 @@ pub mod network;
 pub mod options;
 pub mod plugins;
 pub mod policy;
+pub mod reach;
 pub mod registry_auth;
 pub mod report;
 pub mod session;

@@ -15,18 +15,18 @@ use crate::artifact::{self, Reference};
 use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
 use crate::builtin::{self, Builtin};
+use crate::cache::Cache;
 use crate::cache::config::Mode;
-use crate::cache::{Cache, s3};
 use crate::compile::CompileLimits;
 use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origin};
 use crate::error::Error;
 use crate::imports;
 use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
 use crate::limits::Limits;
-use crate::network::AllowList;
 use crate::options::{OutputSpec, assign_ids, assign_ids_with};
 use crate::plugins::{self, PluginDirs};
 use crate::policy::Policy;
+use crate::reach::{self, Reach};
 use crate::report::Reporter;
 
 /// The results of a session, one per output, in the order given.
@@ -161,7 +161,11 @@ impl Session {
                 &mut options,
                 (builtin::EXPORTERS, builtin::EXPORTER_ALIASES),
             )?;
-            let network = self.network(&id, &spec.kind, &resolved, &mut options)?;
+            if spec.kind == builtin::IMAGE_ALIAS && !options.iter().any(|(k, _)| k == "push") {
+                // The exporter refuses it: outport keeps no image store.
+                options.push(("push".to_string(), "false".to_string()));
+            }
+            let (network, _) = self.network(&format!("output {id}"), &resolved, &options)?;
             let component =
                 self.load_once(&mut loaded, &resolved, !network.is_empty(), |n, c| {
                     self.engine.link(n, c)
@@ -203,15 +207,7 @@ impl Session {
                 &mut options,
                 (builtin::CACHE_BACKENDS, &[]),
             )?;
-            let configured = self
-                .policy
-                .network_for(&resolved.policy_name, &resolved.digest);
-            let (network, s3) = if !resolved.third_party && resolved.name == s3::NAME {
-                let (default, signing) = s3::network(&what, &options)?;
-                (configured.unwrap_or(default), Some(signing))
-            } else {
-                (configured.unwrap_or_default(), None)
-            };
+            let (network, s3) = self.network(&what, &resolved, &options)?;
             let backend = self.load_once(&mut loaded, &resolved, !network.is_empty(), |n, c| {
                 self.engine.link_cache_backend(n, c)
             })?;
@@ -247,27 +243,27 @@ impl Session {
         options: &mut Vec<(String, String)>,
         builtins: (&[Builtin], &[(&str, &str)]),
     ) -> Result<Resolved, Error> {
-        let (name, policy_name, wasm, third_party) =
-            match self.source(what, kind, options, builtins)? {
-                Source::Builtin(builtin) => (
-                    builtin.name.to_string(),
-                    builtin.name.to_string(),
-                    Cow::Borrowed(builtin.wasm),
-                    false,
-                ),
-                Source::File(path) => {
-                    let name = path.display().to_string();
-                    let bytes = std::fs::read(&path).map_err(|e| {
-                        Error::Usage(format!("{what}: cannot read component {name}: {e}"))
-                    })?;
-                    (name, file_stem(&path), Cow::Owned(bytes), true)
-                }
-                Source::Ref(reference, insecure) => {
-                    let bytes = self.pull(what, &reference, insecure)?;
-                    let name = reference.to_string();
-                    (name, reference.name().to_string(), Cow::Owned(bytes), true)
-                }
-            };
+        let (name, policy_name, wasm, reach) = match self.source(what, kind, options, builtins)? {
+            Source::Builtin(builtin) => (
+                builtin.name.to_string(),
+                builtin.name.to_string(),
+                Cow::Borrowed(builtin.wasm),
+                Some(builtin.reach),
+            ),
+            Source::File(path) => {
+                let name = path.display().to_string();
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Error::Usage(format!("{what}: cannot read component {name}: {e}"))
+                })?;
+                (name, file_stem(&path), Cow::Owned(bytes), None)
+            }
+            Source::Ref(reference, insecure) => {
+                let bytes = self.pull(what, &reference, insecure)?;
+                let name = reference.to_string();
+                (name, reference.name().to_string(), Cow::Owned(bytes), None)
+            }
+        };
+        let third_party = reach.is_none();
         let digest = outport_image::sha256_digest(&wasm);
         if third_party && !self.policy.allows_unpinned() && !self.policy.is_pinned(&digest) {
             return Err(Error::Usage(format!(
@@ -279,6 +275,7 @@ impl Session {
             name,
             policy_name,
             third_party,
+            reach: reach.unwrap_or_default(),
             wasm,
             digest,
             limits,
@@ -486,6 +483,8 @@ struct Resolved {
     policy_name: String,
     /// Not built in: compiled in a bounded child process, pinned by policy.
     third_party: bool,
+    /// What it may reach when the policy does not say.
+    reach: Reach,
     wasm: Cow<'static, [u8]>,
     digest: String,
     limits: Limits,
@@ -535,45 +534,24 @@ impl Session {
         Ok(component)
     }
 
-    /// The hosts instance `id` of component `name` may reach: the policy's
-    /// `network-hosts` for it, else for the built-in `registry` exporter
-    /// the registries of its `name=` options (which the policy's list, when
-    /// there is one, must allow), else none. `type=image` without `push=`
-    /// is given `push=false`, which the exporter refuses: outport keeps no
-    /// image store.
+    /// The hosts the instance `what` of `resolved` with `options` may
+    /// reach, and the S3 endpoint whose requests the host signs: see
+    /// [`reach::network`].
     fn network(
         &self,
-        id: &str,
-        kind: &str,
+        what: &str,
         resolved: &Resolved,
-        options: &mut Vec<(String, String)>,
-    ) -> Result<AllowList, Error> {
-        let policy_name = &resolved.policy_name;
-        let configured = self.policy.network_for(policy_name, &resolved.digest);
-        if resolved.name != builtin::REGISTRY {
-            return Ok(configured.unwrap_or_default());
-        }
-        if kind == builtin::IMAGE_ALIAS && !options.iter().any(|(k, _)| k == "push") {
-            options.push(("push".to_string(), "false".to_string()));
-        }
-        let names: Vec<&str> = options
-            .iter()
-            .filter(|(k, _)| k == "name")
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        match configured {
-            Some(list) => {
-                list.check_image_names(&names).map_err(|registry| {
-                    Error::Usage(format!(
-                        "output {id}: registry {registry} is not among the network-hosts the policy allows for {policy_name} ({list})"
-                    ))
-                })?;
-                Ok(list)
-            }
-            None => Ok(AllowList::for_image_names(&names)),
-        }
+        options: &[(String, String)],
+    ) -> Result<(crate::network::AllowList, Option<crate::sigv4::S3Signing>), Error> {
+        let configured = self
+            .policy
+            .network_for(&resolved.policy_name, &resolved.digest);
+        reach::network(
+            what,
+            (resolved.reach, &resolved.policy_name),
+            configured,
+            options,
+        )
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use outport_exporter::bindings::wasi::filesystem::types::Descriptor as Dir;
-use outport_exporter::cache::{CacheImage, ExportOptions, referenced_digests, root_document};
+use outport_exporter::cache::{
+    CacheImage, ExportOptions, begin_layout, finish_layout, referenced_digests, root_document,
+};
 use outport_exporter::layout::{OCI_LAYOUT, blob_path};
 use outport_exporter::{Blob, Error, ResponseEntry, dest, image, log, media, response};
 
@@ -123,9 +125,7 @@ pub fn import(
         .map_err(|e| Error::InvalidImage(format!("src {root_path} is not valid JSON: {e}")))?;
     let mut digests = vec![root_digest.clone()];
     digests.extend(referenced_digests(media_type, &root));
-    dest::write_file(dir, "oci-layout", OCI_LAYOUT)?;
-    dest::create_dir(dir, "blobs")?;
-    dest::create_dir(dir, "blobs/sha256")?;
+    begin_layout(dir)?;
     let mut copied = BTreeSet::new();
     for digest in &digests {
         let (_, path) = blob_path(digest)?;
@@ -137,18 +137,17 @@ pub fn import(
         }
         dest::copy_file(src, dir, &path)?;
     }
-    let out = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": [entry],
-    });
-    dest::write_file(dir, "index.json", &to_json(&out)?)?;
+    let tag = entry
+        .pointer(&ref_name_pointer())
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    finish_layout(dir, entry)?;
     log::info(&format!(
         "imported cache {root_digest}: {} blobs",
         copied.len()
     ));
     let mut out = vec![response::entry("cache.digest", root_digest)];
-    if let Some(t) = entry.pointer(&ref_name_pointer()).and_then(Value::as_str) {
+    if let Some(t) = tag {
         out.push(response::entry("cache.tag", t));
     }
     Ok(out)

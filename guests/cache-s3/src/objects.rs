@@ -2,10 +2,10 @@
 //! under each name, written by [`export`] and read back by [`import`].
 
 use outport_exporter::bindings::wasi::filesystem::types::Descriptor as Dir;
-use outport_exporter::cache::{CACHE_CONFIG, CacheImage};
-use outport_exporter::layout::{OCI_LAYOUT, blob_path};
+use outport_exporter::cache::{CACHE_CONFIG, CacheImage, begin_layout, finish_layout, write_blob};
+use outport_exporter::layout::blob_path;
 use outport_exporter::plan::REF_NAME;
-use outport_exporter::{Blob, Error, ResponseEntry, dest, image, log, media, response};
+use outport_exporter::{Error, ResponseEntry, dest, image, log, media, response};
 use serde_json::{Value, json};
 
 use crate::Settings;
@@ -106,9 +106,7 @@ pub fn import(settings: &Settings, dir: &Dir) -> Result<Vec<ResponseEntry>, Erro
     })?;
     let config: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::InvalidImage(format!("object {key} is not a cache config: {e}")))?;
-    dest::write_file(dir, "oci-layout", OCI_LAYOUT)?;
-    dest::create_dir(dir, "blobs")?;
-    dest::create_dir(dir, "blobs/sha256")?;
+    begin_layout(dir)?;
     let mut layers = Vec::new();
     for layer in config
         .get("layers")
@@ -141,31 +139,18 @@ pub fn import(settings: &Settings, dir: &Dir) -> Result<Vec<ResponseEntry>, Erro
         .map_err(|e| Error::Other(format!("serializing the manifest: {e}")))?;
     let root = image::put_blob(media::OCI_MANIFEST, &manifest)?;
     let (root_digest, root_size) = write_blob(dir, &root)?;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": [{
+    finish_layout(
+        dir,
+        json!({
             "mediaType": media::OCI_MANIFEST,
             "digest": root_digest,
             "size": root_size,
             "annotations": {REF_NAME: name},
-        }],
-    });
-    let index = serde_json::to_vec(&index)
-        .map_err(|e| Error::Other(format!("serializing index.json: {e}")))?;
-    dest::write_file(dir, "index.json", &index)?;
+        }),
+    )?;
     log::info(&format!("imported cache {name}: {} layers", layers.len()));
     Ok(vec![
         response::entry("cache.digest", root_digest),
         response::entry("cache.name", name.as_str()),
     ])
-}
-
-/// Writes `blob` into `dir` at its blob path; its digest and size.
-fn write_blob(dir: &Dir, blob: &Blob) -> Result<(String, u64), Error> {
-    let desc = blob.descriptor();
-    let (_, path) = blob_path(&desc.digest)?;
-    let file = dest::create_file(dir, &path)?;
-    blob.copy_to_file(&file, 0)?;
-    Ok((desc.digest, desc.size))
 }

@@ -3,15 +3,19 @@
 //! is the cache config), the options every BuildKit cache exporter shares
 //! ([`ExportOptions`]), and the document BuildKit stores as the cache's root
 //! ([`root_document`]): that manifest (`image-manifest=true`) or an index
-//! listing the layers and the config.
+//! listing the layers and the config. An import writes the cache back as
+//! an OCI layout: [`begin_layout`], the blobs ([`write_blob`] for those the
+//! component holds), then [`finish_layout`].
 
 use serde_json::{Map, Value, json};
 
 use crate::bindings::outport::exporter::image::{self, Blob, Compression, ConvertOptions};
 use crate::bindings::outport::exporter::types::{Descriptor, Error};
-use crate::media;
+use crate::bindings::wasi::filesystem::types::Descriptor as Dir;
+use crate::layout::{OCI_LAYOUT, blob_path};
 use crate::options::{OptionSpec, Parsed};
 use crate::walk::{descriptor_from_json, read_json};
+use crate::{dest, media};
 
 /// Media type of BuildKit's cache config.
 pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
@@ -308,6 +312,37 @@ pub fn root_document(
     let bytes = serde_json::to_vec(&doc)
         .map_err(|e| Error::Other(format!("serializing the cache's root: {e}")))?;
     Ok((media_type.to_owned(), bytes))
+}
+
+/// Starts an imported cache's OCI layout in `dir`: `oci-layout` and
+/// `blobs/sha256/`.
+pub fn begin_layout(dir: &Dir) -> Result<(), Error> {
+    dest::write_file(dir, "oci-layout", OCI_LAYOUT)?;
+    dest::create_dir(dir, "blobs")?;
+    dest::create_dir(dir, "blobs/sha256")
+}
+
+/// Writes `blob` into the layout `dir` at its blob path (the host copies
+/// the bytes); its digest and size.
+pub fn write_blob(dir: &Dir, blob: &Blob) -> Result<(String, u64), Error> {
+    let desc = blob.descriptor();
+    let (_, path) = blob_path(&desc.digest)?;
+    let file = dest::create_file(dir, &path)?;
+    blob.copy_to_file(&file, 0)?;
+    Ok((desc.digest, desc.size))
+}
+
+/// Ends an imported cache's layout: `index.json` listing `entry`, the
+/// descriptor of the cache's root, alone.
+pub fn finish_layout(dir: &Dir, entry: Value) -> Result<(), Error> {
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [entry],
+    });
+    let bytes = serde_json::to_vec(&index)
+        .map_err(|e| Error::Other(format!("serializing index.json: {e}")))?;
+    dest::write_file(dir, "index.json", &bytes)
 }
 
 /// The digests a cache root document (`doc`, of `media_type`) refers to:

@@ -1,4 +1,4 @@
-//! A small OCI distribution (registry v2) push client over `wasi:http`.
+//! A small OCI distribution (registry v2) client over `wasi:http`.
 //!
 //! [`Registry::push`] uploads a [`Plan`](crate::Plan) to one repository:
 //! every blob the registry lacks (`HEAD` first; present ones are skipped),
@@ -6,21 +6,34 @@
 //! order, reversed), each after the blobs it names. Layer bytes go from the host into the
 //! request body (`blob.copy-to-stream` on the body's output-stream): they
 //! never enter guest memory. Uploads are monolithic (`POST` then `PUT` with
-//! `Content-Length`). Credentials are the host's business: it adds them to
-//! the requests; the component never sees them.
+//! `Content-Length`); [`Registry::push_blob`] and [`Registry::put_manifest`]
+//! do the same for blobs and documents a caller has (a cache backend).
+//! [`Registry::get_manifest`] and [`Registry::get_blob_to_file`] pull: a
+//! document into memory (bounded), a blob spliced by the host into a file.
+//! Credentials are the host's business: it adds them to the requests; the
+//! component never sees them.
 //!
-//! Needs the `networked-exporter` world and a host that allows the
-//! registry.
+//! Needs a world with `wasi:http/outgoing-handler` (`networked-exporter`,
+//! `networked-cache-backend`) and a host that allows the registry.
 
+use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
     ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
+use crate::bindings::wasi::io::streams::StreamError;
 use crate::dest::write_all;
 use crate::{Blob, Error, Plan, media};
 
 /// Largest response body read (registry errors, small JSON).
 const MAX_ANSWER: u64 = 64 << 10;
+/// Largest manifest or index pulled (distribution's own limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// Redirects followed for one blob download (a registry may send blobs
+/// from elsewhere; the host still checks each host).
+const MAX_REDIRECTS: usize = 5;
+/// The documents [`Registry::get_manifest`] accepts.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// One repository at one registry.
 pub struct Registry {
@@ -47,6 +60,7 @@ pub struct PushStats {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     location: Option<String>,
+    content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -89,11 +103,10 @@ impl Registry {
             if is_manifest(&d.media_type) {
                 continue;
             }
-            if self.has_blob(&d.digest)? {
-                stats.present += 1;
-            } else {
-                self.upload(blob, &d.digest, d.size)?;
+            if self.push_blob(blob)? {
                 stats.uploaded += 1;
+            } else {
+                stats.present += 1;
             }
         }
         for blob in plan.blobs.iter().rev() {
@@ -109,6 +122,17 @@ impl Registry {
             stats.manifests += 1;
         }
         Ok(stats)
+    }
+
+    /// Uploads `blob` unless the repository has it (`HEAD` first), its
+    /// bytes streamed by the host; whether it was uploaded.
+    pub fn push_blob(&self, blob: &Blob) -> Result<bool, Error> {
+        let d = blob.descriptor();
+        if self.has_blob(&d.digest)? {
+            return Ok(false);
+        }
+        self.upload(blob, &d.digest, d.size)?;
+        Ok(true)
     }
 
     fn has_blob(&self, digest: &str) -> Result<bool, Error> {
@@ -162,7 +186,14 @@ impl Registry {
         }
     }
 
-    fn put_manifest(&self, blob: &Blob, media_type: &str, reference: &str) -> Result<(), Error> {
+    /// Puts the manifest or index `blob` (of `media_type`) under
+    /// `reference`, a tag or its digest.
+    pub fn put_manifest(
+        &self,
+        blob: &Blob,
+        media_type: &str,
+        reference: &str,
+    ) -> Result<(), Error> {
         let bytes = blob.bytes()?;
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
         let answer = self.send(
@@ -181,6 +212,83 @@ impl Registry {
         }
     }
 
+    /// The manifest or index under `reference` (a tag or a digest), as
+    /// `(media type, bytes)`; `None` when the registry has none (`404`).
+    pub fn get_manifest(&self, reference: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let path = format!("/v2/{}/manifests/{reference}", self.repository);
+        let accept = [("accept", MANIFEST_TYPES.to_owned())];
+        let answer = self.send_reading(
+            Method::Get,
+            &self.authority,
+            &path,
+            &accept,
+            Body::None,
+            MAX_MANIFEST + 1,
+        )?;
+        match answer.status {
+            200 if answer.body.len() as u64 > MAX_MANIFEST => Err(Error::Network(format!(
+                "registry {}: GET {path}: the manifest is larger than {MAX_MANIFEST} bytes",
+                self.authority
+            ))),
+            200 => {
+                let declared = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v.get("mediaType")?.as_str().map(str::to_owned));
+                let media_type = declared
+                    .or(answer.content_type)
+                    .unwrap_or_default()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                Ok(Some((media_type, answer.body)))
+            }
+            404 => Ok(None),
+            _ => Err(self.refused("GET", &path, &answer)),
+        }
+    }
+
+    /// Writes blob `digest` into `file` from offset 0, the host splicing
+    /// the response body into it (redirects followed); the bytes written.
+    /// The caller's host checks them against the digest.
+    pub fn get_blob_to_file(&self, digest: &str, file: &File) -> Result<u64, Error> {
+        let mut target = (
+            self.authority.clone(),
+            format!("/v2/{}/blobs/{digest}", self.repository),
+        );
+        for _ in 0..=MAX_REDIRECTS {
+            let (authority, path) = &target;
+            let response =
+                send_request(Method::Get, self.insecure, authority, path, &[], Body::None)
+                    .map_err(|e| match e {
+                        Ok(what) => {
+                            Error::Network(format!("registry {authority}: GET {path}: {what}"))
+                        }
+                        Err(e) => e,
+                    })?;
+            let status = response.status();
+            if status == 200 {
+                return body_to_file(response, file, |what| {
+                    Error::Network(format!("registry {authority}: GET {path}: {what}"))
+                });
+            }
+            let answer = read_answer(response, MAX_ANSWER).map_err(|what| {
+                Error::Network(format!("registry {authority}: GET {path}: {what}"))
+            })?;
+            match (status, &answer.location) {
+                (301 | 302 | 303 | 307 | 308, Some(location)) => {
+                    target = split_location(location, authority);
+                }
+                _ => return Err(self.refused("GET", path, &answer)),
+            }
+        }
+        Err(Error::Network(format!(
+            "registry {}: GET blob {digest}: more than {MAX_REDIRECTS} redirects",
+            self.authority
+        )))
+    }
+
     /// One request; waits for the answer and reads a small body.
     fn send(
         &self,
@@ -189,6 +297,20 @@ impl Registry {
         path: &str,
         headers: &[(&str, String)],
         body: Body<'_>,
+    ) -> Result<Answer, Error> {
+        self.send_reading(method, authority, path, headers, body, MAX_ANSWER)
+    }
+
+    /// One request; waits for the answer and reads its body up to `limit`
+    /// bytes.
+    fn send_reading(
+        &self,
+        method: Method,
+        authority: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+        limit: u64,
     ) -> Result<Answer, Error> {
         let name = method_name(&method);
         let fail =
@@ -205,7 +327,7 @@ impl Registry {
             Ok(what) => fail(what),
             Err(e) => e,
         })?;
-        read_answer(response).map_err(fail)
+        read_answer(response, limit).map_err(fail)
     }
 
     /// The error for an unexpected answer: status and the registry's own
@@ -289,14 +411,20 @@ pub(crate) fn send_request(
     }
 }
 
-pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> {
+/// The answer's status, the headers we use, and its body up to `limit`
+/// bytes.
+pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answer, String> {
     let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .into_iter()
-        .next()
-        .and_then(|v| String::from_utf8(v).ok());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .into_iter()
+            .next()
+            .and_then(|v| String::from_utf8(v).ok())
+    };
+    let location = header("location");
+    let content_type = header("content-type");
     let incoming = response
         .consume()
         .map_err(|()| "no response body".to_string())?;
@@ -305,8 +433,8 @@ pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> 
         let stream = incoming
             .stream()
             .map_err(|()| "no response body stream".to_string())?;
-        while (body.len() as u64) < MAX_ANSWER {
-            match stream.blocking_read(MAX_ANSWER - body.len() as u64) {
+        while (body.len() as u64) < limit {
+            match stream.blocking_read(limit - body.len() as u64) {
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(_) => break,
             }
@@ -316,8 +444,46 @@ pub(crate) fn read_answer(response: IncomingResponse) -> Result<Answer, String> 
     Ok(Answer {
         status,
         location,
+        content_type,
         body,
     })
+}
+
+/// Splices the body of `response` into `file` from offset 0 (the host
+/// moves the bytes; they never enter guest memory); the bytes written.
+/// `fail` turns a transfer problem into the caller's error.
+pub(crate) fn body_to_file(
+    response: IncomingResponse,
+    file: &File,
+    fail: impl Fn(String) -> Error,
+) -> Result<u64, Error> {
+    let incoming = response
+        .consume()
+        .map_err(|()| fail("no response body".into()))?;
+    let copied = {
+        let input = incoming
+            .stream()
+            .map_err(|()| fail("no response body stream".into()))?;
+        let output = file
+            .write_via_stream(0)
+            .map_err(|e| Error::Io(format!("opening the file: {e:?}")))?;
+        let mut copied = 0u64;
+        loop {
+            match output.blocking_splice(&input, 1 << 20) {
+                Ok(n) => copied += n,
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(fail(e.to_debug_string()));
+                }
+            }
+        }
+        output
+            .blocking_flush()
+            .map_err(|e| Error::Io(format!("writing the file: {e:?}")))?;
+        copied
+    };
+    drop(incoming);
+    Ok(copied)
 }
 
 /// `(authority, path?query)` of an upload `Location`: absolute, or relative

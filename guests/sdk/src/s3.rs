@@ -9,9 +9,11 @@
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::bindings::wasi::io::streams::StreamError;
-use crate::distribution::{Body, method_name, read_answer, reason, send_request};
+use crate::distribution::{Body, body_to_file, method_name, read_answer, reason, send_request};
 use crate::{Blob, Error};
+
+/// Largest body of an answer read for its status and error only.
+const ERROR_BYTES: u64 = 64 << 10;
 
 /// One bucket at one endpoint.
 pub struct Bucket {
@@ -59,7 +61,7 @@ impl Bucket {
     /// exist.
     pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
         let response = self.send(Method::Get, key, Body::None, None)?;
-        let (status, body) = self.read(key, response)?;
+        let (status, body) = self.read(key, response, limit)?;
         match status {
             200 if (body.len() as u64) < limit => Ok(Some(body)),
             200 => Err(Error::Network(format!(
@@ -76,37 +78,12 @@ impl Bucket {
     pub fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
         let response = self.send(Method::Get, key, Body::None, None)?;
         if response.status() != 200 {
-            let (status, body) = self.read(key, response)?;
+            let (status, body) = self.read(key, response, ERROR_BYTES)?;
             return Err(self.refused("GET", key, status, &body));
         }
-        let fail = |what: String| Error::Network(format!("{}: GET {key}: {what}", self.what()));
-        let incoming = response
-            .consume()
-            .map_err(|()| fail("no response body".into()))?;
-        let copied = {
-            let input = incoming
-                .stream()
-                .map_err(|()| fail("no response body stream".into()))?;
-            let output = file
-                .write_via_stream(0)
-                .map_err(|e| Error::Io(format!("opening the file for {key}: {e:?}")))?;
-            let mut copied = 0u64;
-            loop {
-                match output.blocking_splice(&input, 1 << 20) {
-                    Ok(n) => copied += n,
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(fail(e.to_debug_string()));
-                    }
-                }
-            }
-            output
-                .blocking_flush()
-                .map_err(|e| Error::Io(format!("writing {key}: {e:?}")))?;
-            copied
-        };
-        drop(incoming);
-        Ok(copied)
+        body_to_file(response, file, |what| {
+            Error::Network(format!("{}: GET {key}: {what}", self.what()))
+        })
     }
 
     /// A request whose answer is small: its status and body.
@@ -118,11 +95,17 @@ impl Bucket {
         length: Option<u64>,
     ) -> Result<(u16, Vec<u8>), Error> {
         let response = self.send(method, key, body, length)?;
-        self.read(key, response)
+        self.read(key, response, ERROR_BYTES)
     }
 
-    fn read(&self, key: &str, response: IncomingResponse) -> Result<(u16, Vec<u8>), Error> {
-        read_answer(response)
+    /// The answer's status and its body, up to `limit` bytes.
+    fn read(
+        &self,
+        key: &str,
+        response: IncomingResponse,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        read_answer(response, limit)
             .map(|a| (a.status, a.body))
             .map_err(|e| Error::Network(format!("{}: {key}: {e}", self.what())))
     }
