@@ -240,3 +240,45 @@ fn python_exporter_errors_name_the_option_and_write_nothing() {
         assert_eq!(dir_names(tmp.path()), Vec::<String>::new(), "{extra}");
     }
 }
+
+#[test]
+fn compiling_the_python_exporter_stops_at_the_policy_compile_limits() {
+    // Compiling CPython takes many seconds and far more than 64 MiB, so
+    // each limit stops it; the fresh cache of `outport` holds nothing.
+    let component = &python_exporter().component;
+    for (limit, message) in [
+        ("compile-timeout-seconds = 1", "time limit of 1 s exceeded"),
+        (
+            "compile-memory-bytes = 67108864",
+            "memory limit of 67108864 bytes exceeded",
+        ),
+    ] {
+        let tmp = tempdir();
+        let policy = tmp.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                "[components.inspect]\nimports = [\"wasi:sockets\"]\n\
+                 [components.inspect.limits]\n{limit}\n"
+            ),
+        )
+        .unwrap();
+        let out = mkdir(tmp.path(), "out");
+        let spec = by_path(&out.join("report.json"), "id=py");
+        let good = format!("type=oci,dest={}", path_str(&out.join("good.tar")));
+        let sample = sample_image();
+        let run = outport([
+            "export",
+            path_str(&sample),
+            "--output",
+            &spec,
+            "--output",
+            &good,
+            "--policy",
+            path_str(&policy),
+        ]);
+        run.assert_code(2);
+        run.assert_error(&["compiling", path_str(component)], &[message]);
+        assert_eq!(dir_names(&out), Vec::<String>::new(), "{limit}");
+    }
+}

@@ -123,23 +123,36 @@ impl Work {
         run
     }
 
-    /// Runs `bad` (an `--output`) beside a good `oci` one, checks the run
-    /// is refused (exit 2) before anything runs, leaving nothing but the
-    /// sentinel in `out/`, and returns it for its error.
-    fn refused(&self, bad: &str) -> Run {
+    /// Runs `bad` (an `--output`) beside a good `oci` one, with `extra`
+    /// arguments, checks the run is refused (exit 2) before anything runs,
+    /// leaving nothing but the sentinel in `out/`, and returns it for its
+    /// error.
+    fn refused(&self, bad: &str, extra: &[&str]) -> Run {
         let good = format!("type=oci,dest={}", path_str(&self.out.join("good.tar")));
         let image = sample_image();
-        let run = outport([
+        let mut args = vec![
             "export",
             path_str(&image),
             "--output",
             bad,
             "--output",
             &good,
-        ]);
+        ];
+        args.extend(extra);
+        let run = outport(args);
         run.assert_code(2);
         assert_eq!(dir_names(&self.out), vec!["sentinel".to_string()]);
         run
+    }
+
+    /// [`Work::refused`] for the misbehave component (`action=ok`).
+    fn refused_with(&self, extra: &[&str]) -> Run {
+        let bad = format!(
+            "type=wasm,component={},action=ok,dest={},id=bad",
+            outport_test_programs::MISBEHAVE,
+            path_str(&self.out.join("bad.txt"))
+        );
+        self.refused(&bad, extra)
     }
 
     /// Runs `action` (which must succeed) and returns the bad instance's
@@ -378,6 +391,55 @@ fn a_resource_bomb_stops_at_the_resources_limit() {
 }
 
 #[test]
+fn an_instances_limit_below_what_a_component_needs_fails_it_alone() {
+    // A Rust component instantiates several core instances (its module
+    // and wit-component's shims); with room for one it cannot start.
+    Work::new().fails(
+        "ok",
+        &misbehave_limits("instances = 1"),
+        "instantiation: instances limit of 1 exceeded",
+    );
+}
+
+#[test]
+fn a_policy_limit_beyond_what_the_engine_supports_is_refused_in_one_line() {
+    let work = Work::new();
+    for (text, message) in [
+        (
+            "[limits]\nmemory-bytes = 4294967296\n".to_string(),
+            "limits.memory-bytes = 4294967296 is more than the engine supports (at most 1073741824)",
+        ),
+        (
+            misbehave_limits("table-elements = 30000"),
+            "components.\"outport_test_misbehave\".limits.table-elements = 30000 is more than the engine supports (at most 20000)",
+        ),
+        (
+            misbehave_limits("instances = 64"),
+            "limits.instances = 64 is more than the engine supports (at most 16)",
+        ),
+        (
+            "[limits]\ntimeout-seconds = 18446744073709551615\n".to_string(),
+            "limits.timeout-seconds = 18446744073709551615 is more than the longest limit supported",
+        ),
+    ] {
+        let policy = work.policy(&text);
+        for run in [
+            policy_cmd(&["show", "--policy", path_str(&policy)]),
+            work.refused_with(&["--policy", path_str(&policy)]),
+        ] {
+            run.assert_code(2);
+            run.assert_error(&["policy.toml"], &[message]);
+            assert_eq!(run.error_text().lines().count(), 1, "{}", run.describe());
+        }
+    }
+    let run = work.refused_with(&["--timeout", "18446744073709551615"]);
+    run.assert_error(
+        &["--timeout", "18446744073709551615"],
+        &["not in 0..=315360000"],
+    );
+}
+
+#[test]
 fn a_stack_overflow_is_named() {
     Work::new().fails("stack-overflow", "", "stack overflow");
 }
@@ -517,10 +579,13 @@ fn a_log_and_progress_flood_is_throttled() {
 
 #[test]
 fn a_component_importing_sockets_is_refused_before_it_runs() {
-    let run = Work::new().refused(&format!(
-        "type=wasm,component={},id=dial",
-        outport_test_programs::DIALER
-    ));
+    let run = Work::new().refused(
+        &format!(
+            "type=wasm,component={},id=dial",
+            outport_test_programs::DIALER
+        ),
+        &[],
+    );
     run.assert_error(&["wasi:sockets/"], &["does not grant"]);
 }
 
@@ -654,12 +719,11 @@ fn a_table_bomb_stops_at_the_table_limit() {
         "type=wasm,component={},id=bad",
         outport_test_programs::TABLE_BOMB
     );
-    // A policy value above the engine's 20000-element slots acts as 20000.
-    for (policy, limit) in [(5000, 5000), (30000, 20000)] {
+    // The default is also the most the engine's slots hold (a policy
+    // asking for more is refused when read).
+    for (policy, limit) in [("table-elements = 5000", 5000), ("", 20000)] {
         let work = Work::new();
-        let policy = work.policy(&format!(
-            "[components.\"{digest}\".limits]\ntable-elements = {policy}\n"
-        ));
+        let policy = work.policy(&format!("[components.\"{digest}\".limits]\n{policy}\n"));
         let run = work.run_output(&bad, &["--policy", path_str(&policy)], &[], outport);
         run.assert_code(1);
         run.assert_error(
@@ -671,10 +735,13 @@ fn a_table_bomb_stops_at_the_table_limit() {
 
 #[test]
 fn a_table_too_large_at_start_is_refused_before_anything_runs() {
-    let run = Work::new().refused(&format!(
-        "type=wasm,component={},id=bad",
-        outport_test_programs::TABLE_AT_START
-    ));
+    let run = Work::new().refused(
+        &format!(
+            "type=wasm,component={},id=bad",
+            outport_test_programs::TABLE_AT_START
+        ),
+        &[],
+    );
     run.assert_error(
         &[outport_test_programs::TABLE_AT_START],
         &["minimum element size of 1000000 which exceeds the limit of 20000"],

@@ -1,8 +1,8 @@
 //! Compiling untrusted components in a child process: `outport __compile`
 //! gets the component's bytes on stdin, lowers its own address-space limit
 //! (`RLIMIT_AS`) before reading them, compiles with the engine's code
-//! settings and writes the artifact atomically into the compile cache,
-//! where the parent loads it (checksum verified). The parent kills the
+//! settings and writes the artifact to stdout, where the parent reads it
+//! (and stores it in the compile cache, signed). The parent kills the
 //! child once its deadline passes. A compiler bug or a component built to
 //! make Cranelift explode then costs a bounded child, never the host.
 
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::engine::{cache_key, code_config, store_cached};
+use crate::engine::code_config;
 
 /// The hidden subcommand the parent runs.
 pub const SUBCOMMAND: &str = "__compile";
@@ -41,10 +41,6 @@ impl From<&crate::Limits> for CompileLimits {
 pub struct Job<'a> {
     /// The `outport` binary.
     pub exe: &'a Path,
-    /// The compile cache the child writes into.
-    pub dir: &'a Path,
-    /// The cache key the artifact is stored under.
-    pub key: &'a str,
     /// Whether the engine meters fuel.
     pub fuel: bool,
     /// Its limits.
@@ -52,20 +48,17 @@ pub struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Compiles `bytes` in a child; on success the cache holds the entry.
-    /// The error is one line: a limit named with its value, or why the
-    /// component does not compile.
-    pub fn run(&self, bytes: &[u8]) -> Result<(), String> {
+    /// Compiles `bytes` in a child and returns the artifact. The error is
+    /// one line: a limit named with its value, or why the component does
+    /// not compile.
+    pub fn run(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         let mut command = Command::new(self.exe);
         command
             .arg(SUBCOMMAND)
-            .arg("--dir")
-            .arg(self.dir)
-            .args(["--key", self.key])
             .args(["--memory-bytes", &self.limits.memory_bytes.to_string()])
             .env_clear()
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if self.fuel {
             command.arg("--fuel");
@@ -74,15 +67,28 @@ impl Job<'_> {
             .spawn()
             .map_err(|e| format!("cannot start the compiler process: {e}"))?;
         let deadline = Instant::now() + self.limits.timeout;
-        let (status, stderr) = std::thread::scope(|scope| {
-            // Feeding stdin and draining stderr on threads: neither pipe
-            // can block the deadline.
+        let (status, artifact, stderr) = std::thread::scope(|scope| {
+            // Feeding stdin and draining stdout and stderr on threads: no
+            // pipe can block the deadline.
             let mut stdin = child.stdin.take();
             scope.spawn(move || {
                 if let Some(stdin) = stdin.as_mut() {
                     // A child that dies early closes the pipe; its exit
                     // status says why.
                     let _ = stdin.write_all(bytes);
+                }
+            });
+            // The artifact cannot be larger than the child's address space.
+            let mut stdout = child.stdout.take();
+            let limit = self.limits.memory_bytes;
+            let artifact = scope.spawn(move || {
+                let mut artifact = Vec::new();
+                match stdout.as_mut() {
+                    Some(stdout) => stdout
+                        .take(limit)
+                        .read_to_end(&mut artifact)
+                        .map(|_| artifact),
+                    None => Ok(artifact),
                 }
             });
             let mut stderr = child.stderr.take();
@@ -94,7 +100,10 @@ impl Job<'_> {
                 text
             });
             let status = wait_until(&mut child, deadline);
-            (status, reader.join().unwrap_or_default())
+            let artifact = artifact
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the reader panicked")));
+            (status, artifact, reader.join().unwrap_or_default())
         });
         match status {
             Err(e) => Err(format!("cannot wait for the compiler process: {e}")),
@@ -102,7 +111,9 @@ impl Job<'_> {
                 "time limit of {} s exceeded",
                 self.limits.timeout.as_secs()
             )),
-            Ok(Some(status)) if status.success() => Ok(()),
+            Ok(Some(status)) if status.success() => {
+                artifact.map_err(|e| format!("cannot read the compiled artifact: {e}"))
+            }
             Ok(Some(status)) => Err(failure(status, &stderr, self.limits.memory_bytes)),
         }
     }
@@ -150,10 +161,9 @@ fn failure(status: ExitStatus, stderr: &str, memory_bytes: u64) -> String {
 }
 
 /// The child's side (`outport __compile`): limits its own address space to
-/// `memory_bytes`, reads the component from stdin, compiles it and stores
-/// the artifact under `key` in `dir` (after checking the key is the one its
-/// own engine computes, so settings cannot drift apart).
-pub fn child(dir: &Path, key: &str, memory_bytes: u64, fuel: bool) -> Result<(), String> {
+/// `memory_bytes`, reads the component from stdin, compiles it and writes
+/// the artifact to stdout.
+pub fn child(memory_bytes: u64, fuel: bool) -> Result<(), String> {
     let limit = rustix::process::Rlimit {
         current: Some(memory_bytes),
         maximum: Some(memory_bytes),
@@ -165,11 +175,12 @@ pub fn child(dir: &Path, key: &str, memory_bytes: u64, fuel: bool) -> Result<(),
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read the component: {e}"))?;
     let engine = wasmtime::Engine::new(&code_config(fuel)).map_err(|e| format!("{e:#}"))?;
-    if cache_key(&engine, &bytes) != key {
-        return Err("the cache key does not match this engine's settings".to_string());
-    }
     let artifact = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("cannot compile: {e:#}").replace('\n', " "))?;
-    store_cached(dir, key, &artifact)
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&artifact)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the artifact: {e}"))
 }

@@ -4,12 +4,10 @@
 //! Cache entries are keyed by the sha256 of the component, the outport
 //! version and wasmtime's own compatibility hash of the engine settings
 //! (which covers the wasmtime version, target and compiler flags), so a
-//! different engine never loads another's artifact. Entries are written to a
-//! temporary file and renamed into place, and each carries the sha256 of its
-//! bytes, checked before the artifact is deserialised.
+//! different engine never loads another's artifact; each is signed with a
+//! secret of the cache (see [`crate::compile_cache`]) and verified on load.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +21,9 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::bindings::ExporterPre;
 use crate::bindings::cache::CacheBackendPre;
 use crate::compile::CompileLimits;
+use crate::compile_cache::CompileCache;
 use crate::error::Error;
-use crate::limits::Limits;
+use crate::limits::{ENGINE_MAX_INSTANCES, ENGINE_MAX_MEMORY_BYTES, ENGINE_MAX_TABLE_ELEMENTS};
 use crate::state::InstanceState;
 
 /// How often the epoch advances; deadlines are measured in these ticks.
@@ -33,13 +32,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Settings fixed for the life of an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Where compiled components are cached; `None` disables the cache.
+    /// Where compiled components are cached; `None` disables the cache
+    /// (so does a directory that cannot be trusted, with a warning).
     pub cache_dir: Option<PathBuf>,
     /// Most instances alive at once (sizes the pooling allocator).
     pub max_instances: u32,
-    /// Largest linear memory any instance may get; per-instance limits
-    /// below this are enforced by each store.
-    pub max_memory_bytes: usize,
     /// Meter fuel (needed when a policy sets a `fuel` limit; it changes the
     /// compiled code, hence the cache key).
     pub fuel: bool,
@@ -54,7 +51,6 @@ impl Default for EngineConfig {
         EngineConfig {
             cache_dir: default_cache_dir(),
             max_instances: 64,
-            max_memory_bytes: Limits::default().memory_bytes.max(1 << 30),
             fuel: false,
             compiler: None,
         }
@@ -114,7 +110,7 @@ pub enum Origin {
 pub struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<InstanceState>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<CompileCache>,
     fuel: bool,
     compiler: Option<PathBuf>,
     ticker: Option<EpochTicker>,
@@ -134,20 +130,23 @@ pub fn code_config(fuel: bool) -> Config {
 
 impl Engine {
     /// Builds the engine: async support, pooling allocator sized by
-    /// `config`, epoch interruption with a ticker thread.
+    /// `config` (each instance's slot holds the `ENGINE_MAX_*` limits of
+    /// [`crate::limits`]), epoch interruption with a ticker thread, and the
+    /// compile cache when its directory can be trusted.
     pub fn new(config: EngineConfig) -> Result<Self, Error> {
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances;
+        let per_component = ENGINE_MAX_INSTANCES as u32;
         pool.total_component_instances(n)
-            .total_core_instances(n * 16)
+            .total_core_instances(n * per_component)
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
-            .max_core_instances_per_component(16)
+            .max_core_instances_per_component(per_component)
             .max_memories_per_component(2)
             .max_tables_per_component(8)
-            .max_memory_size(config.max_memory_bytes)
-            .table_elements(Limits::default().table_elements);
+            .max_memory_size(ENGINE_MAX_MEMORY_BYTES)
+            .table_elements(ENGINE_MAX_TABLE_ELEMENTS);
         let mut wasm = code_config(config.fuel);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))?;
@@ -163,7 +162,7 @@ impl Engine {
         Ok(Engine {
             engine,
             linker,
-            cache_dir: config.cache_dir,
+            cache: config.cache_dir.as_deref().and_then(CompileCache::open),
             fuel: config.fuel,
             compiler: config.compiler,
             ticker: Some(ticker),
@@ -177,7 +176,7 @@ impl Engine {
 
     /// The compile cache directory, if compilations are cached.
     pub fn cache_dir(&self) -> Option<&Path> {
-        self.cache_dir.as_deref()
+        self.cache.as_ref().map(CompileCache::dir)
     }
 
     /// Compiles `bytes` (or loads the cached compilation) and links it as an
@@ -198,11 +197,7 @@ impl Engine {
     pub fn compile(&self, name: &str, bytes: &[u8], origin: &Origin) -> Result<Compiled, Error> {
         let digest = outport_image::sha256_digest(bytes);
         let key = cache_key(&self.engine, bytes);
-        if let Some(component) = self
-            .cache_dir
-            .as_deref()
-            .and_then(|dir| self.load_cached(dir, &key))
-        {
+        if let Some(component) = self.load_cached(&key) {
             tracing::info!("loaded component {name} ({digest}) from the compile cache");
             return Ok(Compiled {
                 component,
@@ -211,60 +206,42 @@ impl Engine {
             });
         }
         let started = std::time::Instant::now();
-        let component = match (origin, &self.compiler) {
+        let (component, artifact) = match (origin, &self.compiler) {
             (Origin::ThirdParty(limits), Some(exe)) => {
-                // Without a cache the child writes into a directory of its own.
-                let scratch;
-                let dir = match &self.cache_dir {
-                    Some(dir) => dir.as_path(),
-                    None => {
-                        scratch = tempfile::tempdir().map_err(|e| {
-                            Error::Component(name.to_string(), format!("cannot compile: {e}"))
-                        })?;
-                        scratch.path()
-                    }
-                };
                 let job = crate::compile::Job {
                     exe,
-                    dir,
-                    key: &key,
                     fuel: self.fuel,
                     limits,
                 };
-                job.run(bytes)
+                let artifact = job
+                    .run(bytes)
                     .map_err(|e| Error::Compile(name.to_string(), e))?;
-                match self.read_cached(dir, &key) {
-                    Some(Ok(component)) => component,
-                    Some(Err(e)) => {
-                        return Err(Error::Component(
-                            name.to_string(),
-                            format!("cannot load: {e}"),
-                        ));
-                    }
-                    None => {
-                        return Err(Error::Component(
-                            name.to_string(),
-                            "the compiled artifact is missing".to_string(),
-                        ));
-                    }
-                }
+                // SAFETY: the artifact is what `precompile_component` of this
+                // binary, with this engine's code settings, wrote to the
+                // pipe from the child; it never rested anywhere else.
+                let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| {
+                        Error::Component(name.to_string(), format!("cannot load: {e:#}"))
+                    })?;
+                (component, Some(artifact))
             }
             _ => {
                 let component = Component::new(&self.engine, bytes).map_err(|e| {
                     Error::Component(name.to_string(), format!("cannot compile: {e:#}"))
                 })?;
-                if let Some(dir) = &self.cache_dir {
-                    let stored = component
-                        .serialize()
-                        .map_err(|e| format!("{e:#}"))
-                        .and_then(|artifact| store_cached(dir, &key, &artifact));
-                    if let Err(e) = stored {
-                        tracing::warn!("compile cache {}: {e}", dir.display());
-                    }
-                }
-                component
+                (component, None)
             }
         };
+        if let Some(cache) = &self.cache {
+            let stored = match artifact {
+                Some(artifact) => Ok(artifact),
+                None => component.serialize().map_err(|e| format!("{e:#}")),
+            }
+            .and_then(|artifact| cache.store(&key, &artifact));
+            if let Err(e) = stored {
+                tracing::warn!("compile cache {}: {e}", cache.dir().display());
+            }
+        }
         tracing::info!(
             "compiled component {name} ({digest}) in {} ms",
             started.elapsed().as_millis()
@@ -322,49 +299,16 @@ impl Engine {
         })
     }
 
-    /// The cached compilation of `key` in `dir`, or `None` (then it is
-    /// compiled again) when there is none or it does not load.
-    fn load_cached(&self, dir: &Path, key: &str) -> Option<Component> {
-        self.read_cached(dir, key)?.ok()
+    /// The cached compilation of `key`, or `None` (then it is compiled
+    /// again) when there is none, it does not verify, or it does not load.
+    fn load_cached(&self, key: &str) -> Option<Component> {
+        let artifact = self.cache.as_ref()?.load(key)?;
+        // SAFETY: the entry carries a MAC, under the cache's secret key, of
+        // its cache key (which covers the engine's compatibility hash) and
+        // its bytes: this host's outport wrote it, from `serialize` or the
+        // compile child's `precompile_component` on the same settings.
+        unsafe { Component::deserialize(&self.engine, &artifact) }.ok()
     }
-
-    /// The cached compilation of `key` in `dir`: `None` without an entry or
-    /// when its bytes do not match their checksum, an error saying why when
-    /// the engine refuses it (a table or memory larger than the engine's
-    /// pooling limits allow).
-    fn read_cached(&self, dir: &Path, key: &str) -> Option<Result<Component, String>> {
-        let artifact = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
-        let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
-        if hex::encode(Sha256::digest(&artifact)) != recorded.trim() {
-            tracing::warn!("compile cache entry {key} does not match its checksum; recompiling");
-            return None;
-        }
-        // SAFETY: the artifact was produced by `Component::serialize` on an
-        // engine with the same compatibility hash (part of the key), and its
-        // bytes match the checksum written with it.
-        Some(
-            unsafe { Component::deserialize(&self.engine, &artifact) }
-                .map_err(|e| format!("{e:#}")),
-        )
-    }
-}
-
-/// Writes a cache entry: the artifact, then the checksum of its bytes
-/// (last: an entry without one is never loaded), each to a temporary file
-/// renamed into place.
-pub fn store_cached(dir: &Path, key: &str, artifact: &[u8]) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let write = |name: String, data: &[u8]| -> Result<(), String> {
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-        tmp.write_all(data).map_err(|e| e.to_string())?;
-        tmp.persist(dir.join(name)).map_err(|e| e.to_string())?;
-        Ok(())
-    };
-    write(format!("{key}.cwasm"), artifact)?;
-    write(
-        format!("{key}.sha256"),
-        hex::encode(Sha256::digest(artifact)).as_bytes(),
-    )
 }
 
 impl Drop for Engine {

@@ -484,6 +484,15 @@ fn trap_message(
             limits.resources
         );
     }
+    // The store counts core instances (and the memories and tables they
+    // define, bounded by the same limit) as the component is instantiated.
+    let root = e.root_cause().to_string();
+    if let Some(count) = root.strip_prefix("resource limit exceeded: ") {
+        return format!(
+            "{phase}: instances limit of {} exceeded ({count}: the component creates more core instances than the policy allows)",
+            limits.instances
+        );
+    }
     if cause_is(&|c| c.downcast_ref::<std::str::Utf8Error>().is_some()) {
         return format!("{phase}: the guest passed a string that is not valid UTF-8");
     }
@@ -494,8 +503,7 @@ fn trap_message(
     }
     // The root cause is the trap or host error; the outer layers only add a
     // multi-line wasm backtrace.
-    let cause = e.root_cause().to_string();
-    let cause = cause.lines().next().unwrap_or("unknown error");
+    let cause = root.lines().next().unwrap_or("unknown error");
     format!("{phase}: guest trapped: {cause}")
 }
 

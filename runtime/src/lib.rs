@@ -24,6 +24,7 @@ pub mod buildinfo;
 pub mod builtin;
 pub mod cache;
 pub mod compile;
+pub mod compile_cache;
 pub mod credentials;
 pub mod destination;
 pub mod engine;

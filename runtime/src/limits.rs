@@ -6,6 +6,20 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::types::Error;
 
+/// Largest linear memory the engine's instance slots hold, in bytes; a
+/// policy asking for more is refused when it is read.
+pub const ENGINE_MAX_MEMORY_BYTES: usize = 1 << 30;
+
+/// Most elements one table of the engine's instance slots holds.
+pub const ENGINE_MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// Most core instances one component instance may create in the engine.
+pub const ENGINE_MAX_INSTANCES: usize = 16;
+
+/// Longest time limit (wall time, compile time, HTTP waits) a policy may
+/// set: ten years, far beyond any use and far from overflowing a clock.
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 /// What one instance may use. [`Limits::default`] is the safe default used
 /// when no policy says otherwise.
 #[derive(Clone, Debug)]
@@ -62,8 +76,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 512 << 20,
-            table_elements: 20_000,
-            instances: 32,
+            table_elements: ENGINE_MAX_TABLE_ELEMENTS,
+            instances: ENGINE_MAX_INSTANCES,
             timeout: Duration::from_secs(3600),
             output_bytes: 64 << 30,
             log_bytes: 1 << 20,
@@ -148,9 +162,9 @@ impl Limiter {
     /// A limiter enforcing `limits` (memory, table elements, instances); a
     /// growth past a limit traps.
     pub fn new(limits: &Limits) -> Self {
-        // The engine's pooling slots hold the default number of table
-        // elements and no more: a larger policy value means that many.
-        let table_elements = limits.table_elements.min(Limits::default().table_elements);
+        // The engine's pooling slots hold no more (a policy cannot ask for
+        // more, but `Limits` may be built by hand).
+        let table_elements = limits.table_elements.min(ENGINE_MAX_TABLE_ELEMENTS);
         Limiter {
             inner: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)

@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::limits::{DestinationRule, Limits};
+use crate::limits::{
+    DestinationRule, ENGINE_MAX_INSTANCES, ENGINE_MAX_MEMORY_BYTES, ENGINE_MAX_TABLE_ELEMENTS,
+    Limits, MAX_SECONDS,
+};
 use crate::network::AllowList;
 
 /// A whole policy file.
@@ -145,6 +148,49 @@ impl LimitSettings {
         l
     }
 
+    /// Checks every limit set here against what the engine supports;
+    /// `at` names the table (`limits`, `components."oci".limits`).
+    fn check(&self, at: &str) -> Result<(), String> {
+        let engine_max = [
+            ("memory-bytes", self.memory_bytes, ENGINE_MAX_MEMORY_BYTES),
+            (
+                "table-elements",
+                self.table_elements,
+                ENGINE_MAX_TABLE_ELEMENTS,
+            ),
+            ("instances", self.instances, ENGINE_MAX_INSTANCES),
+        ];
+        for (name, value, max) in engine_max {
+            if let Some(v) = value
+                && v > max as u64
+            {
+                return Err(format!(
+                    "{at}.{name} = {v} is more than the engine supports (at most {max})"
+                ));
+            }
+        }
+        let seconds = [
+            ("timeout-seconds", self.timeout_seconds),
+            ("http-connect-seconds", self.http_connect_seconds),
+            ("http-first-byte-seconds", self.http_first_byte_seconds),
+            (
+                "http-between-bytes-seconds",
+                self.http_between_bytes_seconds,
+            ),
+            ("compile-timeout-seconds", self.compile_timeout_seconds),
+        ];
+        for (name, value) in seconds {
+            if let Some(v) = value
+                && v > MAX_SECONDS
+            {
+                return Err(format!(
+                    "{at}.{name} = {v} is more than the longest limit supported ({MAX_SECONDS} s, ten years)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Every limit of `limits`, set.
     pub fn from_limits(limits: &Limits) -> Self {
         LimitSettings {
@@ -197,7 +243,11 @@ impl Policy {
     }
 
     fn check(&self) -> Result<(), String> {
+        self.limits.check("limits")?;
         for (key, entry) in &self.components {
+            entry
+                .limits
+                .check(&format!("components.\"{key}\".limits"))?;
             if let Some(hex) = key.strip_prefix("sha256:")
                 && (hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -324,6 +374,23 @@ mod tests {
             ("[components.\"sha256:12\"]\n", "64 hex"),
             ("[components.x]\nnetwork-hosts = [\"a b\"]\n", "not a host"),
             ("[components.x]\ndestination = \"pipe\"\n", "pipe"),
+            (
+                "[limits]\nmemory-bytes = 4294967296\n",
+                "limits.memory-bytes = 4294967296 is more than the engine supports (at most 1073741824)",
+            ),
+            (
+                "[components.oci.limits]\ntable-elements = 20001\n",
+                "components.\"oci\".limits.table-elements = 20001 is more than the engine supports (at most 20000)",
+            ),
+            ("[limits]\ninstances = 17\n", "limits.instances = 17"),
+            (
+                "[limits]\ntimeout-seconds = 18446744073709551615\n",
+                "timeout-seconds = 18446744073709551615 is more than the longest",
+            ),
+            (
+                "[components.x.limits]\ncompile-timeout-seconds = 315360001\n",
+                "compile-timeout-seconds = 315360001",
+            ),
         ] {
             let e = Policy::parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");

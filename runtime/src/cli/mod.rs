@@ -65,12 +65,6 @@ enum Command {
 /// Arguments of the hidden `outport __compile`.
 #[derive(clap::Args, Debug)]
 struct CompileArgs {
-    /// The compile cache to write the artifact into.
-    #[arg(long)]
-    dir: PathBuf,
-    /// The cache key the parent computed.
-    #[arg(long)]
-    key: String,
     /// The address-space limit.
     #[arg(long)]
     memory_bytes: u64,
@@ -236,7 +230,8 @@ struct ExportArgs {
 struct RunArgs {
     /// Wall-clock limit for each instance, in seconds (default: the
     /// policy's, else 3600); a policy's per-component entry still wins.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(..=outport::limits::MAX_SECONDS))]
     timeout: Option<u64>,
     /// The sandbox policy (TOML): limits, per-component overrides, pinning,
     /// destination rules. Without it, the defaults of `outport policy show`.
@@ -369,7 +364,7 @@ pub fn main() -> ExitCode {
 
 /// `outport __compile`: the child side of [`outport::compile`].
 fn compile(args: &CompileArgs) -> u8 {
-    match outport::compile::child(&args.dir, &args.key, args.memory_bytes, args.fuel) {
+    match outport::compile::child(args.memory_bytes, args.fuel) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: {e}");
