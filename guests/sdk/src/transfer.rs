@@ -39,10 +39,10 @@ pub(crate) struct Upload<'a> {
 /// request or transport problem, `Err(error)` for the blob's own).
 pub(crate) type Outcome = Result<Answer, Result<String, Error>>;
 
-/// Sends every upload, at most `parallel` (at least 1) at once, in order of
-/// start. `answered(i, outcome)` gets each one's outcome as it comes; its
-/// error stops everything (requests still in flight are dropped, which
-/// cancels them) and is returned.
+/// Sends every upload, starting them in order, at most `parallel` (at
+/// least 1) in flight at once. `answered(i, outcome)` gets each one's
+/// outcome as it comes; its error stops everything (requests still in
+/// flight are dropped, which cancels them) and is returned.
 pub(crate) fn upload_all(
     uploads: &[Upload<'_>],
     parallel: usize,
