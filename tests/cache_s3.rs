@@ -1,15 +1,19 @@
 //! The s3 cache backend against `moto_server` (started by `scripts/test`,
 //! checking SigV4 signatures): BuildKit's object keys, round trips, blobs
-//! not uploaded twice, refused credentials, an unreachable endpoint,
-//! `ignore-error`, and the secret in no output.
+//! not uploaded twice but refreshed after `touch_refresh`, uploads in
+//! flight bounded by `upload_parallelism` (seen by a relay in front of
+//! moto), refused credentials, an unreachable endpoint, `ignore-error`, and
+//! the secret in no output.
 
 use std::fs;
-use std::net::TcpListener;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::cache_local::{buildkit_cache, cache_export, cache_import, read_cache};
 use crate::common::*;
@@ -86,6 +90,18 @@ fn object(moto: &Moto, bucket: &str, key: &str) -> Vec<u8> {
         &[bucket, key],
     );
     hex::decode(hex.trim()).unwrap()
+}
+
+/// The sha256 digest of the bytes of each of `keys` (one boto3 run).
+fn object_digests(moto: &Moto, bucket: &str, keys: &[String]) -> Vec<String> {
+    let mut args = vec![bucket];
+    args.extend(keys.iter().map(String::as_str));
+    let digests = boto(
+        moto,
+        "import hashlib\nfor k in sys.argv[5:]:\n    print('sha256:' + hashlib.sha256(s3.get_object(Bucket=sys.argv[4], Key=k)['Body'].read()).hexdigest())",
+        &args,
+    );
+    digests.lines().map(str::to_owned).collect()
 }
 
 /// The `type=s3` spec for `bucket` at moto, path style, plus `extra`.
@@ -243,6 +259,33 @@ fn export_writes_buildkit_keys_and_imports_back_byte_for_byte() {
     assert_eq!(object(&moto, &bucket2, "manifests/buildkit"), stored);
 }
 
+/// `outport cache export INPUT --export-cache SPEC` with a metadata file
+/// (in `tmp`): the response of the cache instance, which must succeed.
+fn export_response(moto: &Moto, tmp: &Path, input: &Path, spec: &str) -> Value {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let file = tmp.join(format!(
+        "metadata-{}.json",
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let run = with_credentials(
+        &[
+            "cache".into(),
+            "export".into(),
+            path_str(input).into(),
+            "--export-cache".into(),
+            spec.to_owned(),
+            "--metadata-file".into(),
+            path_str(&file).into(),
+        ],
+        &moto.access_key,
+        &moto.secret_key,
+    );
+    run.assert_success();
+    assert_no_secret(moto, &run);
+    let doc = read_json(&file);
+    array_at(&doc, "cache")[0]["response"].clone()
+}
+
 #[test]
 fn re_export_uploads_nothing_new() {
     let moto = moto();
@@ -250,35 +293,81 @@ fn re_export_uploads_nothing_new() {
     let bk = buildkit_cache(tmp.path(), "bk", true);
     let bucket = new_bucket(&moto, "reexport");
     let spec = s3_spec(&moto, &bucket, ",mode=max");
-    let metadata = |name: &str| tmp.path().join(name);
-    let response = |run: &Run, file: &Path| -> Value {
-        run.assert_success();
-        let doc = read_json(file);
-        array_at(&doc, "cache")[0]["response"].clone()
-    };
-    let export = |file: &Path| -> Value {
-        let run = with_credentials(
-            &[
-                "cache".into(),
-                "export".into(),
-                path_str(&bk.dir).into(),
-                "--export-cache".into(),
-                spec.clone(),
-                "--metadata-file".into(),
-                path_str(file).into(),
-            ],
-            &moto.access_key,
-            &moto.secret_key,
-        );
-        response(&run, file)
-    };
-    let first = export(&metadata("first.json"));
+    let first = export_response(&moto, tmp.path(), &bk.dir, &spec);
     assert_eq!(first["cache.s3.uploaded"], "3", "{first}");
     let before = objects(&moto, &bucket);
-    let second = export(&metadata("second.json"));
+    let second = export_response(&moto, tmp.path(), &bk.dir, &spec);
     assert_eq!(second["cache.s3.uploaded"], "0", "{second}");
     assert_eq!(second["cache.s3.present"], "3", "{second}");
+    assert_eq!(second["cache.s3.refreshed"], "0", "{second}");
     assert_eq!(objects(&moto, &bucket), before);
+}
+
+/// `Last-Modified` (Unix seconds) and `updated-at` metadata of each of
+/// `keys`, as `HEAD` answers.
+fn heads(moto: &Moto, bucket: &str, keys: &[String]) -> Vec<(i64, Option<String>)> {
+    let mut args = vec![bucket];
+    args.extend(keys.iter().map(String::as_str));
+    let listing = boto(
+        moto,
+        "import json\nheads = [s3.head_object(Bucket=sys.argv[4], Key=k) for k in sys.argv[5:]]\nprint(json.dumps([[int(h['LastModified'].timestamp()), h['Metadata'].get('updated-at')] for h in heads]))",
+        &args,
+    );
+    serde_json::from_str(&listing).unwrap()
+}
+
+#[test]
+fn touch_refresh_copies_older_blobs_onto_themselves() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "touch");
+    let spec = |extra: &str| s3_spec(&moto, &bucket, &format!(",mode=max{extra}"));
+    let first = export_response(&moto, tmp.path(), &bk.dir, &spec(""));
+    assert_eq!(first["cache.s3.uploaded"], "3", "{first}");
+    let keys: Vec<String> = bk.layers.iter().map(|d| format!("blobs/{d}")).collect();
+    let before = heads(&moto, &bucket, &keys);
+    assert!(before.iter().all(|(_, meta)| meta.is_none()), "{before:?}");
+    // Last-Modified counts whole seconds: let two go by.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // The default (24h): nothing is old enough, nothing is copied.
+    let second = export_response(&moto, tmp.path(), &bk.dir, &spec(""));
+    assert_eq!(second["cache.s3.refreshed"], "0", "{second}");
+    assert_eq!(heads(&moto, &bucket, &keys), before);
+
+    // 1s: every blob is older, each is copied onto itself.
+    let third = export_response(&moto, tmp.path(), &bk.dir, &spec(",touch_refresh=1s"));
+    assert_eq!(third["cache.s3.uploaded"], "0", "{third}");
+    assert_eq!(third["cache.s3.refreshed"], "3", "{third}");
+    let after = heads(&moto, &bucket, &keys);
+    for ((key, (old, _)), (new, updated_at)) in keys.iter().zip(&before).zip(&after) {
+        assert!(new > old, "{key}: Last-Modified {old} -> {new}");
+        assert!(updated_at.is_some(), "{key}: no updated-at metadata");
+    }
+    assert_eq!(object_digests(&moto, &bucket, &keys), bk.layers);
+}
+
+#[test]
+fn bad_touch_refresh_or_upload_parallelism_is_refused() {
+    let moto = moto();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let bucket = new_bucket(&moto, "badopts");
+    for (option, value) in [
+        ("touch_refresh", "1d"),
+        ("touch_refresh", "24"),
+        ("touch_refresh", "soon"),
+        ("upload_parallelism", "0"),
+        ("upload_parallelism", "-2"),
+        ("upload_parallelism", "many"),
+    ] {
+        let spec = s3_spec(&moto, &bucket, &format!(",id=opts,{option}={value}"));
+        let run = s3_export(&moto, &bk.dir, &spec);
+        run.assert_code(1);
+        run.assert_error(&["opts"], &[&format!("{option}=\"{value}\"")]);
+    }
+    assert!(objects(&moto, &bucket).is_empty());
 }
 
 #[test]
@@ -439,6 +528,195 @@ fn ignore_error_both_ways() {
         objects(&moto, &bucket)
             .iter()
             .any(|(k, _)| k == "manifests/buildkit")
+    );
+}
+
+/// A BuildKit local cache directory in `parent/name` holding one chain of
+/// `count` layers of `size` bytes (layer i on layer i-1, a record for
+/// each); its layer digests, base first.
+fn chain_cache(parent: &Path, name: &str, count: usize, size: usize) -> (PathBuf, Vec<String>) {
+    let dir = mkdir(parent, name);
+    fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = Layout::open(&dir);
+    let blobs: Vec<(String, u64)> = (0..count)
+        .map(|i| layout.add_blob(&noise(size + i)[i..]))
+        .collect();
+    let layers: Vec<Value> = (0..count)
+        .map(|i| json!({"blob": blobs[i].0, "parent": i as i64 - 1}))
+        .collect();
+    let records: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut record = json!({
+                "digest": sha256_digest(format!("step {i}").as_bytes()),
+                "layers": [{"layer": i}],
+            });
+            if i > 0 {
+                record["inputs"] = json!([[{"selector": "", "link": i - 1}]]);
+            }
+            record
+        })
+        .collect();
+    let config = serde_json::to_vec(&json!({"layers": layers, "records": records})).unwrap();
+    let (config_digest, config_size) = layout.add_blob(&config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "config": {"mediaType": "application/vnd.buildkit.cacheconfig.v0", "digest": config_digest, "size": config_size},
+        "layers": blobs.iter().map(|(d, s)| json!({"mediaType": MT_LAYER_GZIP, "digest": d, "size": s})).collect::<Vec<_>>(),
+    });
+    let (root, root_size) = layout.add_blob(&serde_json::to_vec(&manifest).unwrap());
+    layout.write_index_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": MT_INDEX,
+        "manifests": [{"mediaType": MT_MANIFEST, "digest": root, "size": root_size,
+                       "annotations": {ANN_REF_NAME: "latest"}}],
+    }));
+    (dir, blobs.into_iter().map(|(d, _)| d).collect())
+}
+
+/// A TCP relay on 127.0.0.1 to `upstream` that counts `PUT` requests in
+/// flight: one is from its first bytes (`wasi:http` opens a connection per
+/// request) until the first bytes of its answer. Answers to `PUT`s are
+/// held back until `hold_until` of them have been in flight at once (or,
+/// once, 30 s passed), so a client that really sends that many at once is seen
+/// doing so, however fast the server is.
+struct PutCounter {
+    port: u16,
+    state: Arc<(Mutex<PutsInFlight>, Condvar)>,
+    stop: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct PutsInFlight {
+    now: usize,
+    peak: usize,
+    released: bool,
+}
+
+impl PutCounter {
+    fn start(upstream: &str, hold_until: usize) -> PutCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state: Arc<(Mutex<PutsInFlight>, Condvar)> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let upstream = upstream.to_owned();
+        let (shared, stopped) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
+                    continue;
+                };
+                let shared = shared.clone();
+                std::thread::spawn(move || relay(client, server, &shared, hold_until));
+            }
+        });
+        PutCounter { port, state, stop }
+    }
+
+    fn peak(&self) -> usize {
+        self.state.0.lock().unwrap().peak
+    }
+}
+
+impl Drop for PutCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Forwards one connection both ways, counting it if it is a `PUT`.
+fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    state: &(Mutex<PutsInFlight>, Condvar),
+    hold_until: usize,
+) {
+    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let mut first = [0u8; 4096];
+    let Ok(n) = client.read(&mut first) else {
+        return;
+    };
+    let is_put = first[..n].starts_with(b"PUT ");
+    if is_put {
+        let mut puts = state.0.lock().unwrap();
+        puts.now += 1;
+        puts.peak = puts.peak.max(puts.now);
+        if puts.peak >= hold_until {
+            puts.released = true;
+            state.1.notify_all();
+        }
+    }
+    if server.write_all(&first[..n]).is_err() {
+        return;
+    }
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let mut answer = [0u8; 4096];
+    let n = server_in.read(&mut answer).unwrap_or(0);
+    if is_put {
+        let puts = state.0.lock().unwrap();
+        let (mut puts, _) = state
+            .1
+            .wait_timeout_while(puts, std::time::Duration::from_secs(30), |p| !p.released)
+            .unwrap();
+        // Held once at most: after a timeout, answers pass.
+        puts.released = true;
+        puts.now -= 1;
+    }
+    if client_out.write_all(&answer[..n]).is_ok() {
+        let _ = std::io::copy(&mut server_in, &mut client_out);
+    }
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upload.join();
+}
+
+#[test]
+fn upload_parallelism_bounds_the_uploads_in_flight() {
+    let moto = moto();
+    let tmp = tempdir();
+    let (cache, layers) = chain_cache(tmp.path(), "chain", 8, 256 << 10);
+    let upstream = moto.endpoint.trim_start_matches("http://");
+    let mut stored = Vec::new();
+    for parallel in [4, 1] {
+        let counter = PutCounter::start(upstream, parallel);
+        let bucket = new_bucket(&moto, &format!("parallel{parallel}"));
+        let spec = format!(
+            "type=s3,bucket={bucket},region=us-east-1,endpoint_url=http://127.0.0.1:{},use_path_style=true,mode=max,upload_parallelism={parallel}",
+            counter.port
+        );
+        let response = export_response(&moto, tmp.path(), &cache, &spec);
+        assert_eq!(response["cache.s3.uploaded"], "8", "{response}");
+        assert_eq!(
+            counter.peak(),
+            parallel,
+            "upload_parallelism={parallel}: uploads in flight at once"
+        );
+        let mut keys: Vec<String> = layers.iter().map(|d| format!("blobs/{d}")).collect();
+        keys.push("manifests/buildkit".into());
+        let listed: Vec<String> = objects(&moto, &bucket)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(listed, sorted);
+        let digests = object_digests(&moto, &bucket, &keys);
+        assert_eq!(digests[..8], layers[..], "the blobs' bytes");
+        stored.push(digests);
+    }
+    assert_eq!(
+        stored[0], stored[1],
+        "the objects differ with the parallelism"
     );
 }
 

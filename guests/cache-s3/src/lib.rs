@@ -8,8 +8,10 @@
 //! (with every layer's `annotations` giving its media type and size, as
 //! BuildKit writes them) at `{prefix}{manifests_prefix}{name}`.
 //!
-//! - `export-cache` uploads the layers the bucket lacks (`HEAD` first; the
-//!   host streams the bytes into the `PUT` body), then the cache config
+//! - `export-cache` uploads the layers the bucket lacks (`HEAD` first;
+//!   `upload_parallelism` uploads at once, the host streaming the bytes
+//!   into each `PUT` body) and refreshes those it has that are older than
+//!   `touch_refresh` (copied onto themselves), then writes the cache config
 //!   under each name.
 //! - `import-cache` reads the cache config of the first name and writes it,
 //!   with every layer (the host splicing each `GET` body into its file),
@@ -20,6 +22,7 @@
 //! lets the component reach the endpoint only: it never sees a secret.
 
 mod objects;
+mod refresh;
 
 use outport_exporter::bindings::cache::Guest;
 use outport_exporter::options::{OptionSpec, Parsed, describe};
@@ -27,6 +30,7 @@ use outport_exporter::s3::Bucket;
 use outport_exporter::{
     CacheOperation, ComponentInfo, Error, Options, OutputKind, Request, ResponseEntry, dest,
 };
+use refresh::TouchRefresh;
 
 /// The options of both operations (`ignore-error` is the runtime's).
 const OPTIONS: &[OptionSpec] = &[
@@ -56,12 +60,12 @@ const OPTIONS: &[OptionSpec] = &[
     .default("false"),
     OptionSpec::once(
         "upload_parallelism",
-        "accepted for BuildKit compatibility (a positive integer); uploads run one at a time",
+        "how many blob uploads run at once (a positive integer)",
     )
     .default("4"),
     OptionSpec::once(
         "touch_refresh",
-        "accepted for BuildKit compatibility (a duration such as 24h); blobs already in the bucket are left as they are, not refreshed",
+        "a blob already in the bucket whose Last-Modified is older than this Go duration (24h, 30m, 1h30m, 0s) is copied onto itself to refresh it",
     )
     .default("24h"),
 ];
@@ -78,6 +82,10 @@ pub struct Settings {
     pub manifests: String,
     /// The `name`s, at least one.
     pub names: Vec<String>,
+    /// Blob uploads in flight at once.
+    pub upload_parallelism: usize,
+    /// Age past which a blob already in the bucket is refreshed.
+    pub touch_refresh: TouchRefresh,
 }
 
 impl Settings {
@@ -109,13 +117,18 @@ impl Settings {
             }
             None => (format!("s3.{region}.amazonaws.com"), false),
         };
-        if let Some(n) = parsed.str("upload_parallelism")
-            && !n.parse::<u32>().is_ok_and(|n| n > 0)
-        {
-            return Err(Error::InvalidOption(format!(
-                "upload_parallelism={n:?}: expected a positive integer"
-            )));
-        }
+        let upload_parallelism = match parsed.str("upload_parallelism") {
+            None => 4,
+            Some(n) => n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "upload_parallelism={n:?}: expected a positive integer"
+                ))
+            })?,
+        };
+        let touch_refresh = match parsed.str("touch_refresh") {
+            None => TouchRefresh::DEFAULT,
+            Some(text) => TouchRefresh::parse(text).map_err(Error::InvalidOption)?,
+        };
         let prefix = parsed.str("prefix").unwrap_or("");
         let names: Vec<String> = parsed
             .str("name")
@@ -141,6 +154,8 @@ impl Settings {
                 parsed.str("manifests_prefix").unwrap_or("manifests/")
             ),
             names,
+            upload_parallelism,
+            touch_refresh,
         })
     }
 }

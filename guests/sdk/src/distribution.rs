@@ -19,14 +19,15 @@
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, Scheme,
 };
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::dest::write_all;
 use crate::{Blob, Error, Plan, media};
 
 /// Largest response body read (registry errors, small JSON).
-const MAX_ANSWER: u64 = 64 << 10;
+pub(crate) const MAX_ANSWER: u64 = 64 << 10;
 /// Largest manifest or index pulled (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Redirects followed for one blob download (a registry may send blobs
@@ -365,29 +366,8 @@ pub(crate) fn send_request(
     body: Body<'_>,
 ) -> Result<IncomingResponse, Result<String, Error>> {
     let name = method_name(&method).to_owned();
-    let fields = Fields::new();
-    for (key, value) in headers {
-        fields
-            .append(key, value.as_bytes())
-            .map_err(|e| Ok(format!("header {key}: {e:?}")))?;
-    }
-    let request = OutgoingRequest::new(fields);
-    let scheme = if insecure {
-        Scheme::Http
-    } else {
-        Scheme::Https
-    };
-    let ok = request.set_method(&method).is_ok()
-        && request.set_scheme(Some(&scheme)).is_ok()
-        && request.set_authority(Some(authority)).is_ok()
-        && request.set_path_with_query(Some(path)).is_ok();
-    if !ok {
-        return Err(Ok("invalid request".into()));
-    }
-    let outgoing = request
-        .body()
-        .map_err(|()| Ok("no request body".to_owned()))?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| Ok(describe(&e)))?;
+    let (outgoing, pending) =
+        open_request(method, insecure, authority, path, headers).map_err(Ok)?;
     {
         let stream = outgoing
             .write()
@@ -409,6 +389,39 @@ pub(crate) fn send_request(
         Some(Ok(Err(e))) => Err(Ok(describe(&e))),
         Some(Err(())) | None => Err(Ok("no response".into())),
     }
+}
+
+/// Starts one request (`insecure`: plain HTTP): the body to write, then
+/// finish, and the answer to come.
+pub(crate) fn open_request(
+    method: Method,
+    insecure: bool,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<(OutgoingBody, FutureIncomingResponse), String> {
+    let fields = Fields::new();
+    for (key, value) in headers {
+        fields
+            .append(key, value.as_bytes())
+            .map_err(|e| format!("header {key}: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = if insecure {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    let ok = request.set_method(&method).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !ok {
+        return Err("invalid request".into());
+    }
+    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| describe(&e))?;
+    Ok((outgoing, pending))
 }
 
 /// The answer's status, the headers we use, and its body up to `limit`

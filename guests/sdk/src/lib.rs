@@ -102,6 +102,7 @@ pub mod response;
 pub mod rootfs;
 pub mod s3;
 pub mod tar;
+mod transfer;
 pub mod walk;
 
 pub use bindings::Guest;

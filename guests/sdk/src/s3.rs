@@ -1,16 +1,21 @@
-//! A small S3 object client over `wasi:http`, for cache backends: `HEAD`,
-//! `PUT` (a blob streamed by the host with `copy-to-stream`, or small
-//! bytes) and `GET` (into memory, bounded, or spliced into a file by the
-//! host). Requests carry no credentials: the host signs those to the
-//! instance's S3 endpoint (SigV4) and the component never sees a secret.
+//! A small S3 object client over `wasi:http`, for cache backends: `HEAD`
+//! (with the object's `Last-Modified`), `PUT` (blobs streamed by the host,
+//! several at once, or small bytes), a copy of an object onto itself that
+//! refreshes its date, and `GET` (into memory, bounded, or spliced into a
+//! file by the host). Requests carry no credentials: the host signs those to
+//! the instance's S3 endpoint (SigV4) and the component never sees a secret.
 //!
 //! Needs a world with `wasi:http/outgoing-handler` (`networked-cache-backend`)
 //! and a host that allows the endpoint.
 
+use time::OffsetDateTime;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
+
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
 use crate::distribution::{Body, body_to_file, method_name, read_answer, reason, send_request};
-use crate::{Blob, Error};
+use crate::transfer::{Upload, upload_all};
+use crate::{Blob, Error, log};
 
 /// Largest body of an answer read for its status and error only.
 const ERROR_BYTES: u64 = 64 << 10;
@@ -27,30 +32,98 @@ pub struct Bucket {
     pub path_style: bool,
 }
 
+/// What `HEAD` says of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its `Last-Modified`, in Unix seconds; `None` when the answer has
+    /// none that reads as an HTTP date.
+    pub last_modified: Option<i64>,
+}
+
 impl Bucket {
-    /// Whether object `key` exists.
-    pub fn exists(&self, key: &str) -> Result<bool, Error> {
-        let (status, body) = self.small(Method::Head, key, Body::None, None)?;
+    /// What `HEAD` says of object `key`; `None` when it does not exist.
+    pub fn head(&self, key: &str) -> Result<Option<Head>, Error> {
+        let response = self.send(Method::Head, key, &[], Body::None)?;
+        let last_modified = response
+            .headers()
+            .get("last-modified")
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(http_date);
+        let (status, body) = self.read(key, response, ERROR_BYTES)?;
         match status {
-            200 => Ok(true),
-            404 => Ok(false),
+            200 => Ok(Some(Head { last_modified })),
+            404 => Ok(None),
             _ => Err(self.refused("HEAD", key, status, &body)),
         }
     }
 
-    /// Stores `blob` as `key`, its bytes streamed by the host.
-    pub fn put_blob(&self, key: &str, blob: &Blob) -> Result<(), Error> {
-        let size = blob.descriptor().size;
-        self.put(key, Body::Blob(blob), size)
+    /// Copies object `key` onto itself with its metadata replaced (an
+    /// `updated-at` of `now`, Unix seconds), which gives it a new
+    /// `Last-Modified`: BuildKit's "touch".
+    pub fn touch(&self, key: &str, now: i64) -> Result<(), Error> {
+        let stamp = OffsetDateTime::from_unix_timestamp(now)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        let headers = [
+            (
+                "x-amz-copy-source",
+                format!("/{}/{}", self.name, encode_key(key)),
+            ),
+            ("x-amz-metadata-directive", "REPLACE".to_owned()),
+            ("x-amz-meta-updated-at", stamp),
+            ("content-length", "0".to_owned()),
+        ];
+        let (status, body) = self.small(Method::Put, key, &headers, Body::None)?;
+        // A copy may fail after its 200 has been sent: the body says so.
+        let failed = String::from_utf8_lossy(&body).contains("<Error>");
+        match status {
+            200 if !failed => Ok(()),
+            _ => Err(self.refused("PUT (copy onto itself)", key, status, &body)),
+        }
+    }
+
+    /// Stores each `(key, blob)`, at most `parallel` uploads in flight at
+    /// once, the bytes streamed by the host.
+    pub fn put_blobs(&self, blobs: &[(String, &Blob)], parallel: usize) -> Result<(), Error> {
+        let uploads: Vec<Upload<'_>> = blobs
+            .iter()
+            .map(|(key, blob)| {
+                let (authority, path) = self.target(key);
+                Upload {
+                    method: Method::Put,
+                    insecure: self.insecure,
+                    authority,
+                    path,
+                    headers: Vec::new(),
+                    blob,
+                }
+            })
+            .collect();
+        upload_all(&uploads, parallel, |i, outcome| {
+            let key = &blobs[i].0;
+            let answer = outcome.map_err(|e| match e {
+                Ok(what) => Error::Network(format!("{}: PUT {key}: {what}", self.what())),
+                Err(e) => e,
+            })?;
+            match answer.status {
+                200 | 201 | 204 => {
+                    log::debug(&format!(
+                        "uploaded {key} ({} bytes)",
+                        blobs[i].1.descriptor().size
+                    ));
+                    Ok(())
+                }
+                status => Err(self.refused("PUT", key, status, &answer.body)),
+            }
+        })
     }
 
     /// Stores `bytes` as `key`.
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
-        self.put(key, Body::Bytes(bytes), bytes.len() as u64)
-    }
-
-    fn put(&self, key: &str, body: Body<'_>, size: u64) -> Result<(), Error> {
-        let (status, answer) = self.small(Method::Put, key, body, Some(size))?;
+        let length = [("content-length", bytes.len().to_string())];
+        let (status, answer) = self.small(Method::Put, key, &length, Body::Bytes(bytes))?;
         match status {
             200 | 201 | 204 => Ok(()),
             _ => Err(self.refused("PUT", key, status, &answer)),
@@ -60,7 +133,7 @@ impl Bucket {
     /// The bytes of object `key` (at most `limit`); `None` when it does not
     /// exist.
     pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
-        let response = self.send(Method::Get, key, Body::None, None)?;
+        let response = self.send(Method::Get, key, &[], Body::None)?;
         let (status, body) = self.read(key, response, limit)?;
         match status {
             200 if (body.len() as u64) < limit => Ok(Some(body)),
@@ -76,7 +149,7 @@ impl Bucket {
     /// Writes object `key` into `file` from offset 0, the host splicing the
     /// response body into it; returns the bytes written.
     pub fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
-        let response = self.send(Method::Get, key, Body::None, None)?;
+        let response = self.send(Method::Get, key, &[], Body::None)?;
         if response.status() != 200 {
             let (status, body) = self.read(key, response, ERROR_BYTES)?;
             return Err(self.refused("GET", key, status, &body));
@@ -91,10 +164,10 @@ impl Bucket {
         &self,
         method: Method,
         key: &str,
+        headers: &[(&str, String)],
         body: Body<'_>,
-        length: Option<u64>,
     ) -> Result<(u16, Vec<u8>), Error> {
-        let response = self.send(method, key, body, length)?;
+        let response = self.send(method, key, headers, body)?;
         self.read(key, response, ERROR_BYTES)
     }
 
@@ -110,17 +183,9 @@ impl Bucket {
             .map_err(|e| Error::Network(format!("{}: {key}: {e}", self.what())))
     }
 
-    /// Sends one request for object `key` and waits for the answer's head.
-    fn send(
-        &self,
-        method: Method,
-        key: &str,
-        body: Body<'_>,
-        length: Option<u64>,
-    ) -> Result<IncomingResponse, Error> {
-        let name = method_name(&method).to_owned();
-        let fail = |what: String| Error::Network(format!("{}: {name} {key}: {what}", self.what()));
-        let (authority, path) = if self.path_style {
+    /// `(authority, path)` of object `key`.
+    fn target(&self, key: &str) -> (String, String) {
+        if self.path_style {
             (
                 self.endpoint.clone(),
                 format!("/{}/{}", self.name, encode_key(key)),
@@ -130,17 +195,24 @@ impl Bucket {
                 format!("{}.{}", self.name, self.endpoint),
                 format!("/{}", encode_key(key)),
             )
-        };
-        let headers: Vec<(&str, String)> = length
-            .map(|l| ("content-length", l.to_string()))
-            .into_iter()
-            .collect();
-        send_request(method, self.insecure, &authority, &path, &headers, body).map_err(
-            |e| match e {
-                Ok(what) => fail(what),
-                Err(e) => e,
-            },
-        )
+        }
+    }
+
+    /// Sends one request for object `key` and waits for the answer's head.
+    fn send(
+        &self,
+        method: Method,
+        key: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<IncomingResponse, Error> {
+        let name = method_name(&method).to_owned();
+        let fail = |what: String| Error::Network(format!("{}: {name} {key}: {what}", self.what()));
+        let (authority, path) = self.target(key);
+        send_request(method, self.insecure, &authority, &path, headers, body).map_err(|e| match e {
+            Ok(what) => fail(what),
+            Err(e) => e,
+        })
     }
 
     fn what(&self) -> String {
@@ -179,9 +251,30 @@ pub fn encode_key(key: &str) -> String {
     out
 }
 
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate,
+/// which RFC 2822's syntax covers) in Unix seconds.
+fn http_date(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc2822)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            http_date("Mon, 23 Nov 2026 14:31:23 GMT"),
+            Some(1_795_444_283)
+        );
+        assert_eq!(http_date("yesterday"), None);
+    }
 
     #[test]
     fn keys_are_percent_encoded() {
