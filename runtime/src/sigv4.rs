@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, HOST};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::aws_credentials::AwsCredentials;
@@ -148,23 +149,13 @@ fn canonical_query(query: &str) -> String {
 
 /// HMAC-SHA256 (RFC 2104) of `data` under `key`.
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(data)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 /// `YYYYMMDDTHHMMSSZ` of a Unix time (UTC): RFC 3339 without separators.
