@@ -12,9 +12,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, Mac};
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, HOST};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::aws_credentials::AwsCredentials;
