@@ -1,6 +1,6 @@
 //! The registry cache backend against Debian's `docker-registry` (started by
 //! `scripts/test`, `scripts/test-services`): BuildKit's shapes as skopeo
-//! sees them, round trips byte-identical to the local backend's, blobs not
+//! sees them (blobs uploaded several at once, seen by a counting relay), round trips byte-identical to the local backend's, blobs not
 //! uploaded twice, basic auth from a docker config the component never
 //! sees, a refusing registry, `ignore-error`, the policy's allow-list, a
 //! missing tag.
@@ -11,9 +11,11 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::cache_local::{BuildkitCache, MT_CACHE_CONFIG, buildkit_cache, read_cache};
+use crate::common::relay::PutCounter;
 use crate::common::*;
 use crate::export_registry::{
-    assert_not_pushed, docker_config, registry, registry_policy, skopeo_insecure, unique_repo,
+    PARALLEL_UPLOADS, assert_not_pushed, docker_config, registry, registry_policy, skopeo_insecure,
+    unique_repo,
 };
 
 /// `outport ARGS...` with `DOCKER_CONFIG` set to `config_dir` (never the
@@ -117,11 +119,15 @@ fn export_has_buildkits_shape_and_imports_like_a_local_export() {
     let tmp = tempdir();
     let config = docker_config(tmp.path(), &json!({}));
     let bk = buildkit_cache(tmp.path(), "bk", true);
+    // Through a relay that sees the uploads in flight: all four blobs (three
+    // layers and the cache config) at once.
+    let counter = PutCounter::start(&host, PARALLEL_UPLOADS);
     for (image_manifest, extra) in [(true, ""), (false, ",image-manifest=false")] {
-        let reference = format!("{host}/{}:v1", unique_repo("shape"));
+        let reference = format!("127.0.0.1:{}/{}:v1", counter.port, unique_repo("shape"));
         let spec = format!("type=registry,ref={reference},registry.insecure=true,mode=max{extra}");
         let (run, entry) = export(tmp.path(), &bk.dir, &spec, &config);
         run.assert_success();
+        assert_eq!(counter.peak(), PARALLEL_UPLOADS, "{}", run.describe());
         let (root, raw) = pushed(&reference);
         assert_buildkit_shape(&root, image_manifest, &bk);
         assert_eq!(

@@ -2,7 +2,8 @@
 //! started by `scripts/test` (`scripts/test-services`) on 127.0.0.1: pushes
 //! of the single- and multi-platform sample checked with skopeo, blobs not
 //! uploaded twice, basic auth from a docker config the guest never sees,
-//! the policy's allow-list, a registry that refuses, nothing listening.
+//! the policy's allow-list, a registry that refuses, nothing listening,
+//! blob uploads several at once (seen by a counting relay).
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::common::relay::PutCounter;
 use crate::common::*;
+use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// `host:port` of a test registry from `var`; fails (never skips) when
 /// `scripts/test` did not start it.
@@ -196,6 +199,69 @@ fn pushes_the_multi_platform_sample_then_skips_present_blobs() {
         ),
         digest
     );
+}
+
+/// Blob `PUT`s the registry exporter and cache keep in flight at once (the
+/// SDK's `distribution::PARALLEL_UPLOADS`).
+pub(crate) const PARALLEL_UPLOADS: usize = 4;
+
+#[test]
+fn blobs_are_uploaded_several_at_once_and_the_image_verifies() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    // The single-platform sample with six more layers.
+    let names: Vec<String> = (0..6).map(|i| format!("layer-{i}.bin")).collect();
+    let data: Vec<Vec<u8>> = (0..6).map(|i| noise((300 << 10) + i)).collect();
+    let layers: Vec<Vec<u8>> = names
+        .iter()
+        .zip(&data)
+        .map(|(name, bytes)| layer_tar(&[file(name, bytes)]))
+        .collect();
+    let input = crafted(tmp.path(), &layers);
+    let repo = unique_repo("parallel");
+    let counter = PutCounter::start(&host, PARALLEL_UPLOADS);
+    let via_relay = format!("127.0.0.1:{}/{repo}:many", counter.port);
+    let outputs = [format!(
+        "type=registry,name={via_relay},registry.insecure=true,id=push"
+    )];
+    let (run, meta) = push(tmp.path(), &input, &outputs, &[], &config);
+    run.assert_success();
+    assert_eq!(
+        counter.peak(),
+        PARALLEL_UPLOADS,
+        "blob uploads in flight at once\n{}",
+        run.describe()
+    );
+    // The registry itself has the image, every blob's digest checked.
+    let name = format!("{host}/{repo}:many");
+    let digest = str_at(
+        &exporter_entry(&meta, "push")["response"],
+        "containerimage.digest",
+    );
+    assert_eq!(pushed_digest(&name), digest);
+    let manifest: Value = parse_json(
+        "pushed manifest",
+        skopeo_insecure(&["inspect", "--raw", &format!("docker://{name}")]).as_bytes(),
+    );
+    let blobs = array_at(&manifest, "layers").len() + 1;
+    assert!(blobs >= 8, "{manifest}");
+    assert_eq!(uploaded(&run, "push"), blobs, "{}", run.describe());
+    let back = tmp.path().join("back");
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &oci_dir(&back),
+    ]);
+    LayoutFiles::from_dir(&back).verify();
+
+    // Again: every blob is there, none is uploaded.
+    let (again, _) = push(tmp.path(), &input, &outputs, &[], &config);
+    again.assert_success();
+    assert_eq!(uploaded(&again, "push"), 0, "{}", again.describe());
 }
 
 #[test]

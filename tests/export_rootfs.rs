@@ -193,7 +193,7 @@ fn assert_same_tree(ours: &Snapshot, reference: &Snapshot, what: &str) {
 
 /// One tar entry for a crafted layer; the path is written as raw bytes, so
 /// it may hold `..` or start with `/`.
-struct Raw<'a> {
+pub(crate) struct Raw<'a> {
     path: &'a str,
     kind: tar::EntryType,
     link: Option<&'a str>,
@@ -202,7 +202,8 @@ struct Raw<'a> {
     device: (u32, u32),
 }
 
-fn file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
+/// A regular file entry (mode 0644) holding `data`.
+pub(crate) fn file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
     Raw {
         path,
         kind: tar::EntryType::Regular,
@@ -241,7 +242,7 @@ fn hardlink<'a>(path: &'a str, target: &'a str) -> Raw<'a> {
 }
 
 /// A layer tar of `entries` (mtime 2024-01-02, root).
-fn layer_tar(entries: &[Raw]) -> Vec<u8> {
+pub(crate) fn layer_tar(entries: &[Raw]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for e in entries {
         let mut header = tar::Header::new_gnu();
@@ -315,7 +316,7 @@ fn add_layer_blobs(dir: &Path, layers: &[(Vec<u8>, &[u8], &str)]) {
 }
 
 /// The single-platform amd64 sample (tag `latest`) with `layers` on top.
-fn crafted(tmp: &Path, layers: &[Vec<u8>]) -> PathBuf {
+pub(crate) fn crafted(tmp: &Path, layers: &[Vec<u8>]) -> PathBuf {
     let input = single_platform_sample(tmp, "input", "amd64", "latest");
     add_layers(&input, layers);
     input

@@ -4,6 +4,8 @@
 //! nothing behind.
 #![allow(dead_code)] // each test module uses its own subset
 
+pub mod relay;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;

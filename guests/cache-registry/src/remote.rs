@@ -7,6 +7,7 @@ use outport_exporter::cache::{
     CacheImage, ExportOptions, begin_layout, finish_layout, referenced_digests, root_document,
     write_blob,
 };
+use outport_exporter::distribution::PushStats;
 use outport_exporter::layout::blob_path;
 use outport_exporter::plan::REF_NAME;
 use outport_exporter::{Error, ResponseEntry, dest, image, log, media, response};
@@ -14,19 +15,15 @@ use outport_exporter::{Error, ResponseEntry, dest, image, log, media, response};
 use crate::Target;
 
 /// Pushes the cache (converted as `options` ask): its layers and config
-/// the repository lacks, then its root document tagged.
+/// the repository lacks (several uploads at once), then its root document
+/// tagged.
 pub fn export(target: &Target, options: &ExportOptions) -> Result<Vec<ResponseEntry>, Error> {
     let cache = CacheImage::read()?.convert(options)?;
     let registry = &target.registry;
-    let (mut uploaded, mut present) = (0usize, 0usize);
-    let blobs = cache.layers.iter().map(|(_, b)| b);
-    for blob in blobs.chain([&cache.config.1]) {
-        if registry.push_blob(blob)? {
-            uploaded += 1;
-        } else {
-            present += 1;
-        }
-    }
+    let blobs: Vec<_> = cache.layers.iter().map(|(_, b)| b).collect();
+    let PushStats {
+        uploaded, present, ..
+    } = registry.push_blobs(&[blobs.as_slice(), &[&cache.config.1]].concat())?;
     let (media_type, bytes) = root_document(&cache, options)?;
     let root = image::put_blob(&media_type, &bytes)?;
     registry.put_manifest(&root, &media_type, &target.reference)?;

@@ -3,10 +3,12 @@
 //! [`Registry::push`] uploads a [`Plan`](crate::Plan) to one repository:
 //! every blob the registry lacks (`HEAD` first; present ones are skipped),
 //! then the manifests and the index, children first (the plan's walk
-//! order, reversed), each after the blobs it names. Layer bytes go from the host into the
-//! request body (`blob.copy-to-stream` on the body's output-stream): they
-//! never enter guest memory. Uploads are monolithic (`POST` then `PUT` with
-//! `Content-Length`); [`Registry::push_blob`] and [`Registry::put_manifest`]
+//! order, reversed), each after the blobs it names. Layer bytes go from the
+//! host into the request body (the host splices the blob's stream into the
+//! body's output-stream): they never enter guest memory. Uploads are
+//! monolithic (`POST` then `PUT` with `Content-Length`), the `PUT`s
+//! [`PARALLEL_UPLOADS`] at once (the SDK's `transfer`);
+//! [`Registry::push_blobs`] and [`Registry::put_manifest`]
 //! do the same for blobs and documents a caller has (a cache backend).
 //! [`Registry::get_manifest`] and [`Registry::get_blob_to_file`] pull: a
 //! document into memory (bounded), a blob spliced by the host into a file.
@@ -16,6 +18,8 @@
 //! Needs a world with `wasi:http/outgoing-handler` (`networked-exporter`,
 //! `networked-cache-backend`) and a host that allows the registry.
 
+use std::collections::BTreeSet;
+
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
@@ -24,8 +28,13 @@ use crate::bindings::wasi::http::types::{
 };
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::dest::write_all;
+use crate::transfer::{Upload, upload_all};
 use crate::{Blob, Error, Plan, media};
 
+/// Blob `PUT`s a push keeps in flight at once: BuildKit's number of
+/// connections per registry (`BUILDKIT_MAX_REGISTRY_CONCURRENCY`, default 4,
+/// a daemon setting, not an exporter or cache option).
+pub const PARALLEL_UPLOADS: usize = 4;
 /// Largest response body read (registry errors, small JSON).
 pub(crate) const MAX_ANSWER: u64 = 64 << 10;
 /// Largest manifest or index pulled (distribution's own limit is 4 MiB).
@@ -94,22 +103,16 @@ impl Registry {
     /// Pushes every blob of `plan`, then its manifests, then tags the root
     /// with `tag` (or puts it by digest when `tag` is `None`).
     pub fn push(&self, plan: &Plan, tag: Option<&str>) -> Result<PushStats, Error> {
-        let mut stats = PushStats::default();
         let is_manifest =
             |media_type: &str| media::is_index(media_type) || media::is_manifest(media_type);
         // Blobs first (a layer may be shared by several manifests), then
         // manifests children first: the plan lists parents before children.
-        for blob in &plan.blobs {
-            let d = blob.descriptor();
-            if is_manifest(&d.media_type) {
-                continue;
-            }
-            if self.push_blob(blob)? {
-                stats.uploaded += 1;
-            } else {
-                stats.present += 1;
-            }
-        }
+        let blobs: Vec<&Blob> = plan
+            .blobs
+            .iter()
+            .filter(|b| !is_manifest(&b.descriptor().media_type))
+            .collect();
+        let mut stats = self.push_blobs(&blobs)?;
         for blob in plan.blobs.iter().rev() {
             let d = blob.descriptor();
             if !is_manifest(&d.media_type) {
@@ -125,15 +128,54 @@ impl Registry {
         Ok(stats)
     }
 
-    /// Uploads `blob` unless the repository has it (`HEAD` first), its
-    /// bytes streamed by the host; whether it was uploaded.
-    pub fn push_blob(&self, blob: &Blob) -> Result<bool, Error> {
-        let d = blob.descriptor();
-        if self.has_blob(&d.digest)? {
-            return Ok(false);
+    /// Uploads each of `blobs` the repository lacks, its bytes streamed by
+    /// the host: a `HEAD` and an upload session (`POST`) for each in turn,
+    /// then the `PUT`s, [`PARALLEL_UPLOADS`] in flight at once. A digest
+    /// listed twice is pushed once. Counts uploaded and present blobs.
+    pub fn push_blobs(&self, blobs: &[&Blob]) -> Result<PushStats, Error> {
+        let mut stats = PushStats::default();
+        let mut seen = BTreeSet::new();
+        let mut uploads = Vec::new();
+        for blob in blobs {
+            let digest = blob.descriptor().digest;
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            if self.has_blob(&digest)? {
+                stats.present += 1;
+                continue;
+            }
+            let (authority, path) = self.start_upload(&digest)?;
+            uploads.push(Upload {
+                method: Method::Put,
+                insecure: self.insecure,
+                authority,
+                path,
+                headers: vec![("content-type", "application/octet-stream".into())],
+                blob,
+            });
         }
-        self.upload(blob, &d.digest, d.size)?;
-        Ok(true)
+        upload_all(&uploads, PARALLEL_UPLOADS, |i, outcome| {
+            let Upload {
+                authority, path, ..
+            } = &uploads[i];
+            let answer = outcome.map_err(|e| match e {
+                Ok(what) => Error::Network(format!("registry {authority}: PUT {path}: {what}")),
+                Err(e) => e,
+            })?;
+            match answer.status {
+                201 | 204 => {
+                    stats.uploaded += 1;
+                    Ok(())
+                }
+                _ => Err(self.refused(
+                    "PUT",
+                    &format!("/v2/{}/blobs/uploads/…", self.repository),
+                    &answer,
+                )),
+            }
+        })?;
+        Ok(stats)
     }
 
     fn has_blob(&self, digest: &str) -> Result<bool, Error> {
@@ -146,7 +188,9 @@ impl Registry {
         }
     }
 
-    fn upload(&self, blob: &Blob, digest: &str, size: u64) -> Result<(), Error> {
+    /// Opens an upload session (`POST`): `(authority, path?query)` of the
+    /// monolithic `PUT` of blob `digest`.
+    fn start_upload(&self, digest: &str) -> Result<(String, String), Error> {
         let path = format!("/v2/{}/blobs/uploads/", self.repository);
         let started = self.send(
             Method::Post,
@@ -166,25 +210,10 @@ impl Registry {
         })?;
         let (authority, upload) = split_location(&location, &self.authority);
         let sep = if upload.contains('?') { '&' } else { '?' };
-        let target = format!("{upload}{sep}digest={}", digest.replace(':', "%3A"));
-        let answer = self.send(
-            Method::Put,
-            &authority,
-            &target,
-            &[
-                ("content-type", "application/octet-stream".into()),
-                ("content-length", size.to_string()),
-            ],
-            Body::Blob(blob),
-        )?;
-        match answer.status {
-            201 | 204 => Ok(()),
-            _ => Err(self.refused(
-                "PUT",
-                &format!("/v2/{}/blobs/uploads/…", self.repository),
-                &answer,
-            )),
-        }
+        Ok((
+            authority,
+            format!("{upload}{sep}digest={}", digest.replace(':', "%3A")),
+        ))
     }
 
     /// Puts the manifest or index `blob` (of `media_type`) under
@@ -350,8 +379,6 @@ impl Registry {
 pub(crate) enum Body<'a> {
     None,
     Bytes(&'a [u8]),
-    /// Streamed by the host (`copy-to-stream`).
-    Blob(&'a Blob),
 }
 
 /// Sends one request (`insecure`: plain HTTP) and waits for the answer's
@@ -376,9 +403,6 @@ pub(crate) fn send_request(
             Body::None => {}
             Body::Bytes(bytes) => {
                 write_all(&stream, bytes, &format!("{name} {path}")).map_err(Err)?
-            }
-            Body::Blob(blob) => {
-                blob.copy_to_stream(&stream).map_err(Err)?;
             }
         }
     }
