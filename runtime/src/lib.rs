@@ -15,6 +15,7 @@
 //! The WIT contract components implement lives in `wit/` and its bindings in
 //! [`bindings`]; the host side of each interface is in `host/`.
 
+mod ahead;
 mod atomic;
 pub mod aws_credentials;
 pub use atomic::write_file as atomic_write;

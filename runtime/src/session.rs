@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use outport_image::Image;
 
+use crate::ahead::VerifyAhead;
 use crate::artifact::{self, Reference};
 use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
@@ -380,6 +381,12 @@ impl Session {
             source_date_epoch: self.source_date_epoch,
             ..RunContext::default()
         });
+        // Hashes blobs on a spare core while the instances copy them; stops
+        // when the run ends (dropped with this function's locals).
+        let _ahead = match (&image, plan.is_empty()) {
+            (Some(image), false) => VerifyAhead::start(Arc::clone(image)),
+            _ => None,
+        };
         for (index, (spec, component)) in plan.into_iter().enumerate() {
             let engine = self.engine.wasmtime().clone();
             let Some(variants) = &variants else { break };

@@ -242,6 +242,37 @@ impl Blob {
         }
     }
 
+    /// Verifies the blob now, on the calling thread, if it is stored in a
+    /// file, not verified yet and no other consumer is verifying it; else
+    /// returns at once. Stops early (leaving it unverified) once `stop` is
+    /// set. A mismatch is not reported here: the blob stays unverified and
+    /// the consumers that read it meet the error themselves. Meant to run
+    /// ahead of the consumers on a spare core: a consumer that finds it
+    /// busy copies meanwhile and waits for the verdict (see
+    /// [`Blob::copy_to_file`]), so nothing is hashed twice.
+    pub fn verify_if_idle(&self, stop: &AtomicBool) {
+        if self.is_verified() || matches!(self.data, Data::Memory(_)) {
+            return;
+        }
+        let Some(claim) = Claim::take(&self.verifying) else {
+            return;
+        };
+        let mut stream = Stream {
+            claim: Some(claim),
+            ..self.stream()
+        };
+        let mut buf = Chunk::take();
+        while !stream.done && !stop.load(Ordering::Relaxed) {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // The stream verifies when it reads the last byte (or, for
+                // an empty blob, meets the end); a mismatch ends it here.
+                Err(_) => return,
+            }
+        }
+    }
+
     /// The whole blob, verified; an error if it is larger than `limit` bytes.
     pub fn read_all(&self, limit: u64) -> Result<Vec<u8>, Error> {
         let size = self.size();

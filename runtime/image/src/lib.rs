@@ -90,6 +90,9 @@ pub fn open(input: &str) -> Result<Image, Error> {
     })
 }
 
+/// Largest blob [`Image::verify_ahead`] verifies (16 MiB).
+pub const VERIFY_AHEAD_MAX: u64 = 16 << 20;
+
 /// A validated image: the root descriptor and the blobs reachable from it.
 ///
 /// Cloning is cheap and shares every blob (`Arc<Blob>`): a clone can get
@@ -143,6 +146,23 @@ impl Image {
     /// first), then inserted ones.
     pub fn blobs(&self) -> impl Iterator<Item = &Arc<Blob>> {
         self.blobs.iter()
+    }
+
+    /// Verifies every blob of at most [`VERIFY_AHEAD_MAX`] bytes not
+    /// verified yet, one after another on the calling thread, skipping
+    /// those another consumer is verifying (see [`Blob::verify_if_idle`]);
+    /// returns when done or once `stop` is set. Larger blobs are left to
+    /// their consumers, whose copies overlap reading and hashing within
+    /// the blob (one thread here would read, then hash).
+    pub fn verify_ahead(&self, stop: &std::sync::atomic::AtomicBool) {
+        for blob in &self.blobs {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            if blob.size() <= VERIFY_AHEAD_MAX {
+                blob.verify_if_idle(stop);
+            }
+        }
     }
 
     /// Adds an in-memory blob (e.g. a rewritten config) and returns its

@@ -885,3 +885,34 @@ fn shared_readers_of_a_corrupt_blob_all_fail() {
     }
     assert!(!blob.is_verified());
 }
+
+#[test]
+fn verifying_ahead_marks_blobs_verified_unless_stopped_or_corrupt() {
+    use std::sync::atomic::AtomicBool;
+    let f = Fixture::new();
+    let good = f.add_image_with_layer("amd64", (0..(3u32 << 20)).map(|i| i as u8).collect());
+    let bad = f.add_image_with_layer("arm64", (0..(3u32 << 20)).map(|i| (i % 7) as u8).collect());
+    f.write_index(vec![entry(&good, &[], true), entry(&bad, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let mut corrupt = bad.layer_bytes.clone();
+    corrupt[1 << 20] ^= 1;
+    rewrite(&f.blob_path(&bad.layer), &corrupt);
+    let good_blob = image.blob(&good.layer.digest).unwrap().clone();
+    let bad_blob = image.blob(&bad.layer.digest).unwrap().clone();
+
+    image.verify_ahead(&AtomicBool::new(true));
+    assert!(!good_blob.is_verified(), "a stopped pass verifies nothing");
+
+    image.verify_ahead(&AtomicBool::new(false));
+    assert!(good_blob.is_verified());
+    assert!(!bad_blob.is_verified());
+    // The corrupt blob's consumer still meets the mismatch itself.
+    let dest = tempfile::tempfile().unwrap();
+    let e = bad_blob.copy_to_file(&dest, 0).unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    // The verified one is copied whole.
+    let n = good_blob.copy_to_file(&dest, 0).unwrap();
+    let mut back = vec![0u8; usize::try_from(n).unwrap()];
+    dest.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == good.layer_bytes);
+}
