@@ -6,6 +6,11 @@
 //! hashes each one no consumer has claimed; a consumer reaching a blob it is
 //! hashing copies meanwhile (in the kernel) and waits for the verdict, so
 //! nothing is hashed twice and copying overlaps hashing across blobs.
+//!
+//! It walks every blob of the image, so when the instances read only some
+//! (e.g. `docker` picking one platform of an index) it also hashes blobs
+//! nobody copies: spare-core work, stopped when the run ends, and never an
+//! error (a blob that fails here is left for its consumers to report).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
