@@ -151,14 +151,20 @@ impl Image {
     /// Verifies every blob of at most [`VERIFY_AHEAD_MAX`] bytes not
     /// verified yet, one after another on the calling thread, skipping
     /// those another consumer is verifying (see [`Blob::verify_if_idle`]);
-    /// returns when done or once `stop` is set. Larger blobs are left to
+    /// returns when done or once `stop` is set. `next` is the index of the
+    /// next blob to visit: threads sharing it split the blobs between them. Larger blobs are left to
     /// their consumers, whose copies overlap reading and hashing within
     /// the blob (one thread here would read, then hash).
-    pub fn verify_ahead(&self, stop: &std::sync::atomic::AtomicBool) {
-        for blob in &self.blobs {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+    pub fn verify_ahead(
+        &self,
+        next: &std::sync::atomic::AtomicUsize,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use std::sync::atomic::Ordering;
+        while !stop.load(Ordering::Relaxed) {
+            let Some(blob) = self.blobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
-            }
+            };
             if blob.size() <= VERIFY_AHEAD_MAX {
                 blob.verify_if_idle(stop);
             }

@@ -888,7 +888,7 @@ fn shared_readers_of_a_corrupt_blob_all_fail() {
 
 #[test]
 fn verifying_ahead_marks_blobs_verified_unless_stopped_or_corrupt() {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     let f = Fixture::new();
     let good = f.add_image_with_layer("amd64", (0..(3u32 << 20)).map(|i| i as u8).collect());
     let bad = f.add_image_with_layer("arm64", (0..(3u32 << 20)).map(|i| (i % 7) as u8).collect());
@@ -900,10 +900,16 @@ fn verifying_ahead_marks_blobs_verified_unless_stopped_or_corrupt() {
     let good_blob = image.blob(&good.layer.digest).unwrap().clone();
     let bad_blob = image.blob(&bad.layer.digest).unwrap().clone();
 
-    image.verify_ahead(&AtomicBool::new(true));
+    image.verify_ahead(&AtomicUsize::new(0), &AtomicBool::new(true));
     assert!(!good_blob.is_verified(), "a stopped pass verifies nothing");
 
-    image.verify_ahead(&AtomicBool::new(false));
+    // Two walkers share one cursor: between them every blob is visited once.
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| image.verify_ahead(&next, &AtomicBool::new(false)));
+        }
+    });
     assert!(good_blob.is_verified());
     assert!(!bad_blob.is_verified());
     // The corrupt blob's consumer still meets the mismatch itself.
