@@ -267,16 +267,29 @@ pub(crate) fn layer_tar(entries: &[Raw]) -> Vec<u8> {
     builder.into_inner().expect("finish the tar")
 }
 
-/// Adds `layers` (plain tars, gzipped here) on top of the single-platform
-/// image in `dir`.
+/// How crafted layers are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    /// gzip (`tar+gzip`): the exporters decompress it in the guest.
+    Gzip,
+    /// An uncompressed tar: `local` has the host copy file bytes out of it.
+    Plain,
+}
+
+/// Adds `layers` (plain tars, stored as `packing` says) on top of the
+/// single-platform image in `dir`.
 #[track_caller]
-fn add_layers(dir: &Path, layers: &[Vec<u8>]) {
+fn add_layers(dir: &Path, layers: &[Vec<u8>], packing: Packing) {
     let blobs: Vec<(Vec<u8>, &[u8], &str)> = layers
         .iter()
-        .map(|tar| {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(tar).unwrap();
-            (gz.finish().unwrap(), tar.as_slice(), MT_LAYER_GZIP)
+        .map(|tar| match packing {
+            Packing::Gzip => {
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(tar).unwrap();
+                (gz.finish().unwrap(), tar.as_slice(), MT_LAYER_GZIP)
+            }
+            Packing::Plain => (tar.clone(), tar.as_slice(), MT_LAYER_PLAIN),
         })
         .collect();
     add_layer_blobs(dir, &blobs);
@@ -315,10 +328,17 @@ fn add_layer_blobs(dir: &Path, layers: &[(Vec<u8>, &[u8], &str)]) {
     );
 }
 
-/// The single-platform amd64 sample (tag `latest`) with `layers` on top.
+/// The single-platform amd64 sample (tag `latest`) with `layers` on top,
+/// gzipped.
 pub(crate) fn crafted(tmp: &Path, layers: &[Vec<u8>]) -> PathBuf {
-    let input = single_platform_sample(tmp, "input", "amd64", "latest");
-    add_layers(&input, layers);
+    crafted_as(tmp, "input", layers, Packing::Gzip)
+}
+
+/// The single-platform amd64 sample (tag `latest`) in `tmp/name` with
+/// `layers` on top, stored as `packing` says.
+fn crafted_as(tmp: &Path, name: &str, layers: &[Vec<u8>], packing: Packing) -> PathBuf {
+    let input = single_platform_sample(tmp, name, "amd64", "latest");
+    add_layers(&input, layers, packing);
     input
 }
 
@@ -426,49 +446,55 @@ fn whiteouts_opaque_dirs_and_links_match_umoci() {
         file("usr/share/sample/.wh.NOTES", b""),
         file("dirlink/through-link", b"written through a symlinked dir"),
     ]);
-    let input = crafted(tmp.path(), &[lower, upper]);
-    let local = tmp.path().join("local");
-    let tarball = tmp.path().join("rootfs.tar");
-    export_ok(
-        &input,
-        &[
-            format!("type=local,dest={}", path_str(&local)),
-            format!("type=tar,dest={}", path_str(&tarball)),
-        ],
-    );
-    let reference = Snapshot::of_dir(&umoci_rootfs(tmp.path(), &input));
-    let ours = Snapshot::of_dir(&local);
-    assert_same_tree(&ours, &reference, "local");
-    assert_same_tree(
-        &Snapshot::of_tar(&fs::read(&tarball).unwrap(), ""),
-        &reference,
-        "tar",
-    );
-    // What the layers meant, spelled out.
-    assert_eq!(ours.items["opq/c"], Item::File(b"c".to_vec()));
-    assert!(!ours.items.contains_key("opq/a") && !ours.items.contains_key("opq/sub"));
-    assert!(!ours.items.contains_key("gone") && !ours.items.contains_key("f"));
-    assert_eq!(ours.items["f-link"], Item::File(b"shared bytes".to_vec()));
-    assert!(
-        ours.links
-            .contains(&vec!["f-link".to_owned(), "f-link2".to_owned()])
-    );
-    assert_eq!(
-        ours.items["abs"],
-        Item::Symlink("etc/os-release".to_owned())
-    );
-    assert_eq!(
-        ours.items["becomes-file"],
-        Item::File(b"now a file".to_vec())
-    );
-    assert!(!ours.items.contains_key("usr/share/sample/NOTES"));
-    assert_eq!(
-        ours.items["wdir/through-link"],
-        Item::File(b"written through a symlinked dir".to_vec())
-    );
-    // No symlink of the output points outside it.
-    let abs = fs::read_link(local.join("abs")).unwrap();
-    assert!(abs.is_relative(), "{}", abs.display());
+    // Gzipped layers are read in the guest; plain ones have the host copy
+    // each file's bytes out of the layer: both give the same tree.
+    for packing in [Packing::Gzip, Packing::Plain] {
+        let name = format!("{packing:?}");
+        let tmp = mkdir(tmp.path(), &name);
+        let input = crafted_as(&tmp, "input", &[lower.clone(), upper.clone()], packing);
+        let local = tmp.join("local");
+        let tarball = tmp.join("rootfs.tar");
+        export_ok(
+            &input,
+            &[
+                format!("type=local,dest={}", path_str(&local)),
+                format!("type=tar,dest={}", path_str(&tarball)),
+            ],
+        );
+        let reference = Snapshot::of_dir(&umoci_rootfs(&tmp, &input));
+        let ours = Snapshot::of_dir(&local);
+        assert_same_tree(&ours, &reference, &format!("local ({name})"));
+        assert_same_tree(
+            &Snapshot::of_tar(&fs::read(&tarball).unwrap(), ""),
+            &reference,
+            "tar",
+        );
+        // What the layers meant, spelled out.
+        assert_eq!(ours.items["opq/c"], Item::File(b"c".to_vec()));
+        assert!(!ours.items.contains_key("opq/a") && !ours.items.contains_key("opq/sub"));
+        assert!(!ours.items.contains_key("gone") && !ours.items.contains_key("f"));
+        assert_eq!(ours.items["f-link"], Item::File(b"shared bytes".to_vec()));
+        assert!(
+            ours.links
+                .contains(&vec!["f-link".to_owned(), "f-link2".to_owned()])
+        );
+        assert_eq!(
+            ours.items["abs"],
+            Item::Symlink("etc/os-release".to_owned())
+        );
+        assert_eq!(
+            ours.items["becomes-file"],
+            Item::File(b"now a file".to_vec())
+        );
+        assert!(!ours.items.contains_key("usr/share/sample/NOTES"));
+        assert_eq!(
+            ours.items["wdir/through-link"],
+            Item::File(b"written through a symlinked dir".to_vec())
+        );
+        // No symlink of the output points outside it.
+        let abs = fs::read_link(local.join("abs")).unwrap();
+        assert!(abs.is_relative(), "{}", abs.display());
+    }
 }
 
 #[test]
@@ -551,11 +577,7 @@ fn zstd_and_plain_layers() {
     add_layer_blobs(
         &input,
         &[
-            (
-                plain.clone(),
-                &plain,
-                "application/vnd.oci.image.layer.v1.tar",
-            ),
+            (plain.clone(), &plain, MT_LAYER_PLAIN),
             (
                 zstd_raw_blocks(&zstd_tar),
                 &zstd_tar,
@@ -568,6 +590,36 @@ fn zstd_and_plain_layers() {
     export_ok(&input, &[format!("type=local,dest={}", path_str(&local))]);
     assert_eq!(fs::read(local.join("plain.txt")).unwrap(), b"plain");
     assert_eq!(fs::read(local.join("zstd.txt")).unwrap(), b"zstd");
+}
+
+/// An uncompressed layer whose bytes do not match its digest: `local`
+/// (which has the host copy file bytes straight out of such a layer) fails
+/// naming the layer and writes nothing, whether the damage is in a file's
+/// bytes or in the padding after the tar's end, which the guest never
+/// reads as an entry.
+#[test]
+fn corrupt_plain_layer_writes_nothing() {
+    let tmp = tempdir();
+    let big = vec![7u8; 3 << 20];
+    let tar = layer_tar(&[file("big.bin", &big), file("small.txt", b"small")]);
+    for (name, at) in [("in-file", 1 << 20), ("in-padding", tar.len() - 1)] {
+        let tmp = mkdir(tmp.path(), name);
+        let input = crafted_as(&tmp, "input", std::slice::from_ref(&tar), Packing::Plain);
+        let layout = Layout::open(&input);
+        let digest = sha256_digest(&tar);
+        let mut bad = tar.clone();
+        bad[at] ^= 0xff;
+        fs::write(layout.blob_path(&digest), &bad).unwrap();
+        let dest = tmp.join("out").join("rootfs");
+        let run = export(
+            input.as_os_str(),
+            &[format!("type=local,dest={}", path_str(&dest))],
+            None,
+        );
+        run.assert_code(1);
+        run.assert_error(&[short(&digest)], &["mismatch"]);
+        assert!(!dest.exists(), "{name}: {} was left", dest.display());
+    }
 }
 
 /// A valid zstd frame holding `data` in raw (stored) blocks: what a
@@ -732,13 +784,42 @@ impl Arena {
             .collect()
     }
 
-    /// Exports the sample with `layers` on top into `dest` as `local`;
-    /// asserts nothing outside `dest` changed, the sentinels included, and
-    /// that the sentinel file has one link. Returns the run and the
-    /// snapshot of `dest`.
+    /// Exports the sample with `layers` on top into `dest` as `local`,
+    /// once with the layers gzipped and once uncompressed (the host then
+    /// copies file bytes out of them); asserts both give the same tree, that
+    /// nothing outside `dest` changed, the sentinels included, and that the
+    /// sentinel file has one link. Returns the run and the snapshot of
+    /// `dest` of the uncompressed export.
     #[track_caller]
     fn export_local(&self, layers: &[Vec<u8>]) -> (Run, Snapshot) {
-        let input = crafted(self.tmp.path(), layers);
+        let (gzip_run, gzip) = self.export_packed(layers, Packing::Gzip);
+        fs::remove_dir_all(self.dest()).unwrap();
+        let (run, plain) = self.export_packed(layers, Packing::Plain);
+        assert_eq!(plain.items, gzip.items, "plain and gzipped layers differ");
+        assert_eq!(plain.links, gzip.links);
+        assert_eq!(plain.modes, gzip.modes);
+        assert_eq!(plain.mtimes, gzip.mtimes);
+        // The same warnings (their layer digests differ).
+        let warnings = |run: &Run| run.stderr.matches("warning:").count();
+        assert_eq!(
+            warnings(&run),
+            warnings(&gzip_run),
+            "{}\n{}",
+            run.describe(),
+            gzip_run.describe()
+        );
+        (run, plain)
+    }
+
+    /// The name of the input stored as `packing` says.
+    fn input(&self, packing: Packing) -> String {
+        format!("input-{packing:?}")
+    }
+
+    /// Exports the sample with `layers` stored as `packing` says into `dest`.
+    #[track_caller]
+    fn export_packed(&self, layers: &[Vec<u8>], packing: Packing) -> (Run, Snapshot) {
+        let input = crafted_as(self.tmp.path(), &self.input(packing), layers, packing);
         let before = self.outside();
         let run = export(
             input.as_os_str(),
@@ -896,7 +977,7 @@ fn hostile_devices_and_setuid() {
     // A tar records them as they are.
     let tarball = arena.tmp.path().join("rootfs.tar");
     export_ok(
-        &arena.tmp.path().join("input"),
+        &arena.tmp.path().join(arena.input(Packing::Plain)),
         &[format!("type=tar,dest={}", path_str(&tarball))],
     );
     let bytes = fs::read(&tarball).unwrap();

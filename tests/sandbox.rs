@@ -553,6 +553,9 @@ fn bogus_digests_and_media_types_get_clear_errors() {
         ("empty-media-type", "not a media type"),
         ("garbage-media-type", "not a media type"),
         ("no-subtype", "not a media type"),
+        ("range-past-end", "run past its end"),
+        ("range-start-past-end", "run past its end"),
+        ("range-overflow", "run past its end"),
     ] {
         let key = format!("test.refused.{what}");
         let error = response[&key].as_str().unwrap_or_default();

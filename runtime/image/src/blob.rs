@@ -318,10 +318,83 @@ impl Blob {
     /// at the time (the copy then waits for the verdict, and copies again,
     /// hashing, if that consumer failed).
     pub fn copy_to_file(&self, dest: &File, offset: u64) -> Result<u64, Error> {
-        self.copy(dest, offset).map_err(|e| match e {
+        self.copy(dest, offset).map_err(|e| self.copy_error(e))
+    }
+
+    fn copy_error(&self, e: CopyError) -> Error {
+        match e {
             CopyError::Blob(e) => e,
             CopyError::Io(e) => self.io_error(e),
-        })
+        }
+    }
+
+    /// Writes the `len` bytes of the blob that start at byte `start` at
+    /// `offset` of `dest` (with `copy_file_range` where the kernel can);
+    /// returns `len`. The whole blob is verified first, reading it all once
+    /// unless a consumer already has (or is: then this waits for it), so no
+    /// byte of a blob that does not match its digest is ever written. An
+    /// error if the range runs past the blob's end.
+    pub fn copy_range_to_file(
+        &self,
+        start: u64,
+        len: u64,
+        dest: &File,
+        offset: u64,
+    ) -> Result<u64, Error> {
+        let size = self.size();
+        let end = start
+            .checked_add(len)
+            .filter(|&end| end <= size)
+            .ok_or_else(|| Error::RangeOutside {
+                input: self.label.input.clone(),
+                digest: self.label.digest.clone(),
+                context: self.label.context.clone(),
+                start,
+                len,
+                size,
+            })?;
+        self.verify()?;
+        let copied = match &self.data {
+            Data::File(region) if start <= region.len => {
+                let rest = FileRegion {
+                    file: Arc::clone(&region.file),
+                    offset: region.offset + start,
+                    len: region.len - start,
+                };
+                copy_range(&rest, len, dest, offset)
+            }
+            _ => Ok(false),
+        };
+        let copied = match copied {
+            Ok(true) => Ok(len),
+            // Verified bytes, read again without hashing.
+            Ok(false) => {
+                let mut stream = Stream {
+                    pos: start,
+                    size: end,
+                    hash: false,
+                    ..self.stream()
+                };
+                copy_chunks(&mut stream, dest, offset, Chunk::take(), Ok)
+            }
+            Err(e) => Err(e),
+        };
+        copied.map_err(|e| self.copy_error(e))
+    }
+
+    /// Verifies the whole blob now, unless it is already (waiting for a
+    /// consumer verifying it meanwhile).
+    fn verify(&self) -> Result<(), Error> {
+        let Some(claim) = self.claim_or_wait() else {
+            return Ok(());
+        };
+        let mut stream = Stream {
+            claim: Some(claim),
+            ..self.stream()
+        };
+        let mut buf = Chunk::take();
+        while stream.read(&mut buf)? > 0 {}
+        stream.finish_if_empty()
     }
 
     fn copy(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {

@@ -178,6 +178,24 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A range of a blob asked for runs past its end.
+    #[error(
+        "{input}: blob {digest} ({context}): {len} bytes from byte {start} run past its end ({size} bytes)"
+    )]
+    RangeOutside {
+        /// The input.
+        input: String,
+        /// The blob's digest.
+        digest: String,
+        /// What refers to it.
+        context: String,
+        /// The first byte asked for.
+        start: u64,
+        /// How many bytes were asked for.
+        len: u64,
+        /// The blob's size.
+        size: u64,
+    },
     /// I/O error while streaming a blob (reading it or writing it to a destination).
     #[error("{input}: blob {digest} ({context}): {source}")]
     BlobIo {

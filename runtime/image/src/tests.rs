@@ -922,3 +922,55 @@ fn verifying_ahead_marks_blobs_verified_unless_stopped_or_corrupt() {
     dest.read_exact_at(&mut back, 0).unwrap();
     assert!(back == good.layer_bytes);
 }
+
+#[test]
+fn a_range_is_copied_only_from_a_verified_blob() {
+    let f = Fixture::new();
+    let good = f.add_image_with_layer(
+        "amd64",
+        (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect(),
+    );
+    let bad = f.add_image_with_layer("arm64", (0..(3u32 << 20)).map(|i| (i % 7) as u8).collect());
+    f.write_index(vec![entry(&good, &[], true), entry(&bad, &[], true)]);
+    let image = open(&f.path()).unwrap();
+    let mut corrupt = bad.layer_bytes.clone();
+    corrupt[(3 << 20) - 1] ^= 1;
+    rewrite(&f.blob_path(&bad.layer), &corrupt);
+    let good_blob = image.blob(&good.layer.digest).unwrap().clone();
+    let bad_blob = image.blob(&bad.layer.digest).unwrap().clone();
+    let size = good_blob.size();
+
+    // A range of an unverified blob: the whole blob is verified first.
+    let dest = tempfile::tempfile().unwrap();
+    let (start, len) = (1_000_003, 1 << 20);
+    assert_eq!(
+        good_blob.copy_range_to_file(start, len, &dest, 7).unwrap(),
+        len
+    );
+    assert!(good_blob.is_verified());
+    let mut back = vec![0u8; len as usize];
+    dest.read_exact_at(&mut back, 7).unwrap();
+    assert!(back[..] == good.layer_bytes[start as usize..(start + len) as usize]);
+    // Up to the last byte, and an empty range at the end, are fine.
+    assert_eq!(
+        good_blob.copy_range_to_file(size - 1, 1, &dest, 0).unwrap(),
+        1
+    );
+    assert_eq!(good_blob.copy_range_to_file(size, 0, &dest, 0).unwrap(), 0);
+
+    // A range past the end, or one whose end overflows, is refused.
+    for (start, len) in [(size - 1, 2), (size + 1, 0), (1, u64::MAX)] {
+        let e = good_blob
+            .copy_range_to_file(start, len, &dest, 0)
+            .unwrap_err();
+        assert!(matches!(e, Error::RangeOutside { .. }), "{e}");
+        assert!(e.to_string().contains("run past its end"), "{e}");
+    }
+
+    // A corrupt blob: even a range before the damage is never written.
+    let fresh = tempfile::tempfile().unwrap();
+    let e = bad_blob.copy_range_to_file(0, 4096, &fresh, 0).unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    assert_eq!(fresh.metadata().unwrap().len(), 0);
+    assert!(!bad_blob.is_verified());
+}

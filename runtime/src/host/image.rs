@@ -190,27 +190,39 @@ impl HostBlob for InstanceState {
         offset: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
         let blob = self.table.get(&this)?.clone();
-        let file = match self.table.get(&dest)? {
-            WasiDescriptor::File(f)
-                if f.open_mode.contains(OpenMode::WRITE) && !f.perms.write_not_permitted() =>
-            {
-                f.file.clone()
-            }
-            WasiDescriptor::File(_) => {
-                return Ok(Err(Error::Io(
-                    "copy-to-file: the file is not open for writing".into(),
-                )));
-            }
-            WasiDescriptor::Dir(_) => {
-                return Ok(Err(Error::Io(
-                    "copy-to-file: the descriptor is a directory".into(),
-                )));
-            }
+        let file = match self.writable_file(&dest, "copy-to-file")? {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(e)),
         };
         if let Err(e) = self.quota.charge(blob.size()) {
             return Ok(Err(e));
         }
         let result = tokio::task::spawn_blocking(move || blob.copy_to_file(&file, offset)).await?;
+        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+    }
+
+    async fn copy_range_to_file(
+        &mut self,
+        this: Resource<BlobHandle>,
+        start: u64,
+        len: u64,
+        dest: Resource<WasiDescriptor>,
+        offset: u64,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let blob = self.table.get(&this)?.clone();
+        let file = match self.writable_file(&dest, "copy-range-to-file")? {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Charged only for a range inside the blob (the copy refuses others).
+        if start.checked_add(len).is_some_and(|end| end <= blob.size())
+            && let Err(e) = self.quota.charge(len)
+        {
+            return Ok(Err(e));
+        }
+        let result =
+            tokio::task::spawn_blocking(move || blob.copy_range_to_file(start, len, &file, offset))
+                .await?;
         Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
     }
 
@@ -233,6 +245,30 @@ impl HostBlob for InstanceState {
     async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+impl InstanceState {
+    /// The file behind `dest` if the guest opened it for writing; else the
+    /// error `call` returns.
+    fn writable_file(
+        &self,
+        dest: &Resource<WasiDescriptor>,
+        call: &str,
+    ) -> wasmtime::Result<Result<Arc<std::fs::File>, Error>> {
+        Ok(match self.table.get(dest)? {
+            WasiDescriptor::File(f)
+                if f.open_mode.contains(OpenMode::WRITE) && !f.perms.write_not_permitted() =>
+            {
+                Ok(f.file.clone())
+            }
+            WasiDescriptor::File(_) => Err(Error::Io(format!(
+                "{call}: the file is not open for writing"
+            ))),
+            WasiDescriptor::Dir(_) => {
+                Err(Error::Io(format!("{call}: the descriptor is a directory")))
+            }
+        })
     }
 }
 

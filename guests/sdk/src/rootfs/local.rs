@@ -24,10 +24,10 @@
 
 use std::io::Read;
 
-use super::tree::{Kind, Tree, contained_target};
+use super::tree::{ContentId, Kind, Tree, contained_target};
 use super::{Plan, stream_contents};
-use crate::bindings::outport::exporter::files;
 use crate::bindings::outport::exporter::types::Error;
+use crate::bindings::outport::exporter::{files, image};
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
 use crate::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, NewTimestamp, OpenFlags, PathFlags,
@@ -50,6 +50,17 @@ fn set_mode(dir: &Descriptor, path: &str, kind: &Kind, mode: u32) -> Result<(), 
         .open_at(PathFlags::empty(), path, open, DescriptorFlags::READ)
         .map_err(|e| fs_error(&format!("opening {path} to set its mode"), e))?;
     files::set_mode(&target, mode & 0o7777)
+}
+
+/// Creates the regular file `path` (which must not exist) for writing.
+fn create(dir: &Descriptor, path: &str) -> Result<Descriptor, Error> {
+    dir.open_at(
+        PathFlags::empty(),
+        path,
+        OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+        DescriptorFlags::WRITE,
+    )
+    .map_err(|e| fs_error(&format!("creating {path}"), e))
 }
 
 /// Unpacks `plan` into `dir`. Returns the number of paths written.
@@ -80,36 +91,60 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
         }
     }
     let contents = tree.contents();
-    let ids: Vec<_> = contents.keys().copied().collect();
-    let mut buf = vec![0u8; CHUNK];
-    stream_contents(&plan.sources, &ids, &mut |id, reader: &mut dyn Read| {
-        let path = format!("{prefix}{}", contents[&id][0]);
-        let file = dir
-            .open_at(
-                PathFlags::empty(),
-                &path,
-                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-                DescriptorFlags::WRITE,
-            )
-            .map_err(|e| fs_error(&format!("creating {path}"), e))?;
-        let stream = file
-            .write_via_stream(0)
-            .map_err(|e| fs_error(&format!("opening {path} for writing"), e))?;
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            write_all(&stream, &buf[..n], &format!("writing {path}"))?;
+    // Files of uncompressed layers: the host copies their bytes out of the
+    // layer blob; the others are streamed out of their (compressed) layer.
+    let (direct, streamed): (Vec<ContentId>, Vec<ContentId>) =
+        contents.keys().partition(|id| id.offset.is_some());
+    let mut progress = log::Progress::start("copying files", direct.len() as u64);
+    let mut blob: Option<((usize, usize), image::Blob)> = None;
+    for id in direct {
+        let primary = contents[&id][0];
+        let path = format!("{prefix}{primary}");
+        let file = create(dir, &path)?;
+        let size = match tree.nodes.get(primary).map(|n| &n.kind) {
+            Some(Kind::File { size, .. }) => *size,
+            _ => 0,
+        };
+        if let (Some(start), true) = (id.offset, size > 0) {
+            let key = (id.platform, id.layer);
+            let layer = match &blob {
+                Some((k, b)) if *k == key => b,
+                _ => {
+                    let digest = &plan.sources[id.platform].layers[id.layer];
+                    &blob.insert((key, image::get_blob(digest)?)).1
+                }
+            };
+            layer.copy_range_to_file(start, size, &file, 0)?;
         }
-        stream
-            .blocking_flush()
-            .map_err(|e| stream_error(&format!("writing {path}"), e))?;
         count += 1;
-        Ok(())
-    })?;
+        progress.step();
+    }
+    let mut buf = vec![0u8; CHUNK];
+    stream_contents(
+        &plan.sources,
+        &streamed,
+        &mut |id, reader: &mut dyn Read| {
+            let path = format!("{prefix}{}", contents[&id][0]);
+            let file = create(dir, &path)?;
+            let stream = file
+                .write_via_stream(0)
+                .map_err(|e| fs_error(&format!("opening {path} for writing"), e))?;
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                write_all(&stream, &buf[..n], &format!("writing {path}"))?;
+            }
+            stream
+                .blocking_flush()
+                .map_err(|e| stream_error(&format!("writing {path}"), e))?;
+            count += 1;
+            Ok(())
+        },
+    )?;
     for (path, node) in &tree.nodes {
         let full = format!("{prefix}{path}");
         match &node.kind {

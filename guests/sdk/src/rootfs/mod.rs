@@ -7,9 +7,13 @@
 //! 1. every layer of every exported platform is read once (slow path,
 //!    decompressed in the guest) to build a [`Tree`] of metadata: whiteouts
 //!    and opaque directories applied, hard links turned into shared
-//!    contents, paths resolved inside the root;
-//! 2. the writer reads again the layers that still hold a surviving file and
-//!    streams each such file's bytes to its place, in layer order.
+//!    contents, paths resolved inside the root. An uncompressed layer's
+//!    file bytes are skipped (the host reads them to check the digest,
+//!    they never enter guest memory) and the tree records where they are;
+//! 2. the writer streams each surviving file's bytes to its place, in layer
+//!    order, reading again the layers that hold one; `local` has the host
+//!    copy the bytes of a file of an uncompressed layer straight out of the
+//!    layer blob (`blob.copy-range-to-file`) instead.
 //!
 //! Attestation manifests of the index are never unpacked; a SLSA
 //! provenance statement attached to a platform is written beside its files
@@ -245,32 +249,27 @@ pub fn stream_contents(
     wanted: &[ContentId],
     sink: &mut dyn FnMut(ContentId, &mut dyn Read) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let mut by_layer: BTreeMap<(usize, usize), Vec<u64>> = BTreeMap::new();
+    let mut by_layer: BTreeMap<(usize, usize), Vec<ContentId>> = BTreeMap::new();
     for id in wanted {
         by_layer
             .entry((id.platform, id.layer))
             .or_default()
-            .push(id.ordinal);
+            .push(*id);
     }
     let mut progress = log::Progress::start("writing files", by_layer.len() as u64);
-    for ((platform, layer), mut ordinals) in by_layer {
-        ordinals.sort_unstable();
-        ordinals.dedup();
+    for ((platform, layer), mut ids) in by_layer {
+        ids.sort_unstable_by_key(|id| id.ordinal);
+        ids.dedup_by_key(|id| id.ordinal);
         let digest = &sources[platform].layers[layer];
-        let mut archive = tar::Archive::new(reader::layer(digest)?);
-        let mut next = ordinals.iter().copied().peekable();
+        let mut archive = tar::Archive::new(reader::layer(digest)?.into_read());
+        let mut next = ids.iter().copied().peekable();
         let entries = archive.entries().map_err(|e| layer_error(digest, &e))?;
         for (ordinal, item) in entries.enumerate() {
             let Some(&want) = next.peek() else { break };
             let mut item = item.map_err(|e| layer_error(digest, &e))?;
-            if ordinal as u64 == want {
+            if ordinal as u64 == want.ordinal {
                 next.next();
-                let id = ContentId {
-                    platform,
-                    layer,
-                    ordinal: want,
-                };
-                sink(id, &mut item)?;
+                sink(want, &mut item)?;
             }
         }
         if next.peek().is_some() {

@@ -11,6 +11,8 @@ use std::io::{self, Read};
 
 use tar::EntryType;
 
+use super::reader::Layer;
+
 /// The whiteout prefix (`.wh.NAME` deletes `NAME` of the layers below).
 const WHITEOUT: &str = ".wh.";
 /// The opaque-directory marker: the directory hides what the layers below
@@ -30,6 +32,9 @@ pub struct ContentId {
     pub layer: usize,
     /// Index of the entry in the layer's tar.
     pub ordinal: u64,
+    /// Where the bytes start in the layer's blob, when the layer is an
+    /// uncompressed tar (the writers then have the host copy them).
+    pub offset: Option<u64>,
 }
 
 /// What a tar header records about an entry besides its kind.
@@ -198,18 +203,43 @@ fn join(parts: &[String]) -> String {
 }
 
 impl Tree {
-    /// Applies one layer (a decompressed tar) on top of the tree. `id`
-    /// gives the platform and layer indexes (its ordinal is ignored);
-    /// `warn` is told about every entry left out and why.
+    /// Applies one layer on top of the tree; `platform` and `layer` index it
+    /// in the export. An uncompressed layer's file bytes are skipped, not
+    /// read (the host reads them to check the digest), and the tree records
+    /// where they are. `warn` is told about every entry left out and why.
     pub fn apply_layer(
         &mut self,
-        reader: impl Read,
+        source: Layer,
         platform: usize,
         layer: usize,
         warn: &mut dyn FnMut(String),
     ) -> io::Result<()> {
-        let mut archive = tar::Archive::new(reader);
-        for (ordinal, entry) in archive.entries()?.enumerate() {
+        match source {
+            Layer::Plain(mut reader) => {
+                let mut archive = tar::Archive::new(&mut reader);
+                self.apply_entries(archive.entries_with_seek()?, true, platform, layer, warn)?;
+                // The end-of-archive marker may come before the blob's end:
+                // read the rest, so its digest is checked now.
+                reader.skip_to_end()
+            }
+            Layer::Packed(reader) => {
+                let mut archive = tar::Archive::new(reader);
+                self.apply_entries(archive.entries()?, false, platform, layer, warn)
+            }
+        }
+    }
+
+    /// Applies the entries of one layer's tar; `plain`: the tar is the blob
+    /// itself, so an entry's position in it is where its bytes are.
+    fn apply_entries<R: Read>(
+        &mut self,
+        entries: tar::Entries<'_, R>,
+        plain: bool,
+        platform: usize,
+        layer: usize,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<()> {
+        for (ordinal, entry) in entries.enumerate() {
             let entry = entry?;
             let header = entry.header();
             let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -236,10 +266,17 @@ impl Tree {
                 meta,
                 device,
             };
+            let offset = match parsed.entry_type {
+                EntryType::Regular | EntryType::Continuous if plain => {
+                    Some(entry.raw_file_position())
+                }
+                _ => None,
+            };
             let id = ContentId {
                 platform,
                 layer,
                 ordinal: ordinal as u64,
+                offset,
             };
             self.apply(parsed, id, warn);
         }
@@ -503,6 +540,7 @@ mod tests {
                 platform: 0,
                 layer: *layer,
                 ordinal: ordinal as u64,
+                offset: None,
             };
             tree.apply(entry(path, *kind, *link), id, &mut |w| warnings.push(w));
         }

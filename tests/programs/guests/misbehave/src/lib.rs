@@ -19,8 +19,8 @@
 //! - `response-entries`, `response-values`, `response-key`: answer two
 //!   million empty entries, 16 values of 2 MiB, or one 4 MiB key;
 //! - `invalid-utf8`: answers a value that is not UTF-8;
-//! - `bogus-calls`: passes malformed digests and media types to the host;
-//!   answers `test.refused.WHAT=ERROR` for each refused call, and fails
+//! - `bogus-calls`: passes malformed digests and media types, and byte
+//!   ranges past a blob's end, to the host; answers `test.refused.WHAT=ERROR` for each refused call, and fails
 //!   `accepted: ...` if any was accepted;
 //! - `log-flood`: calls `log` and `progress` 200000 times each, then succeeds;
 //! - `ambient`: answers `test.env`, `test.args` and `test.stdin` with the
@@ -162,7 +162,7 @@ impl Guest for Misbehave {
                     value,
                 }])
             }
-            "bogus-calls" => bogus_calls(),
+            "bogus-calls" => bogus_calls(request.destination.as_ref()),
             "ambient" => {
                 if let Some(d) = &request.destination {
                     write_output(d, b"complete output")?;
@@ -262,7 +262,7 @@ fn ambient() -> Vec<ResponseEntry> {
 }
 
 /// Malformed arguments to the host, each expected to be refused.
-fn bogus_calls() -> Result<Vec<ResponseEntry>, Error> {
+fn bogus_calls(destination: Option<&Destination>) -> Result<Vec<ResponseEntry>, Error> {
     let mut refused = Vec::new();
     let mut accepted = Vec::new();
     let short = format!("sha256:{}", "a".repeat(63));
@@ -287,6 +287,21 @@ fn bogus_calls() -> Result<Vec<ResponseEntry>, Error> {
         match image::put_blob(media_type, b"data") {
             Ok(_) => accepted.push(what),
             Err(e) => refused.push(entry(&format!("test.refused.{what}"), &format!("{e:?}"))),
+        }
+    }
+    if let Some(d) = destination {
+        let (_, file) = dest::open_file(d, "bogus-calls")?;
+        let root = image::root();
+        let blob = image::get_blob(&root.digest)?;
+        for (what, start, len) in [
+            ("range-past-end", root.size, 1),
+            ("range-start-past-end", root.size + 1, 0),
+            ("range-overflow", 1, u64::MAX),
+        ] {
+            match blob.copy_range_to_file(start, len, &file, 0) {
+                Ok(_) => accepted.push(what),
+                Err(e) => refused.push(entry(&format!("test.refused.{what}"), &format!("{e:?}"))),
+            }
         }
     }
     if accepted.is_empty() {
