@@ -78,8 +78,14 @@ pub struct Group {
     pub rows: Vec<Row>,
     /// Three exporters at once / the slowest of them alone.
     pub three_vs_slowest: Option<f64>,
+    /// Three at once / the same work done by plain tools at once (three
+    /// `cp` and one `openssl dgst`): how far from this machine's floor.
+    pub three_vs_floor: Option<f64>,
     /// Peak RSS of `outport` exporting an oci tar, in bytes.
     pub outport_peak_rss: Option<u64>,
+    /// The registry's floor (every blob PUT by `curl`, 4 at once), in
+    /// seconds: no client can push the blobs faster to this registry.
+    pub put_floor: Option<f64>,
 }
 
 /// A case: a command, the outputs it makes, and whether it pushes.
@@ -94,20 +100,42 @@ struct Case {
 const COMPARISONS: &[(&str, bool, Option<&str>)] = &[
     ("cp", false, None),
     ("openssl dgst -sha256", false, None),
+    (THREE_FLOOR, true, None),
     ("outport oci tar", true, Some("skopeo oci-archive")),
     ("outport oci dir", true, None),
     ("outport docker", true, Some("skopeo docker-archive")),
     ("outport local", true, None),
     ("outport registry push", true, Some("skopeo docker://")),
+    (PUT_FLOOR, true, None),
     ("outport oci tar + oci dir + docker", true, None),
     ("skopeo oci-archive", true, None),
     ("skopeo docker-archive", true, None),
     ("skopeo docker://", true, None),
 ];
 
+/// Every blob PUT to the registry by `curl`, 4 at once (as outport does).
+pub const PUT_FLOOR: &str = "registry PUT floor (curl, 4 at once)";
+
+/// Uploads every blob file in directory `$2` (named by its hex digest) to
+/// the registry at `$1`: a POST for an upload URL, then one monolithic PUT
+/// of the file, 4 blobs at once.
+const PUT_SCRIPT: &str = r#"set -eu
+cd "$2"
+ls | xargs -P4 -I{} sh -c '
+  loc=$(curl -sS -f -D - -o /dev/null -X POST "http://$0/v2/floor/blobs/uploads/" |
+        tr -d "\r" | sed -n "s/^[Ll]ocation: //p")
+  case $loc in /*) loc="http://$0$loc";; esac
+  case $loc in *\?*) sep="&";; *) sep="?";; esac
+  curl -sS -f -o /dev/null -H "Expect:" -H "Content-Type: application/octet-stream"        -T "$1" "$loc${sep}digest=sha256:$1"
+' "$1" {}
+"#;
+
 /// The three exporters run at once, and alone.
 const THREE: [&str; 3] = ["outport oci tar", "outport oci dir", "outport docker"];
 const THREE_AT_ONCE: &str = "outport oci tar + oci dir + docker";
+/// The floor for three outputs at once: three copies and one hash of the
+/// same bytes, all at once.
+const THREE_FLOOR: &str = "3 x cp + openssl at once";
 
 /// Measures every case for `image`.
 pub fn measure(env: &Env, image: &Image) -> Result<Group> {
@@ -160,10 +188,12 @@ pub fn measure(env: &Env, image: &Image) -> Result<Group> {
         .map(|name| find(&rows, name))
         .try_fold(0f64, |acc, m| m.map(|m| acc.max(m)));
     let three_vs_slowest = ratio(find(&rows, THREE_AT_ONCE), slowest_alone);
+    let three_vs_floor = ratio(find(&rows, THREE_AT_ONCE), find(&rows, THREE_FLOOR));
     let outport_peak_rss = rows.iter().find_map(|r| match &r.outcome {
         Outcome::Timed { max_rss, .. } if r.name == "outport oci tar" => Some(*max_rss),
         _ => None,
     });
+    let put_floor = find(&rows, PUT_FLOOR);
     Ok(Group {
         image: image.name.clone(),
         title: image.title.clone(),
@@ -171,7 +201,9 @@ pub fn measure(env: &Env, image: &Image) -> Result<Group> {
         limit,
         rows,
         three_vs_slowest,
+        three_vs_floor,
         outport_peak_rss,
+        put_floor,
     })
 }
 
@@ -188,9 +220,23 @@ fn openssl(image: &Image) -> Cmd {
     Cmd::new("openssl", args)
 }
 
+/// Three `cp -r` of the image and `openssl dgst` of its blobs, at once.
+fn three_floor(image: &Image, dests: &[PathBuf]) -> Cmd {
+    let mut args: Vec<OsString> = vec![
+        "-c".into(),
+        r#"src=$1; shift; for d in "$1" "$2" "$3"; do cp -r "$src" "$d" & done; shift 3; openssl dgst -sha256 "$@" >/dev/null; wait"#.into(),
+        "bash".into(),
+        image.dir.clone().into(),
+    ];
+    args.extend(dests.iter().map(|d| d.clone().into_os_string()));
+    args.extend(image.blobs.iter().map(|b| b.clone().into_os_string()));
+    Cmd::new("bash", args)
+}
+
 fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
     let work = &env.work;
     let cp_dest = work.join("cp");
+    let floor_dests: Vec<PathBuf> = (1..=3).map(|i| work.join(format!("cp{i}"))).collect();
     let registry = &env.registry.addr;
     let oci = |dest: &Path| format!("oci:{}", dest.display());
     let src = oci(&image.dir);
@@ -212,6 +258,12 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
             name: "openssl dgst -sha256",
             cmd: openssl(image),
             outputs: Vec::new(),
+            registry: false,
+        },
+        Case {
+            name: THREE_FLOOR,
+            cmd: three_floor(image, &floor_dests),
+            outputs: floor_dests.clone(),
             registry: false,
         },
         outport_case(env, image, "outport oci tar", &[("type=oci", "oci.tar")]),
@@ -236,6 +288,21 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
                 &[format!(
                     "type=registry,name={registry}/outport:1,registry.insecure=true"
                 )],
+            ),
+            outputs: Vec::new(),
+            registry: true,
+        },
+        Case {
+            name: PUT_FLOOR,
+            cmd: Cmd::new(
+                "bash",
+                [
+                    OsString::from("-c"),
+                    PUT_SCRIPT.into(),
+                    "bash".into(),
+                    registry.into(),
+                    image.dir.join("blobs/sha256").into(),
+                ],
             ),
             outputs: Vec::new(),
             registry: true,

@@ -69,6 +69,20 @@ pub fn print(results: &Results) {
         if let Some(r) = group.three_vs_slowest {
             println!("three at once / slowest alone = {r:.2}x (target <= 1.5x)");
         }
+        if let Some(r) = group.three_vs_floor {
+            println!("three at once / (3 x cp + openssl at once) = {r:.2}x");
+        }
+        if let Some(floor) = group.put_floor {
+            let push = |name: &str| {
+                let m = group.rows.iter().find(|r| r.name == name)?.median()?;
+                Some(m / floor)
+            };
+            println!(
+                "registry PUT floor = {floor:.3} s; outport push / floor = {}, skopeo docker:// / floor = {}",
+                fmt_ratio(push("outport registry push")),
+                fmt_ratio(push("skopeo docker://"))
+            );
+        }
         if let Some(rss) = group.outport_peak_rss {
             println!(
                 "outport peak RSS (oci tar) = {:.1} MiB (target < {} MiB)",
@@ -134,7 +148,9 @@ pub fn write_json(results: &Results, path: &Path) -> Result<()> {
                 "bytes": g.bytes,
                 "limit_s": g.limit,
                 "three_vs_slowest_alone": g.three_vs_slowest,
+                "three_vs_floor": g.three_vs_floor,
                 "outport_peak_rss_bytes": g.outport_peak_rss,
+                "registry_put_floor_s": g.put_floor,
                 "rows": rows,
             })
         })
