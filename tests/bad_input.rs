@@ -365,3 +365,41 @@ fn malformed_output_spec_is_a_usage_error() {
     run.error_text();
     assert_empty_or_absent(&out);
 }
+
+/// A component that ignores the error a damaged layer gives it and
+/// succeeds anyway is failed by the runtime with that error, and its output
+/// is discarded: whether it copied the layer (`copy-to-file`) or read it
+/// (`blob.read`). The same component succeeds on the intact image.
+#[test]
+fn a_component_ignoring_a_damaged_blob_is_failed() {
+    let tmp = tempdir();
+    let intact = copy_sample(tmp.path(), "intact");
+    let damaged = copy_sample(tmp.path(), "damaged");
+    let layout = Layout::open(&damaged);
+    let layer = str_at(&layout.files().manifest("amd64")["layers"][1], "digest").to_owned();
+    layout.corrupt_blob(&layer);
+    for action in ["ignore-damaged-copy", "ignore-damaged-read"] {
+        let spec = |out: &std::path::Path| {
+            format!(
+                "type=wasm,component={},action={action},dest={},id=sloppy",
+                outport_test_programs::MISBEHAVE,
+                path_str(&out.join("out.txt"))
+            )
+        };
+        let out = mkdir(tmp.path(), &format!("{action}-intact"));
+        export(intact.as_os_str(), &[spec(&out)], None).assert_success();
+        assert_eq!(fs::read(out.join("out.txt")).unwrap(), b"complete output");
+
+        let out = mkdir(tmp.path(), &format!("{action}-damaged"));
+        let run = export(damaged.as_os_str(), &[spec(&out)], None);
+        run.assert_code(1);
+        run.assert_error(&["sloppy"], DIGEST_MISMATCH);
+        let error = run.error_text();
+        assert!(error.contains(short(&layer)), "{action}: {error}");
+        assert!(
+            error.contains("went on after this error"),
+            "{action}: {error}"
+        );
+        assert_empty_or_absent(&out);
+    }
+}

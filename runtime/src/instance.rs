@@ -320,6 +320,7 @@ async fn execute(
         source_date_epoch: context.source_date_epoch,
     };
     let http = store.data().http.clone();
+    let damaged = store.data().damaged.clone();
     let (phase, called) = match (&instantiated, operation) {
         (Instantiated::Exporter(e), _) => ("export", e.call_export(&mut store, &request).await),
         (Instantiated::Cache(c), CacheOperation::ExportCache) => (
@@ -341,6 +342,11 @@ async fn execute(
             None => guest_error(e),
         })?;
     drop(store);
+    if let Some(damage) = damaged.get() {
+        return Err(format!(
+            "{damage} (the component went on after this error; its output is discarded)"
+        ));
+    }
     if let (Role::CacheImport(..), Some(staging)) = (role, &staging) {
         crate::cache::verify_layout(staging.path()).map_err(|e| {
             // Name the destination, not the staging directory.

@@ -10,7 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::host::http::HttpAccess;
 
-use crate::host::image::BlobHandle;
+use crate::host::image::{BlobHandle, DamagedInput};
 use crate::host::report::Throttle;
 use crate::instance::RunContext;
 use crate::limits::{Limiter, Limits, OutputQuota};
@@ -40,6 +40,8 @@ pub struct InstanceState {
     pub(crate) http: HttpAccess,
     pub(crate) log_rate: Throttle,
     pub(crate) progress_rate: Throttle,
+    /// The first damaged blob served to the instance, if any.
+    pub(crate) damaged: DamagedInput,
 }
 
 impl InstanceState {
@@ -72,6 +74,7 @@ impl InstanceState {
             http,
             log_rate: Throttle::default(),
             progress_rate: Throttle::default(),
+            damaged: DamagedInput::default(),
         }
     }
 }

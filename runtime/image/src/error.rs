@@ -244,6 +244,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a blob's bytes turned out not to be the blob (they do not
+    /// match its digest or size, or could not be read or written whole):
+    /// whatever a consumer wrote from them is not the image.
+    pub fn is_damaged_blob(&self) -> bool {
+        matches!(
+            self,
+            Error::DigestMismatch { .. } | Error::ShortBlob { .. } | Error::BlobIo { .. }
+        )
+    }
+
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<String>, source: io::Error) -> Self {
         Error::Io {

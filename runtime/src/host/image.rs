@@ -21,6 +21,32 @@ use crate::state::InstanceState;
 /// A blob handle held in an instance's resource table.
 pub type BlobHandle = Arc<Blob>;
 
+/// The first damaged blob (digest or size mismatch, read error) an
+/// instance was served. The guest gets the error from the call, but one
+/// that goes on and succeeds anyway is failed by the runtime with it: no
+/// output built from bytes that are not the image is ever kept.
+#[derive(Clone, Debug, Default)]
+pub struct DamagedInput(Arc<std::sync::OnceLock<String>>);
+
+impl DamagedInput {
+    /// Records `message` unless an earlier damage is recorded.
+    fn record(&self, message: String) {
+        let _ = self.0.set(message);
+    }
+
+    /// Records `e` if it says a blob is damaged.
+    fn note(&self, e: &outport_image::Error) {
+        if e.is_damaged_blob() {
+            self.record(e.to_string());
+        }
+    }
+
+    /// The first damage recorded.
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
 /// Largest blob `bytes` and `put-blob` handle in one piece.
 pub const MAX_INLINE_BLOB: u64 = 16 << 20;
 
@@ -168,7 +194,7 @@ impl HostBlob for InstanceState {
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let blob = self.table.get(&this)?.clone();
         let result = tokio::task::spawn_blocking(move || blob.read_all(MAX_INLINE_BLOB)).await?;
-        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+        Ok(self.blob_result(result))
     }
 
     async fn read(
@@ -179,6 +205,7 @@ impl HostBlob for InstanceState {
         let stream: DynInputStream = Box::new(BlobInputStream {
             reader: blob.open(),
             done: false,
+            damaged: self.damaged.clone(),
         });
         Ok(Ok(self.table.push(stream)?))
     }
@@ -198,7 +225,7 @@ impl HostBlob for InstanceState {
             return Ok(Err(e));
         }
         let result = tokio::task::spawn_blocking(move || blob.copy_to_file(&file, offset)).await?;
-        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+        Ok(self.blob_result(result))
     }
 
     async fn copy_range_to_file(
@@ -223,7 +250,7 @@ impl HostBlob for InstanceState {
         let result =
             tokio::task::spawn_blocking(move || blob.copy_range_to_file(start, len, &file, offset))
                 .await?;
-        Ok(result.map_err(|e| Error::InvalidImage(e.to_string())))
+        Ok(self.blob_result(result))
     }
 
     async fn copy_to_stream(
@@ -238,8 +265,9 @@ impl HostBlob for InstanceState {
         // Shares verification with concurrent consumers of the same blob
         // (other instances): its bytes are hashed once.
         let reader = tokio::task::spawn_blocking(move || blob.open_shared()).await?;
+        let damaged = self.damaged.clone();
         let stream = self.table.get_mut(&dest)?;
-        Ok(copy_to_stream(reader, stream.as_mut()).await)
+        Ok(copy_to_stream(reader, stream.as_mut(), &damaged).await)
     }
 
     async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
@@ -249,6 +277,15 @@ impl HostBlob for InstanceState {
 }
 
 impl InstanceState {
+    /// The guest's view of a blob call's outcome; a damaged blob is
+    /// recorded (see [`DamagedInput`]).
+    fn blob_result<T>(&self, result: Result<T, outport_image::Error>) -> Result<T, Error> {
+        result.map_err(|e| {
+            self.damaged.note(&e);
+            Error::InvalidImage(e.to_string())
+        })
+    }
+
     /// The file behind `dest` if the guest opened it for writing; else the
     /// error `call` returns.
     fn writable_file(
@@ -277,14 +314,18 @@ impl InstanceState {
 async fn copy_to_stream(
     mut reader: BlobReader,
     stream: &mut dyn wasmtime_wasi::p2::OutputStream,
+    damaged: &DamagedInput,
 ) -> Result<u64, Error> {
     let mut written = 0u64;
     loop {
         // A pooled buffer, back in the pool once the stream has sent it: a
         // fresh megabyte per chunk cost a page fault per 4 KiB.
         let mut chunk = Chunk::take();
-        let n =
-            read_full(&mut reader, &mut chunk).map_err(|e| Error::InvalidImage(e.to_string()))?;
+        let n = read_full(&mut reader, &mut chunk).map_err(|e| {
+            // Every error of a blob reader is a damaged blob.
+            damaged.record(e.to_string());
+            Error::InvalidImage(e.to_string())
+        })?;
         if n == 0 {
             break;
         }
@@ -335,6 +376,7 @@ fn stream_error(e: StreamError) -> Error {
 struct BlobInputStream {
     reader: BlobReader,
     done: bool,
+    damaged: DamagedInput,
 }
 
 #[async_trait::async_trait]
@@ -360,6 +402,8 @@ impl InputStream for BlobInputStream {
             }
             Err(e) => {
                 self.done = true;
+                // Every error of a blob reader is a damaged blob.
+                self.damaged.record(e.to_string());
                 Err(StreamError::LastOperationFailed(wasmtime::Error::msg(
                     e.to_string(),
                 )))

@@ -22,6 +22,9 @@
 //! - `bogus-calls`: passes malformed digests and media types, and byte
 //!   ranges past a blob's end, to the host; answers `test.refused.WHAT=ERROR` for each refused call, and fails
 //!   `accepted: ...` if any was accepted;
+//! - `ignore-damaged-copy`, `ignore-damaged-read`: copies every layer into
+//!   its file (`copy-to-file`) or reads it (`blob.read`), ignoring every
+//!   error, then writes its file and succeeds;
 //! - `log-flood`: calls `log` and `progress` 200000 times each, then succeeds;
 //! - `ambient`: answers `test.env`, `test.args` and `test.stdin` with the
 //!   environment variables and arguments it sees and the bytes (or the
@@ -33,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
-    ResponseEntry, dest, export, image, log, options,
+    ResponseEntry, dest, export, image, log, options, walk,
 };
 
 const OPTIONS: &[OptionSpec] = &[
@@ -41,7 +44,7 @@ const OPTIONS: &[OptionSpec] = &[
         "action",
         "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape, \
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
-         invalid-utf8, bogus-calls, log-flood, ambient",
+         invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -89,7 +92,12 @@ impl Guest for Misbehave {
         let action = parsed.str("action").unwrap_or("ok");
         if !matches!(
             action,
-            "ok" | "print" | "duplicate-key" | "log-flood" | "ambient"
+            "ok" | "print"
+                | "duplicate-key"
+                | "log-flood"
+                | "ambient"
+                | "ignore-damaged-copy"
+                | "ignore-damaged-read"
         ) {
             // Leave something at the destination that must not survive.
             if let Some(d) = &request.destination {
@@ -163,6 +171,12 @@ impl Guest for Misbehave {
                 }])
             }
             "bogus-calls" => bogus_calls(request.destination.as_ref()),
+            "ignore-damaged-copy" | "ignore-damaged-read" => {
+                let d = dest::granted(request.destination)?;
+                ignore_damage(&d, action == "ignore-damaged-copy")?;
+                write_output(&d, b"complete output")?;
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
             "ambient" => {
                 if let Some(d) = &request.destination {
                     write_output(d, b"complete output")?;
@@ -182,6 +196,22 @@ impl Guest for Misbehave {
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
+}
+
+/// Copies (`copy`) or reads every layer of the image, ignoring errors.
+fn ignore_damage(destination: &Destination, copy: bool) -> Result<(), Error> {
+    let (_, file) = dest::open_file(destination, "ignore-damaged")?;
+    for manifest in walk::image_manifests(&image::root())? {
+        for layer in walk::read_manifest(&manifest.descriptor.digest)?.layers {
+            let blob = image::get_blob(&layer)?;
+            if copy {
+                let _ = blob.copy_to_file(&file, 0);
+            } else if let Ok(stream) = blob.read() {
+                while stream.blocking_read(1 << 20).is_ok() {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every way out of the destination this guest knows, each expected to fail.
