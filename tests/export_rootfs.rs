@@ -622,6 +622,32 @@ fn corrupt_plain_layer_writes_nothing() {
     }
 }
 
+/// A layer that ends inside a file's bytes (its digest is that of the cut
+/// bytes, so only the tar is wrong): `local` and `tar` fail naming the
+/// layer and write nothing, whether the layer is gzipped or not.
+#[test]
+fn layer_ending_inside_a_file_fails() {
+    let tmp = tempdir();
+    let whole = layer_tar(&[file("first.txt", b"first"), file("cut.bin", &[9u8; 10_000])]);
+    // Two headers and first.txt's block, then half of cut.bin's bytes.
+    let cut = whole[..3 * 512 + 5_000].to_vec();
+    for packing in [Packing::Gzip, Packing::Plain] {
+        let tmp = mkdir(tmp.path(), &format!("{packing:?}"));
+        let input = crafted_as(&tmp, "input", std::slice::from_ref(&cut), packing);
+        let files = Layout::open(&input).files();
+        let layers = files.blob_json(str_at(&files.root(), "digest"))["layers"].clone();
+        let layer = str_at(layers.as_array().unwrap().last().unwrap(), "digest").to_owned();
+        for (kind, name) in [("local", "rootfs"), ("tar", "rootfs.tar")] {
+            let out = mkdir(&tmp, &format!("out-{kind}"));
+            let spec = format!("type={kind},dest={}", path_str(&out.join(name)));
+            let run = export(input.as_os_str(), &[spec], None);
+            run.assert_code(1);
+            run.assert_error(&[short(&layer)], &["unexpected eof", "ends"]);
+            assert_empty_or_absent(&out);
+        }
+    }
+}
+
 /// A valid zstd frame holding `data` in raw (stored) blocks: what a
 /// decoder must read, without needing a zstd encoder here.
 fn zstd_raw_blocks(data: &[u8]) -> Vec<u8> {

@@ -114,7 +114,12 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
                     &blob.insert((key, image::get_blob(digest)?)).1
                 }
             };
-            layer.copy_range_to_file(start, size, &file, 0)?;
+            layer
+                .copy_range_to_file(start, size, &file, 0)
+                .map_err(|e| match e {
+                    Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
+                    other => other,
+                })?;
         }
         count += 1;
         progress.step();

@@ -108,14 +108,24 @@ impl BufRead for BlobReader {
 
 impl Seek for BlobReader {
     /// Forward only: `SeekFrom::Current(n)` with `n >= 0` (how `tar` skips
-    /// an entry's bytes). Seeking past the end stops at the end.
+    /// an entry's bytes). Seeking past the end is an error: the layer ends
+    /// inside an entry.
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         match to {
             SeekFrom::Current(n) => {
                 let n = u64::try_from(n).map_err(|_| {
                     io::Error::new(io::ErrorKind::Unsupported, "a layer cannot seek backwards")
                 })?;
-                self.skip(n)?;
+                let skipped = self.skip(n)?;
+                if skipped < n {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the layer ends {} bytes into an entry of {n} bytes",
+                            skipped
+                        ),
+                    ));
+                }
                 Ok(self.offset)
             }
             _ => Err(io::Error::new(
