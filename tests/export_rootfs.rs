@@ -246,8 +246,13 @@ pub(crate) fn layer_tar(entries: &[Raw]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for e in entries {
         let mut header = tar::Header::new_gnu();
-        let name = &mut header.as_old_mut().name;
-        name[..e.path.len()].copy_from_slice(e.path.as_bytes());
+        // Names that fit are written raw (hostile ones included); longer
+        // ones get a GNU long-name entry from the builder.
+        let long = e.path.len() > 100;
+        if !long {
+            let name = &mut header.as_old_mut().name;
+            name[..e.path.len()].copy_from_slice(e.path.as_bytes());
+        }
         header.set_entry_type(e.kind);
         header.set_size(e.data.len() as u64);
         header.set_mode(e.mode);
@@ -260,6 +265,12 @@ pub(crate) fn layer_tar(entries: &[Raw]) -> Vec<u8> {
         if e.device != (0, 0) {
             header.set_device_major(e.device.0).unwrap();
             header.set_device_minor(e.device.1).unwrap();
+        }
+        if long {
+            builder
+                .append_data(&mut header, e.path, e.data)
+                .expect("append an entry with a long name");
+            continue;
         }
         header.set_cksum();
         builder.append(&header, e.data).expect("append an entry");
@@ -415,7 +426,9 @@ fn single_platform_matches_umoci() {
 #[test]
 fn whiteouts_opaque_dirs_and_links_match_umoci() {
     let tmp = tempdir();
+    let long = format!("long/{}.txt", "n".repeat(150));
     let lower = layer_tar(&[
+        file(&long, b"a file with a 159-byte path"),
         dir("opq/"),
         file("opq/a", b"a"),
         dir("opq/sub/"),
@@ -471,6 +484,10 @@ fn whiteouts_opaque_dirs_and_links_match_umoci() {
         );
         // What the layers meant, spelled out.
         assert_eq!(ours.items["opq/c"], Item::File(b"c".to_vec()));
+        assert_eq!(
+            ours.items[&long],
+            Item::File(b"a file with a 159-byte path".to_vec())
+        );
         assert!(!ours.items.contains_key("opq/a") && !ours.items.contains_key("opq/sub"));
         assert!(!ours.items.contains_key("gone") && !ours.items.contains_key("f"));
         assert_eq!(ours.items["f-link"], Item::File(b"shared bytes".to_vec()));

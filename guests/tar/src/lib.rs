@@ -7,7 +7,8 @@
 //! A multi-platform image gives one directory per platform
 //! (`linux_amd64/`, …) unless `platform-split=false` merges them. See the
 //! SDK's `rootfs` module for how: file bytes stream from the layers to the
-//! output, never held whole in memory.
+//! output, never held whole in memory, and those of uncompressed layers are
+//! copied by the host without entering the component.
 
 use outport_exporter::rootfs::{self, tar_out};
 use outport_exporter::{
@@ -34,8 +35,8 @@ impl Guest for Tar {
         let opts = rootfs::parse("tar", &request.options)?;
         let dest = dest::granted(request.destination)?;
         let plan = rootfs::plan(&opts)?;
-        let (name, stream) = dest::open_file_stream(&dest, "the tar exporter")?;
-        let entries = tar_out::write(&plan, stream, &name)?;
+        let (name, file) = dest::open_file(&dest, "the tar exporter")?;
+        let entries = tar_out::write(&plan, file, &name)?;
         log::info(&format!("wrote {name}: {entries} entries"));
         rootfs::response()
     }

@@ -957,6 +957,19 @@ fn a_range_is_copied_only_from_a_verified_blob() {
         1
     );
     assert_eq!(good_blob.copy_range_to_file(size, 0, &dest, 0).unwrap(), 0);
+    // From an archive too (the blob is a byte range of the tar file).
+    let out = f.out("ranges.tar");
+    f.pack(&out);
+    let archive = open(&out).unwrap();
+    let archived = archive.blob(&good.layer.digest).unwrap();
+    let dest = tempfile::tempfile().unwrap();
+    assert_eq!(
+        archived.copy_range_to_file(start, len, &dest, 0).unwrap(),
+        len
+    );
+    dest.read_exact_at(&mut back, 0).unwrap();
+    assert!(back[..] == good.layer_bytes[start as usize..(start + len) as usize]);
+    let dest = tempfile::tempfile().unwrap();
 
     // A range past the end, or one whose end overflows, is refused.
     for (start, len) in [(size - 1, 2), (size + 1, 0), (1, u64::MAX)] {

@@ -22,18 +22,16 @@
 //!
 //! The host resolves every path inside the preopened directory as well.
 
-use std::io::Read;
-
-use super::tree::{ContentId, Kind, Tree, contained_target};
-use super::{Plan, stream_contents};
+use super::tree::{Kind, Tree, contained_target};
+use super::{FileBytes, Plan, stream_contents};
+use crate::bindings::outport::exporter::files;
 use crate::bindings::outport::exporter::types::Error;
-use crate::bindings::outport::exporter::{files, image};
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
 use crate::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, NewTimestamp, OpenFlags, PathFlags,
 };
-use crate::dest::{self, write_all};
-use crate::errors::{fs_error, stream_error};
+use crate::dest;
+use crate::errors::fs_error;
 use crate::log;
 
 /// How many bytes are read from a layer and written at once.
@@ -91,13 +89,9 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
         }
     }
     let contents = tree.contents();
-    // Files of uncompressed layers: the host copies their bytes out of the
-    // layer blob; the others are streamed out of their (compressed) layer.
-    let (direct, streamed): (Vec<ContentId>, Vec<ContentId>) =
-        contents.keys().partition(|id| id.offset.is_some());
-    let mut progress = log::Progress::start("copying files", direct.len() as u64);
-    let mut blob: Option<((usize, usize), image::Blob)> = None;
-    for id in direct {
+    let ids: Vec<_> = contents.keys().copied().collect();
+    let mut buf = vec![0u8; CHUNK];
+    stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
         let primary = contents[&id][0];
         let path = format!("{prefix}{primary}");
         let file = create(dir, &path)?;
@@ -105,51 +99,10 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
             Some(Kind::File { size, .. }) => *size,
             _ => 0,
         };
-        if let (Some(start), true) = (id.offset, size > 0) {
-            let key = (id.platform, id.layer);
-            let layer = match &blob {
-                Some((k, b)) if *k == key => b,
-                _ => {
-                    let digest = &plan.sources[id.platform].layers[id.layer];
-                    &blob.insert((key, image::get_blob(digest)?)).1
-                }
-            };
-            layer
-                .copy_range_to_file(start, size, &file, 0)
-                .map_err(|e| match e {
-                    Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
-                    other => other,
-                })?;
-        }
+        bytes.write_at(&file, 0, size, &mut buf, &path)?;
         count += 1;
-        progress.step();
-    }
-    let mut buf = vec![0u8; CHUNK];
-    stream_contents(
-        &plan.sources,
-        &streamed,
-        &mut |id, reader: &mut dyn Read| {
-            let path = format!("{prefix}{}", contents[&id][0]);
-            let file = create(dir, &path)?;
-            let stream = file
-                .write_via_stream(0)
-                .map_err(|e| fs_error(&format!("opening {path} for writing"), e))?;
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                write_all(&stream, &buf[..n], &format!("writing {path}"))?;
-            }
-            stream
-                .blocking_flush()
-                .map_err(|e| stream_error(&format!("writing {path}"), e))?;
-            count += 1;
-            Ok(())
-        },
-    )?;
+        Ok(())
+    })?;
     for (path, node) in &tree.nodes {
         let full = format!("{prefix}{path}");
         match &node.kind {

@@ -10,10 +10,11 @@
 //!    contents, paths resolved inside the root. An uncompressed layer's
 //!    file bytes are skipped (the host reads them to check the digest,
 //!    they never enter guest memory) and the tree records where they are;
-//! 2. the writer streams each surviving file's bytes to its place, in layer
-//!    order, reading again the layers that hold one; `local` has the host
-//!    copy the bytes of a file of an uncompressed layer straight out of the
-//!    layer blob (`blob.copy-range-to-file`) instead.
+//! 2. the writer puts each surviving file's bytes in their place, in layer
+//!    order ([`stream_contents`]): it reads again each compressed layer that
+//!    holds one, and has the host copy the bytes of a file of an
+//!    uncompressed layer straight out of the layer blob
+//!    (`blob.copy-range-to-file`).
 //!
 //! Attestation manifests of the index are never unpacked; a SLSA
 //! provenance statement attached to a platform is written beside its files
@@ -30,6 +31,8 @@ use std::io::{self, Read};
 
 use crate::bindings::outport::exporter::image;
 use crate::bindings::outport::exporter::types::{ComponentInfo, Error, ResponseEntry};
+use crate::bindings::wasi::filesystem::types::Descriptor;
+use crate::dest::write_all_at;
 use crate::log;
 use crate::options::{OptionSpec, Parsed};
 use crate::platform::Platform;
@@ -241,13 +244,72 @@ fn layer_error(digest: &str, e: &io::Error) -> Error {
     Error::Io(format!("reading layer {digest}: {e}"))
 }
 
-/// Streams the bytes of every content of `trees` in layer order: `sink`
-/// gets the content's ID and a reader of its bytes. Each layer holding a
-/// wanted content is read once; the others are not read again.
+/// Where the bytes of one file come from.
+pub enum FileBytes<'a> {
+    /// A reader of them (an entry of a compressed layer, decompressed).
+    Read(&'a mut dyn Read),
+    /// The bytes of `blob` (an uncompressed layer) from byte `start` on,
+    /// for the host to copy (`blob.copy-range-to-file`).
+    InBlob {
+        /// The layer.
+        blob: &'a image::Blob,
+        /// Where the file's bytes start in it.
+        start: u64,
+    },
+}
+
+impl FileBytes<'_> {
+    /// Writes `len` bytes into `file` at `offset`: the host copies them out
+    /// of the layer blob, or they are read and written here in chunks of
+    /// `buf`'s size. `path` names the file in messages.
+    pub fn write_at(
+        self,
+        file: &Descriptor,
+        offset: u64,
+        len: u64,
+        buf: &mut [u8],
+        path: &str,
+    ) -> Result<(), Error> {
+        match self {
+            FileBytes::InBlob { .. } if len == 0 => Ok(()),
+            FileBytes::InBlob { blob, start } => blob
+                .copy_range_to_file(start, len, file, offset)
+                .map(drop)
+                .map_err(|e| match e {
+                    Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
+                    other => other,
+                }),
+            FileBytes::Read(reader) => {
+                let mut written = 0u64;
+                loop {
+                    let n = reader
+                        .read(buf)
+                        .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    write_all_at(
+                        file,
+                        &buf[..n],
+                        offset + written,
+                        &format!("writing {path}"),
+                    )?;
+                    written += n as u64;
+                }
+            }
+        }
+    }
+}
+
+/// Hands `sink` the bytes of every content of `trees` in layer order, with
+/// the content's ID. A compressed layer holding a wanted content is read
+/// once more; an uncompressed one is not read at all (its files' bytes are
+/// copied by the host from where the first pass found them); the others
+/// are not read again.
 pub fn stream_contents(
     sources: &[Source],
     wanted: &[ContentId],
-    sink: &mut dyn FnMut(ContentId, &mut dyn Read) -> Result<(), Error>,
+    sink: &mut dyn FnMut(ContentId, FileBytes<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut by_layer: BTreeMap<(usize, usize), Vec<ContentId>> = BTreeMap::new();
     for id in wanted {
@@ -261,6 +323,16 @@ pub fn stream_contents(
         ids.sort_unstable_by_key(|id| id.ordinal);
         ids.dedup_by_key(|id| id.ordinal);
         let digest = &sources[platform].layers[layer];
+        let starts: Option<Vec<(ContentId, u64)>> =
+            ids.iter().map(|id| id.offset.map(|at| (*id, at))).collect();
+        if let Some(starts) = starts {
+            let blob = image::get_blob(digest)?;
+            for (id, start) in starts {
+                sink(id, FileBytes::InBlob { blob: &blob, start })?;
+            }
+            progress.step();
+            continue;
+        }
         let mut archive = tar::Archive::new(reader::layer(digest)?.into_read());
         let mut next = ids.iter().copied().peekable();
         let entries = archive.entries().map_err(|e| layer_error(digest, &e))?;
@@ -269,7 +341,7 @@ pub fn stream_contents(
             let mut item = item.map_err(|e| layer_error(digest, &e))?;
             if ordinal as u64 == want.ordinal {
                 next.next();
-                sink(want, &mut item)?;
+                sink(want, FileBytes::Read(&mut item))?;
             }
         }
         if next.peek().is_some() {

@@ -1,68 +1,58 @@
-//! Writing root filesystem trees as one tar stream: for each tree, its
-//! directories (path order), its regular files (layer order, each file's
-//! bytes streamed from its layer), then symlinks, devices and hard links
-//! (path order); the provenance statements last. The same image and options
-//! always give the same bytes.
+//! Writing root filesystem trees as one tar archive, into a file at
+//! increasing offsets: for each tree, its directories (path order), its
+//! regular files (layer order), then symlinks, devices and hard links (path
+//! order); the provenance statements last. The same image and options
+//! always give the same bytes. Headers are built by the `tar` crate; the
+//! bytes of a file of an uncompressed layer are copied by the host straight
+//! out of the layer blob, the others are read from their layer here.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 
 use tar::{Builder, EntryType, Header};
 
 use super::tree::{Kind, Meta, Tree};
-use super::{Plan, stream_contents};
+use super::{FileBytes, Plan, stream_contents};
 use crate::bindings::outport::exporter::types::Error;
-use crate::bindings::wasi::io::streams::{OutputStream, StreamError};
+use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::log;
 
-/// How many bytes are gathered before one write to the output stream.
+/// How many bytes are gathered before one write to the file.
 const BUFFER: usize = 1 << 20;
 
-/// An output-stream as [`Write`].
-pub struct StreamWrite {
-    stream: OutputStream,
+/// A file written at increasing offsets, as [`Write`].
+struct FileWrite {
+    file: Descriptor,
+    /// Where the next byte goes.
+    pos: u64,
 }
 
-impl StreamWrite {
-    /// Wraps `stream`.
-    pub fn new(stream: OutputStream) -> Self {
-        StreamWrite { stream }
-    }
-}
-
-fn io_error(e: StreamError) -> io::Error {
-    match e {
-        StreamError::LastOperationFailed(e) => io::Error::other(e.to_debug_string()),
-        StreamError::Closed => io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"),
-    }
-}
-
-impl Write for StreamWrite {
+impl Write for FileWrite {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        loop {
-            let room = self.stream.check_write().map_err(io_error)?;
-            if room == 0 {
-                self.stream.subscribe().block();
-                continue;
-            }
-            let n = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
-            self.stream.write(&buf[..n]).map_err(io_error)?;
-            return Ok(n);
+        let n = self
+            .file
+            .write(buf, self.pos)
+            .map_err(|e| io::Error::other(e.name()))?;
+        let n = usize::try_from(n).unwrap_or(buf.len()).min(buf.len());
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
+        self.pos += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.blocking_flush().map_err(io_error)
+        Ok(())
     }
 }
 
-/// Writes `plan` as a tar to `stream`; `name` names the archive in
-/// messages. Returns the number of entries.
-pub fn write(plan: &Plan, stream: OutputStream, name: &str) -> Result<u64, Error> {
+/// Writes `plan` as a tar into `file` (opened for writing, from offset 0);
+/// `name` names the archive in messages. Returns the number of entries.
+pub fn write(plan: &Plan, file: Descriptor, name: &str) -> Result<u64, Error> {
     let fail = |what: &str, e: io::Error| Error::Io(format!("writing {what} to {name}: {e}"));
-    let mut builder = Builder::new(BufWriter::with_capacity(BUFFER, StreamWrite::new(stream)));
+    let mut builder = Builder::new(BufWriter::with_capacity(BUFFER, FileWrite { file, pos: 0 }));
     let mut count = 0u64;
     for (dir, tree) in &plan.trees {
         let prefix = if dir.is_empty() {
@@ -93,12 +83,7 @@ pub fn write(plan: &Plan, stream: OutputStream, name: &str) -> Result<u64, Error
     }
     builder
         .into_inner()
-        .and_then(|buffered| {
-            buffered
-                .into_inner()
-                .map_err(io::IntoInnerError::into_error)
-        })
-        .and_then(|mut stream| stream.flush())
+        .and_then(|mut buffered| buffered.flush())
         .map_err(|e| fail("the end of the archive", e))?;
     Ok(count)
 }
@@ -111,7 +96,7 @@ enum Failure {
     Guest(Error),
 }
 
-type Out = Builder<BufWriter<StreamWrite>>;
+type Out = Builder<BufWriter<FileWrite>>;
 
 fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Result<u64, Failure> {
     let mut count = 0u64;
@@ -127,20 +112,34 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
     let contents = tree.contents();
     let ids: Vec<_> = contents.keys().copied().collect();
     let mut failure = None;
-    let streamed = stream_contents(&plan.sources, &ids, &mut |id, reader: &mut dyn Read| {
+    let streamed = stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
         let path = contents[&id][0];
         let node = &tree.nodes[path];
         let Kind::File { size, .. } = node.kind else {
             return Ok(());
         };
+        let full = format!("{prefix}{path}");
         let mut header = header(EntryType::Regular, &node.meta, size);
-        if let Err(e) = builder.append_data(&mut header, format!("{prefix}{path}"), reader) {
-            let message = format!("{prefix}{path}: {e}");
-            failure = Some(Failure::Io(format!("{prefix}{path}"), e));
-            return Err(Error::Io(message));
+        let written = match bytes {
+            FileBytes::Read(reader) => builder
+                .append_data(&mut header, &full, reader)
+                .map_err(|e| Failure::Io(full.clone(), e)),
+            bytes @ FileBytes::InBlob { .. } => {
+                append_copied(builder, &mut header, &full, bytes, size)
+            }
+        };
+        match written {
+            Ok(()) => {
+                count += 1;
+                Ok(())
+            }
+            Err(Failure::Io(what, e)) => {
+                let message = format!("{what}: {e}");
+                failure = Some(Failure::Io(what, e));
+                Err(Error::Io(message))
+            }
+            Err(Failure::Guest(e)) => Err(e),
         }
-        count += 1;
-        Ok(())
     });
     streamed.map_err(|e| failure.take().unwrap_or(Failure::Guest(e)))?;
     for (path, node) in &tree.nodes {
@@ -176,6 +175,34 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
     }
     log::debug(&format!("{prefix}: {count} entries"));
     Ok(count)
+}
+
+/// Appends a regular file of `size` bytes that the host copies into the
+/// archive (`bytes` is [`FileBytes::InBlob`]): the header (and any long-name
+/// entry) through the builder, the bytes straight into the file at the
+/// offset the header ends at, then the padding to 512 bytes.
+fn append_copied(
+    builder: &mut Out,
+    header: &mut Header,
+    path: &str,
+    bytes: FileBytes<'_>,
+    size: u64,
+) -> Result<(), Failure> {
+    let failed = |e| Failure::Io(path.to_owned(), e);
+    // The header says `size` bytes; with none given, the builder writes
+    // neither bytes nor padding.
+    builder
+        .append_data(header, path, io::empty())
+        .map_err(failed)?;
+    let out = builder.get_mut();
+    out.flush().map_err(failed)?;
+    let file = out.get_mut();
+    bytes
+        .write_at(&file.file, file.pos, size, &mut [], path)
+        .map_err(Failure::Guest)?;
+    file.pos += size;
+    let padding = (512 - size % 512) % 512;
+    out.write_all(&[0; 512][..padding as usize]).map_err(failed)
 }
 
 /// A GNU header (large sizes and ids, long names) with `meta`; the path
