@@ -105,6 +105,7 @@ const COMPARISONS: &[(&str, bool, Option<&str>)] = &[
     ("outport oci dir", true, None),
     ("outport docker", true, Some("skopeo docker-archive")),
     ("outport local", true, None),
+    ("outport tar (rootfs)", true, None),
     ("outport registry push", true, Some("skopeo docker://")),
     (PUT_FLOOR, true, None),
     ("outport oci tar + oci dir + docker", true, None),
@@ -283,6 +284,12 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
             &[("type=docker", "docker.tar")],
         ),
         outport_case(env, image, "outport local", &[("type=local", "rootfs")]),
+        outport_case(
+            env,
+            image,
+            "outport tar (rootfs)",
+            &[("type=tar", "rootfs.tar")],
+        ),
         Case {
             name: "outport registry push",
             cmd: outport_cmd(
