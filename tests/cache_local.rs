@@ -121,14 +121,21 @@ pub(crate) fn cache_export(input: &Path, caches: &[String]) -> Run {
 
 /// `outport cache import --import-cache SPEC --dest DEST`.
 pub(crate) fn cache_import(spec: &str, dest: &Path) -> Run {
-    outport([
+    outport(cache_import_args(spec, dest))
+}
+
+/// The arguments of `outport cache import --import-cache SPEC --dest DEST`.
+pub(crate) fn cache_import_args(spec: &str, dest: &Path) -> Vec<String> {
+    [
         "cache",
         "import",
         "--import-cache",
         spec,
         "--dest",
         path_str(dest),
-    ])
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// A cache directory's `latest` entry: its root document (media type and

@@ -7,15 +7,16 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::cache_local::{BuildkitCache, MT_CACHE_CONFIG, buildkit_cache, read_cache};
+use crate::cache_local::{
+    BuildkitCache, MT_CACHE_CONFIG, buildkit_cache, cache_import_args, read_cache,
+};
 use crate::common::relay::PutCounter;
 use crate::common::*;
 use crate::export_registry::{
-    PARALLEL_UPLOADS, assert_not_pushed, docker_config, registry, registry_policy, skopeo_insecure,
-    unique_repo,
+    AuthRegistry, PARALLEL_UPLOADS, assert_not_pushed, auth_registry, docker_config, registry,
+    registry_policy, skopeo_insecure, unique_repo,
 };
 
 /// `outport ARGS...` with `DOCKER_CONFIG` set to `config_dir` (never the
@@ -65,17 +66,7 @@ fn export(tmp: &Path, input: &Path, spec: &str, config_dir: &Path) -> (Run, Valu
 /// `outport cache import --import-cache SPEC --dest DEST` with the docker
 /// config of `config_dir`.
 fn import(spec: &str, dest: &Path, config_dir: &Path) -> Run {
-    let args: Vec<String> = [
-        "cache",
-        "import",
-        "--import-cache",
-        spec,
-        "--dest",
-        path_str(dest),
-    ]
-    .map(String::from)
-    .to_vec();
-    run_with_config(&args, config_dir, None).0
+    run_with_config(&cache_import_args(spec, dest), config_dir, None).0
 }
 
 /// The raw manifest or index the registry serves for `reference`.
@@ -221,12 +212,14 @@ fn an_image_export_pushes_its_layers_as_a_cache_and_re_export_uploads_nothing() 
 
 #[test]
 fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
-    let host = registry("OUTPORT_TEST_REGISTRY_AUTH");
-    let user = registry("OUTPORT_TEST_REGISTRY_USER");
-    let password = registry("OUTPORT_TEST_REGISTRY_PASSWORD");
+    let AuthRegistry {
+        host,
+        user,
+        password,
+        encoded,
+    } = auth_registry();
     let tmp = tempdir();
     let bk = buildkit_cache(tmp.path(), "bk", true);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let reference = format!("{host}/{}:auth", unique_repo("auth"));
     let spec =
         format!("type=registry,ref={reference},registry.insecure=true,mode=max,id=authcache");

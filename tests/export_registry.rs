@@ -24,6 +24,28 @@ pub(crate) fn registry(var: &str) -> String {
     })
 }
 
+/// The registry that asks for basic auth, as `scripts/test` started it.
+pub(crate) struct AuthRegistry {
+    /// `127.0.0.1:PORT`.
+    pub(crate) host: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+    /// `user:password` in base64, as a docker config's `auth` holds it.
+    pub(crate) encoded: String,
+}
+
+/// The basic-auth registry and its credentials.
+pub(crate) fn auth_registry() -> AuthRegistry {
+    let user = registry("OUTPORT_TEST_REGISTRY_USER");
+    let password = registry("OUTPORT_TEST_REGISTRY_PASSWORD");
+    AuthRegistry {
+        host: registry("OUTPORT_TEST_REGISTRY_AUTH"),
+        encoded: base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+        user,
+        password,
+    }
+}
+
 /// A repository name no other test (or run) uses.
 pub(crate) fn unique_repo(test: &str) -> String {
     let nanos = SystemTime::now()
@@ -373,13 +395,13 @@ fn type_image_without_push_is_refused_before_any_work() {
 
 #[test]
 fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
-    let host = registry("OUTPORT_TEST_REGISTRY_AUTH");
-    let user = registry("OUTPORT_TEST_REGISTRY_USER");
-    let password = registry("OUTPORT_TEST_REGISTRY_PASSWORD");
+    let AuthRegistry {
+        host,
+        user,
+        password,
+        encoded,
+    } = auth_registry();
     let tmp = tempdir();
-    let encoded = |user: &str, password: &str| {
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    };
     let name = format!("{host}/{}:auth", unique_repo("auth"));
     let outputs = [format!(
         "type=registry,name={name},registry.insecure=true,id=push"
@@ -389,7 +411,7 @@ fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
     std::fs::create_dir(&good).expect("mkdir");
     let config = docker_config(
         &good,
-        &serde_json::json!({"auths": {host.clone(): {"auth": encoded(&user, &password)}}}),
+        &serde_json::json!({"auths": {host.clone(): {"auth": encoded}}}),
     );
     let (run, meta) = push(&good, &sample_image(), &outputs, &[], &config);
     run.assert_success();
@@ -407,9 +429,9 @@ fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
     assert_eq!(sha256_digest(pulled.as_bytes()), digest);
     // Nothing the guest could log or return carries the secret.
     let everything = format!("{}{}{meta}", run.stdout_text(), run.stderr);
-    for secret in [password.clone(), encoded(&user, &password)] {
+    for secret in [&password, &encoded] {
         assert!(
-            !everything.contains(&secret),
+            !everything.contains(secret.as_str()),
             "a credential leaked:\n{everything}"
         );
     }

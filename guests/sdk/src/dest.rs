@@ -54,10 +54,20 @@ pub fn open_file_stream(dest: &Destination, what: &str) -> Result<(String, Outpu
 
 /// Creates (or truncates) `path` in `dir`, opened for writing.
 pub fn create_file(dir: &Descriptor, path: &str) -> Result<Descriptor, Error> {
+    create(dir, path, OpenFlags::TRUNCATE)
+}
+
+/// Creates `path` in `dir`, opened for writing; fails if anything is there
+/// already (a symlink planted there included, which is never followed).
+pub fn create_new(dir: &Descriptor, path: &str) -> Result<Descriptor, Error> {
+    create(dir, path, OpenFlags::EXCLUSIVE)
+}
+
+fn create(dir: &Descriptor, path: &str, flags: OpenFlags) -> Result<Descriptor, Error> {
     dir.open_at(
         PathFlags::empty(),
         path,
-        OpenFlags::CREATE | OpenFlags::TRUNCATE,
+        OpenFlags::CREATE | flags,
         DescriptorFlags::WRITE,
     )
     .map_err(|e| fs_error(&format!("creating {path}"), e))

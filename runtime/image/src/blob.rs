@@ -254,23 +254,29 @@ impl Blob {
         if self.is_verified() || matches!(self.data, Data::Memory(_)) {
             return;
         }
-        let Some(claim) = Claim::take(&self.verifying) else {
-            return;
-        };
+        if let Some(claim) = Claim::take(&self.verifying) {
+            // A mismatch is left for the consumers to meet.
+            let _ = self.hash_to_end(claim, stop);
+        }
+    }
+
+    /// Reads the blob to its end under `claim`, hashing it: it ends
+    /// verified, or with the mismatch (or read error) returned. Stops early,
+    /// leaving it unverified, once `stop` is set.
+    fn hash_to_end(&self, claim: Claim, stop: &AtomicBool) -> Result<(), Error> {
         let mut stream = Stream {
             claim: Some(claim),
             ..self.stream()
         };
         let mut buf = Chunk::take();
+        // The stream verifies when it reads the last byte (or, for an empty
+        // blob, meets the end).
         while !stream.done && !stop.load(Ordering::Relaxed) {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                // The stream verifies when it reads the last byte (or, for
-                // an empty blob, meets the end); a mismatch ends it here.
-                Err(_) => return,
+            if stream.read(&mut buf)? == 0 {
+                break;
             }
         }
+        Ok(())
     }
 
     /// The whole blob, verified; an error if it is larger than `limit` bytes.
@@ -341,18 +347,7 @@ impl Blob {
         dest: &File,
         offset: u64,
     ) -> Result<u64, Error> {
-        let size = self.size();
-        let end = start
-            .checked_add(len)
-            .filter(|&end| end <= size)
-            .ok_or_else(|| Error::RangeOutside {
-                input: self.label.input.clone(),
-                digest: self.label.digest.clone(),
-                context: self.label.context.clone(),
-                start,
-                len,
-                size,
-            })?;
+        let end = self.check_range(start, len)?;
         self.verify()?;
         let copied = match &self.data {
             Data::File(region) if start <= region.len => {
@@ -382,19 +377,30 @@ impl Blob {
         copied.map_err(|e| self.copy_error(e))
     }
 
+    /// The end of the `len` bytes from byte `start`; an error if they run
+    /// past the blob's end.
+    pub fn check_range(&self, start: u64, len: u64) -> Result<u64, Error> {
+        let size = self.size();
+        start
+            .checked_add(len)
+            .filter(|&end| end <= size)
+            .ok_or_else(|| Error::RangeOutside {
+                input: self.label.input.clone(),
+                digest: self.label.digest.clone(),
+                context: self.label.context.clone(),
+                start,
+                len,
+                size,
+            })
+    }
+
     /// Verifies the whole blob now, unless it is already (waiting for a
     /// consumer verifying it meanwhile).
     fn verify(&self) -> Result<(), Error> {
-        let Some(claim) = self.claim_or_wait() else {
-            return Ok(());
-        };
-        let mut stream = Stream {
-            claim: Some(claim),
-            ..self.stream()
-        };
-        let mut buf = Chunk::take();
-        while stream.read(&mut buf)? > 0 {}
-        stream.finish_if_empty()
+        match self.claim_or_wait() {
+            Some(claim) => self.hash_to_end(claim, &AtomicBool::new(false)),
+            None => Ok(()),
+        }
     }
 
     fn copy(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {

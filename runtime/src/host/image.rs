@@ -41,6 +41,14 @@ impl DamagedInput {
         }
     }
 
+    /// Records an error of a blob reader (every one means a damaged blob);
+    /// returns its message.
+    fn reader_failed(&self, e: &std::io::Error) -> String {
+        let message = e.to_string();
+        self.record(message.clone());
+        message
+    }
+
     /// The first damage recorded.
     pub fn get(&self) -> Option<&str> {
         self.0.get().map(String::as_str)
@@ -241,10 +249,11 @@ impl HostBlob for InstanceState {
             Ok(file) => file,
             Err(e) => return Ok(Err(e)),
         };
-        // Charged only for a range inside the blob (the copy refuses others).
-        if start.checked_add(len).is_some_and(|end| end <= blob.size())
-            && let Err(e) = self.quota.charge(len)
-        {
+        // A range past the blob's end is refused before anything is charged.
+        if let Err(e) = blob.check_range(start, len) {
+            return Ok(self.blob_result(Err(e)));
+        }
+        if let Err(e) = self.quota.charge(len) {
             return Ok(Err(e));
         }
         let result =
@@ -321,11 +330,8 @@ async fn copy_to_stream(
         // A pooled buffer, back in the pool once the stream has sent it: a
         // fresh megabyte per chunk cost a page fault per 4 KiB.
         let mut chunk = Chunk::take();
-        let n = read_full(&mut reader, &mut chunk).map_err(|e| {
-            // Every error of a blob reader is a damaged blob.
-            damaged.record(e.to_string());
-            Error::InvalidImage(e.to_string())
-        })?;
+        let n = read_full(&mut reader, &mut chunk)
+            .map_err(|e| Error::InvalidImage(damaged.reader_failed(&e)))?;
         if n == 0 {
             break;
         }
@@ -402,10 +408,8 @@ impl InputStream for BlobInputStream {
             }
             Err(e) => {
                 self.done = true;
-                // Every error of a blob reader is a damaged blob.
-                self.damaged.record(e.to_string());
                 Err(StreamError::LastOperationFailed(wasmtime::Error::msg(
-                    e.to_string(),
+                    self.damaged.reader_failed(&e),
                 )))
             }
         }

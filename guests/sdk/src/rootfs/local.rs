@@ -50,17 +50,6 @@ fn set_mode(dir: &Descriptor, path: &str, kind: &Kind, mode: u32) -> Result<(), 
     files::set_mode(&target, mode & 0o7777)
 }
 
-/// Creates the regular file `path` (which must not exist) for writing.
-fn create(dir: &Descriptor, path: &str) -> Result<Descriptor, Error> {
-    dir.open_at(
-        PathFlags::empty(),
-        path,
-        OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
-        DescriptorFlags::WRITE,
-    )
-    .map_err(|e| fs_error(&format!("creating {path}"), e))
-}
-
 /// Unpacks `plan` into `dir`. Returns the number of paths written.
 pub fn write(plan: &Plan, dir: &Descriptor) -> Result<u64, Error> {
     let mut count = 0;
@@ -94,7 +83,7 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
     stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
         let primary = contents[&id][0];
         let path = format!("{prefix}{primary}");
-        let file = create(dir, &path)?;
+        let file = dest::create_new(dir, &path)?;
         let size = match tree.nodes.get(primary).map(|n| &n.kind) {
             Some(Kind::File { size, .. }) => *size,
             _ => 0,
