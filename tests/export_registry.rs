@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::relay::PutCounter;
+use crate::common::relay::{BlobUnknown, PutCounter};
 use crate::common::*;
 use crate::export_rootfs::{crafted, file, layer_tar};
 
@@ -320,6 +320,39 @@ fn pushes_a_single_platform_image_as_type_image() {
     // By digest: reachable by its digest, no tag set.
     assert_eq!(pushed_digest(&format!("{by_digest}@{digest}")), digest);
     assert_not_pushed(&format!("{by_digest}:unused"));
+}
+
+/// A registry that answers a manifest `PUT` with `MANIFEST_BLOB_UNKNOWN`
+/// (distribution does while another push of the same blob rewrites its
+/// link) is asked again, three times at most: the push succeeds after two
+/// such answers, and fails with the registry's answer after four.
+#[test]
+fn a_manifest_put_answered_blob_unknown_is_retried() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    for (times, succeeds) in [(2, true), (4, false)] {
+        let relay = BlobUnknown::start(&host, times);
+        let repo = unique_repo("blob-unknown");
+        let name = format!("127.0.0.1:{}/{repo}:x", relay.port);
+        let outputs = [format!(
+            "type=registry,name={name},registry.insecure=true,id=push"
+        )];
+        let (run, meta) = push(tmp.path(), &sample_image(), &outputs, &[], &config);
+        assert_eq!(relay.refused(), times, "{}", run.describe());
+        if succeeds {
+            run.assert_success();
+            let digest = str_at(
+                &exporter_entry(&meta, "push")["response"],
+                "containerimage.digest",
+            );
+            assert_eq!(pushed_digest(&format!("{host}/{repo}:x")), digest);
+        } else {
+            run.assert_code(1);
+            run.assert_error(&["push"], &["MANIFEST_BLOB_UNKNOWN"]);
+            assert_not_pushed(&format!("{host}/{repo}:x"));
+        }
+    }
 }
 
 #[test]

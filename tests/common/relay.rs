@@ -1,9 +1,11 @@
-//! A TCP relay that counts the `PUT` requests a client has in flight at
-//! once (uploads several at once: the s3 cache backend, registry pushes).
+//! TCP relays between a client and a real server: one counts the `PUT`
+//! requests a client has in flight at once (uploads several at once: the s3
+//! cache backend, registry pushes), one answers a registry's transient
+//! "blob unknown" to manifest `PUT`s.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// A TCP relay on 127.0.0.1 to `upstream` that counts `PUT` requests in
@@ -29,23 +31,10 @@ struct PutsInFlight {
 impl PutCounter {
     /// Starts relaying to `upstream` (`host:port`).
     pub fn start(upstream: &str, hold_until: usize) -> PutCounter {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let state: Arc<(Mutex<PutsInFlight>, Condvar)> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let upstream = upstream.to_owned();
-        let (shared, stopped) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
-                    continue;
-                };
-                let shared = shared.clone();
-                std::thread::spawn(move || relay(client, server, &shared, hold_until));
-            }
+        let shared = state.clone();
+        let (port, stop) = serve(upstream, move |client, server| {
+            relay(client, server, &shared, hold_until)
         });
         PutCounter { port, state, stop }
     }
@@ -58,10 +47,144 @@ impl PutCounter {
 
 impl Drop for PutCounter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accepting thread so that it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        stop(&self.stop, self.port);
     }
+}
+
+/// Listens on a free port of 127.0.0.1 and hands each client, with a new
+/// connection to `upstream`, to `handle` on its own thread, until the flag
+/// returned is set (see [`stop`]). Returns the port and that flag.
+fn serve(
+    upstream: &str,
+    handle: impl Fn(TcpStream, TcpStream) + Clone + Send + 'static,
+) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let upstream = upstream.to_owned();
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            if stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
+                continue;
+            };
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(client, server));
+        }
+    });
+    (port, stop)
+}
+
+/// Stops the relay listening on `port` whose flag is `flag`.
+fn stop(flag: &AtomicBool, port: u16) {
+    flag.store(true, Ordering::SeqCst);
+    // Wakes the accepting thread so that it sees the flag.
+    let _ = TcpStream::connect(("127.0.0.1", port));
+}
+
+/// A TCP relay on 127.0.0.1 to a registry that answers the first `times`
+/// manifest `PUT`s itself, `400` with `MANIFEST_BLOB_UNKNOWN`, as
+/// distribution does while another push of the same blob rewrites the
+/// repository's link to it; everything else goes through.
+pub struct BlobUnknown {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    refused: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BlobUnknown {
+    /// Starts relaying to `upstream` (`host:port`).
+    pub fn start(upstream: &str, times: usize) -> BlobUnknown {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let count = refused.clone();
+        let (port, stop) = serve(upstream, move |client, server| {
+            refuse_or_forward(client, server, &count, times)
+        });
+        BlobUnknown {
+            port,
+            refused,
+            stop,
+        }
+    }
+
+    /// How many manifest `PUT`s it answered itself.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlobUnknown {
+    fn drop(&mut self) {
+        stop(&self.stop, self.port);
+    }
+}
+
+/// Answers a manifest `PUT` with `MANIFEST_BLOB_UNKNOWN` while fewer than
+/// `times` were; forwards anything else both ways.
+fn refuse_or_forward(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    count: &AtomicUsize,
+    times: usize,
+) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The head of the request, and as much of its body as came with it.
+    let head_end = loop {
+        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+    let manifest_put = head.starts_with("put ")
+        && head
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("/manifests/"));
+    if manifest_put && count.fetch_add(1, Ordering::SeqCst) < times {
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while request.len() < head_end + length {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
+        let _ = write!(
+            client,
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
+    if manifest_put {
+        count.fetch_sub(1, Ordering::SeqCst);
+    }
+    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    if server.write_all(&request).is_err() {
+        return;
+    }
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server_in, &mut client_out);
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upload.join();
 }
 
 /// Forwards one connection both ways, counting it if it is a `PUT`.

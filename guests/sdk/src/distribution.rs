@@ -19,6 +19,7 @@
 //! `networked-cache-backend`) and a host that allows the registry.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::outgoing_handler;
@@ -65,6 +66,10 @@ pub struct PushStats {
     /// Manifests and indexes put.
     pub manifests: usize,
 }
+
+/// Waits before each new `PUT` of a manifest the registry answered with a
+/// blob it does not know (see [`Registry::put_manifest`]).
+const BLOB_UNKNOWN_WAITS_MS: [u64; 3] = [50, 200, 800];
 
 /// A registry's answer: status, headers we use, body (truncated).
 pub(crate) struct Answer {
@@ -226,19 +231,31 @@ impl Registry {
     ) -> Result<(), Error> {
         let bytes = blob.bytes()?;
         let path = format!("/v2/{}/manifests/{reference}", self.repository);
-        let answer = self.send(
-            Method::Put,
-            &self.authority,
-            &path,
-            &[
-                ("content-type", media_type.to_owned()),
-                ("content-length", bytes.len().to_string()),
-            ],
-            Body::Bytes(&bytes),
-        )?;
-        match answer.status {
-            200 | 201 | 204 => Ok(()),
-            _ => Err(self.refused("PUT", &path, &answer)),
+        let mut waits = BLOB_UNKNOWN_WAITS_MS.iter();
+        loop {
+            let answer = self.send(
+                Method::Put,
+                &self.authority,
+                &path,
+                &[
+                    ("content-type", media_type.to_owned()),
+                    ("content-length", bytes.len().to_string()),
+                ],
+                Body::Bytes(&bytes),
+            )?;
+            if matches!(answer.status, 200 | 201 | 204) {
+                return Ok(());
+            }
+            // Every blob of the manifest was uploaded or found just before,
+            // so one the registry calls unknown is being written again by
+            // another push of the same blob (distribution's filesystem
+            // storage rewrites a repository's link file in place, and a
+            // read in between sees none): ask again after a moment.
+            let blob_unknown = String::from_utf8_lossy(&answer.body).contains("BLOB_UNKNOWN");
+            match waits.next() {
+                Some(&ms) if blob_unknown => std::thread::sleep(Duration::from_millis(ms)),
+                _ => return Err(self.refused("PUT", &path, &answer)),
+            }
         }
     }
 
