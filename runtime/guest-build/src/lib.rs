@@ -60,6 +60,7 @@ pub fn build(workspace: &Path, watch: &[&Path], guests: &[Guest], embed: Embed, 
     );
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    require_wasm_target();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
@@ -126,6 +127,32 @@ pub fn build(workspace: &Path, watch: &[&Path], guests: &[Guest], embed: Embed, 
     let tmp = file.with_extension("rs.tmp");
     fs::write(&tmp, generated).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
     fs::rename(&tmp, &file).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+}
+
+/// Stops the build with one line saying what to run when the toolchain has
+/// no `wasm32-wasip2` standard library (rustup does not add a toolchain
+/// file's targets to a toolchain installed before it). Without this check
+/// the nested build fails after the host crates have built, deep in a
+/// guest, with "can't find crate for `core`".
+fn require_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        // Not knowing the sysroot is no reason to stop: the build says more.
+        return;
+    };
+    if !sysroot.join("lib/rustlib/wasm32-wasip2/lib").is_dir() {
+        println!(
+            "cargo::error=the Rust toolchain at {} has no wasm32-wasip2 target; run `scripts/toolchain` (or `rustup target add wasm32-wasip2`) and build again",
+            sysroot.display()
+        );
+        std::process::exit(1);
+    }
 }
 
 /// Emits `rerun-if-changed` for every file under `root` listed in a cargo
