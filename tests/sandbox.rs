@@ -809,3 +809,49 @@ fn log_lines_stop_at_the_policy_log_limit() {
         run.describe()
     );
 }
+
+#[test]
+fn a_symlink_planted_as_the_output_file_is_refused_not_followed() {
+    let work = Work::new();
+    let run = work.run("symlink-output", &[], &[]);
+    run.assert_code(1);
+    run.assert_error(&["instance \"bad\""], &["is a symlink, not a regular file"]);
+    assert!(!run.stderr.contains("do not touch"));
+    assert_eq!(work.sentinel_tree()["keep.txt"], b"do not touch");
+}
+
+#[test]
+fn a_guest_waiting_in_a_host_call_is_stopped_by_the_time_limit() {
+    let started = std::time::Instant::now();
+    let work = Work::new();
+    let run = work.run("sleep", &["--timeout", "2"], &[]);
+    run.assert_code(1);
+    run.assert_error(&["instance \"bad\""], &["time limit of 2 s exceeded"]);
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}
+
+#[test]
+fn guest_text_cannot_forge_lines_or_reach_the_terminal_raw() {
+    let run = Work::new().run("forge-log", &[], &[]);
+    run.assert_code(1);
+    assert!(!run.stderr.contains('\x1b'), "{}", run.stderr);
+    assert!(!run.stderr.contains('\x07'), "{}", run.stderr);
+    for line in run.stderr.lines() {
+        assert!(
+            !line.trim_start().starts_with("[good] error: forged"),
+            "forged line: {line}"
+        );
+    }
+    assert!(
+        run.stderr.contains("\\n[good] error: forged"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_deep_staging_tree_is_removed_without_crashing_the_host() {
+    let run = Work::new().run("deep-dirs", &[], &[]);
+    run.assert_code(1);
+    run.assert_error(&["instance \"bad\""], &["deliberate failure after nesting"]);
+}

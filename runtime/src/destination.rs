@@ -1,17 +1,50 @@
 //! Atomic placement of outputs. An instance writes into a fresh staging
 //! directory next to its destination (the only directory it is granted);
-//! when it succeeds the output is renamed into place, when it fails the
-//! staging directory is deleted, so a destination never holds a partial
-//! output.
+//! when it succeeds the output is checked and moved into place in one
+//! rename, when it fails the staging directory is removed, so a destination
+//! never holds a partial output.
+//!
+//! The host's hands on the staging tree are the guest's: every access
+//! after the guest ran goes through a `cap-std` handle of the staging
+//! directory (see [`crate::tree`]), no symlink is followed, a file output
+//! must be a regular file, and streaming it to standard output is bounded
+//! by the instance's limits.
+//!
+//! A staging directory is named `.NAME.outport-staging-XXXXXXXX` and holds
+//! an advisory lock (`flock`) for the life of its run. A run killed with
+//! SIGKILL leaves it behind unlocked; the next run staging in the same
+//! directory (or `outport gc DIR`) removes such leftovers, and nothing else.
 
-use std::fs;
-use std::io;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read as _, Write as _};
+
+use cap_std::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
 
 use crate::bindings::types::{Destination, OutputKind};
+use crate::tree::{self, Leftovers, Links, Rules, TreeError};
 
 /// Name under which the staging directory is preopened in the guest.
 pub const PREOPEN: &str = "/out";
+
+/// What every staging directory's name holds.
+const STAGING_MARK: &str = ".outport-staging-";
+
+/// A leftover younger than this is never taken for a dead run's: it may be
+/// a staging directory another run has made and not yet locked.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// Existing files up to this size are copied into a cache export's
+/// staging tree; larger ones become placeholders (see [`Staging::seed`]).
+const COPY_BELOW: u64 = 1 << 20;
+
+/// Bytes per write when streaming an output to standard output.
+const STREAM_CHUNK: usize = 1 << 20;
 
 /// Where an instance's output goes in the end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,58 +66,94 @@ impl Target {
     }
 }
 
+/// How a finished output is checked before it is placed.
+#[derive(Clone, Copy, Debug)]
+pub struct Checks {
+    /// Whether a directory output may hold symlinks.
+    pub links: Links,
+    /// The instance's output limit.
+    pub max_bytes: u64,
+    /// The instance's deadline.
+    pub deadline: Instant,
+}
+
+/// An existing blob a cache export was given as a placeholder (see
+/// [`Staging::seed`]).
+#[derive(Debug)]
+struct Placeholder {
+    /// Its path in the tree.
+    rel: PathBuf,
+    /// The placeholder's inode and change time, to see whether the guest
+    /// replaced or wrote it.
+    ino: u64,
+    ctime: (i64, i64),
+}
+
 /// A staging directory for one instance's output.
 pub struct Staging {
-    dir: tempfile::TempDir,
+    /// The directory the staging directory (and the destination) are in.
+    parent: Dir,
+    parent_path: PathBuf,
+    /// The staging directory's name in `parent`.
+    name: OsString,
+    /// The staging directory, locked while this run lives.
+    dir: Dir,
     target: Target,
     created_parents: Vec<PathBuf>,
-    committed: bool,
+    placeholders: Vec<Placeholder>,
+    done: bool,
 }
 
 impl Staging {
     /// Creates the staging directory for `target`: beside it (same
     /// filesystem, so the final rename is atomic), or in the temporary
     /// directory for standard output. Missing parent directories are
-    /// created, and removed again if the output is not committed.
+    /// created, and removed again if the output is not committed. Leftover
+    /// staging directories of dead runs in the same directory are removed
+    /// first.
     pub fn create(target: Target) -> io::Result<Staging> {
-        let (parent, stem) = match &target {
-            Target::Stdout => (std::env::temp_dir(), "stdout".to_string()),
+        let (parent_path, stem) = match &target {
+            Target::Stdout => (std::env::temp_dir(), OsString::from("stdout")),
             Target::Path(p) => {
                 let parent = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                     _ => PathBuf::from("."),
                 };
-                let stem = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name")
-                    })?;
+                let stem = p.file_name().map(OsStr::to_os_string).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "destination has no file name")
+                })?;
                 (parent, stem)
             }
         };
-        let created_parents = create_parents(&parent)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{stem}.outport-"))
-            .tempdir_in(&parent);
-        let dir = match dir {
-            Ok(d) => d,
+        let created_parents = create_parents(&parent_path)?;
+        let made = (|| {
+            let parent = Dir::open_ambient_dir(&parent_path, ambient_authority())?;
+            collect_stale(&parent);
+            let (name, dir) = make_locked(&parent, &stem)?;
+            Ok((parent, name, dir))
+        })();
+        let (parent, name, dir) = match made {
+            Ok(made) => made,
             Err(e) => {
                 remove_empty(&created_parents);
                 return Err(e);
             }
         };
         Ok(Staging {
+            parent,
+            parent_path,
+            name,
             dir,
             target,
             created_parents,
-            committed: false,
+            placeholders: Vec::new(),
+            done: false,
         })
     }
 
     /// The staging directory on the host (preopened as [`PREOPEN`]).
-    pub fn path(&self) -> &Path {
-        self.dir.path()
+    pub fn path(&self) -> PathBuf {
+        self.parent_path.join(&self.name)
     }
 
     /// Checks that the final destination can take an output of `kind`, and
@@ -138,104 +207,376 @@ impl Staging {
     }
 
     /// Fills the staging directory with what is already at a directory
-    /// destination, so an output can add to it (a build cache): files in
-    /// subdirectories are hard-linked (same inode, never rewritten), files
-    /// at the top are copied (the guest may replace them). Symlinks and
-    /// other special files are left out. Nothing to do when the destination
-    /// does not exist yet.
-    pub fn seed(&self) -> io::Result<()> {
-        match &self.target {
-            Target::Path(dest) if dest.is_dir() => seed_tree(dest, self.dir.path(), true),
-            _ => Ok(()),
+    /// destination, so an output can add to it (a build cache), without
+    /// giving the guest any way to change what is there: files at the top
+    /// are copied (the guest may replace them); files below get stand-ins:
+    /// copies of small files (manifests and configs a backend reads back),
+    /// placeholders for larger ones (sparse files of the same size that
+    /// take no room and read as zeros). When
+    /// the output is committed, each stand-in the guest left as it was
+    /// becomes a hard link to the existing file again (made by the host);
+    /// one the guest removed stays removed, one it replaced keeps the
+    /// guest's bytes. Symlinks and special files are left out. Nothing to
+    /// do when the destination does not exist yet.
+    pub fn seed(&mut self) -> io::Result<()> {
+        let Some(existing) = self.existing_dir()? else {
+            return Ok(());
+        };
+        // (directory in the destination, directory in the staging tree, path)
+        let mut pending = vec![(existing, self.dir.try_clone()?, PathBuf::new())];
+        while let Some((from, to, rel)) = pending.pop() {
+            for entry in from.entries()? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let kind = entry.file_type()?;
+                let path = rel.join(&name);
+                if kind.is_dir() {
+                    if path.components().count() >= tree::MAX_DEPTH {
+                        continue;
+                    }
+                    to.create_dir(&name)?;
+                    pending.push((
+                        from.open_dir_nofollow(&name)?,
+                        to.open_dir_nofollow(&name)?,
+                        path,
+                    ));
+                } else if kind.is_file() {
+                    let len = entry.metadata()?.len();
+                    // Top-level files and small blobs (manifests, configs:
+                    // what a backend reads back) are copies.
+                    let top = rel.as_os_str().is_empty();
+                    let stand_in = to.create(&name)?;
+                    if top || len <= COPY_BELOW {
+                        let mut src = from.open_with(&name, &no_follow_read())?;
+                        io::copy(&mut src, &mut &stand_in)?;
+                    } else {
+                        stand_in.set_len(len)?;
+                    }
+                    if !top {
+                        let meta = stand_in.metadata()?;
+                        self.placeholders.push(Placeholder {
+                            rel: path,
+                            ino: meta.ino(),
+                            ctime: (meta.ctime(), meta.ctime_nsec()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The destination directory, when it exists (a symlink is not taken).
+    fn existing_dir(&self) -> io::Result<Option<Dir>> {
+        let Target::Path(dest) = &self.target else {
+            return Ok(None);
+        };
+        let Some(name) = dest.file_name() else {
+            return Ok(None);
+        };
+        match self.parent.symlink_metadata(name) {
+            Ok(meta) if meta.is_dir() => Ok(Some(self.parent.open_dir_nofollow(name)?)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Moves the finished output into place. For a file output, `file` is
-    /// the name the guest was told to write.
-    pub fn commit(mut self, destination: &Destination) -> io::Result<()> {
-        let produced = match &destination.file {
-            Some(name) => self.dir.path().join(name),
-            None => self.dir.path().to_path_buf(),
+    /// A handle on the staging directory, for reading what the guest wrote.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Checks the finished output against `checks` and moves it into
+    /// place. For a file output, `destination.file` is the name the guest
+    /// was told to write; it must be a regular file.
+    pub fn commit(mut self, destination: &Destination, checks: &Checks) -> Result<(), String> {
+        let links = match destination.file {
+            // Besides the output file, the tree may hold the guest's own
+            // leftovers; they are sized, not placed.
+            Some(_) => Links::Keep,
+            None => checks.links,
         };
+        let rules = Rules {
+            links,
+            max_bytes: checks.max_bytes,
+            deadline: checks.deadline,
+        };
+        tree::check(&self.dir, &rules).map_err(|e| match e {
+            TreeError::Deadline => deadline_passed(),
+            e => e.to_string(),
+        })?;
         match (&self.target, &destination.file) {
-            (Target::Stdout, Some(_)) => {
-                let mut file = fs::File::open(&produced)?;
-                let mut out = io::stdout().lock();
-                io::copy(&mut file, &mut out)?;
-                io::Write::flush(&mut out)?;
-            }
-            (Target::Path(dest), Some(_)) => {
-                if !produced.is_file() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "the exporter did not write its output file",
+            (target, Some(name)) => {
+                let meta = match self.dir.symlink_metadata(name) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err("the exporter did not write its output file".to_string());
+                    }
+                    Err(e) => return Err(format!("cannot read the output file: {e}")),
+                };
+                if !meta.is_file() {
+                    let what = if meta.is_symlink() {
+                        "a symlink"
+                    } else if meta.is_dir() {
+                        "a directory"
+                    } else {
+                        "a special file"
+                    };
+                    return Err(format!(
+                        "the exporter's output {} is {what}, not a regular file",
+                        crate::text::one_line(name)
                     ));
                 }
-                fs::rename(&produced, dest)?;
+                match target {
+                    Target::Stdout => self.stream_to_stdout(name, checks.deadline)?,
+                    Target::Path(dest) => {
+                        let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
+                        self.dir
+                            .rename(name, &self.parent, dest_name)
+                            .map_err(|e| format!("cannot move the output into place: {e}"))?;
+                    }
+                }
             }
-            (Target::Path(dest), None) => replace_dir(self.dir.path(), dest)?,
+            (Target::Path(dest), None) => {
+                self.restore_placeholders()?;
+                let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
+                replace_dir(&self.parent, &self.name, dest_name)
+                    .map_err(|e| format!("cannot move the output into place: {e}"))?;
+            }
             (Target::Stdout, None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "a directory cannot go to standard output",
-                ));
+                return Err("a directory cannot go to standard output".to_string());
             }
         }
-        self.committed = true;
+        self.done = true;
+        // The staging name now holds the previous output, or nothing.
+        let _ = tree::remove(&self.parent, &self.name);
         Ok(())
+    }
+
+    /// Copies the regular file `name` of the staging tree to standard
+    /// output, opened without following a link, no further than its size
+    /// when opened and no later than `deadline`.
+    fn stream_to_stdout(&self, name: &str, deadline: Instant) -> Result<(), String> {
+        let file = self
+            .dir
+            .open_with(name, &no_follow_read())
+            .map_err(|e| format!("cannot open the output file: {e}"))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read the output file: {e}"))?;
+        if !meta.is_file() {
+            return Err("the exporter's output is not a regular file".to_string());
+        }
+        let mut reader = file.into_std().take(meta.len());
+        let mut out = io::stdout().lock();
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        loop {
+            if Instant::now() >= deadline {
+                return Err(deadline_passed());
+            }
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| format!("cannot read the output file: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write to standard output: {e}"))?;
+        }
+        out.flush()
+            .map_err(|e| format!("cannot write to standard output: {e}"))
+    }
+
+    /// Turns the placeholders the guest left untouched back into hard
+    /// links to the existing files (see [`Staging::seed`]).
+    fn restore_placeholders(&self) -> Result<(), String> {
+        if self.placeholders.is_empty() {
+            return Ok(());
+        }
+        let existing = self
+            .existing_dir()
+            .map_err(|e| format!("cannot read the existing destination: {e}"))?
+            .ok_or("the existing destination went away during the export")?;
+        for p in &self.placeholders {
+            let untouched = match self.dir.symlink_metadata(&p.rel) {
+                Ok(meta) => {
+                    meta.is_file()
+                        && meta.ino() == p.ino
+                        && (meta.ctime(), meta.ctime_nsec()) == p.ctime
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(format!("cannot read {}: {e}", p.rel.display())),
+            };
+            if !untouched {
+                continue;
+            }
+            let mut tmp = p.rel.clone().into_os_string();
+            tmp.push(".outport-link");
+            existing
+                .hard_link(&p.rel, &self.dir, &tmp)
+                .and_then(|()| self.dir.rename(&tmp, &self.dir, &p.rel))
+                .map_err(|e| {
+                    format!(
+                        "the existing {} changed during the export: {e}",
+                        p.rel.display()
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// True when the staging directory's filesystem has no room left (the
+    /// likely cause of a failed write).
+    pub fn filesystem_full(&self) -> bool {
+        rustix::fs::fstatvfs(&self.dir).is_ok_and(|s| s.f_bavail == 0 || s.f_favail == 0)
+    }
+
+    /// Removes the staging directory (the output is not placed), and says
+    /// what could not be removed.
+    pub fn discard(mut self) -> Leftovers {
+        self.done = true;
+        let left = tree::remove(&self.parent, &self.name);
+        remove_empty(&self.created_parents);
+        left
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if !self.committed {
-            // TempDir removes the staging tree itself; remove the parents we
-            // made once it is gone.
-            let _ = fs::remove_dir_all(self.dir.path());
+        if !self.done {
+            let _ = tree::remove(&self.parent, &self.name);
             remove_empty(&self.created_parents);
         }
     }
 }
 
-/// Recreates the tree `from` in `to`: copies of the files at the top
-/// (`top`), hard links below.
-fn seed_tree(from: &Path, to: &Path, top: bool) -> io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            fs::create_dir(&target)?;
-            seed_tree(&entry.path(), &target, false)?;
-        } else if kind.is_file() {
-            if top {
-                fs::copy(entry.path(), &target)?;
-            } else {
-                fs::hard_link(entry.path(), &target)?;
+/// The message for work stopped at the instance's deadline.
+fn deadline_passed() -> String {
+    "time limit exceeded while checking and placing the output".to_string()
+}
+
+fn no_follow_read() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true).follow(FollowSymlinks::No);
+    options
+}
+
+/// Opens directory `name` of `parent`, not following a symlink, with a
+/// descriptor `flock` takes (cap-std's own directory handles may be
+/// `O_PATH`, which it does not).
+fn open_lockable(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .follow(FollowSymlinks::No)
+        .maybe_dir(true);
+    let file = parent.open_with(name, &options)?;
+    if !file.metadata()?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    Ok(Dir::from_std_file(file.into_std()))
+}
+
+/// Makes `.STEM.outport-staging-XXXXXXXX` in `parent` and locks it.
+fn make_locked(parent: &Dir, stem: &OsStr) -> io::Result<(OsString, Dir)> {
+    for _ in 0..16 {
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random).map_err(io::Error::other)?;
+        let mut name = OsString::from(".");
+        name.push(stem);
+        name.push(format!("{STAGING_MARK}{}", hex::encode(random)));
+        match parent.create_dir(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let dir = open_lockable(parent, &name)?;
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        return Ok((name, dir));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free staging directory name",
+    ))
+}
+
+/// Removes the staging directories of dead runs in `parent`: named like
+/// one, not locked, and not changed for [`STALE_AFTER`]. Returns how many
+/// were removed and what could not be.
+pub fn collect_stale(parent: &Dir) -> (u64, Leftovers) {
+    let mut removed = 0;
+    let mut left = Leftovers::default();
+    let Ok(entries) = parent.entries() else {
+        return (removed, left);
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if !text.starts_with('.') || !text.contains(STAGING_MARK) {
+            continue;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(dir) = open_lockable(parent, &name) else {
+            continue;
+        };
+        let recent = dir
+            .dir_metadata()
+            .and_then(|m| m.modified())
+            .map(|t| t.into_std())
+            .is_ok_and(|t| {
+                SystemTime::now()
+                    .duration_since(t)
+                    .is_ok_and(|age| age < STALE_AFTER)
+            });
+        if recent {
+            continue;
+        }
+        // A live run holds the lock; a dead one's was released with it.
+        if rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue;
+        }
+        let gone = tree::remove(parent, &name);
+        if gone.is_empty() {
+            removed += 1;
+        } else {
+            left.count += gone.count;
+            if left.first.is_none() {
+                left.first = gone.first;
             }
         }
     }
-    Ok(())
+    (removed, left)
 }
 
-/// Puts directory `staged` at `dest`, replacing what is there.
-fn replace_dir(staged: &Path, dest: &Path) -> io::Result<()> {
-    if !dest.exists() {
-        return fs::rename(staged, dest);
+/// Puts directory `staged` of `parent` at `dest`, replacing what is there
+/// in one step: a rename that refuses to replace, else an exchange of the
+/// two (the previous output then sits at `staged`, removed by the caller).
+/// Two runs placing the same destination at once each leave one whole
+/// tree, never a mix.
+fn replace_dir(parent: &Dir, staged: &OsStr, dest: &OsStr) -> io::Result<()> {
+    use rustix::fs::{RenameFlags, renameat_with};
+    for _ in 0..8 {
+        match renameat_with(parent, staged, parent, dest, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::NOTEMPTY => {}
+            Err(e) => return Err(e.into()),
+        }
+        match renameat_with(parent, staged, parent, dest, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            // Removed by another run in between: rename again.
+            Err(e) if e == rustix::io::Errno::NOENT => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    let parent = staged.parent().unwrap_or(Path::new("."));
-    let old = tempfile::Builder::new()
-        .prefix(".outport-old-")
-        .tempdir_in(parent)?;
-    let old_path = old.path().join("previous");
-    fs::rename(dest, &old_path)?;
-    if let Err(e) = fs::rename(staged, dest) {
-        // Put the previous output back.
-        let _ = fs::rename(&old_path, dest);
-        return Err(e);
-    }
-    drop(old);
-    Ok(())
+    Err(io::Error::other(
+        "the destination kept changing while being replaced",
+    ))
 }
 
 /// Creates `dir` and its missing ancestors; returns those created, outermost
@@ -253,7 +594,7 @@ fn create_parents(dir: &Path) -> io::Result<Vec<PathBuf>> {
     missing.reverse();
     let mut created = Vec::new();
     for d in missing {
-        match fs::create_dir(&d) {
+        match std::fs::create_dir(&d) {
             Ok(()) => created.push(d),
             // Another instance made it at the same moment: not ours to remove.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
@@ -269,70 +610,10 @@ fn create_parents(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Removes directories (innermost last in `dirs`) that are empty.
 fn remove_empty(dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
-        let _ = fs::remove_dir(d);
+        let _ = std::fs::remove_dir(d);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failed_output_leaves_nothing_not_even_parents() {
-        let root = tempfile::tempdir().unwrap();
-        let dest = root.path().join("a/b/out.tar");
-        let staging = Staging::create(Target::Path(dest.clone())).unwrap();
-        fs::write(staging.path().join("out.tar"), b"partial").unwrap();
-        drop(staging);
-        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn file_output_is_renamed_into_place() {
-        let root = tempfile::tempdir().unwrap();
-        let dest = root.path().join("out.tar");
-        fs::write(&dest, b"old").unwrap();
-        let staging = Staging::create(Target::Path(dest.clone())).unwrap();
-        let grant = staging.grant(OutputKind::File).unwrap();
-        assert_eq!(grant.file.as_deref(), Some("out.tar"));
-        fs::write(staging.path().join("out.tar"), b"new").unwrap();
-        staging.commit(&grant).unwrap();
-        assert_eq!(fs::read(&dest).unwrap(), b"new");
-        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn directory_output_replaces_existing_directory() {
-        let root = tempfile::tempdir().unwrap();
-        let dest = root.path().join("layout");
-        fs::create_dir(&dest).unwrap();
-        fs::write(dest.join("stale"), b"x").unwrap();
-        let staging = Staging::create(Target::Path(dest.clone())).unwrap();
-        let grant = staging.grant(OutputKind::Directory).unwrap();
-        fs::write(staging.path().join("index.json"), b"{}").unwrap();
-        staging.commit(&grant).unwrap();
-        assert!(dest.join("index.json").is_file());
-        assert!(!dest.join("stale").exists());
-        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn kind_mismatch_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        let staging = Staging::create(Target::Path(root.path().to_path_buf())).unwrap();
-        assert!(
-            staging
-                .grant(OutputKind::File)
-                .unwrap_err()
-                .contains("is a directory")
-        );
-        assert!(
-            staging
-                .grant(OutputKind::None)
-                .unwrap_err()
-                .contains("takes no dest")
-        );
-        let stdout = Staging::create(Target::Stdout).unwrap();
-        assert!(stdout.grant(OutputKind::Directory).is_err());
-    }
-}
+#[path = "destination_tests.rs"]
+mod tests;

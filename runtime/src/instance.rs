@@ -2,25 +2,26 @@
 //! the granted destination, `export`, and atomic placement of the output.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outport_image::{Converter, Image};
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
 use crate::credentials::Credentials;
-use crate::destination::{PREOPEN, Staging, Target};
+use crate::destination::{Checks, PREOPEN, Staging, Target};
 use crate::engine::{LoadedCacheBackend, LoadedComponent};
 use crate::host::http::HttpAccess;
-use crate::limits::{DestinationRule, Limits, check_output_size};
+use crate::host::stdio::GuestLog;
+use crate::limits::{DestinationRule, Limits};
 use crate::network::AllowList;
 use crate::report::{LogLevel, Reporter};
 use crate::sigv4::S3Signing;
 use crate::state::InstanceState;
+use crate::tree::Links;
 
 /// Epoch ticks (see [`crate::engine::EPOCH_TICK`]) between two yields of a
 /// running guest.
@@ -33,14 +34,14 @@ const YIELD_TICKS: u64 = 10;
 /// cannot multiply guest memory into host memory.
 pub const TRANSFER_LIMIT: usize = crate::host::image::MAX_INLINE_BLOB as usize + (1 << 20);
 
+/// Longest failure message kept.
+const MAX_MESSAGE: usize = 8 << 10;
+
 /// Most entries in a response.
 const MAX_RESPONSE_ENTRIES: usize = 1024;
 
 /// Most bytes (keys and values) in a response.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
-
-/// Bytes of a guest's stdout/stderr kept (shown as log lines).
-const STDIO_CAPTURE: usize = 64 << 10;
 
 /// Everything needed to run one instance.
 #[derive(Clone, Debug)]
@@ -154,33 +155,59 @@ pub async fn run_as(
     context: Arc<RunContext>,
 ) -> InstanceResult {
     let started = Instant::now();
-    let stdio = MemoryOutputPipe::new(STDIO_CAPTURE);
-    let outcome = execute(
+    // Everything done for the instance, in the guest or in the host on its
+    // behalf, ends by this instant.
+    let deadline = started + spec.limits.timeout;
+    let log = GuestLog::new(reporter.clone(), &spec.id, spec.limits.log_bytes);
+    let mut staging: Option<Staging> = None;
+    let phase = Phase::default();
+    let guest = execute(
         engine,
         role,
         (image, context),
         &spec,
-        reporter.clone(),
-        stdio.clone(),
-    )
-    .await;
-    let guest_output = String::from_utf8_lossy(&stdio.contents()).into_owned();
-    for line in guest_output.lines().filter(|l| !l.trim().is_empty()) {
-        reporter.log(&spec.id, LogLevel::Info, line);
-    }
+        (reporter.clone(), log.clone()),
+        (&mut staging, &phase),
+    );
+    // The epoch deadline stops running wasm; this stops a guest waiting in
+    // a host call (a clock, a stream) and the host's work for it.
+    let outcome = match tokio::time::timeout_at(deadline.into(), guest).await {
+        Ok(Ok(finished)) => place(role, finished, staging.take(), &spec, deadline).await,
+        Ok(Err(message)) => Err(message),
+        Err(_) => Err(format!(
+            "{}: time limit of {} s exceeded",
+            phase.get(),
+            spec.limits.timeout.as_secs()
+        )),
+    };
+    let last_words = log.finish();
     let (status, response) = match outcome {
         Ok(response) => (Status::Ok, response),
         Err(mut message) => {
-            // The guest's last words (a Rust guest's panic message), without
-            // the hint about RUST_BACKTRACE that follows it.
-            let last = guest_output.lines().rev().find(|l| {
-                let l = l.trim();
-                !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE")
-            });
-            if let Some(last) = last {
-                message.push_str(&format!(" (guest output: {})", last.trim()));
+            if let Some(staging) = staging.take() {
+                if staging.filesystem_full() {
+                    let dest = spec.dest.as_deref().unwrap_or_default();
+                    message = format!(
+                        "dest {}: no space left on its filesystem ({message})",
+                        crate::text::one_line(dest)
+                    );
+                }
+                let left = staging.discard();
+                if !left.is_empty() {
+                    reporter.log(
+                        &spec.id,
+                        LogLevel::Warn,
+                        &format!("removing the staging directory: {left}"),
+                    );
+                }
             }
-            (Status::Failed(message), BTreeMap::new())
+            // The guest's last words (a Rust guest's panic message).
+            if let Some(last) = last_words {
+                message.push_str(&format!(" (guest output: {last})"));
+            }
+            // Guest text (its errors, trap causes, last words) as one line.
+            let message = crate::text::one_line(crate::text::truncate(&message, MAX_MESSAGE));
+            (Status::Failed(message.into_owned()), BTreeMap::new())
         }
     };
     InstanceResult {
@@ -190,6 +217,70 @@ pub async fn run_as(
         response,
         dest: spec.dest,
         elapsed: started.elapsed(),
+    }
+}
+
+/// Which step of an instance is running, for a time limit's message.
+#[derive(Clone, Default)]
+struct Phase(Arc<std::sync::Mutex<&'static str>>);
+
+impl Phase {
+    fn set(&self, phase: &'static str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+    }
+
+    fn get(&self) -> &'static str {
+        let phase = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if phase.is_empty() {
+            "instantiation"
+        } else {
+            phase
+        }
+    }
+}
+
+/// What the guest part of an instance ended with.
+struct Finished {
+    response: BTreeMap<String, String>,
+    destination: Option<Destination>,
+}
+
+/// Checks the instance's staged output and moves it into place (a cache
+/// import's layout verified first), off the async executor and no later
+/// than `deadline`.
+async fn place(
+    role: &Role,
+    finished: Finished,
+    staging: Option<Staging>,
+    spec: &InstanceSpec,
+    deadline: Instant,
+) -> Result<BTreeMap<String, String>, String> {
+    let (Some(staging), Some(destination)) = (staging, finished.destination) else {
+        return Ok(finished.response);
+    };
+    let cache = matches!(role, Role::CacheExport(_) | Role::CacheImport(..));
+    let import = matches!(role, Role::CacheImport(..));
+    let checks = Checks {
+        // A root filesystem has symlinks; a cache never does.
+        links: if cache { Links::Refuse } else { Links::Keep },
+        max_bytes: spec.limits.output_bytes,
+        deadline,
+    };
+    let dest = spec.dest.clone().unwrap_or_default();
+    let placed = tokio::task::spawn_blocking(move || {
+        if import {
+            crate::cache::verify_layout(staging.dir(), Path::new(&dest), deadline)
+                .map_err(|e| format!("the imported cache is not valid: {e}"))?;
+        }
+        staging
+            .commit(&destination, &checks)
+            .map_err(|e| format!("cannot move the output into place at {dest}: {e}"))
+    })
+    .await;
+    match placed {
+        Ok(Ok(())) => Ok(finished.response),
+        Ok(Err(message)) => Err(message),
+        Err(e) => Err(format!("placing the output failed: {e}")),
     }
 }
 
@@ -204,27 +295,26 @@ async fn execute(
     role: &Role,
     (image, context): (Option<Arc<Image>>, Arc<RunContext>),
     spec: &InstanceSpec,
-    reporter: Arc<dyn Reporter>,
-    stdio: MemoryOutputPipe,
-) -> Result<BTreeMap<String, String>, String> {
-    let staging = match &spec.dest {
-        Some(dest) => Some(
+    (reporter, log): (Arc<dyn Reporter>, GuestLog),
+    (staging, phase): (&mut Option<Staging>, &Phase),
+) -> Result<Finished, String> {
+    if let Some(dest) = &spec.dest {
+        *staging = Some(
             Staging::create(Target::parse(dest))
                 .map_err(|e| format!("cannot prepare dest {dest}: {e}"))?,
-        ),
-        None => None,
-    };
+        );
+    }
 
     let mut wasi = WasiCtxBuilder::new();
     // Deny by default: no environment, arguments or stdin (the builder's
-    // defaults), no sockets at all, stdout/stderr captured as log lines.
-    wasi.stdout(stdio.clone())
-        .stderr(stdio)
+    // defaults), no sockets at all, stdout/stderr as log lines.
+    wasi.stdout(log.stdio(0))
+        .stderr(log.stdio(1))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .allow_blocking_current_thread(true);
-    if let Some(staging) = &staging {
+    if let Some(staging) = staging.as_ref() {
         wasi.preopened_dir(staging.path(), PREOPEN, FsPerms::ReadWrite)
             .map_err(|e| format!("cannot grant the staging directory: {e:#}"))?;
     }
@@ -256,6 +346,7 @@ async fn execute(
     };
     let mut state = InstanceState::new(
         wasi.build(),
+        log,
         http,
         image,
         reporter,
@@ -284,6 +375,7 @@ async fn execute(
         Role::CacheImport(..) => CacheOperation::ImportCache,
         _ => CacheOperation::ExportCache,
     };
+    phase.set("validate");
     let kind = match &instantiated {
         Instantiated::Exporter(e) => e.call_validate(&mut store, &spec.options).await,
         Instantiated::Cache(c) => c.call_validate(&mut store, &spec.options, operation).await,
@@ -301,12 +393,14 @@ async fn execute(
             "the policy lets this component write only a {allowed} destination"
         ));
     }
-    let destination: Option<Destination> = match (&staging, kind) {
+    let destination: Option<Destination> = match (staging.as_ref(), kind) {
         (None, OutputKind::None) => None,
         (None, _) => return Err("this exporter needs a destination: add dest=PATH".to_string()),
         (Some(staging), kind) => Some(staging.grant(kind)?),
     };
-    if let (Role::CacheExport(_), Some(staging), OutputKind::Directory) = (role, &staging, kind) {
+    if let (Role::CacheExport(_), Some(staging), OutputKind::Directory) =
+        (role, staging.as_mut(), kind)
+    {
         staging
             .seed()
             .map_err(|e| format!("cannot stage the existing cache at the destination: {e}"))?;
@@ -321,20 +415,24 @@ async fn execute(
     };
     let http = store.data().http.clone();
     let damaged = store.data().damaged.clone();
-    let (phase, called) = match (&instantiated, operation) {
-        (Instantiated::Exporter(e), _) => ("export", e.call_export(&mut store, &request).await),
-        (Instantiated::Cache(c), CacheOperation::ExportCache) => (
-            "export-cache",
-            c.call_export_cache(&mut store, &request).await,
-        ),
-        (Instantiated::Cache(c), CacheOperation::ImportCache) => (
-            "import-cache",
+    let phase_name = match (&instantiated, operation) {
+        (Instantiated::Exporter(_), _) => "export",
+        (Instantiated::Cache(_), CacheOperation::ExportCache) => "export-cache",
+        (Instantiated::Cache(_), CacheOperation::ImportCache) => "import-cache",
+    };
+    phase.set(phase_name);
+    let called = match (&instantiated, operation) {
+        (Instantiated::Exporter(e), _) => e.call_export(&mut store, &request).await,
+        (Instantiated::Cache(c), CacheOperation::ExportCache) => {
+            c.call_export_cache(&mut store, &request).await
+        }
+        (Instantiated::Cache(c), CacheOperation::ImportCache) => {
             c.call_import_cache(&mut store, &request, source.as_deref())
-                .await,
-        ),
+                .await
+        }
     };
     let entries = called
-        .map_err(|e| trap_message(phase, &e, &store, limits))?
+        .map_err(|e| trap_message(phase_name, &e, &store, limits))?
         .map_err(|e| match http.problem() {
             // What the host saw (a refused host, missing credentials)
             // explains the guest's error.
@@ -347,24 +445,11 @@ async fn execute(
             "{damage} (the component went on after this error; its output is discarded)"
         ));
     }
-    if let (Role::CacheImport(..), Some(staging)) = (role, &staging) {
-        crate::cache::verify_layout(staging.path()).map_err(|e| {
-            // Name the destination, not the staging directory.
-            let staged = staging.path().display().to_string();
-            let dest = spec.dest.as_deref().unwrap_or_default();
-            format!("the imported cache is not valid: {e}").replace(&staged, dest)
-        })?;
-    }
-
-    let response = collect_response(entries)?;
-    if let (Some(staging), Some(destination)) = (staging, destination) {
-        let dest = spec.dest.as_deref().unwrap_or_default();
-        check_output_size(staging.path(), spec.limits.output_bytes)?;
-        staging
-            .commit(&destination)
-            .map_err(|e| format!("cannot move the output into place at {dest}: {e}"))?;
-    }
-    Ok(response)
+    phase.set("placing the output");
+    Ok(Finished {
+        response: collect_response(entries)?,
+        destination,
+    })
 }
 
 /// A store for `state` enforcing `limits`: memory, tables and instances
@@ -448,7 +533,6 @@ fn guest_error(e: GuestError) -> String {
         GuestError::InvalidImage(m) => format!("invalid image: {m}"),
         GuestError::Other(m) => m,
     }
-    .replace('\n', " ")
 }
 
 /// One line for a trap or host error during `phase`, naming the limit and
@@ -523,6 +607,7 @@ fn bare_store(
     let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
+        GuestLog::new(reporter.clone(), id, 0),
         HttpAccess::denied(id, reporter.clone()),
         None,
         reporter,

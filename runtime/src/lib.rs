@@ -47,6 +47,8 @@ pub mod report;
 pub mod session;
 pub mod sigv4;
 mod state;
+pub mod text;
+pub mod tree;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;

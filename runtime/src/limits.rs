@@ -94,32 +94,6 @@ impl Default for Limits {
     }
 }
 
-/// Total bytes of the regular files under `dir` (symlinks not followed),
-/// or an error once they pass `limit`: the check of the staged output
-/// before it is moved into place, which also counts what the guest wrote
-/// itself through `wasi:filesystem`.
-pub fn check_output_size(dir: &std::path::Path, limit: u64) -> Result<u64, String> {
-    let mut total: u64 = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("cannot read the output: {e}"))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("cannot read the output: {e}"))?;
-            let meta = std::fs::symlink_metadata(entry.path())
-                .map_err(|e| format!("cannot read the output: {e}"))?;
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total = total.saturating_add(meta.len());
-                if total > limit {
-                    return Err(format!("output limit of {limit} bytes exceeded"));
-                }
-            }
-        }
-    }
-    Ok(total)
-}
-
 /// Counts bytes the host writes for an instance against its output limit.
 #[derive(Debug)]
 pub struct OutputQuota {

@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::host::http::HttpAccess;
 
 use crate::host::image::{BlobHandle, DamagedInput};
-use crate::host::report::Throttle;
+use crate::host::stdio::{GuestLog, Throttle};
 use crate::instance::RunContext;
 use crate::limits::{Limiter, Limits, OutputQuota};
 use crate::report::Reporter;
@@ -31,14 +31,14 @@ pub struct InstanceState {
     pub(crate) limits: Limits,
     pub(crate) reporter: Arc<dyn Reporter>,
     pub(crate) instance_id: String,
-    pub(crate) log_budget: usize,
+    /// Where its log lines and stdio go.
+    pub(crate) log: GuestLog,
     pub(crate) quota: OutputQuota,
     /// What the run's instances share (`None` while only describing).
     pub(crate) run: Option<Arc<RunContext>>,
     pub(crate) http_ctx: WasiHttpCtx,
     /// Where the instance's `wasi:http` requests may go, and with what.
     pub(crate) http: HttpAccess,
-    pub(crate) log_rate: Throttle,
     pub(crate) progress_rate: Throttle,
     /// The first damaged blob served to the instance, if any.
     pub(crate) damaged: DamagedInput,
@@ -46,9 +46,10 @@ pub struct InstanceState {
 
 impl InstanceState {
     /// State for instance `instance_id` exporting `image` under `limits`,
-    /// its outgoing HTTP going through `http`.
+    /// its log lines going to `log`, its outgoing HTTP through `http`.
     pub fn new(
         ctx: WasiCtx,
+        log: GuestLog,
         http: HttpAccess,
         image: Option<Arc<Image>>,
         reporter: Arc<dyn Reporter>,
@@ -67,12 +68,11 @@ impl InstanceState {
             limits: limits.clone(),
             reporter,
             instance_id,
-            log_budget: limits.log_bytes,
+            log,
             quota: OutputQuota::new(limits.output_bytes),
             run: None,
             http_ctx: WasiHttpCtx::new(),
             http,
-            log_rate: Throttle::default(),
             progress_rate: Throttle::default(),
             damaged: DamagedInput::default(),
         }

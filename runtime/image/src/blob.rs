@@ -135,11 +135,32 @@ impl Blob {
         input: &str,
         context: &str,
     ) -> Result<Blob, Error> {
-        let io = |source| Error::Io {
+        let file = File::open(path).map_err(|source| Error::Io {
             path: path.display().to_string(),
             source,
+        })?;
+        Blob::from_open_file(
+            descriptor,
+            file,
+            &path.display().to_string(),
+            input,
+            context,
+        )
+    }
+
+    /// A blob stored in the open regular `file` (named `path` in messages),
+    /// verified as it is streamed; as [`Blob::from_path`].
+    pub fn from_open_file(
+        descriptor: Descriptor,
+        file: File,
+        path: &str,
+        input: &str,
+        context: &str,
+    ) -> Result<Blob, Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
         };
-        let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len != descriptor.size() {
             return Err(Error::SizeMismatch {

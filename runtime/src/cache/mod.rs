@@ -16,6 +16,11 @@ pub mod s3;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
 
 use oci_spec::image::{Descriptor, MediaType};
 use outport_image::{Blob, Image};
@@ -68,11 +73,25 @@ impl Cache {
     /// the entry's manifest is an image's), so the caller may read it as an
     /// image instead.
     pub fn read_dir(dir: &Path, selector: &Selector) -> Result<Option<Cache>, Error> {
-        let index_path = dir.join("index.json");
-        if !index_path.is_file() {
+        if !dir.join("index.json").is_file() {
             return Ok(None);
         }
-        let index = read_json_file(&index_path)?;
+        let handle = Dir::open_ambient_dir(dir, ambient_authority())
+            .map_err(|e| cache_error(dir, e.to_string()))?;
+        Cache::read_layout(
+            &Layout {
+                dir: &handle,
+                shown: dir,
+            },
+            selector,
+        )
+    }
+
+    /// [`Cache::read_dir`] on an open directory: every file opened beneath
+    /// it, no symlink followed.
+    fn read_layout(layout: &Layout<'_>, selector: &Selector) -> Result<Option<Cache>, Error> {
+        let index_path = layout.shown.join("index.json");
+        let index = read_json_file(layout, Path::new("index.json"))?;
         let entries = index
             .get("manifests")
             .and_then(Value::as_array)
@@ -100,7 +119,7 @@ impl Cache {
             }
         };
         let root = parse_descriptor(chosen, &index_path)?;
-        let (root_json, root_path) = read_json_blob(dir, &root)?;
+        let (root_json, root_path) = read_json_blob(layout, &root)?;
         let (config_desc, layer_descs) = if INDEX_TYPES.contains(&root.media_type().as_ref()) {
             let mut config = None;
             let mut layers = Vec::new();
@@ -138,19 +157,19 @@ impl Cache {
                 .collect::<Result<Vec<_>, _>>()?;
             (config, layers)
         };
-        let config_path = blob_path(dir, &config_desc);
-        let config_bytes = read_verified(&config_path, &config_desc)?;
+        let config_path = layout.shown.join(blob_rel(&config_desc));
+        let config_bytes = read_verified(layout, &blob_rel(&config_desc), &config_desc)?;
         let config: CacheConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| cache_error(&config_path, format!("malformed cache config: {e}")))?;
         config.check().map_err(|m| cache_error(&config_path, m))?;
-        let name = dir.display().to_string();
+        let name = layout.shown.display().to_string();
         let mut layers = Vec::with_capacity(layer_descs.len());
         for desc in layer_descs {
-            let path = blob_path(dir, &desc);
-            if !path.is_file() {
-                return Err(cache_error(&path, "missing blob"));
-            }
-            let blob = Blob::from_path(desc, &path, &name, "cache layer")?;
+            let rel = blob_rel(&desc);
+            let path = layout.shown.join(&rel);
+            let file = layout.open(&rel)?;
+            let shown = path.display().to_string();
+            let blob = Blob::from_open_file(desc, file, &shown, &name, "cache layer")?;
             layers.push(Arc::new(blob));
         }
         for layer in &config.layers {
@@ -218,10 +237,17 @@ impl Cache {
         &self.config
     }
 
-    /// Reads every layer blob whole, checking its digest and size.
-    pub fn verify(&self) -> Result<(), Error> {
+    /// Reads every layer blob whole, checking its digest and size, giving
+    /// up at `deadline`.
+    pub fn verify(&self, deadline: Option<Instant>) -> Result<(), Error> {
         for blob in &self.layers {
-            std::io::copy(&mut blob.open(), &mut std::io::sink()).map_err(|e| {
+            read_to_end_by(&mut blob.open(), deadline).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    return cache_error(
+                        Path::new(&self.name),
+                        "time limit exceeded while verifying",
+                    );
+                }
                 // The reader's errors are the image crate's, which name the
                 // input and the blob already.
                 match e
@@ -273,9 +299,10 @@ impl Cache {
 
 /// Checks an OCI layout a cache import wrote: every `index.json` entry is a
 /// cache whose JSON blobs and layer blobs match their digests.
-pub fn verify_layout(dir: &Path) -> Result<(), Error> {
-    let index_path = dir.join("index.json");
-    let index = read_json_file(&index_path)?;
+pub fn verify_layout(dir: &Dir, shown: &Path, deadline: Instant) -> Result<(), Error> {
+    let layout = Layout { dir, shown };
+    let index_path = shown.join("index.json");
+    let index = read_json_file(&layout, Path::new("index.json"))?;
     let entries = index
         .get("manifests")
         .and_then(Value::as_array)
@@ -290,8 +317,8 @@ pub fn verify_layout(dir: &Path) -> Result<(), Error> {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let selector = Selector { tag: None, digest };
-        match Cache::read_dir(dir, &selector)? {
-            Some(cache) => cache.verify()?,
+        match Cache::read_layout(&layout, &selector)? {
+            Some(cache) => cache.verify(Some(deadline))?,
             None => return Err(cache_error(&index_path, "an entry is not a cache")),
         }
     }
@@ -371,36 +398,87 @@ fn parse_descriptor(value: &Value, holder: &Path) -> Result<Descriptor, Error> {
     Ok(desc)
 }
 
+/// A layout directory: an open handle, and the path messages name.
+struct Layout<'a> {
+    dir: &'a Dir,
+    shown: &'a Path,
+}
+
+impl Layout<'_> {
+    /// Opens the regular file `rel` beneath the layout without following a
+    /// symlink anywhere on the way (a cache holds none).
+    fn open(&self, rel: &Path) -> Result<std::fs::File, Error> {
+        let path = self.shown.join(rel);
+        let mut dir = self
+            .dir
+            .try_clone()
+            .map_err(|e| cache_error(&path, e.to_string()))?;
+        let mut parts: Vec<_> = rel.components().collect();
+        let Some(last) = parts.pop() else {
+            return Err(cache_error(&path, "not a file"));
+        };
+        for part in parts {
+            dir = dir.open_dir_nofollow(part).map_err(|e| missing(&path, e))?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).follow(FollowSymlinks::No);
+        let file = dir
+            .open_with(last, &options)
+            .map_err(|e| missing(&path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| cache_error(&path, e.to_string()))?;
+        if !meta.is_file() {
+            return Err(cache_error(&path, "not a regular file"));
+        }
+        Ok(file.into_std())
+    }
+}
+
+/// A file that cannot be opened: missing, a symlink, or unreadable.
+fn missing(path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => cache_error(path, "missing blob"),
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            cache_error(path, "a symlink, which a cache may not hold")
+        }
+        _ if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+            cache_error(path, "a symlink or file where a directory should be")
+        }
+        _ => cache_error(path, e.to_string()),
+    }
+}
+
 /// The path of a blob in a layout directory (its digest was checked by
 /// [`parse_descriptor`]).
-fn blob_path(dir: &Path, desc: &Descriptor) -> PathBuf {
+fn blob_rel(desc: &Descriptor) -> PathBuf {
     let digest = desc.digest().to_string();
     let hex = digest.trim_start_matches("sha256:");
-    dir.join("blobs").join("sha256").join(hex)
+    Path::new("blobs").join("sha256").join(hex)
 }
 
-fn read_json_file(path: &Path) -> Result<Value, Error> {
-    let bytes = read_limited(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| cache_error(path, format!("malformed JSON: {e}")))
+fn read_json_file(layout: &Layout<'_>, rel: &Path) -> Result<Value, Error> {
+    let bytes = read_limited(layout, rel)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| cache_error(&layout.shown.join(rel), format!("malformed JSON: {e}")))
 }
 
-fn read_json_blob(dir: &Path, desc: &Descriptor) -> Result<(Value, PathBuf), Error> {
-    let path = blob_path(dir, desc);
-    let bytes = read_verified(&path, desc)?;
+fn read_json_blob(layout: &Layout<'_>, desc: &Descriptor) -> Result<(Value, PathBuf), Error> {
+    let rel = blob_rel(desc);
+    let path = layout.shown.join(&rel);
+    let bytes = read_verified(layout, &rel, desc)?;
     let value = serde_json::from_slice(&bytes)
         .map_err(|e| cache_error(&path, format!("malformed JSON: {e}")))?;
     Ok((value, path))
 }
 
 /// Reads a small blob and checks its size and digest.
-fn read_verified(path: &Path, desc: &Descriptor) -> Result<Vec<u8>, Error> {
-    if !path.is_file() {
-        return Err(cache_error(path, "missing blob"));
-    }
-    let bytes = read_limited(path)?;
+fn read_verified(layout: &Layout<'_>, rel: &Path, desc: &Descriptor) -> Result<Vec<u8>, Error> {
+    let path = layout.shown.join(rel);
+    let bytes = read_limited(layout, rel)?;
     if bytes.len() as u64 != desc.size() {
         return Err(cache_error(
-            path,
+            &path,
             format!(
                 "size {} does not match the descriptor's {}",
                 bytes.len(),
@@ -411,21 +489,38 @@ fn read_verified(path: &Path, desc: &Descriptor) -> Result<Vec<u8>, Error> {
     let actual = outport_image::sha256_digest(&bytes);
     if actual != desc.digest().to_string() {
         return Err(cache_error(
-            path,
+            &path,
             format!("digest mismatch: content is {actual}"),
         ));
     }
     Ok(bytes)
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| cache_error(path, e.to_string()))?;
+fn read_limited(layout: &Layout<'_>, rel: &Path) -> Result<Vec<u8>, Error> {
+    let path = layout.shown.join(rel);
+    let file = layout.open(rel)?;
     let mut bytes = Vec::new();
     file.take(JSON_LIMIT + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| cache_error(path, e.to_string()))?;
+        .map_err(|e| cache_error(&path, e.to_string()))?;
     if bytes.len() as u64 > JSON_LIMIT {
-        return Err(cache_error(path, format!("larger than {JSON_LIMIT} bytes")));
+        return Err(cache_error(
+            &path,
+            format!("larger than {JSON_LIMIT} bytes"),
+        ));
     }
     Ok(bytes)
+}
+
+/// Reads `reader` to its end, failing with `TimedOut` at `deadline`.
+fn read_to_end_by(reader: &mut impl Read, deadline: Option<Instant>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        if reader.read(&mut buf)? == 0 {
+            return Ok(());
+        }
+    }
 }

@@ -15,8 +15,8 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, Pollable, 
 
 use crate::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
 use crate::bindings::types::{Descriptor, Error, Platform};
-use crate::host::report::truncate;
 use crate::state::InstanceState;
+use crate::text::truncate;
 
 /// A blob handle held in an instance's resource table.
 pub type BlobHandle = Arc<Blob>;

@@ -30,9 +30,19 @@
 //!   environment variables and arguments it sees and the bytes (or the
 //!   error) reading stdin gives, then succeeds.
 //!
+//! - `symlink-output`: makes its output file a symlink to
+//!   `../sentinel/keep.txt` (beside the destination) and succeeds;
+//! - `sleep`: waits in a host call (a clock) for an hour;
+//! - `forge-log`: logs and prints lines with newlines and escape sequences
+//!   that would forge another instance's error line and set the terminal
+//!   title, then fails with such a message;
+//! - `deep-dirs`: creates 16,000 nested directories, then fails.
+//!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use outport_exporter::bindings::wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
 
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
@@ -44,7 +54,8 @@ const OPTIONS: &[OptionSpec] = &[
         "action",
         "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape, \
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
-         invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient",
+         invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
+         symlink-output, sleep, forge-log, deep-dirs",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -192,6 +203,43 @@ impl Guest for Misbehave {
                     write_output(d, b"complete output")?;
                 }
                 Ok(vec![entry("test.ok", &request.instance_id)])
+            }
+            "symlink-output" => {
+                let d = dest::granted(request.destination)?;
+                let dir = dest::preopen(&d.preopen)?;
+                let name = d.file.as_deref().unwrap_or("out.txt");
+                let _ = dir.unlink_file_at(name);
+                dir.symlink_at("../sentinel/keep.txt", name)
+                    .map_err(|e| Error::Io(format!("symlink: {e:?}")))?;
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(vec![entry("test.ok", &request.instance_id)])
+            }
+            "forge-log" => {
+                let forged = "safe\n[good] error: forged\x1b]0;pwned\x07\x1b[31m";
+                log::info(forged);
+                println!("{forged}");
+                eprintln!("{forged}");
+                Err(Error::Other(forged.into()))
+            }
+            "deep-dirs" => {
+                let d = dest::granted(request.destination)?;
+                let mut dir = dest::preopen(&d.preopen)?;
+                for _ in 0..16_000 {
+                    dir.create_directory_at("d")
+                        .map_err(|e| Error::Io(format!("mkdir: {e:?}")))?;
+                    dir = dir
+                        .open_at(
+                            PathFlags::empty(),
+                            "d",
+                            OpenFlags::DIRECTORY,
+                            DescriptorFlags::MUTATE_DIRECTORY | DescriptorFlags::READ,
+                        )
+                        .map_err(|e| Error::Io(format!("open: {e:?}")))?;
+                }
+                Err(Error::Io("deliberate failure after nesting".into()))
             }
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
