@@ -221,8 +221,8 @@ pub async fn run_as(
 }
 
 /// Which step of an instance is running, for a time limit's message.
-#[derive(Clone, Default)]
-struct Phase(Arc<std::sync::Mutex<&'static str>>);
+#[derive(Default)]
+struct Phase(std::sync::Mutex<&'static str>);
 
 impl Phase {
     fn set(&self, phase: &'static str) {
