@@ -474,10 +474,10 @@ fn new_store(
         // Fails, harmlessly, on an engine that does not meter fuel.
         None => drop(store.set_fuel(u64::MAX)),
     }
-    let deadline = Instant::now() + limits.timeout;
+    let deadline = store.data().deadline;
     store.set_epoch_deadline(YIELD_TICKS);
     store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::Yield(YIELD_TICKS))
@@ -569,10 +569,16 @@ fn trap_message(
             Some(wasmtime::component::ResourceTableError::Full)
         )
     }) {
-        return format!(
-            "{phase}: resources limit of {} handles exceeded",
-            limits.resources
-        );
+        return match limits.descriptors {
+            Some(share) => format!(
+                "{phase}: descriptor budget of {} handles exceeded (open-file limit {} shared by {} instances)",
+                share.handles, share.open_files, share.instances
+            ),
+            None => format!(
+                "{phase}: resources limit of {} handles exceeded",
+                limits.resources
+            ),
+        };
     }
     // The store counts core instances (and the memories and tables they
     // define, bounded by the same limit) as the component is instantiated.

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod compile;
 pub mod compile_cache;
 pub mod credentials;
+pub mod descriptors;
 pub mod destination;
 pub mod engine;
 pub mod error;

@@ -38,9 +38,16 @@ pub struct Limits {
     pub log_bytes: usize,
     /// Most entries in the instance's resource table (handles it holds).
     pub resources: usize,
+    /// The run's open-file share, when it lowered `resources` (set by the
+    /// session, never by a policy): a failure then names the share.
+    pub descriptors: Option<crate::descriptors::DescriptorShare>,
     /// Total bytes of the blobs an instance creates with `put-blob` (held
     /// in host memory until the instance ends).
     pub put_blob_bytes: u64,
+    /// Temporary disk the host uses for the instance: each layer
+    /// conversion (`convert-layers`) may decompress and write at most this
+    /// many bytes, and the converted layers it is handed total at most this.
+    pub scratch_bytes: u64,
     /// Fuel (roughly, wasm instructions) an instance may burn; `None`
     /// (the default) runs without fuel metering, bounded by `timeout`.
     pub fuel: Option<u64>,
@@ -82,7 +89,9 @@ impl Default for Limits {
             output_bytes: 64 << 30,
             log_bytes: 1 << 20,
             resources: 10_000,
+            descriptors: None,
             put_blob_bytes: 64 << 20,
+            scratch_bytes: 64 << 30,
             fuel: None,
             compile_timeout: Duration::from_secs(60),
             compile_memory_bytes: 4 << 30,

@@ -58,6 +58,8 @@ pub struct LimitSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub put_blob_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_connect_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_first_byte_seconds: Option<u64>,
@@ -126,6 +128,9 @@ impl LimitSettings {
         }
         if let Some(v) = self.put_blob_bytes {
             l.put_blob_bytes = v;
+        }
+        if let Some(v) = self.scratch_bytes {
+            l.scratch_bytes = v;
         }
         if let Some(v) = self.http_connect_seconds {
             l.http_connect_timeout = Duration::from_secs(v);
@@ -202,6 +207,7 @@ impl LimitSettings {
             log_bytes: Some(limits.log_bytes as u64),
             resources: Some(limits.resources as u64),
             put_blob_bytes: Some(limits.put_blob_bytes),
+            scratch_bytes: Some(limits.scratch_bytes),
             http_connect_seconds: Some(limits.http_connect_timeout.as_secs()),
             http_first_byte_seconds: Some(limits.http_first_byte_timeout.as_secs()),
             http_between_bytes_seconds: Some(limits.http_between_bytes_timeout.as_secs()),

@@ -377,6 +377,17 @@ impl Session {
         let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(slots.len());
         let mut ignored: Vec<bool> = vec![false; plan.len()];
         let mut tasks = JoinSet::new();
+        // Every instance gets its share of the open-file limit.
+        let share = crate::descriptors::raise_open_file_limit()
+            .map(|limit| crate::descriptors::share(limit, slots.len()));
+        let fit = |spec: &mut InstanceSpec| {
+            if let Some(share) = share
+                && share.handles < spec.limits.resources
+            {
+                spec.limits.resources = share.handles;
+                spec.limits.descriptors = Some(share);
+            }
+        };
         let context = Arc::new(RunContext {
             source_date_epoch: self.source_date_epoch,
             ..RunContext::default()
@@ -387,7 +398,8 @@ impl Session {
             (Some(image), false) => VerifyAhead::start(Arc::clone(image)),
             _ => None,
         };
-        for (index, (spec, component)) in plan.into_iter().enumerate() {
+        for (index, (mut spec, component)) in plan.into_iter().enumerate() {
+            fit(&mut spec);
             let engine = self.engine.wasmtime().clone();
             let Some(variants) = &variants else { break };
             let image = variants.image(&choices[index]);
@@ -404,7 +416,8 @@ impl Session {
             let index = pending.len();
             let engine = self.engine.wasmtime().clone();
             let reporter = self.reporter.clone();
-            let spec = instance.spec;
+            let mut spec = instance.spec;
+            fit(&mut spec);
             let (role, image) = match cache.operation {
                 CacheOperation::ExportCache => (
                     Role::CacheExport(instance.backend),

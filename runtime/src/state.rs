@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use outport_image::Image;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -34,6 +35,10 @@ pub struct InstanceState {
     /// Where its log lines and stdio go.
     pub(crate) log: GuestLog,
     pub(crate) quota: OutputQuota,
+    /// When everything done for the instance must end (its time limit).
+    pub(crate) deadline: Option<Instant>,
+    /// Bytes of converted layers handed to the instance (`scratch-bytes`).
+    pub(crate) scratch_used: u64,
     /// What the run's instances share (`None` while only describing).
     pub(crate) run: Option<Arc<RunContext>>,
     pub(crate) http_ctx: WasiHttpCtx,
@@ -70,6 +75,8 @@ impl InstanceState {
             instance_id,
             log,
             quota: OutputQuota::new(limits.output_bytes),
+            deadline: Instant::now().checked_add(limits.timeout),
+            scratch_used: 0,
             run: None,
             http_ctx: WasiHttpCtx::new(),
             http,

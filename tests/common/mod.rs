@@ -356,7 +356,11 @@ pub fn outport_peak_rss(args: Vec<OsString>) -> (Run, u64) {
 
 /// Runs `command` with `args`, then whatever `setup` adds; standard input
 /// is closed.
-fn run_command(mut command: Command, args: Vec<OsString>, setup: impl FnOnce(&mut Command)) -> Run {
+pub fn run_command(
+    mut command: Command,
+    args: Vec<OsString>,
+    setup: impl FnOnce(&mut Command),
+) -> Run {
     command
         .args(&args)
         .stdin(Stdio::null())

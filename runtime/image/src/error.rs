@@ -219,6 +219,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// Converting a layer would pass a limit of the instance that asked
+    /// (time, scratch bytes, host memory); another caller, with its own
+    /// limits, may still convert it.
+    #[error("{input}: converting layer {digest}: {message}")]
+    ConvertLimit {
+        /// The input.
+        input: String,
+        /// The layer's digest.
+        digest: String,
+        /// Which limit, and its value.
+        message: String,
+    },
     /// The input holds several images and no reference chose one.
     #[error("input {input} holds {count} images ({names}); choose one with {input}:REF")]
     Ambiguous {
@@ -252,6 +264,11 @@ impl Error {
             self,
             Error::DigestMismatch { .. } | Error::ShortBlob { .. } | Error::BlobIo { .. }
         )
+    }
+
+    /// Whether a limit of the caller (not the input) stopped the work.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Error::ConvertLimit { .. })
     }
 
     /// An I/O error on `path`.

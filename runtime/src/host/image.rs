@@ -153,16 +153,32 @@ impl Host for InstanceState {
             .iter()
             .map(|layer| self.table.get(layer).cloned())
             .collect::<Result<Vec<_>, _>>()?;
-        // Layers convert in parallel, as many at once as there are cores.
+        // Layers convert in parallel, as many at once as there are cores
+        // and as the instance's memory limit holds.
+        let per_layer = options.host_memory();
+        let fit = (self.limits.memory_bytes as u64 / per_layer.max(1)) as usize;
+        if fit == 0 {
+            return Ok(Err(Error::Limit(format!(
+                "convert-layers: {} needs about {} MiB of host memory per layer, over the memory limit of {} bytes",
+                describe_level(&options),
+                per_layer >> 20,
+                self.limits.memory_bytes
+            ))));
+        }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let permits = Arc::new(tokio::sync::Semaphore::new(cores));
+        let permits = Arc::new(tokio::sync::Semaphore::new(cores.min(fit)));
+        let budget = outport_image::Budget {
+            deadline: self.deadline,
+            timeout_secs: self.limits.timeout.as_secs(),
+            scratch_bytes: self.limits.scratch_bytes.saturating_sub(self.scratch_used),
+        };
         let mut tasks = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let permit = permits.clone().acquire_owned().await?;
             let run = run.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                run.converter.convert(&blob, &options)
+                run.converter.convert(&blob, &options, &budget)
             }));
         }
         let mut converted = Vec::with_capacity(tasks.len());
@@ -171,6 +187,14 @@ impl Host for InstanceState {
             match task.await? {
                 Ok(Some(layer)) => {
                     let blob = layer.blob.clone();
+                    self.scratch_used = self.scratch_used.saturating_add(blob.size());
+                    if self.scratch_used > self.limits.scratch_bytes {
+                        failure.get_or_insert(Error::Limit(format!(
+                            "convert-layers: scratch limit of {} bytes exceeded (the converted layers total {})",
+                            self.limits.scratch_bytes, self.scratch_used
+                        )));
+                        continue;
+                    }
                     self.own_blobs
                         .insert(blob.descriptor().digest().to_string(), blob.clone());
                     converted.push(Some(ConvertedLayer {
@@ -179,15 +203,27 @@ impl Host for InstanceState {
                     }));
                 }
                 Ok(None) => converted.push(None),
+                Err(e) if e.is_limit() => {
+                    failure.get_or_insert(Error::Limit(e.to_string()));
+                }
                 Err(e) => {
-                    failure.get_or_insert(e);
+                    failure.get_or_insert(Error::InvalidImage(e.to_string()));
                 }
             }
         }
         Ok(match failure {
-            Some(e) => Err(Error::InvalidImage(e.to_string())),
+            Some(e) => Err(e),
             None => Ok(converted),
         })
+    }
+}
+
+/// "zstd level 22", "gzip level 6", "uncompressed": what a conversion
+/// compresses with, for a message.
+fn describe_level(options: &outport_image::ConvertOptions) -> String {
+    match options.level {
+        Some(level) => format!("{} level {level}", options.compression.name()),
+        None => options.compression.name().to_owned(),
     }
 }
 

@@ -36,11 +36,23 @@
 //! - `forge-log`: logs and prints lines with newlines and escape sequences
 //!   that would forge another instance's error line and set the terminal
 //!   title, then fails with such a message;
-//! - `deep-dirs`: creates 16,000 nested directories, then fails.
+//! - `deep-dirs`: creates 16,000 nested directories, then fails;
+//! - `convert-bomb`, `convert-bomb-gzip`: `put-blob`s an 8 MiB gzip layer
+//!   that decompresses to 8 GiB of zeros and asks the host to convert it to
+//!   an uncompressed layer (or to gzip it again with its file times
+//!   clamped);
+//! - `convert-zstd-22`: asks the host to convert the image's layers to
+//!   zstd level 22;
+//! - `fd-hog`: opens up to 9,900 files in its destination directory and
+//!   holds them for 3 s, then fails saying how many it held.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::write::GzEncoder;
+use outport_exporter::bindings::outport::exporter::image::{Compression, ConvertOptions};
 
 use outport_exporter::bindings::wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
 
@@ -55,7 +67,8 @@ const OPTIONS: &[OptionSpec] = &[
         "ok, error, panic, loop, grow-memory, print, duplicate-key, put-blob-flood, flood, escape, \
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
-         symlink-output, sleep, forge-log, deep-dirs",
+         symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
+         convert-zstd-22, fd-hog",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -241,9 +254,95 @@ impl Guest for Misbehave {
                 }
                 Err(Error::Io("deliberate failure after nesting".into()))
             }
+            "convert-bomb" | "convert-bomb-gzip" => {
+                let bomb = image::put_blob("application/vnd.oci.image.layer.v1.tar+gzip", &bomb())?;
+                // Rewriting file times makes the host recompress the tar.
+                let (compression, epoch) = match action {
+                    "convert-bomb" => (Compression::Uncompressed, None),
+                    _ => (Compression::Gzip, Some(0)),
+                };
+                convert(&[&bomb], compression, None, epoch)
+            }
+            "convert-zstd-22" => {
+                let mut layers = Vec::new();
+                for manifest in walk::image_manifests(&image::root())? {
+                    for layer in walk::read_manifest(&manifest.descriptor.digest)?.layers {
+                        layers.push(image::get_blob(&layer)?);
+                    }
+                }
+                let handles: Vec<&image::Blob> = layers.iter().collect();
+                convert(&handles, Compression::Zstd, Some(22), None)
+            }
+            "fd-hog" => {
+                let d = dest::granted(request.destination)?;
+                let dir = dest::preopen(&d.preopen)?;
+                let mut held = Vec::new();
+                let mut stopped = "nothing".to_string();
+                for i in 0..9_900 {
+                    match dir.open_at(
+                        PathFlags::empty(),
+                        &format!("f{i}"),
+                        OpenFlags::CREATE,
+                        DescriptorFlags::READ | DescriptorFlags::WRITE,
+                    ) {
+                        Ok(file) => held.push(file),
+                        Err(e) => {
+                            stopped = format!("{e:?}");
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                Err(Error::Io(format!(
+                    "held {} files (stopped by {stopped})",
+                    held.len()
+                )))
+            }
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
+}
+
+/// Asks the host to convert `layers`; answers how many it converted.
+fn convert(
+    layers: &[&image::Blob],
+    compression: Compression,
+    level: Option<i32>,
+    rewrite_timestamp: Option<u64>,
+) -> Result<Vec<ResponseEntry>, Error> {
+    let options = ConvertOptions {
+        compression,
+        level,
+        force: true,
+        rewrite_timestamp,
+    };
+    let converted = image::convert_layers(layers, options)?;
+    let count = converted.iter().filter(|c| c.is_some()).count();
+    Ok(vec![entry("test.converted", &count.to_string())])
+}
+
+/// A gzip layer of 512 members, each 16 MiB of zeros (about 16 KiB
+/// compressed), after one holding a tar header for a file of 8 GiB less the
+/// header and the end-of-archive blocks: 8 MiB that decompress to 8 GiB.
+fn bomb() -> Vec<u8> {
+    const MEMBER: usize = 16 << 20;
+    const MEMBERS: u64 = 512;
+    let gzip = |data: &[u8]| {
+        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let _ = encoder.write_all(data);
+        encoder.finish().unwrap_or_default()
+    };
+    let mut header = tar::Header::new_ustar();
+    let _ = header.set_path("zeros");
+    header.set_size(MEMBERS * MEMBER as u64 - 1024);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut out = gzip(header.as_bytes());
+    let zeros = gzip(&vec![0u8; MEMBER]);
+    for _ in 0..MEMBERS {
+        out.extend_from_slice(&zeros);
+    }
+    out
 }
 
 /// Copies (`copy`) or reads every layer of the image, ignoring errors.

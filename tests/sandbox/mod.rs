@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+mod host_work;
+
 /// A work directory: `out/` for destinations, `sentinel/` beside them
 /// (whose tree must never change) and the policy file.
 struct Work {

@@ -1,0 +1,477 @@
+//! Layer conversion on the host: recompressing a layer (uncompressed, gzip,
+//! zstd) and clamping the file times in its tar to a source date epoch.
+//!
+//! A [`Converter`] lives for one run. Each conversion streams: the blob is
+//! read (and verified) in chunks, decompressed, its tar headers optionally
+//! rewritten, compressed again and written to an anonymous file in the
+//! run's temporary directory, hashed on the way both before compression
+//! (the new diff ID) and after (the new digest). Memory use does not depend
+//! on the layer's size, and a failed conversion leaves no file behind.
+//!
+//! Each conversion runs within its caller's [`Budget`]: it stops at the
+//! caller's deadline and when the uncompressed tar, or the file written,
+//! passes the caller's scratch limit; a PAX header over [`MAX_PAX_HEADER`]
+//! fails it. Results are shared: every caller asking the same conversion of
+//! the same layer (other instances of the run included) gets the one result,
+//! computed once; a caller arriving while it is computed waits for it. A
+//! conversion stopped by its caller's limits is not shared: the next caller
+//! converts with its own.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use oci_spec::image::{Descriptor, MediaType};
+
+use crate::blob::{Blob, BlobReader, FileRegion};
+use crate::digest::Hasher;
+use crate::error::Error;
+
+mod budget;
+mod tar_times;
+
+pub use budget::Budget;
+use budget::{Metered, Spent};
+pub use tar_times::MAX_PAX_HEADER;
+use tar_times::rewrite_timestamps;
+
+/// Buffer size of the conversion pipeline.
+const CHUNK: usize = 1 << 20;
+
+/// How a layer's tar is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// A plain tar.
+    Uncompressed,
+    /// gzip (deflate).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of a blob starting with `head` (its first bytes).
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::Uncompressed
+        }
+    }
+
+    /// `uncompressed`, `gzip` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The OCI layer media type of a tar compressed this way.
+    pub fn media_type(self) -> MediaType {
+        match self {
+            Compression::Uncompressed => MediaType::ImageLayer,
+            Compression::Gzip => MediaType::ImageLayerGzip,
+            Compression::Zstd => MediaType::ImageLayerZstd,
+        }
+    }
+
+    /// Checks a compression level: 0–9 for gzip, 1–22 for zstd, none for
+    /// uncompressed layers.
+    pub fn check_level(self, level: i32) -> Result<(), String> {
+        let range = match self {
+            Compression::Uncompressed => {
+                return Err("uncompressed layers take no compression level".to_owned());
+            }
+            Compression::Gzip => 0..=9,
+            Compression::Zstd => 1..=22,
+        };
+        if range.contains(&level) {
+            Ok(())
+        } else {
+            Err(format!(
+                "compression level {level} is out of range for {} ({}-{})",
+                self.name(),
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+}
+
+/// What a conversion asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvertOptions {
+    /// The compression asked for.
+    pub compression: Compression,
+    /// The level of `compression`; none: the algorithm's default.
+    pub level: Option<i32>,
+    /// Recompress compressed layers too; otherwise only uncompressed layers
+    /// get `compression` and compressed ones keep theirs.
+    pub force: bool,
+    /// Clamp every file time in the tar later than this (seconds since 1970).
+    pub rewrite_timestamp: Option<u64>,
+}
+
+impl ConvertOptions {
+    /// Host memory one conversion with these options may hold: the
+    /// pipeline's buffers plus, when it may compress with zstd (asked for,
+    /// or kept by a zstd layer at the default level), zstd's own estimate
+    /// of its streaming compressor at that level (about 700 MB at 22).
+    pub fn host_memory(&self) -> u64 {
+        let zstd_level = match self.compression {
+            Compression::Zstd => self.level.unwrap_or(ZSTD_DEFAULT_LEVEL),
+            _ => ZSTD_DEFAULT_LEVEL,
+        };
+        PIPELINE_MEMORY + zstd_cstream_size(zstd_level)
+    }
+}
+
+/// zstd's default compression level.
+const ZSTD_DEFAULT_LEVEL: i32 = 3;
+
+/// Buffers of one conversion besides a zstd compressor: the read and write
+/// chunks and a gzip state. (A zstd decoder's window is bounded apart, by
+/// [`ZSTD_MAX_WINDOW_LOG`].)
+const PIPELINE_MEMORY: u64 = 4 * CHUNK as u64;
+
+/// zstd's estimate of the memory a streaming compressor at `level` holds.
+fn zstd_cstream_size(level: i32) -> u64 {
+    // SAFETY: a pure function of an integer (libzstd's
+    // ZSTD_estimateCStreamSize); it reads and writes no memory of ours.
+    let size = unsafe { zstd::zstd_safe::zstd_sys::ZSTD_estimateCStreamSize(level) };
+    size as u64
+}
+
+/// A converted layer: its new blob and the digest of its uncompressed tar.
+#[derive(Debug)]
+pub struct Converted {
+    /// The new blob (a verified file of the run's temporary directory),
+    /// with its OCI layer media type.
+    pub blob: Arc<Blob>,
+    /// `sha256:` of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: String,
+}
+
+/// Why a conversion failed: a limit of the caller's (not kept: the next
+/// caller tries with its own) or anything else (kept and shared).
+#[derive(Debug, Clone)]
+enum Failure {
+    Limit(String),
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Failed(message)
+    }
+}
+
+/// The outcome of one conversion: none when the layer is already as asked.
+type Outcome = Result<Option<Arc<Converted>>, Failure>;
+
+/// Each conversion asked so far (by layer digest and options): filled in by
+/// the first caller whose conversion ends other than on its own limits;
+/// callers arriving meanwhile wait on the lock.
+type Conversions = HashMap<(String, ConvertOptions), Arc<Mutex<Option<Outcome>>>>;
+
+/// Converts layers for one run, each conversion once (see the module doc).
+#[derive(Debug, Default)]
+pub struct Converter {
+    /// The run's temporary directory, created by the first conversion and
+    /// removed with the converter.
+    dir: Mutex<Option<tempfile::TempDir>>,
+    done: Mutex<Conversions>,
+}
+
+impl Converter {
+    /// A converter; its temporary directory is made when first needed.
+    pub fn new() -> Converter {
+        Converter::default()
+    }
+
+    /// The temporary directory, made on first use.
+    fn dir(&self) -> Result<PathBuf, String> {
+        let mut dir = self
+            .dir
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if dir.is_none() {
+            let made = tempfile::Builder::new()
+                .prefix("outport-convert-")
+                .tempdir()
+                .map_err(|e| {
+                    let tmp = std::env::temp_dir();
+                    format!("creating a temporary directory in {}: {e}", tmp.display())
+                })?;
+            *dir = Some(made);
+        }
+        Ok(dir
+            .as_ref()
+            .map(|d| d.path().to_owned())
+            .unwrap_or_default())
+    }
+
+    /// Converts `blob` as `options` ask, within `budget`; `None` when it is
+    /// already as asked (same compression, no timestamp rewriting). Blocks
+    /// while converting or while another caller converts the same: call it
+    /// off the async executor.
+    pub fn convert(
+        &self,
+        blob: &Blob,
+        options: &ConvertOptions,
+        budget: &Budget,
+    ) -> Result<Option<Arc<Converted>>, Error> {
+        let key = (blob.descriptor().digest().to_string(), *options);
+        let cell = {
+            let mut done = self
+                .done
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(done.entry(key).or_default())
+        };
+        let mut slot = cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outcome = match slot.as_ref() {
+            Some(outcome) => outcome.clone(),
+            None => {
+                let outcome = self.compute(blob, options, budget);
+                if !matches!(outcome, Err(Failure::Limit(_))) {
+                    *slot = Some(outcome.clone());
+                }
+                outcome
+            }
+        };
+        let input = blob.input_name().to_owned();
+        let digest = blob.descriptor().digest().to_string();
+        outcome.map_err(|failure| match failure {
+            Failure::Limit(message) => Error::ConvertLimit {
+                input,
+                digest,
+                message,
+            },
+            Failure::Failed(message) => Error::Convert {
+                input,
+                digest,
+                message,
+            },
+        })
+    }
+
+    fn compute(&self, blob: &Blob, options: &ConvertOptions, budget: &Budget) -> Outcome {
+        let source = sniff(blob).map_err(|e| e.to_string())?;
+        let target = if options.force || source == Compression::Uncompressed {
+            options.compression
+        } else {
+            source
+        };
+        if target == source && options.rewrite_timestamp.is_none() {
+            return Ok(None);
+        }
+        if let Some(level) = options.level {
+            options.compression.check_level(level)?;
+        }
+        // The level is for the compression asked; a layer keeping its own
+        // gets that algorithm's default.
+        let level = options.level.filter(|_| target == options.compression);
+        let dir = self.dir()?;
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(|e| format!("creating a file in {}: {e}", dir.display()))?;
+        let writer = file
+            .try_clone()
+            .map_err(|e| format!("opening the converted file: {e}"))?;
+        let out = transcode(
+            blob.open_shared(),
+            (source, target, level),
+            options.rewrite_timestamp,
+            writer,
+            budget,
+        )
+        .map_err(|e| match Spent::of(&e) {
+            Some(limit) => Failure::Limit(limit),
+            None => Failure::Failed(format!("{} to {}: {e}", source.name(), target.name())),
+        })?;
+        let digest: oci_spec::image::Digest = out.digest.parse().map_err(|e| format!("{e}"))?;
+        let descriptor = Descriptor::new(target.media_type(), out.size, digest);
+        let region = FileRegion {
+            file: Arc::new(file),
+            offset: 0,
+            len: out.size,
+        };
+        let context = format!(
+            "layer {} converted to {}",
+            blob.descriptor().digest(),
+            target.name()
+        );
+        let converted = Blob::from_file(descriptor, region, blob.input_name(), &context, true);
+        Ok(Some(Arc::new(Converted {
+            blob: Arc::new(converted),
+            diff_id: out.diff_id,
+        })))
+    }
+}
+
+/// The compression of `blob`, from its first bytes.
+fn sniff(blob: &Blob) -> io::Result<Compression> {
+    let mut head = [0u8; 4];
+    let mut reader = blob.open();
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(Compression::sniff(&head[..filled]))
+}
+
+/// What [`transcode`] wrote.
+struct Output {
+    digest: String,
+    size: u64,
+    diff_id: String,
+}
+
+/// Decompresses `reader` (`source`), rewrites its tar headers when
+/// `epoch` is given, compresses it as `target` into `out`, within `budget`
+/// (the uncompressed tar and what is written are each metered).
+fn transcode(
+    reader: BlobReader,
+    (source, target, level): (Compression, Compression, Option<i32>),
+    epoch: Option<u64>,
+    out: File,
+    budget: &Budget,
+) -> io::Result<Output> {
+    let decoded: Box<dyn Read> = match source {
+        Compression::Uncompressed => Box::new(reader),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            CHUNK, reader,
+        ))),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(reader)?;
+            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
+            Box::new(decoder)
+        }
+    };
+    let mut decoded = Metered::new(decoded, budget, "the uncompressed tar");
+    let written = Metered::new(out, budget, "the converted file");
+    let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written));
+    let mut tar = Hashing::new(Encoder::new(target, level, compressed)?);
+    match epoch {
+        Some(epoch) => rewrite_timestamps(&mut decoded, &mut tar, epoch)?,
+        None => {
+            io::copy(&mut decoded, &mut tar)?;
+        }
+    }
+    let (encoder, diff_id, _) = tar.finish();
+    let (file, digest, size) = encoder.finish()?.finish();
+    file.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .into_inner();
+    Ok(Output {
+        digest,
+        size,
+        diff_id,
+    })
+}
+
+/// Largest zstd window (as a power of two) the decoder accepts: the
+/// format's default limit, 128 MiB.
+const ZSTD_MAX_WINDOW_LOG: u32 = 27;
+
+/// A writer that hashes and counts what passes.
+struct Hashing<W> {
+    inner: W,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            hasher: Hasher::default(),
+            count: 0,
+        }
+    }
+
+    /// The inner writer, the digest and the count of what passed.
+    fn finish(self) -> (W, String, u64) {
+        (self.inner, self.hasher.finish(), self.count)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The compressing end of the pipeline.
+enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(target: Compression, level: Option<i32>, inner: W) -> io::Result<Self> {
+        Ok(match target {
+            Compression::Uncompressed => Encoder::Plain(inner),
+            Compression::Gzip => {
+                let level = level.and_then(|l| u32::try_from(l).ok()).unwrap_or(6);
+                Encoder::Gzip(flate2::write::GzEncoder::new(
+                    inner,
+                    flate2::Compression::new(level),
+                ))
+            }
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
+                inner,
+                level.unwrap_or(3),
+            )?),
+        })
+    }
+
+    /// Ends the compressed stream; returns the inner writer, flushed.
+    fn finish(self) -> io::Result<W> {
+        let mut inner = match self {
+            Encoder::Plain(w) => w,
+            Encoder::Gzip(e) => e.finish()?,
+            Encoder::Zstd(e) => e.finish()?,
+        };
+        inner.flush()?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
