@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+mod guest_text;
 mod host_work;
 
 /// A work directory: `out/` for destinations, `sentinel/` beside them

@@ -222,7 +222,8 @@ pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
                 r.id,
                 r.kind,
                 dest,
-                r.response.get(key).map(String::as_str).unwrap_or(""),
+                // The value is the guest's: one line, escaped.
+                outport::text::one_line(r.response.get(key).map(String::as_str).unwrap_or("")),
                 r.elapsed.as_secs_f64()
             ),
             Status::Failed(_) => writeln!(

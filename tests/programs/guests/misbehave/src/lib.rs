@@ -43,6 +43,8 @@
 //!   clamped);
 //! - `convert-zstd-22`: asks the host to convert the image's layers to
 //!   zstd level 22;
+//! - `forge-response`: succeeds answering a `containerimage.digest` with a
+//!   newline, a forged summary line and escape sequences;
 //! - `fd-hog`: opens up to 9,900 files in its destination directory and
 //!   holds them for 3 s, then fails saying how many it held.
 //!
@@ -68,7 +70,7 @@ const OPTIONS: &[OptionSpec] = &[
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
          symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
-         convert-zstd-22, fd-hog",
+         convert-zstd-22, fd-hog, forge-response",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -273,6 +275,10 @@ impl Guest for Misbehave {
                 let handles: Vec<&image::Blob> = layers.iter().collect();
                 convert(&handles, Compression::Zstd, Some(22), None)
             }
+            "forge-response" => Ok(vec![entry(
+                "containerimage.digest",
+                "sha256:0\nok       [good] oci -> forged\x1b]0;pwned\x07",
+            )]),
             "fd-hog" => {
                 let d = dest::granted(request.destination)?;
                 let dir = dest::preopen(&d.preopen)?;
