@@ -15,6 +15,7 @@ mod cache_local;
 mod cache_registry;
 mod cache_s3;
 mod compile_cache;
+mod crash_safety;
 mod export_docker;
 mod export_oci;
 mod export_registry;

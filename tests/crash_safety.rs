@@ -1,0 +1,746 @@
+//! Crash safety (issue 16, item 8): a run killed with SIGKILL mid-export
+//! leaves no output at the destinations it had not finished, only its
+//! staging directories, which the next run staging in the same directory
+//! removes (and nothing else: not a live run's locked staging directory,
+//! not files or symlinks merely named like one, not the sentinel tree); a
+//! full filesystem (a small tmpfs, when the tests run as root) fails the
+//! instance in one line naming the destination and leaves that filesystem
+//! empty, while a sibling output elsewhere succeeds; two runs exporting to
+//! the same destinations at once both succeed and leave one whole output
+//! each, never a mix or a leftover.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::common::*;
+
+/// What every staging directory's name holds (`.NAME` before it).
+const STAGING_MARK: &str = ".outport-staging-";
+
+/// How old an unlocked staging directory must be before a run takes it for
+/// a dead run's (the runtime's `STALE_AFTER`), plus a margin for clocks
+/// and timestamp granularity.
+const STALE: Duration = Duration::from_millis(5_600);
+
+/// Longest wait for a started run to reach a state.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `name` is named like a staging directory.
+fn staging_like(name: &str) -> bool {
+    name.starts_with('.') && name.contains(STAGING_MARK)
+}
+
+/// The staging directories for destination `name` in `dir`.
+fn stagings(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{name}{STAGING_MARK}");
+    dir_names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .map(|n| dir.join(n))
+        .collect()
+}
+
+/// `outport export INPUT --output SPEC...`.
+fn export_args(input: &Path, outputs: &[String]) -> Vec<String> {
+    let mut args = vec!["export".to_string(), path_str(input).to_string()];
+    for spec in outputs {
+        args.push("--output".into());
+        args.push(spec.clone());
+    }
+    args
+}
+
+/// An instance of the misbehave component that writes `partial output`
+/// (into the granted file, or `out.txt` for `output=directory`), then
+/// waits an hour in a host call.
+fn sleeper(id: &str, dest: &Path, output: &str) -> String {
+    format!(
+        "type=wasm,component={},action=sleep,output={output},dest={},id={id}",
+        outport_test_programs::MISBEHAVE,
+        path_str(dest)
+    )
+}
+
+/// Runs `outport ARGS` to the end with the compile cache in `cache`.
+fn outport_in(args: &[String], cache: &Path) -> Run {
+    outport_with_cache(args, cache, &[])
+}
+
+// ---------------------------------------------------------------------------
+// A run in the background
+// ---------------------------------------------------------------------------
+
+/// An `outport` run in the background (stdout dropped, stderr to a file);
+/// killed with SIGKILL and reaped when dropped, so a failing test leaves no
+/// process behind.
+struct Running {
+    child: Child,
+    args: Vec<String>,
+    stderr: PathBuf,
+}
+
+impl Running {
+    /// Starts `outport ARGS` with the compile cache in `cache`, as
+    /// [`outport_with_cache`] runs it.
+    fn start(args: Vec<String>, cache: &Path, stderr: PathBuf) -> Running {
+        let log = fs::File::create(&stderr)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
+        let child = Command::new(env!("CARGO_BIN_EXE_outport"))
+            .args(&args)
+            .arg("--cache-dir")
+            .arg(cache)
+            .env("OUTPORT_CACHE_DIR", cache)
+            .env("OUTPORT_PLUGIN_DIR", "")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the outport binary");
+        Running {
+            child,
+            args,
+            stderr,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
+        format!(
+            "command: outport {:?}\n--- stderr ---\n{stderr}\n---",
+            self.args
+        )
+    }
+
+    /// Panics when the run has ended (it should still be waiting).
+    #[track_caller]
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("wait for outport") {
+            panic!("outport ended early ({status})\n{}", self.describe());
+        }
+    }
+
+    /// SIGKILL, then reap.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `ready` until it holds, for at most [`WAIT`]; every run in `alive`
+/// must stay alive meanwhile.
+#[track_caller]
+fn wait_until(what: &str, alive: &mut [&mut Running], mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ready() {
+        for run in alive.iter_mut() {
+            run.assert_alive();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for {what} in vain\n{}",
+            alive
+                .iter()
+                .map(|run| run.describe())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether the one staging directory for destination `name` in `dir`
+/// holds `file` with `partial output` in it: the misbehave instance wrote
+/// it and is (about to be) waiting.
+fn staged_partial(dir: &Path, name: &str, file: &str) -> bool {
+    match stagings(dir, name).as_slice() {
+        [one] => fs::read(one.join(file)).is_ok_and(|bytes| bytes == b"partial output"),
+        _ => false,
+    }
+}
+
+/// Sleeps until every path in `dirs` was last changed more than [`STALE`]
+/// ago.
+fn wait_until_stale(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let modified = fs::symlink_metadata(dir)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("stat {}: {e}", dir.display()));
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        if let Some(left) = STALE.checked_sub(age) {
+            std::thread::sleep(left);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Trees
+// ---------------------------------------------------------------------------
+
+/// What a path in a tree is (symlinks not followed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir(u32),
+    File(u32, Vec<u8>),
+    Link(PathBuf),
+    Other,
+}
+
+/// Every path under `root` (relative) with what it is: kind, mode,
+/// contents, symlink target.
+#[track_caller]
+fn tree(root: &Path) -> BTreeMap<String, Node> {
+    let mut nodes = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("a path under the root")
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+            let mode = meta.permissions().mode() & 0o7777;
+            let node = if meta.is_dir() {
+                pending.push(path);
+                Node::Dir(mode)
+            } else if meta.is_file() {
+                let bytes =
+                    fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+                Node::File(mode, bytes)
+            } else if meta.is_symlink() {
+                Node::Link(fs::read_link(&path).expect("read a symlink"))
+            } else {
+                Node::Other
+            };
+            nodes.insert(rel, node);
+        }
+    }
+    nodes
+}
+
+/// Asserts the root filesystem at `dir` is `reference`, path for path.
+#[track_caller]
+fn assert_same_rootfs(dir: &Path, reference: &BTreeMap<String, Node>) {
+    let got = tree(dir);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>(),
+        "{}: not the whole root filesystem",
+        dir.display()
+    );
+    for (path, node) in reference {
+        assert_eq!(&got[path], node, "{}: {path} differs", dir.display());
+    }
+}
+
+/// The regular files of an OCI layout tarball, checked complete and
+/// consistent (our reader) and readable by skopeo.
+#[track_caller]
+fn valid_oci_tar(path: &Path) -> LayoutFiles {
+    let files = LayoutFiles::from_tar(path);
+    files.verify();
+    skopeo(&["inspect", "--raw", &oci_archive(path)]);
+    files
+}
+
+/// [`valid_oci_tar`] for an OCI layout directory.
+#[track_caller]
+fn valid_oci_dir(path: &Path) -> LayoutFiles {
+    let files = LayoutFiles::from_dir(path);
+    files.verify();
+    skopeo(&["inspect", "--raw", &oci_dir(path)]);
+    files
+}
+
+// ---------------------------------------------------------------------------
+// SIGKILL mid-export
+// ---------------------------------------------------------------------------
+
+/// Ages `path` (a file or directory) by an hour, so it would pass for a
+/// dead run's leftover if it were taken for a staging directory.
+fn age(path: &Path) {
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.set_modified(hour_ago)
+        .unwrap_or_else(|e| panic!("set the mtime of {}: {e}", path.display()));
+}
+
+/// Makes `out/sentinel/` (a file, a directory) and, beside it, things
+/// named like staging directories that are not ones a run may remove: a
+/// regular file, a directory without the leading dot, a symlink to a
+/// directory. All aged an hour. Returns their names.
+fn sentinels(out: &Path) -> Vec<String> {
+    let sentinel = mkdir(out, "sentinel");
+    fs::write(sentinel.join("keep.txt"), b"do not touch").unwrap();
+    let inner = mkdir(&sentinel, "inner");
+    fs::write(inner.join("also.txt"), b"do not touch either").unwrap();
+    age(&inner);
+    age(&sentinel);
+
+    let file = format!(".file{STAGING_MARK}0000aaaa");
+    fs::write(out.join(&file), b"a file, not a staging directory").unwrap();
+    age(&out.join(&file));
+    let undotted = format!("undotted{STAGING_MARK}0000bbbb");
+    let dir = mkdir(out, &undotted);
+    fs::write(dir.join("mine.txt"), b"a user's directory").unwrap();
+    age(&dir);
+    let link = format!(".link{STAGING_MARK}0000cccc");
+    std::os::unix::fs::symlink("sentinel/inner", out.join(&link)).unwrap();
+    vec!["sentinel".to_string(), file, undotted, link]
+}
+
+#[test]
+fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
+    let started = Instant::now();
+    let tmp = tempdir();
+    let cache = mkdir(tmp.path(), "cache");
+    let input = sample_image();
+
+    // What the built-in outputs are when whole (this also fills the
+    // compile cache, so the runs below start fast).
+    let reference = mkdir(tmp.path(), "reference");
+    outport_in(
+        &export_args(
+            &input,
+            &[
+                format!("type=local,dest={}", path_str(&reference.join("rootfs"))),
+                format!("type=oci,dest={}", path_str(&reference.join("x.tar"))),
+            ],
+        ),
+        &cache,
+    )
+    .assert_success();
+    let reference_rootfs = tree(&reference.join("rootfs"));
+    let reference_tar = valid_oci_tar(&reference.join("x.tar"));
+
+    let out = mkdir(tmp.path(), "out");
+    let kept = sentinels(&out);
+    let kept_before: Vec<_> = kept.iter().map(|name| tree_or_file(&out, name)).collect();
+
+    // A live run, waiting in its instance with its staging directory locked.
+    let mut live = Running::start(
+        export_args(&input, &[sleeper("live", &out.join("live.txt"), "file")]),
+        &cache,
+        tmp.path().join("live.stderr"),
+    );
+    // The run to kill: two instances that never finish (a file output and
+    // a directory output), and two built-in ones that may finish first.
+    let mut doomed = Running::start(
+        export_args(
+            &input,
+            &[
+                sleeper("bad", &out.join("bad.txt"), "file"),
+                sleeper("bad-dir", &out.join("bad-dir"), "directory"),
+                format!(
+                    "type=local,dest={},id=rootfs",
+                    path_str(&out.join("rootfs"))
+                ),
+                format!("type=oci,dest={},id=tarball", path_str(&out.join("x.tar"))),
+            ],
+        ),
+        &cache,
+        tmp.path().join("doomed.stderr"),
+    );
+    wait_until(
+        "both runs' waiting instances to stage their partial output",
+        &mut [&mut live, &mut doomed],
+        || {
+            staged_partial(&out, "live.txt", "live.txt")
+                && staged_partial(&out, "bad.txt", "bad.txt")
+                && staged_partial(&out, "bad-dir", "out.txt")
+        },
+    );
+    doomed.kill();
+    let live_staging = stagings(&out, "live.txt");
+
+    // Nothing at the unfinished destinations; a finished output is whole;
+    // the rest is staging directories (and what was there before).
+    let mut leftovers = Vec::new();
+    let mut finished = Vec::new();
+    for name in dir_names(&out) {
+        let path = out.join(&name);
+        if kept.contains(&name) {
+            continue;
+        } else if name == "rootfs" {
+            assert_same_rootfs(&path, &reference_rootfs);
+            finished.push(name);
+        } else if name == "x.tar" {
+            assert_eq!(valid_oci_tar(&path).files, reference_tar.files);
+            finished.push(name);
+        } else if staging_like(&name) {
+            assert!(path.is_dir(), "{} is not a directory", path.display());
+            if !live_staging.contains(&path) {
+                leftovers.push(path);
+            }
+        } else {
+            panic!(
+                "after SIGKILL, {} is in the output directory (it holds {:?})\n{}",
+                path.display(),
+                dir_names(&out),
+                doomed.describe()
+            );
+        }
+    }
+    for name in ["bad.txt", "bad-dir"] {
+        assert_eq!(stagings(&out, name).len(), 1, "{:?}", dir_names(&out));
+    }
+    assert_eq!(live_staging.len(), 1, "{:?}", dir_names(&out));
+
+    // Once the leftovers are old enough to be a dead run's, the next run
+    // staging in the same directory removes them, and nothing else.
+    let mut all_staging = leftovers.clone();
+    all_staging.extend(live_staging.iter().cloned());
+    wait_until_stale(&all_staging);
+    live.assert_alive();
+    let good = out.join("good.tar");
+    let run = outport_in(
+        &export_args(
+            &input,
+            &[format!("type=oci,dest={},id=good", path_str(&good))],
+        ),
+        &cache,
+    );
+    run.assert_success();
+    assert_eq!(valid_oci_tar(&good).files, reference_tar.files);
+
+    let mut want: Vec<String> = kept.clone();
+    want.extend(finished.iter().cloned());
+    want.push("good.tar".into());
+    want.extend(live_staging.iter().map(|p| {
+        p.file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned()
+    }));
+    want.sort();
+    assert_eq!(
+        dir_names(&out),
+        want,
+        "the next run should remove the killed run's staging directories {leftovers:?}, \
+         and nothing else\n{}",
+        run.describe()
+    );
+    let kept_after: Vec<_> = kept.iter().map(|name| tree_or_file(&out, name)).collect();
+    assert_eq!(
+        kept_after, kept_before,
+        "something beside the outputs changed"
+    );
+    // The live run's staging directory, locked, is untouched.
+    live.assert_alive();
+    assert!(staged_partial(&out, "live.txt", "live.txt"));
+    live.kill();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// What `out/name` is: its tree for a directory (symlinks not followed),
+/// else itself.
+fn tree_or_file(out: &Path, name: &str) -> BTreeMap<String, Node> {
+    let path = out.join(name);
+    let meta =
+        fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+    let mut nodes = if meta.is_dir() {
+        tree(&path)
+    } else {
+        BTreeMap::new()
+    };
+    let node = if meta.is_symlink() {
+        Node::Link(fs::read_link(&path).expect("read a symlink"))
+    } else if meta.is_file() {
+        Node::File(meta.permissions().mode(), fs::read(&path).expect("read"))
+    } else {
+        Node::Dir(meta.permissions().mode())
+    };
+    nodes.insert(String::new(), node);
+    nodes
+}
+
+// ---------------------------------------------------------------------------
+// A full filesystem
+// ---------------------------------------------------------------------------
+
+/// A tmpfs mounted for a test; unmounted when dropped (a panic included).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` bytes at `path` (created). `None` when this
+    /// process may not mount one (not root, or `EPERM` in a container).
+    fn mount(path: &Path, size: u64) -> Option<Tmpfs> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let output = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mount");
+        if output.status.success() {
+            return Some(Tmpfs {
+                path: path.to_path_buf(),
+            });
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        if stderr.contains("permission denied")
+            || stderr.contains("not permitted")
+            || stderr.contains("must be superuser")
+        {
+            return None;
+        }
+        panic!("mount a tmpfs at {}: {stderr}", path.display());
+    }
+
+    /// Bytes in use (tmpfs counts whole pages).
+    fn used(&self) -> u64 {
+        let stat = rustix::fs::statvfs(&self.path).expect("statvfs the tmpfs");
+        (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let umount = |lazy: bool| {
+            let mut command = Command::new("umount");
+            if lazy {
+                command.arg("-l");
+            }
+            command
+                .arg(&self.path)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !umount(false) {
+            umount(true);
+        }
+    }
+}
+
+const PAGE: u64 = 4096;
+
+/// Exports the sample with `type=EXPORTER` to `dest_in` on a tmpfs, beside a
+/// sibling `oci` output on the ordinary filesystem: first on a roomy tmpfs
+/// to measure it, then on one of half that size, where it must fail for
+/// lack of space in one line naming the destination and leave the tmpfs
+/// empty while the sibling succeeds; then on the roomy size again, where
+/// it succeeds with what it wrote the first time. Returns false (skipped)
+/// when this process may not mount a tmpfs.
+fn fails_on_a_full_tmpfs(exporter: &str, dest_in: &str) -> bool {
+    let case = format!("type={exporter}");
+    let output = |dest: &Path| format!("type={exporter},dest={}", path_str(dest));
+    let tmp = tempdir();
+    let cache = mkdir(tmp.path(), "cache");
+    let input = sample_image();
+
+    let (used, measured) = {
+        let Some(roomy) = Tmpfs::mount(&tmp.path().join("roomy"), 64 << 20) else {
+            return false;
+        };
+        let dest = roomy.path.join(dest_in);
+        outport_in(&export_args(&input, &[output(&dest)]), &cache).assert_success();
+        (roomy.used(), tree_or_file(&roomy.path, dest_in))
+    };
+    let pages = used / PAGE / 2;
+    assert!(
+        pages >= 1,
+        "{case}: the sample's output takes {used} bytes on a tmpfs, too little to halve"
+    );
+
+    let full = Tmpfs::mount(&tmp.path().join("full"), pages * PAGE).expect("mount a tmpfs again");
+    let dest = full.path.join(dest_in);
+    let good = tmp.path().join("good.tar");
+    let mut args = export_args(
+        &input,
+        &[
+            format!("{},id=full", output(&dest)),
+            format!("type=oci,dest={},id=good", path_str(&good)),
+        ],
+    );
+    args.extend(["--progress".into(), "plain".into()]);
+    let run = outport_in(&args, &cache);
+    run.assert_code(1);
+    let error = run.error_text();
+    assert_eq!(
+        error.lines().count(),
+        1,
+        "{case}: the error should be one line\n{}",
+        run.describe()
+    );
+    for part in [
+        "instance \"full\"".to_string(),
+        format!("dest {}: no space left", path_str(&dest)),
+    ] {
+        assert!(
+            error.contains(&part),
+            "{case}: the error should say {part:?}\n{}",
+            run.describe()
+        );
+    }
+    assert!(
+        !error.contains("\"good\""),
+        "{case}: only the full instance fails\n{}",
+        run.describe()
+    );
+    assert_eq!(
+        dir_names(&full.path),
+        Vec::<String>::new(),
+        "{case}: the full tmpfs should be left empty\n{}",
+        run.describe()
+    );
+    assert_eq!(full.used(), 0, "{case}: the tmpfs still holds data");
+    valid_oci_tar(&good);
+
+    // The same run on the roomy size again succeeds with the same output:
+    // the failure was the space, nothing else.
+    drop(full);
+    let roomy = Tmpfs::mount(&tmp.path().join("roomy"), 64 << 20).expect("mount a tmpfs again");
+    let dest = roomy.path.join(dest_in);
+    outport_in(&export_args(&input, &[output(&dest)]), &cache).assert_success();
+    assert_eq!(tree_or_file(&roomy.path, dest_in), measured);
+    true
+}
+
+#[test]
+fn a_full_filesystem_fails_the_instance_in_one_line_and_leaves_it_empty() {
+    let started = Instant::now();
+    // The local rootfs in a directory outport creates (and must remove).
+    for (exporter, dest) in [("oci", "out.tar"), ("local", "new/rootfs")] {
+        if !fails_on_a_full_tmpfs(exporter, dest) {
+            println!("skipped: mounting a tmpfs needs root (and CAP_SYS_ADMIN)");
+            return;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Two runs at once
+// ---------------------------------------------------------------------------
+
+/// Rounds of two runs at once (the first places new outputs, the others
+/// replace existing ones).
+const ROUNDS: usize = 16;
+
+#[test]
+fn two_runs_to_the_same_destinations_at_once_leave_one_whole_output_each() {
+    let started = Instant::now();
+    let tmp = tempdir();
+    let cache = mkdir(tmp.path(), "cache");
+    let input = single_platform_sample(tmp.path(), "input", "amd64", SAMPLE_TAG);
+    let outputs = |dir: &Path| {
+        vec![
+            format!("type=oci,dest={},id=tarball", path_str(&dir.join("x.tar"))),
+            format!(
+                "type=oci,tar=false,dest={},id=layout,name={SAMPLE_NAME}",
+                path_str(&dir.join("layout"))
+            ),
+            format!(
+                "type=local,dest={},id=rootfs",
+                path_str(&dir.join("rootfs"))
+            ),
+        ]
+    };
+
+    // One run alone: what each output is when whole, checked by tools
+    // nobody here wrote (this also fills the compile cache).
+    let reference = mkdir(tmp.path(), "reference");
+    outport_in(&export_args(&input, &outputs(&reference)), &cache).assert_success();
+    let reference_tar = valid_oci_tar(&reference.join("x.tar"));
+    let reference_layout = valid_oci_dir(&reference.join("layout"));
+    let reference_rootfs = tree(&reference.join("rootfs"));
+    let bundle = tmp.path().join("bundle");
+    let image = format!("{}:{SAMPLE_TAG}", path_str(&reference.join("layout")));
+    umoci(&["unpack", "--rootless", "--image", &image, path_str(&bundle)]);
+    let unpacked = tree(&bundle.join("rootfs"));
+    for (path, node) in &reference_rootfs {
+        if let Node::File(_, bytes) = node {
+            assert!(
+                matches!(&unpacked.get(path), Some(Node::File(_, b)) if b == bytes),
+                "umoci's unpack of the layout has no {path} as the local output has it"
+            );
+        }
+    }
+
+    let out = mkdir(tmp.path(), "out");
+    let args = export_args(&input, &outputs(&out));
+    for round in 0..ROUNDS {
+        let barrier = Barrier::new(2);
+        let runs: Vec<Run> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        outport_in(&args, &cache)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a run's thread"))
+                .collect()
+        });
+        for run in &runs {
+            assert_eq!(
+                run.code,
+                Some(0),
+                "round {round}: both runs should succeed\n{}",
+                run.describe()
+            );
+        }
+        assert_eq!(
+            dir_names(&out),
+            ["layout", "rootfs", "x.tar"],
+            "round {round}: one output each, no staging leftover\n{}\n{}",
+            runs[0].describe(),
+            runs[1].describe()
+        );
+        assert_eq!(
+            valid_oci_tar(&out.join("x.tar")).files,
+            reference_tar.files,
+            "round {round}: x.tar"
+        );
+        assert_eq!(
+            valid_oci_dir(&out.join("layout")).files,
+            reference_layout.files,
+            "round {round}: layout"
+        );
+        assert_same_rootfs(&out.join("rootfs"), &reference_rootfs);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
