@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use outport::engine::Origin;
-use outport::{Engine, EngineConfig, builtin::EXPORTERS};
+use outport::{Engine, EngineConfig, components::builtin::EXPORTERS};
 
 use crate::cases::Env;
 use crate::runner::{self, Cmd, median};

@@ -15,46 +15,27 @@
 //! The WIT contract components implement lives in `wit/` and its bindings in
 //! [`bindings`]; the host side of each interface is in `host/`.
 
-mod ahead;
-mod atomic;
-pub mod aws_credentials;
-pub use atomic::write_file as atomic_write;
-pub mod artifact;
-pub mod bindings;
 pub mod buildinfo;
-pub mod builtin;
 pub mod cache;
-pub mod compile;
-pub mod compile_cache;
-pub mod credentials;
-pub mod descriptors;
-pub mod destination;
+pub mod components;
 pub mod engine;
 pub mod error;
 mod host;
-mod host_platform;
-pub mod iidfile;
-pub mod imports;
+/// The WIT contract's generated types (`outport:exporter`), as the host sees them.
+pub use host::bindings;
+pub mod image;
 pub mod instance;
-pub mod limits;
-pub mod metadata;
-pub mod network;
-pub mod options;
-pub mod plugins;
-pub mod policy;
-pub mod reach;
-pub mod registry_auth;
-pub mod report;
-pub mod session;
-pub mod sigv4;
-mod state;
-pub mod text;
-pub mod tree;
+pub mod outbound;
+pub mod output;
+pub mod run;
+pub mod sandbox;
+
+pub use output::atomic::write_file as atomic_write;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::Error;
 pub use instance::{InstanceResult, InstanceSpec, Status};
-pub use limits::Limits;
-pub use options::OutputSpec;
-pub use report::{LogLevel, Reporter};
-pub use session::{Session, SessionResult};
+pub use run::output_spec::OutputSpec;
+pub use run::reporter::{LogLevel, Reporter};
+pub use run::session::{Session, SessionResult};
+pub use sandbox::limits::Limits;

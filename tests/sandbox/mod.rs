@@ -657,7 +657,7 @@ fn assert_inspect_shows(component: &str, lines: &[&str]) -> String {
 
 #[test]
 fn inspect_prints_a_components_identity() {
-    let oci = outport::builtin::EXPORTERS[0].wasm;
+    let oci = outport::components::builtin::EXPORTERS[0].wasm;
     let text = assert_inspect_shows(
         "oci",
         &[

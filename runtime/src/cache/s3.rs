@@ -6,10 +6,10 @@
 //! virtual-hosted-style requests, `BUCKET.` it, nothing else. Requests to
 //! it are signed with the credentials of [`AwsCredentials::load`].
 
-use crate::aws_credentials::AwsCredentials;
 use crate::error::Error;
-use crate::network::AllowList;
-use crate::sigv4::S3Signing;
+use crate::outbound::aws_credentials::AwsCredentials;
+use crate::outbound::sigv4::S3Signing;
+use crate::sandbox::allow_list::AllowList;
 
 /// The `type=` name of the built-in S3 cache backend.
 pub const NAME: &str = "s3";

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use outport::bindings::types::CacheOperation;
 use outport::cache::{Cache, Selector};
-use outport::session::CacheSource;
+use outport::run::session::CacheSource;
 
 use super::export::{open_image, parse_specs, session, summarize, write_metadata};
 use super::render::CliReporter;
 use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs, EXIT_FAILED, EXIT_USAGE};
 use outport::Session;
-use outport::session::{CachePlan, Plan};
+use outport::run::session::{CachePlan, Plan};
 
 /// `outport cache export INPUT --export-cache SPEC...`.
 pub async fn export(args: CacheExportArgs) -> u8 {

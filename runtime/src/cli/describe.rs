@@ -5,9 +5,9 @@ use std::path::Path;
 
 use outport::Engine;
 use outport::bindings::types::ComponentInfo;
-use outport::compile::CompileLimits;
+use outport::components::plugins::Shadowed;
 use outport::engine::Origin;
-use outport::plugins::Shadowed;
+use outport::engine::compile::CompileLimits;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs, ExportersArgs};
 
@@ -24,7 +24,7 @@ pub async fn exporters(args: ExportersArgs) -> u8 {
         return EXIT_FAILED;
     };
     let mut code = EXIT_OK;
-    for builtin in outport::builtin::EXPORTERS {
+    for builtin in outport::components::builtin::EXPORTERS {
         let info = describe(&engine, builtin.name, builtin.wasm, &Origin::BuiltIn).await;
         code = code.max(show("exporter", builtin.name, info, None));
     }
@@ -61,7 +61,7 @@ pub async fn cache_backends(args: EngineArgs) -> u8 {
         return EXIT_FAILED;
     };
     let mut code = EXIT_OK;
-    for builtin in outport::builtin::CACHE_BACKENDS {
+    for builtin in outport::components::builtin::CACHE_BACKENDS {
         let info = match engine.load_cache_backend(builtin.name, builtin.wasm, &Origin::BuiltIn) {
             Ok(c) => outport::instance::describe_cache_backend(engine.wasmtime(), &c).await,
             Err(e) => Err(e.to_string()),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use outport::bindings::types::CacheOperation;
-use outport::session::{CacheSource, SessionResult};
+use outport::run::session::{CacheSource, SessionResult};
 use outport::{InstanceResult, Limits, OutputSpec, Session, Status};
 
 use super::render::{self, CliReporter, Mode};
@@ -17,8 +17,12 @@ use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress, RunArgs};
 /// A session set up from the command line (`fail_fast`: cancel the others
 /// when one instance fails), and its reporter.
 pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliReporter>), u8> {
-    let mut policy = match options.policy.as_deref().map(outport::policy::Policy::load) {
-        None => outport::policy::Policy::default(),
+    let mut policy = match options
+        .policy
+        .as_deref()
+        .map(outport::sandbox::policy::Policy::load)
+    {
+        None => outport::sandbox::policy::Policy::default(),
         Some(Ok(p)) => p,
         Some(Err(e)) => {
             eprintln!("error: {e}");
@@ -99,7 +103,7 @@ pub async fn run(args: ExportArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = outport::options::assign_ids(&outputs) {
+    if let Err(e) = outport::run::output_spec::assign_ids(&outputs) {
         eprintln!("error: {e}");
         return EXIT_USAGE;
     }
@@ -189,8 +193,8 @@ pub async fn run(args: ExportArgs) -> u8 {
     };
     let mut code = summarize(&result, &mut summary);
     if let Some(path) = &args.iidfile {
-        let written =
-            outport::iidfile::image_id(&result, args.iidfile_from.as_deref()).and_then(|id| {
+        let written = outport::output::iidfile::image_id(&result, args.iidfile_from.as_deref())
+            .and_then(|id| {
                 outport::atomic_write(path, id.as_bytes()).map_err(|e| outport::Error::Io {
                     path: path.display().to_string(),
                     message: e.to_string(),
@@ -223,7 +227,9 @@ pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
                 r.kind,
                 dest,
                 // The value is the guest's: one line, escaped.
-                outport::text::one_line(r.response.get(key).map(String::as_str).unwrap_or("")),
+                outport::sandbox::text::one_line(
+                    r.response.get(key).map(String::as_str).unwrap_or("")
+                ),
                 r.elapsed.as_secs_f64()
             ),
             Status::Failed(_) => writeln!(
@@ -265,7 +271,7 @@ pub fn write_metadata(
     summary: &mut dyn Write,
 ) -> Option<u8> {
     let path = path?;
-    if let Err(e) = outport::metadata::write(path, result) {
+    if let Err(e) = outport::output::metadata::write(path, result) {
         eprintln!("error: metadata file: {e}");
         return Some(EXIT_FAILED);
     }

@@ -1,14 +1,14 @@
 //! `outport inspect COMPONENT`: what a component is and what it asks for,
 //! so an operator can decide before allowing it.
 
-use outport::compile::CompileLimits;
 use outport::engine::Origin;
-use outport::imports::{self, Identity};
+use outport::engine::compile::CompileLimits;
+use outport::sandbox::imports::{self, Identity};
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs};
 
 pub fn run(component: &str, args: &EngineArgs) -> u8 {
-    use outport::builtin::{CACHE_BACKENDS, EXPORTER_ALIASES, EXPORTERS, find};
+    use outport::components::builtin::{CACHE_BACKENDS, EXPORTER_ALIASES, EXPORTERS, find};
     let builtin = find(EXPORTERS, EXPORTER_ALIASES, component)
         .or_else(|| find(CACHE_BACKENDS, &[], component));
     let (bytes, origin) = match builtin {

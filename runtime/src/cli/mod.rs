@@ -231,7 +231,7 @@ struct RunArgs {
     /// Wall-clock limit for each instance, in seconds (default: the
     /// policy's, else 3600); a policy's per-component entry still wins.
     #[arg(long, value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(..=outport::limits::MAX_SECONDS))]
+          value_parser = clap::value_parser!(u64).range(..=outport::sandbox::limits::MAX_SECONDS))]
     timeout: Option<u64>,
     /// The sandbox policy (TOML): limits, per-component overrides, pinning,
     /// destination rules. Without it, the defaults of `outport policy show`.
@@ -267,8 +267,8 @@ struct PluginArgs {
 }
 
 impl PluginArgs {
-    fn dirs(&self) -> Result<outport::plugins::PluginDirs, outport::Error> {
-        outport::plugins::PluginDirs::with_default(&self.plugin_dirs)
+    fn dirs(&self) -> Result<outport::components::plugins::PluginDirs, outport::Error> {
+        outport::components::plugins::PluginDirs::with_default(&self.plugin_dirs)
     }
 }
 
@@ -362,9 +362,9 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `outport __compile`: the child side of [`outport::compile`].
+/// `outport __compile`: the child side of [`outport::engine::compile`].
 fn compile(args: &CompileArgs) -> u8 {
-    match outport::compile::child(args.memory_bytes, args.fuel) {
+    match outport::engine::compile::child(args.memory_bytes, args.fuel) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: {e}");

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use outport::Limits;
-use outport::policy::Policy;
+use outport::sandbox::policy::Policy;
 
 use super::{EXIT_OK, EXIT_USAGE};
 

@@ -1,13 +1,13 @@
 //! `outport exporter push PATH REF`: publishes a component as a Wasm OCI
-//! artifact (see `outport::artifact`) and prints the manifest digest.
+//! artifact (see `outport::components::artifact`) and prints the manifest digest.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use outport::artifact::{Client, Reference};
-use outport::compile::CompileLimits;
+use outport::components::artifact::{Client, Reference};
 use outport::engine::Origin;
-use outport::imports::Identity;
+use outport::engine::compile::CompileLimits;
+use outport::sandbox::imports::Identity;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs};
 

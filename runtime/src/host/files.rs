@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 
-use crate::bindings::files::Host;
-use crate::bindings::types::Error;
-use crate::state::InstanceState;
+use crate::host::bindings::files::Host;
+use crate::host::bindings::types::Error;
+use crate::instance::state::InstanceState;
 
 /// Permission bits a guest may set: rwx for all, and sticky; never
 /// set-user-ID or set-group-ID.

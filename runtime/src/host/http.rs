@@ -34,12 +34,12 @@ use wasmtime_wasi_http::{
     WasiHttpHooks, default_send_request,
 };
 
-use crate::credentials::{Credentials, Login};
-use crate::limits::Limits;
-use crate::network::AllowList;
-use crate::registry_auth::{Challenge, TokenCache, repository_of, token_from_json};
-use crate::report::{LogLevel, Reporter};
-use crate::sigv4::S3Signing;
+use crate::outbound::docker_config::{Credentials, Login};
+use crate::outbound::registry_auth::{Challenge, TokenCache, repository_of, token_from_json};
+use crate::outbound::sigv4::S3Signing;
+use crate::run::reporter::{LogLevel, Reporter};
+use crate::sandbox::allow_list::AllowList;
+use crate::sandbox::limits::Limits;
 
 /// Largest token endpoint answer read.
 const TOKEN_ANSWER_BYTES: usize = 64 << 10;
@@ -110,7 +110,7 @@ impl HttpAccess {
     }
 
     /// Sends a request of the host's own (pulling or pushing a component,
-    /// see [`crate::artifact`]) under the same rules as a guest's: allowed
+    /// see [`crate::components::artifact`]) under the same rules as a guest's: allowed
     /// hosts, credentials, tokens, timeouts. The connection is driven by a
     /// task of the current runtime.
     pub async fn send_own(&self, request: Request<WasiBody>) -> Result<Response<WasiBody>, Error> {

@@ -13,10 +13,10 @@ use wasmtime_wasi::OpenMode;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, Pollable, StreamError};
 
-use crate::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
-use crate::bindings::types::{Descriptor, Error, Platform};
-use crate::state::InstanceState;
-use crate::text::truncate;
+use crate::host::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
+use crate::host::bindings::types::{Descriptor, Error, Platform};
+use crate::instance::state::InstanceState;
+use crate::sandbox::text::truncate;
 
 /// A blob handle held in an instance's resource table.
 pub type BlobHandle = Arc<Blob>;

@@ -1,7 +1,7 @@
 //! What a guest says: `log` calls and its stdout and stderr, through one
 //! sink per instance with one byte budget (the `log-bytes` limit), one rate
 //! limit and one line cut. Every line is made one line
-//! ([`crate::text::one_line`]) before a [`Reporter`] sees it, so no guest
+//! ([`crate::sandbox::text::one_line`]) before a [`Reporter`] sees it, so no guest
 //! text reaches a terminal raw.
 
 use std::pin::Pin;
@@ -13,8 +13,8 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::report::{LogLevel, Reporter};
-use crate::text::{one_line, truncate};
+use crate::run::reporter::{LogLevel, Reporter};
+use crate::sandbox::text::{one_line, truncate};
 
 /// Longest log line kept; longer lines are cut.
 pub const MAX_LINE: usize = 4096;

@@ -13,11 +13,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::limits::{
+use crate::sandbox::allow_list::AllowList;
+use crate::sandbox::limits::{
     DestinationRule, ENGINE_MAX_INSTANCES, ENGINE_MAX_MEMORY_BYTES, ENGINE_MAX_TABLE_ELEMENTS,
     Limits, MAX_SECONDS,
 };
-use crate::network::AllowList;
 
 /// A whole policy file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -82,11 +82,11 @@ pub struct ComponentPolicy {
     #[serde(default)]
     pub limits: LimitSettings,
     /// Hosts the component may reach through `wasi:http` (`host`,
-    /// `host:port`, `*.domain`); see [`crate::network`].
+    /// `host:port`, `*.domain`); see [`crate::sandbox::allow_list`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_hosts: Vec<String>,
     /// Imports granted beyond the default set: packages (`wasi:sockets`) or
-    /// interfaces (`wasi:sockets/tcp`); see [`crate::imports`]. Granting
+    /// interfaces (`wasi:sockets/tcp`); see [`crate::sandbox::imports`]. Granting
     /// `wasi:sockets` lets a component that imports it run; its socket
     /// operations are still denied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 use crate::instance::{InstanceResult, Status};
-use crate::session::SessionResult;
+use crate::run::session::SessionResult;
 
 /// Builds the metadata document for a session.
 pub fn document(result: &SessionResult) -> Value {
@@ -86,7 +86,7 @@ pub fn write(path: &Path, result: &SessionResult) -> Result<(), Error> {
         message: e.to_string(),
     })?;
     text.push(b'\n');
-    crate::atomic::write_file(path, &text).map_err(|e| Error::Io {
+    crate::output::atomic::write_file(path, &text).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })
@@ -131,7 +131,7 @@ mod tests {
                 ),
                 result("2", true, &[("containerimage.digest", "sha256:two")]),
             ],
-            cache: vec![crate::session::CacheResult {
+            cache: vec![crate::run::session::CacheResult {
                 instance: result("cache-0", false, &[]),
                 ignore_error: true,
             }],

@@ -11,24 +11,24 @@ use tokio::task::JoinSet;
 
 use outport_image::Image;
 
-use crate::ahead::VerifyAhead;
-use crate::artifact::{self, Reference};
-use crate::bindings::types::CacheOperation;
 use crate::buildinfo::{self, BuildInputs};
-use crate::builtin::{self, Builtin};
 use crate::cache::Cache;
 use crate::cache::config::Mode;
-use crate::compile::CompileLimits;
+use crate::components::artifact::{self, Reference};
+use crate::components::builtin::{self, Builtin};
+use crate::components::plugins::{self, PluginDirs};
+use crate::engine::compile::CompileLimits;
 use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origin};
 use crate::error::Error;
-use crate::imports;
+use crate::host::bindings::types::CacheOperation;
+use crate::image::ahead::VerifyAhead;
 use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
-use crate::limits::Limits;
-use crate::options::{OutputSpec, assign_ids, assign_ids_with};
-use crate::plugins::{self, PluginDirs};
-use crate::policy::Policy;
-use crate::reach::{self, Reach};
-use crate::report::Reporter;
+use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with};
+use crate::run::reporter::Reporter;
+use crate::sandbox::imports;
+use crate::sandbox::limits::Limits;
+use crate::sandbox::policy::Policy;
+use crate::sandbox::reach::{self, Reach};
 
 /// The results of a session, one per output, in the order given.
 #[derive(Clone, Debug)]
@@ -109,7 +109,7 @@ impl Session {
         }
     }
 
-    /// Sets the sandbox policy (see [`crate::policy`]): per-component
+    /// Sets the sandbox policy (see [`crate::sandbox::policy`]): per-component
     /// limits over the session's, pinning, destination rules.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -117,7 +117,7 @@ impl Session {
     }
 
     /// Sets the directories where `type=NAME` finds the plugin `NAME.wasm`
-    /// (see [`crate::plugins`]; default: none).
+    /// (see [`crate::components::plugins`]; default: none).
     pub fn plugins(mut self, dirs: PluginDirs) -> Self {
         self.plugins = dirs;
         self
@@ -378,8 +378,8 @@ impl Session {
         let mut ignored: Vec<bool> = vec![false; plan.len()];
         let mut tasks = JoinSet::new();
         // Every instance gets its share of the open-file limit.
-        let share = crate::descriptors::raise_open_file_limit()
-            .map(|limit| crate::descriptors::share(limit, slots.len()));
+        let share = crate::sandbox::descriptors::raise_open_file_limit()
+            .map(|limit| crate::sandbox::descriptors::share(limit, slots.len()));
         let fit = |spec: &mut InstanceSpec| {
             if let Some(share) = share
                 && share.handles < spec.limits.resources
@@ -562,7 +562,13 @@ impl Session {
         what: &str,
         resolved: &Resolved,
         options: &[(String, String)],
-    ) -> Result<(crate::network::AllowList, Option<crate::sigv4::S3Signing>), Error> {
+    ) -> Result<
+        (
+            crate::sandbox::allow_list::AllowList,
+            Option<crate::outbound::sigv4::S3Signing>,
+        ),
+        Error,
+    > {
         let configured = self
             .policy
             .network_for(&resolved.policy_name, &resolved.digest);

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::builtin;
+use crate::components::builtin;
 use crate::error::Error;
 
 /// The environment variable naming the default plugin directory (empty:

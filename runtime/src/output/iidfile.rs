@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use crate::instance::InstanceResult;
-use crate::session::SessionResult;
+use crate::run::session::SessionResult;
 
 /// Exporter types whose response names an image (the default source).
 const IMAGE_TYPES: &[&str] = &["oci", "docker"];

@@ -1,5 +1,5 @@
 //! `outport:exporter/host`: log lines and progress from a guest, forwarded to
-//! the session's [`Reporter`](crate::report::Reporter) under the instance ID.
+//! the session's [`Reporter`](crate::run::reporter::Reporter) under the instance ID.
 //!
 //! Both are rate-limited per instance (a token bucket: a burst, then a
 //! steady rate), so a guest calling `log` or `progress` in a tight loop
@@ -8,10 +8,10 @@
 //! lines share one budget with the guest's stdout and stderr (see
 //! [`super::stdio`]); labels, like lines, are made one line.
 
-use crate::bindings::host::{Host, Level};
-use crate::report::LogLevel;
-use crate::state::InstanceState;
-use crate::text::{one_line, truncate};
+use crate::host::bindings::host::{Host, Level};
+use crate::instance::state::InstanceState;
+use crate::run::reporter::LogLevel;
+use crate::sandbox::text::{one_line, truncate};
 
 use super::stdio::{BURST, RATE};
 

@@ -1,7 +1,7 @@
 //! The platform of the machine outport runs on, in OCI (Go) terms, as
 //! passed to components in each request (`host-platform`).
 
-use crate::bindings::types::Platform;
+use crate::host::bindings::types::Platform;
 
 /// The host's `os/architecture[/variant]`: Rust's target names mapped to
 /// Go's `GOOS`/`GOARCH` (`x86_64` → `amd64`, `aarch64` → `arm64/v8`).

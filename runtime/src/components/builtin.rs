@@ -5,7 +5,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/builtin_guests.rs"));
 }
 
-use crate::reach::Reach;
+use crate::sandbox::reach::Reach;
 
 /// A built-in component.
 #[derive(Clone, Copy, Debug)]

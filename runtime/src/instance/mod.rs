@@ -1,6 +1,8 @@
 //! Running one instance: a fresh store with its own limits, `validate`,
 //! the granted destination, `export`, and atomic placement of the output.
 
+pub(crate) mod state;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,18 +12,18 @@ use outport_image::{Converter, Image};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
-use crate::credentials::Credentials;
-use crate::destination::{Checks, PREOPEN, Staging, Target};
 use crate::engine::{LoadedCacheBackend, LoadedComponent};
+use crate::host::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
 use crate::host::http::HttpAccess;
 use crate::host::stdio::GuestLog;
-use crate::limits::{DestinationRule, Limits};
-use crate::network::AllowList;
-use crate::report::{LogLevel, Reporter};
-use crate::sigv4::S3Signing;
-use crate::state::InstanceState;
-use crate::tree::Links;
+use crate::instance::state::InstanceState;
+use crate::outbound::docker_config::Credentials;
+use crate::outbound::sigv4::S3Signing;
+use crate::output::destination::{Checks, PREOPEN, Staging, Target};
+use crate::output::tree::Links;
+use crate::run::reporter::{LogLevel, Reporter};
+use crate::sandbox::allow_list::AllowList;
+use crate::sandbox::limits::{DestinationRule, Limits};
 
 /// Epoch ticks (see [`crate::engine::EPOCH_TICK`]) between two yields of a
 /// running guest.
@@ -189,7 +191,7 @@ pub async fn run_as(
                     let dest = spec.dest.as_deref().unwrap_or_default();
                     message = format!(
                         "dest {}: no space left on its filesystem ({message})",
-                        crate::text::one_line(dest)
+                        crate::sandbox::text::one_line(dest)
                     );
                 }
                 let left = staging.discard();
@@ -206,7 +208,10 @@ pub async fn run_as(
                 message.push_str(&format!(" (guest output: {last})"));
             }
             // Guest text (its errors, trap causes, last words) as one line.
-            let message = crate::text::one_line(crate::text::truncate(&message, MAX_MESSAGE));
+            let message = crate::sandbox::text::one_line(crate::sandbox::text::truncate(
+                &message,
+                MAX_MESSAGE,
+            ));
             (Status::Failed(message.into_owned()), BTreeMap::new())
         }
     };
@@ -286,8 +291,8 @@ async fn place(
 
 /// An instantiated component, by world.
 enum Instantiated {
-    Exporter(crate::bindings::Exporter),
-    Cache(crate::bindings::cache::CacheBackend),
+    Exporter(crate::host::bindings::Exporter),
+    Cache(crate::host::bindings::cache::CacheBackend),
 }
 
 async fn execute(
@@ -406,11 +411,11 @@ async fn execute(
             .map_err(|e| format!("cannot stage the existing cache at the destination: {e}"))?;
     }
 
-    let request = crate::bindings::types::Request {
+    let request = crate::host::bindings::types::Request {
         options: spec.options.clone(),
         destination: destination.clone(),
         instance_id: spec.id.clone(),
-        host_platform: crate::host_platform::host_platform(),
+        host_platform: crate::host::platform::host_platform(),
         source_date_epoch: context.source_date_epoch,
     };
     let http = store.data().http.clone();
@@ -488,7 +493,7 @@ fn new_store(
 
 /// Checks the guest's response entries and turns them into a map.
 fn collect_response(
-    entries: Vec<crate::bindings::types::ResponseEntry>,
+    entries: Vec<crate::host::bindings::types::ResponseEntry>,
 ) -> Result<BTreeMap<String, String>, String> {
     if entries.len() > MAX_RESPONSE_ENTRIES {
         return Err(format!(
@@ -610,7 +615,7 @@ fn bare_store(
     id: &str,
     limits: &Limits,
 ) -> Result<Store<InstanceState>, String> {
-    let reporter: Arc<dyn crate::report::Reporter> = Arc::new(crate::report::Silent);
+    let reporter: Arc<dyn crate::run::reporter::Reporter> = Arc::new(crate::run::reporter::Silent);
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
         GuestLog::new(reporter.clone(), id, 0),
@@ -645,7 +650,7 @@ pub async fn instantiate_bare(
 pub async fn describe(
     engine: &wasmtime::Engine,
     component: &LoadedComponent,
-) -> Result<crate::bindings::types::ComponentInfo, String> {
+) -> Result<crate::host::bindings::types::ComponentInfo, String> {
     describe_role(engine, &Role::Export(component.clone())).await
 }
 
@@ -653,14 +658,14 @@ pub async fn describe(
 pub async fn describe_cache_backend(
     engine: &wasmtime::Engine,
     backend: &LoadedCacheBackend,
-) -> Result<crate::bindings::types::ComponentInfo, String> {
+) -> Result<crate::host::bindings::types::ComponentInfo, String> {
     describe_role(engine, &Role::CacheExport(backend.clone())).await
 }
 
 async fn describe_role(
     engine: &wasmtime::Engine,
     role: &Role,
-) -> Result<crate::bindings::types::ComponentInfo, String> {
+) -> Result<crate::host::bindings::types::ComponentInfo, String> {
     let limits = Limits::default();
     let mut store = bare_store(engine, "describe", &limits)?;
     let described = match role {

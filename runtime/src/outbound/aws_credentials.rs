@@ -3,7 +3,7 @@
 //! `AWS_SESSION_TOKEN`), else from the shared credentials file
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`), profile
 //! `AWS_PROFILE` or `default`. Components never see them: the host signs
-//! their requests (see [`crate::sigv4`]).
+//! their requests (see [`crate::outbound::sigv4`]).
 
 use std::fmt;
 use std::path::PathBuf;

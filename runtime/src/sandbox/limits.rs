@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use crate::bindings::types::Error;
+use crate::host::bindings::types::Error;
 
 /// Largest linear memory the engine's instance slots hold, in bytes; a
 /// policy asking for more is refused when it is read.
@@ -40,7 +40,7 @@ pub struct Limits {
     pub resources: usize,
     /// The run's open-file share, when it lowered `resources` (set by the
     /// session, never by a policy): a failure then names the share.
-    pub descriptors: Option<crate::descriptors::DescriptorShare>,
+    pub descriptors: Option<crate::sandbox::descriptors::DescriptorShare>,
     /// Total bytes of the blobs an instance creates with `put-blob` (held
     /// in host memory until the instance ends).
     pub put_blob_bytes: u64,

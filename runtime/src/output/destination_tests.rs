@@ -143,6 +143,10 @@ fn stale_staging_directories_of_dead_runs_are_collected() {
     // Someone else's files, named almost alike, stay.
     fs::create_dir(root.path().join("outport-staging-mine")).unwrap();
     fs::write(root.path().join(".x.outport-staging-file"), b"not a dir").unwrap();
+    // Named like staging but not as outport names it: somebody else's.
+    let backup = root.path().join(".notes.outport-staging-backup");
+    fs::create_dir(&backup).unwrap();
+    fs::File::open(&backup).unwrap().set_modified(old).unwrap();
     let parent = Dir::open_ambient_dir(root.path(), ambient_authority()).unwrap();
     let (removed, left) = collect_stale(&parent);
     assert_eq!(removed, 1);
@@ -158,6 +162,7 @@ fn stale_staging_directories_of_dead_runs_are_collected() {
     assert!(live.path().is_dir());
     assert!(root.path().join("outport-staging-mine").is_dir());
     assert!(root.path().join(".x.outport-staging-file").is_file());
+    assert!(root.path().join(".notes.outport-staging-backup").is_dir());
 }
 
 #[test]

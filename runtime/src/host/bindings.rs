@@ -18,7 +18,7 @@ pub use self::outport::exporter::{files, host, image, types};
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::state::InstanceState;
+use crate::instance::state::InstanceState;
 
 /// Adds outport's own interfaces (`types`, `image`, `files`, `host`) to a linker
 /// that already has WASI.
@@ -42,10 +42,10 @@ pub mod cache {
         exports: { default: async },
         with: {
             "wasi": wasmtime_wasi::p2::bindings,
-            "outport:exporter/types": crate::bindings::types,
-            "outport:exporter/image": crate::bindings::image,
-            "outport:exporter/host": crate::bindings::host,
-            "outport:exporter/files": crate::bindings::files,
+            "outport:exporter/types": crate::host::bindings::types,
+            "outport:exporter/image": crate::host::bindings::image,
+            "outport:exporter/host": crate::host::bindings::host,
+            "outport:exporter/files": crate::host::bindings::files,
         },
     });
 }

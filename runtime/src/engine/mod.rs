@@ -5,7 +5,10 @@
 //! version and wasmtime's own compatibility hash of the engine settings
 //! (which covers the wasmtime version, target and compiler flags), so a
 //! different engine never loads another's artifact; each is signed with a
-//! secret of the cache (see [`crate::compile_cache`]) and verified on load.
+//! secret of the cache (see [`crate::engine::compile_cache`]) and verified on load.
+
+pub mod compile;
+pub mod compile_cache;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -18,13 +21,15 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::ExporterPre;
-use crate::bindings::cache::CacheBackendPre;
-use crate::compile::CompileLimits;
-use crate::compile_cache::CompileCache;
+use crate::engine::compile::CompileLimits;
+use crate::engine::compile_cache::CompileCache;
 use crate::error::Error;
-use crate::limits::{ENGINE_MAX_INSTANCES, ENGINE_MAX_MEMORY_BYTES, ENGINE_MAX_TABLE_ELEMENTS};
-use crate::state::InstanceState;
+use crate::host::bindings::ExporterPre;
+use crate::host::bindings::cache::CacheBackendPre;
+use crate::instance::state::InstanceState;
+use crate::sandbox::limits::{
+    ENGINE_MAX_INSTANCES, ENGINE_MAX_MEMORY_BYTES, ENGINE_MAX_TABLE_ELEMENTS,
+};
 
 /// How often the epoch advances; deadlines are measured in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -131,7 +136,7 @@ pub fn code_config(fuel: bool) -> Config {
 impl Engine {
     /// Builds the engine: async support, pooling allocator sized by
     /// `config` (each instance's slot holds the `ENGINE_MAX_*` limits of
-    /// [`crate::limits`]), epoch interruption with a ticker thread, and the
+    /// [`crate::sandbox::limits`]), epoch interruption with a ticker thread, and the
     /// compile cache when its directory can be trusted.
     pub fn new(config: EngineConfig) -> Result<Self, Error> {
         let mut pool = PoolingAllocationConfig::default();
@@ -157,7 +162,8 @@ impl Engine {
         // Whether a request may go anywhere is decided per instance.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        crate::bindings::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        crate::host::bindings::add_to_linker(&mut linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Engine {
             engine,
@@ -193,7 +199,7 @@ impl Engine {
 
     /// Compiles `bytes`, or loads the cached compilation: a built-in in
     /// this process, a third-party component in a bounded child process
-    /// (see [`crate::compile`]) when the engine has a compiler binary.
+    /// (see [`crate::engine::compile`]) when the engine has a compiler binary.
     pub fn compile(&self, name: &str, bytes: &[u8], origin: &Origin) -> Result<Compiled, Error> {
         let digest = outport_image::sha256_digest(bytes);
         let key = cache_key(&self.engine, bytes);
@@ -208,7 +214,7 @@ impl Engine {
         let started = std::time::Instant::now();
         let (component, artifact) = match (origin, &self.compiler) {
             (Origin::ThirdParty(limits), Some(exe)) => {
-                let job = crate::compile::Job {
+                let job = crate::engine::compile::Job {
                     exe,
                     fuel: self.fuel,
                     limits,

@@ -14,8 +14,8 @@ use crate::host::http::HttpAccess;
 use crate::host::image::{BlobHandle, DamagedInput};
 use crate::host::stdio::{GuestLog, Throttle};
 use crate::instance::RunContext;
-use crate::limits::{Limiter, Limits, OutputQuota};
-use crate::report::Reporter;
+use crate::run::reporter::Reporter;
+use crate::sandbox::limits::{Limiter, Limits, OutputQuota};
 
 /// Store data of one instance.
 pub struct InstanceState {

@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use wasmtime_wasi_http::WasiBody;
 
-use crate::credentials::Credentials;
 use crate::host::http::HttpAccess;
-use crate::limits::Limits;
-use crate::network::AllowList;
-use crate::report::{LogLevel, Reporter};
+use crate::outbound::docker_config::Credentials;
+use crate::run::reporter::{LogLevel, Reporter};
+use crate::sandbox::allow_list::AllowList;
+use crate::sandbox::limits::Limits;
 
 /// The media type of the artifact's manifest (an OCI image manifest).
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";

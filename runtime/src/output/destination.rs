@@ -6,7 +6,7 @@
 //!
 //! The host's hands on the staging tree are the guest's: every access
 //! after the guest ran goes through a `cap-std` handle of the staging
-//! directory (see [`crate::tree`]), no symlink is followed, a file output
+//! directory (see [`crate::output::tree`]), no symlink is followed, a file output
 //! must be a regular file, and streaming it to standard output is bounded
 //! by the instance's limits.
 //!
@@ -26,8 +26,8 @@ use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeD
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
-use crate::bindings::types::{Destination, OutputKind};
-use crate::tree::{self, Leftovers, Links, Rules, TreeError};
+use crate::host::bindings::types::{Destination, OutputKind};
+use crate::output::tree::{self, Leftovers, Links, Rules, TreeError};
 
 /// Name under which the staging directory is preopened in the guest.
 pub const PREOPEN: &str = "/out";
@@ -325,7 +325,7 @@ impl Staging {
                     };
                     return Err(format!(
                         "the exporter's output {} is {what}, not a regular file",
-                        crate::text::one_line(name)
+                        crate::sandbox::text::one_line(name)
                     ));
                 }
                 match target {
@@ -504,6 +504,20 @@ fn make_locked(parent: &Dir, stem: &OsStr) -> io::Result<(OsString, Dir)> {
     ))
 }
 
+/// Whether `name` is one [`make_locked`] makes: `.STEM`, the mark, then
+/// exactly eight lowercase hex digits.
+fn is_staging_name(name: &str) -> bool {
+    let Some((stem, suffix)) = name.rsplit_once(STAGING_MARK) else {
+        return false;
+    };
+    stem.len() > 1
+        && stem.starts_with('.')
+        && suffix.len() == 8
+        && suffix
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Removes the staging directories of dead runs in `parent`: named like
 /// one, not locked, and not changed for [`STALE_AFTER`]. Returns how many
 /// were removed and what could not be.
@@ -515,8 +529,7 @@ pub fn collect_stale(parent: &Dir) -> (u64, Leftovers) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let text = name.to_string_lossy();
-        if !text.starts_with('.') || !text.contains(STAGING_MARK) {
+        if !is_staging_name(&name.to_string_lossy()) {
             continue;
         }
         if !entry.file_type().is_ok_and(|t| t.is_dir()) {

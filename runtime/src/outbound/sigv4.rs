@@ -17,8 +17,8 @@ use http::HeaderValue;
 use http::header::{AUTHORIZATION, HOST};
 use sha2::{Digest, Sha256};
 
-use crate::aws_credentials::AwsCredentials;
 use crate::buildinfo::provenance::rfc3339;
+use crate::outbound::aws_credentials::AwsCredentials;
 
 /// The payload hash of a request whose body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";

@@ -3,14 +3,14 @@
 //!
 //! A component's entry in the policy (`network-hosts`) decides; without
 //! one, third-party components reach nothing and each built-in that talks
-//! to the network has its own rule ([`Reach`], in [`crate::builtin`]'s
+//! to the network has its own rule ([`Reach`], in [`crate::components::builtin`]'s
 //! tables), read from the instance's options by [`network`]. Adding a
 //! networked built-in is one [`Reach`] and one arm of [`default_network`].
 
 use crate::cache::s3;
 use crate::error::Error;
-use crate::network::AllowList;
-use crate::sigv4::S3Signing;
+use crate::outbound::sigv4::S3Signing;
+use crate::sandbox::allow_list::AllowList;
 
 /// What a built-in may reach when the policy does not say.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -143,7 +143,7 @@ pub fn check(root: &Dir, rules: &Rules) -> Result<u64, TreeError> {
 fn shown(path: &Path) -> String {
     let text = path.to_string_lossy();
     let text = if text.is_empty() { "." } else { &text };
-    crate::text::one_line(text).into_owned()
+    crate::sandbox::text::one_line(text).into_owned()
 }
 
 /// What removing a tree left behind.
@@ -159,7 +159,7 @@ impl Leftovers {
     fn note(&mut self, what: &OsStr, e: &io::Error) {
         self.count += 1;
         if self.first.is_none() {
-            let name = crate::text::one_line(&what.to_string_lossy()).into_owned();
+            let name = crate::sandbox::text::one_line(&what.to_string_lossy()).into_owned();
             self.first = Some(format!("{name}: {e}"));
         }
     }

@@ -1,0 +1,8 @@
+//! The host's own outbound access, never a component's: credentials from
+//! the docker config, registry bearer tokens, AWS credentials and SigV4
+//! request signing.
+
+pub mod aws_credentials;
+pub mod docker_config;
+pub mod registry_auth;
+pub mod sigv4;

@@ -1,0 +1,9 @@
+//! Where an instance's output goes: its staging directory, no-follow access
+//! to the tree a guest wrote, atomic placement at the destination, and the
+//! files that describe a run (metadata file, iidfile).
+
+pub(crate) mod atomic;
+pub mod destination;
+pub mod iidfile;
+pub mod metadata;
+pub mod tree;
