@@ -1,6 +1,6 @@
 //! A small OCI distribution (registry v2) client over `wasi:http`.
 //!
-//! [`Registry::push`] uploads a [`Plan`](crate::Plan) to one repository:
+//! [`Registry::push`] uploads a [`Plan`] to one repository:
 //! every blob the registry lacks (`HEAD` first; present ones are skipped),
 //! then the manifests and the index, children first (the plan's walk
 //! order, reversed), each after the blobs it names. Layer bytes go from the
@@ -22,13 +22,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
-use crate::bindings::wasi::http::outgoing_handler;
-use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
-    OutgoingRequest, Scheme,
+use crate::bindings::wasi::http::types::Method;
+use crate::http::{
+    Answer, Body, MAX_ANSWER, body_to_file, method_name, read_answer, reason, send_request,
 };
-use crate::bindings::wasi::io::streams::StreamError;
-use crate::dest::write_all;
 use crate::transfer::{Upload, upload_all};
 use crate::{Blob, Error, Plan, media};
 
@@ -36,8 +33,6 @@ use crate::{Blob, Error, Plan, media};
 /// connections per registry (`BUILDKIT_MAX_REGISTRY_CONCURRENCY`, default 4,
 /// a daemon setting, not an exporter or cache option).
 pub const PARALLEL_UPLOADS: usize = 4;
-/// Largest response body read (registry errors, small JSON).
-pub(crate) const MAX_ANSWER: u64 = 64 << 10;
 /// Largest manifest or index pulled (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
 /// Redirects followed for one blob download (a registry may send blobs
@@ -70,14 +65,6 @@ pub struct PushStats {
 /// Waits before each new `PUT` of a manifest the registry answered with a
 /// blob it does not know (see [`Registry::put_manifest`]).
 const BLOB_UNKNOWN_WAITS_MS: [u64; 3] = [50, 200, 800];
-
-/// A registry's answer: status, headers we use, body (truncated).
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    location: Option<String>,
-    content_type: Option<String>,
-    pub(crate) body: Vec<u8>,
-}
 
 impl Registry {
     /// The repository of a normalised image name (`127.0.0.1:5000/app:1`,
@@ -392,154 +379,6 @@ impl Registry {
     }
 }
 
-/// What a request carries.
-pub(crate) enum Body<'a> {
-    None,
-    Bytes(&'a [u8]),
-}
-
-/// Sends one request (`insecure`: plain HTTP) and waits for the answer's
-/// head. Fails with `Ok(message)` for a request or transport problem, or
-/// `Err(error)` for a failed body copy.
-pub(crate) fn send_request(
-    method: Method,
-    insecure: bool,
-    authority: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Body<'_>,
-) -> Result<IncomingResponse, Result<String, Error>> {
-    let name = method_name(&method).to_owned();
-    let (outgoing, pending) =
-        open_request(method, insecure, authority, path, headers).map_err(Ok)?;
-    {
-        let stream = outgoing
-            .write()
-            .map_err(|()| Ok("no request body stream".to_owned()))?;
-        match body {
-            Body::None => {}
-            Body::Bytes(bytes) => {
-                write_all(&stream, bytes, &format!("{name} {path}")).map_err(Err)?
-            }
-        }
-    }
-    OutgoingBody::finish(outgoing, None).map_err(|e| Ok(describe(&e)))?;
-    pending.subscribe().block();
-    match pending.get() {
-        Some(Ok(Ok(response))) => Ok(response),
-        Some(Ok(Err(e))) => Err(Ok(describe(&e))),
-        Some(Err(())) | None => Err(Ok("no response".into())),
-    }
-}
-
-/// Starts one request (`insecure`: plain HTTP): the body to write, then
-/// finish, and the answer to come.
-pub(crate) fn open_request(
-    method: Method,
-    insecure: bool,
-    authority: &str,
-    path: &str,
-    headers: &[(&str, String)],
-) -> Result<(OutgoingBody, FutureIncomingResponse), String> {
-    let fields = Fields::new();
-    for (key, value) in headers {
-        fields
-            .append(key, value.as_bytes())
-            .map_err(|e| format!("header {key}: {e:?}"))?;
-    }
-    let request = OutgoingRequest::new(fields);
-    let scheme = if insecure {
-        Scheme::Http
-    } else {
-        Scheme::Https
-    };
-    let ok = request.set_method(&method).is_ok()
-        && request.set_scheme(Some(&scheme)).is_ok()
-        && request.set_authority(Some(authority)).is_ok()
-        && request.set_path_with_query(Some(path)).is_ok();
-    if !ok {
-        return Err("invalid request".into());
-    }
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| describe(&e))?;
-    Ok((outgoing, pending))
-}
-
-/// The answer's status, the headers we use, and its body up to `limit`
-/// bytes.
-pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answer, String> {
-    let status = response.status();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .into_iter()
-            .next()
-            .and_then(|v| String::from_utf8(v).ok())
-    };
-    let location = header("location");
-    let content_type = header("content-type");
-    let incoming = response
-        .consume()
-        .map_err(|()| "no response body".to_string())?;
-    let mut body = Vec::new();
-    {
-        let stream = incoming
-            .stream()
-            .map_err(|()| "no response body stream".to_string())?;
-        while (body.len() as u64) < limit {
-            match stream.blocking_read(limit - body.len() as u64) {
-                Ok(chunk) => body.extend_from_slice(&chunk),
-                Err(_) => break,
-            }
-        }
-    }
-    drop(incoming);
-    Ok(Answer {
-        status,
-        location,
-        content_type,
-        body,
-    })
-}
-
-/// Splices the body of `response` into `file` from offset 0 (the host
-/// moves the bytes; they never enter guest memory); the bytes written.
-/// `fail` turns a transfer problem into the caller's error.
-pub(crate) fn body_to_file(
-    response: IncomingResponse,
-    file: &File,
-    fail: impl Fn(String) -> Error,
-) -> Result<u64, Error> {
-    let incoming = response
-        .consume()
-        .map_err(|()| fail("no response body".into()))?;
-    let copied = {
-        let input = incoming
-            .stream()
-            .map_err(|()| fail("no response body stream".into()))?;
-        let output = file
-            .write_via_stream(0)
-            .map_err(|e| Error::Io(format!("opening the file: {e:?}")))?;
-        let mut copied = 0u64;
-        loop {
-            match output.blocking_splice(&input, 1 << 20) {
-                Ok(n) => copied += n,
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(fail(e.to_debug_string()));
-                }
-            }
-        }
-        output
-            .blocking_flush()
-            .map_err(|e| Error::Io(format!("writing the file: {e:?}")))?;
-        copied
-    };
-    drop(incoming);
-    Ok(copied)
-}
-
 /// `(authority, path?query)` of an upload `Location`: absolute, or relative
 /// to `registry`.
 fn split_location(location: &str, registry: &str) -> (String, String) {
@@ -552,25 +391,6 @@ fn split_location(location: &str, registry: &str) -> (String, String) {
         }
     }
     (registry.to_owned(), location.to_owned())
-}
-
-/// The reason phrase of the statuses a registry answers with.
-pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "",
-    }
 }
 
 /// The registry's error message: `code message (detail)` of each entry of
@@ -597,32 +417,4 @@ fn registry_message(body: &[u8]) -> Option<String> {
         })
         .collect();
     (!messages.is_empty()).then(|| messages.join("; "))
-}
-
-pub(crate) fn method_name(method: &Method) -> &str {
-    match method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Patch => "PATCH",
-        Method::Options => "OPTIONS",
-        Method::Connect => "CONNECT",
-        Method::Trace => "TRACE",
-        Method::Other(m) => m,
-    }
-}
-
-/// One line for a `wasi:http` error code.
-pub(crate) fn describe(e: &ErrorCode) -> String {
-    match e {
-        ErrorCode::HttpRequestDenied => {
-            "request denied by the host: the registry is not among the hosts this instance may reach (the policy's network-hosts)".to_owned()
-        }
-        ErrorCode::ConnectionRefused => "connection refused".to_owned(),
-        ErrorCode::ConnectionTimeout => "connection timed out".to_owned(),
-        ErrorCode::InternalError(Some(m)) => m.clone(),
-        other => format!("{other:?}"),
-    }
 }

@@ -90,6 +90,7 @@ pub mod cache;
 pub mod dest;
 pub mod distribution;
 pub mod errors;
+mod http;
 pub mod image_options;
 pub mod layout;
 pub mod log;

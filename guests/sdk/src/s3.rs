@@ -13,7 +13,7 @@ use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::distribution::{Body, body_to_file, method_name, read_answer, reason, send_request};
+use crate::http::{Body, body_to_file, method_name, read_answer, reason, send_request};
 use crate::transfer::{Upload, upload_all};
 use crate::{Blob, Error, log};
 

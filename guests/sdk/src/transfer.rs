@@ -13,7 +13,7 @@
 use crate::bindings::wasi::http::types::{FutureIncomingResponse, Method, OutgoingBody};
 use crate::bindings::wasi::io::poll::{Pollable, poll};
 use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
-use crate::distribution::{Answer, MAX_ANSWER, describe, open_request, read_answer};
+use crate::http::{Answer, MAX_ANSWER, describe, open_request, read_answer};
 use crate::{Blob, Error};
 
 /// Largest piece one `splice` moves.
