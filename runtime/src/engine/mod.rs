@@ -162,8 +162,7 @@ impl Engine {
         // Whether a request may go anywhere is decided per instance.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
-        crate::host::bindings::add_to_linker(&mut linker)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        crate::host::add_to_linker(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Engine {
             engine,

@@ -8,17 +8,50 @@
 //! lines share one budget with the guest's stdout and stderr (see
 //! [`super::stdio`]); labels, like lines, are made one line.
 
+use std::sync::Arc;
+
 use crate::host::bindings::host::{Host, Level};
-use crate::instance::state::InstanceState;
-use crate::run::reporter::LogLevel;
+use crate::run::reporter::{LogLevel, Reporter};
 use crate::sandbox::text::{one_line, truncate};
 
-use super::stdio::{BURST, RATE};
+use super::stdio::{BURST, GuestLog, RATE, Throttle};
 
 /// Longest progress label kept.
 const MAX_LABEL: usize = 200;
 
-impl Host for InstanceState {
+/// What the `host` interface works on for one instance: where its lines
+/// and progress go, under its ID.
+pub struct ReportCtx {
+    pub(crate) reporter: Arc<dyn Reporter>,
+    pub(crate) instance_id: String,
+    /// Its log lines (shared with its stdio).
+    pub(crate) log: GuestLog,
+    progress_rate: Throttle,
+}
+
+impl ReportCtx {
+    /// The context of instance `instance_id`, reporting to `reporter`, its
+    /// lines going to `log`.
+    pub fn new(reporter: Arc<dyn Reporter>, instance_id: String, log: GuestLog) -> Self {
+        ReportCtx {
+            reporter,
+            instance_id,
+            log,
+            progress_rate: Throttle::default(),
+        }
+    }
+}
+
+impl crate::host::bindings::types::Host for ReportCtx {
+    fn convert_error(
+        &mut self,
+        err: crate::host::bindings::HostError,
+    ) -> wasmtime::Result<crate::host::bindings::types::Error> {
+        err.into_guest()
+    }
+}
+
+impl Host for ReportCtx {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
             Level::Debug => LogLevel::Debug,

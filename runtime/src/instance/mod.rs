@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outport_image::{Converter, Image};
+use outport_image::Image;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -16,11 +16,12 @@ use crate::engine::{LoadedCacheBackend, LoadedComponent};
 use crate::host::bindings::types::{CacheOperation, Destination, Error as GuestError, OutputKind};
 use crate::host::http::HttpAccess;
 use crate::host::stdio::GuestLog;
-use crate::instance::state::InstanceState;
+use crate::instance::state::{Grants, InstanceState};
 use crate::outbound::docker_config::Credentials;
 use crate::outbound::sigv4::S3Signing;
 use crate::output::destination::{Checks, PREOPEN, Staging, Target};
 use crate::output::tree::Links;
+use crate::run::context::RunContext;
 use crate::run::reporter::{LogLevel, Reporter};
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::{DestinationRule, Limits};
@@ -114,15 +115,6 @@ pub enum Role {
 
 /// Name under which a cache import's `src=` directory is preopened.
 pub const SOURCE_PREOPEN: &str = "/src";
-
-/// What the instances of one run share.
-#[derive(Debug, Default)]
-pub struct RunContext {
-    /// Layer conversions (`convert-layers`), each made once per run.
-    pub converter: Converter,
-    /// The source date epoch passed in every request.
-    pub source_date_epoch: Option<u64>,
-}
 
 /// Runs one instance of `component` on `image`. Never panics on guest
 /// behaviour: every failure becomes [`Status::Failed`].
@@ -349,16 +341,18 @@ async fn execute(
             None => access,
         }
     };
-    let mut state = InstanceState::new(
+    let state = InstanceState::new(
         wasi.build(),
-        log,
-        http,
-        image,
-        reporter,
-        spec.id.clone(),
+        Grants {
+            image,
+            run: Some(context.clone()),
+            log,
+            http,
+            reporter,
+            instance_id: spec.id.clone(),
+        },
         &spec.limits,
     );
-    state.run = Some(context.clone());
     let mut store = new_store(engine, state, &spec.limits)?;
 
     let limits = &spec.limits;
@@ -419,7 +413,7 @@ async fn execute(
         source_date_epoch: context.source_date_epoch,
     };
     let http = store.data().http.clone();
-    let damaged = store.data().damaged.clone();
+    let damaged = store.data().image.damaged.clone();
     let phase_name = match (&instantiated, operation) {
         (Instantiated::Exporter(_), _) => "export",
         (Instantiated::Cache(_), CacheOperation::ExportCache) => "export-cache",
@@ -618,11 +612,14 @@ fn bare_store(
     let reporter: Arc<dyn crate::run::reporter::Reporter> = Arc::new(crate::run::reporter::Silent);
     let state = InstanceState::new(
         WasiCtxBuilder::new().build(),
-        GuestLog::new(reporter.clone(), id, 0),
-        HttpAccess::denied(id, reporter.clone()),
-        None,
-        reporter,
-        id.to_string(),
+        Grants {
+            image: None,
+            run: None,
+            log: GuestLog::new(reporter.clone(), id, 0),
+            http: HttpAccess::denied(id, reporter.clone()),
+            reporter,
+            instance_id: id.to_string(),
+        },
         limits,
     );
     new_store(engine, state, limits)

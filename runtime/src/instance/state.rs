@@ -1,7 +1,8 @@
-//! The data of one instance's store: its WASI context, resource table,
-//! limits and the image it exports.
+//! The data of one instance's store: the WASI context and resource table,
+//! the store limiter, and one context per capability the host gives it
+//! (the image, log and progress, outbound HTTP), each handed to its
+//! interface as a view (see [`crate::host`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,89 +10,82 @@ use outport_image::Image;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::host::HostView;
+use crate::host::files::FilesView;
+use crate::host::host::ReportCtx;
 use crate::host::http::HttpAccess;
-
-use crate::host::image::{BlobHandle, DamagedInput};
-use crate::host::stdio::{GuestLog, Throttle};
-use crate::instance::RunContext;
+use crate::host::image::{ImageCtx, ImageView};
+use crate::host::stdio::GuestLog;
+use crate::run::context::RunContext;
 use crate::run::reporter::Reporter;
-use crate::sandbox::limits::{Limiter, Limits, OutputQuota};
+use crate::sandbox::limits::{Limiter, Limits};
 
 /// Store data of one instance.
 pub struct InstanceState {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
-    /// The image being exported (`None` while only describing).
-    pub(crate) image: Option<Arc<Image>>,
-    /// Blobs this instance created with `put-blob`.
-    pub(crate) own_blobs: HashMap<String, BlobHandle>,
-    /// Bytes held by `own_blobs`.
-    pub(crate) own_blob_bytes: u64,
-    /// The instance's limits.
-    pub(crate) limits: Limits,
-    pub(crate) reporter: Arc<dyn Reporter>,
-    pub(crate) instance_id: String,
-    /// Where its log lines and stdio go.
-    pub(crate) log: GuestLog,
-    pub(crate) quota: OutputQuota,
     /// When everything done for the instance must end (its time limit).
     pub(crate) deadline: Option<Instant>,
-    /// Bytes of converted layers handed to the instance (`scratch-bytes`).
-    pub(crate) scratch_used: u64,
-    /// What the run's instances share (`None` while only describing).
-    pub(crate) run: Option<Arc<RunContext>>,
+    /// The `image` interface's context.
+    pub(crate) image: ImageCtx,
+    /// The `host` interface's context.
+    pub(crate) report: ReportCtx,
     pub(crate) http_ctx: WasiHttpCtx,
     /// Where the instance's `wasi:http` requests may go, and with what.
     pub(crate) http: HttpAccess,
-    pub(crate) progress_rate: Throttle,
-    /// The first damaged blob served to the instance, if any.
-    pub(crate) damaged: DamagedInput,
+}
+
+/// What an instance is given besides its WASI context.
+pub struct Grants {
+    /// The image it exports (`None` while only describing).
+    pub image: Option<Arc<Image>>,
+    /// What the run's instances share (`None` while only describing).
+    pub run: Option<Arc<RunContext>>,
+    /// Where its log lines and stdio go.
+    pub log: GuestLog,
+    /// Its outgoing HTTP.
+    pub http: HttpAccess,
+    pub reporter: Arc<dyn Reporter>,
+    pub instance_id: String,
 }
 
 impl InstanceState {
-    /// State for instance `instance_id` exporting `image` under `limits`,
-    /// its log lines going to `log`, its outgoing HTTP through `http`.
-    pub fn new(
-        ctx: WasiCtx,
-        log: GuestLog,
-        http: HttpAccess,
-        image: Option<Arc<Image>>,
-        reporter: Arc<dyn Reporter>,
-        instance_id: String,
-        limits: &Limits,
-    ) -> Self {
+    /// State for an instance with WASI context `ctx`, given `grants`, under
+    /// `limits`; its time runs from now.
+    pub fn new(ctx: WasiCtx, grants: Grants, limits: &Limits) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.resources);
+        let deadline = Instant::now().checked_add(limits.timeout);
         InstanceState {
             ctx,
             table,
             limiter: Limiter::new(limits),
-            image,
-            own_blobs: HashMap::new(),
-            own_blob_bytes: 0,
-            limits: limits.clone(),
-            reporter,
-            instance_id,
-            log,
-            quota: OutputQuota::new(limits.output_bytes),
-            deadline: Instant::now().checked_add(limits.timeout),
-            scratch_used: 0,
-            run: None,
+            deadline,
+            image: ImageCtx::new(grants.image, grants.run, limits, deadline),
+            report: ReportCtx::new(grants.reporter, grants.instance_id, grants.log),
             http_ctx: WasiHttpCtx::new(),
-            http,
-            progress_rate: Throttle::default(),
-            damaged: DamagedInput::default(),
+            http: grants.http,
         }
     }
 }
 
-impl InstanceState {
-    /// The image, or a trap when the guest asks for it outside an export.
-    pub(crate) fn image(&self) -> wasmtime::Result<&Arc<Image>> {
-        self.image
-            .as_ref()
-            .ok_or_else(|| wasmtime::Error::msg("the image is only available during export"))
+impl HostView for InstanceState {
+    fn image(&mut self) -> ImageView<'_> {
+        ImageView {
+            ctx: &mut self.image,
+            table: &mut self.table,
+        }
+    }
+
+    fn files(&mut self) -> FilesView<'_> {
+        FilesView {
+            table: &mut self.table,
+        }
+    }
+
+    fn report(&mut self) -> &mut ReportCtx {
+        &mut self.report
     }
 }
 

@@ -2,6 +2,7 @@
 //! every instance at once, and the reporter that tells the person running
 //! it what happens.
 
+pub mod context;
 pub mod output_spec;
 pub mod reporter;
 pub mod session;

@@ -22,7 +22,8 @@ use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origi
 use crate::error::Error;
 use crate::host::bindings::types::CacheOperation;
 use crate::image::ahead::VerifyAhead;
-use crate::instance::{self, InstanceResult, InstanceSpec, Role, RunContext, Status};
+use crate::instance::{self, InstanceResult, InstanceSpec, Role, Status};
+use crate::run::context::RunContext;
 use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with};
 use crate::run::reporter::Reporter;
 use crate::sandbox::imports;

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
-use crate::host::bindings::types::Error;
-
 /// Largest linear memory the engine's instance slots hold, in bytes; a
 /// policy asking for more is refused when it is read.
 pub const ENGINE_MAX_MEMORY_BYTES: usize = 1 << 30;
@@ -103,6 +101,12 @@ impl Default for Limits {
     }
 }
 
+/// A limit an instance reached, named with its value, in one line
+/// (`output limit of N bytes reached`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LimitReached(pub String);
+
 /// Counts bytes the host writes for an instance against its output limit.
 #[derive(Debug)]
 pub struct OutputQuota {
@@ -116,14 +120,14 @@ impl OutputQuota {
         OutputQuota { limit, used: 0 }
     }
 
-    /// Reserves `bytes`, or fails with a `limit` error naming the limit.
-    pub fn charge(&mut self, bytes: u64) -> Result<(), Error> {
+    /// Reserves `bytes`, or fails naming the limit.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), LimitReached> {
         match self.used.checked_add(bytes) {
             Some(total) if total <= self.limit => {
                 self.used = total;
                 Ok(())
             }
-            _ => Err(Error::Limit(format!(
+            _ => Err(LimitReached(format!(
                 "output limit of {} bytes reached",
                 self.limit
             ))),
