@@ -1,0 +1,26 @@
+//! Blobs: the content behind a descriptor, either a byte range of a file of
+//! the input (a blob file of a layout directory or an entry of a tar archive)
+//! or bytes in memory, and the readers that stream and verify them.
+//!
+//! - `handle`: the [`Blob`] type, its constructors and what it says of
+//!   itself;
+//! - `storage`: where a blob's bytes are ([`FileRegion`], memory); `label`:
+//!   what messages about a blob name;
+//! - `stream`: the verifying cursor every consumer reads through;
+//!   `claim` and `verify`: one consumer at a time hashes a blob, the
+//!   others wait for its verdict or copy meanwhile;
+//! - `reader`: [`BlobReader`] and whole reads; `copy`: copies into files
+//!   (positioned writes hashed aside, `copy_file_range` once verified).
+
+mod claim;
+mod copy;
+mod handle;
+mod label;
+mod reader;
+mod storage;
+mod stream;
+mod verify;
+
+pub use handle::Blob;
+pub use reader::BlobReader;
+pub(crate) use storage::FileRegion;
