@@ -109,42 +109,131 @@ fn synthesise(
 ) -> Result<Chosen, Error> {
     let input = source.display();
     let label = entry.label();
-    let config_name = source.member_display(&entry.config);
-    let Some(config_bytes) = source.read(&entry.config, JSON_LIMIT)? else {
-        return Err(Error::MissingBlob {
-            path: config_name,
-            context: format!("config of image {label} in manifest.json"),
-        });
-    };
-    let config_value = parse_json(&config_bytes, &config_name)?;
-    let diff_ids = config_value
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::MalformedJson {
-            path: config_name.clone(),
-            message: "missing field `rootfs.diff_ids`".to_owned(),
-        })?;
-    if diff_ids.len() != entry.layers.len() {
-        return Err(Error::invalid(
-            holder,
-            format!(
-                "image {label} has {} layers but its config {} lists {} diff_ids",
-                entry.layers.len(),
-                entry.config,
-                diff_ids.len()
-            ),
-        ));
+    let config = Config::read(source, entry)?;
+    let diff_ids = config.diff_ids(entry, holder)?;
+    let Layers {
+        descriptors: layers,
+        mut known,
+    } = layer_blobs(source, entry, diff_ids, &config.name)?;
+
+    let config_desc = Descriptor::new(
+        MediaType::ImageConfig,
+        config.bytes.len() as u64,
+        oci_digest(&sha256_digest(&config.bytes), &config.name)?,
+    );
+    let manifest_bytes = manifest_bytes(config_desc.clone(), layers, label, holder)?;
+    let mut root = Descriptor::new(
+        MediaType::ImageManifest,
+        manifest_bytes.len() as u64,
+        oci_digest(&sha256_digest(&manifest_bytes), holder)?,
+    );
+    root.set_platform(platform(&config.value));
+    if let Some(tag) = tag {
+        root.set_annotations(Some(annotations(tag)));
     }
 
+    let context = format!("image {label} of manifest.json");
+    known.push((
+        Blob::memory_from(
+            config_desc,
+            Arc::from(config.bytes),
+            input,
+            &format!("config of {context}"),
+        ),
+        config.name,
+    ));
+    known.push((
+        Blob::memory_from(root.clone(), Arc::from(manifest_bytes), input, &context),
+        holder.to_owned(),
+    ));
+    Ok(Chosen {
+        root,
+        known,
+        holder: holder.to_owned(),
+        context,
+    })
+}
+
+/// The config of an image of `manifest.json`: its name in messages, its
+/// bytes and their JSON.
+struct Config {
+    name: String,
+    bytes: Vec<u8>,
+    value: Value,
+}
+
+impl Config {
+    /// Reads and parses the config `entry` names.
+    fn read(source: &Source, entry: &Entry) -> Result<Config, Error> {
+        let name = source.member_display(&entry.config);
+        let Some(bytes) = source.read(&entry.config, JSON_LIMIT)? else {
+            return Err(Error::MissingBlob {
+                path: name,
+                context: format!("config of image {} in manifest.json", entry.label()),
+            });
+        };
+        let value = parse_json(&bytes, &name)?;
+        Ok(Config { name, bytes, value })
+    }
+
+    /// Its `rootfs.diff_ids`, one per layer of `entry` (named in `holder`).
+    fn diff_ids(&self, entry: &Entry, holder: &str) -> Result<&[Value], Error> {
+        let diff_ids = self
+            .value
+            .pointer("/rootfs/diff_ids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::MalformedJson {
+                path: self.name.clone(),
+                message: "missing field `rootfs.diff_ids`".to_owned(),
+            })?;
+        if diff_ids.len() != entry.layers.len() {
+            return Err(Error::invalid(
+                holder,
+                format!(
+                    "image {} has {} layers but its config {} lists {} diff_ids",
+                    entry.label(),
+                    entry.layers.len(),
+                    entry.config,
+                    diff_ids.len()
+                ),
+            ));
+        }
+        Ok(diff_ids)
+    }
+}
+
+/// The layers of an image of `manifest.json`.
+struct Layers {
+    /// Their descriptors, in order.
+    descriptors: Vec<Descriptor>,
+    /// A blob for each distinct one (a byte range of the input), with the
+    /// name of its file.
+    known: Vec<(Blob, String)>,
+}
+
+/// The layers of `entry`. A compressed layer is hashed here (its diff_id
+/// is not its digest); an uncompressed one takes its diff_id as digest and
+/// is verified when streamed.
+fn layer_blobs(
+    source: &Source,
+    entry: &Entry,
+    diff_ids: &[Value],
+    config_name: &str,
+) -> Result<Layers, Error> {
+    let input = source.display();
     let mut known: Vec<(Blob, String)> = Vec::new();
     let mut layers = Vec::new();
     let mut seen = HashMap::new();
     for (n, (path, diff_id)) in entry.layers.iter().zip(diff_ids).enumerate() {
-        let context = format!("layer {} of image {label} in manifest.json", n + 1);
+        let context = format!(
+            "layer {} of image {} in manifest.json",
+            n + 1,
+            entry.label()
+        );
         let diff_id = diff_id.as_str().unwrap_or_default();
         if !is_sha256_digest(diff_id) {
             return Err(Error::InvalidDigest {
-                path: config_name.clone(),
+                path: config_name.to_owned(),
                 digest: diff_id.to_owned(),
                 context: format!("diff_id of layer {}", n + 1),
             });
@@ -180,62 +269,46 @@ fn synthesise(
             ));
         }
     }
+    Ok(Layers {
+        descriptors: layers,
+        known,
+    })
+}
 
-    let config_desc = Descriptor::new(
-        MediaType::ImageConfig,
-        config_bytes.len() as u64,
-        oci_digest(&sha256_digest(&config_bytes), &config_name)?,
-    );
+/// The bytes of the OCI image manifest of `config` and `layers`, for the
+/// image `label` of `holder`.
+fn manifest_bytes(
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    label: &str,
+    holder: &str,
+) -> Result<Vec<u8>, Error> {
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(config_desc.clone())
+        .config(config)
         .layers(layers)
         .build()
         .map_err(|e| Error::invalid(holder, format!("cannot build a manifest for {label}: {e}")))?;
-    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| {
+    serde_json::to_vec(&manifest).map_err(|e| {
         Error::invalid(
             holder,
             format!("cannot serialise a manifest for {label}: {e}"),
         )
-    })?;
-    let mut root = Descriptor::new(
-        MediaType::ImageManifest,
-        manifest_bytes.len() as u64,
-        oci_digest(&sha256_digest(&manifest_bytes), holder)?,
-    );
-    root.set_platform(platform(&config_value));
-    if let Some(tag) = tag {
-        let mut annotations = HashMap::new();
-        if let Some(full) = select::normalize(tag) {
-            annotations.insert(CONTAINERD_NAME.to_owned(), full);
-        }
-        if let (_, Some(short)) = select::split_tag(tag) {
-            annotations.insert(REF_NAME.to_owned(), short.to_owned());
-        }
-        root.set_annotations(Some(annotations));
-    }
-
-    let context = format!("image {label} of manifest.json");
-    known.push((
-        Blob::memory_from(
-            config_desc,
-            Arc::from(config_bytes),
-            input,
-            &format!("config of {context}"),
-        ),
-        config_name,
-    ));
-    known.push((
-        Blob::memory_from(root.clone(), Arc::from(manifest_bytes), input, &context),
-        holder.to_owned(),
-    ));
-    Ok(Chosen {
-        root,
-        known,
-        holder: holder.to_owned(),
-        context,
     })
+}
+
+/// The annotations naming the image by `tag`: its full name for containerd,
+/// its tag as the OCI ref name.
+fn annotations(tag: &str) -> HashMap<String, String> {
+    let mut annotations = HashMap::new();
+    if let Some(full) = select::normalize(tag) {
+        annotations.insert(CONTAINERD_NAME.to_owned(), full);
+    }
+    if let (_, Some(short)) = select::split_tag(tag) {
+        annotations.insert(REF_NAME.to_owned(), short.to_owned());
+    }
+    annotations
 }
 
 /// The platform an image config names, if it names one.

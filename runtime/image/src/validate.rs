@@ -61,6 +61,21 @@ enum Kind {
     },
 }
 
+impl Kind {
+    /// Whether a descriptor of this kind may have `media_type`.
+    fn accepts(self, media_type: &str) -> bool {
+        match self {
+            Kind::IndexOrManifest => {
+                INDEX_TYPES.contains(&media_type) || MANIFEST_TYPES.contains(&media_type)
+            }
+            Kind::Config { artifact } => {
+                artifact || media_type == EMPTY_TYPE || CONFIG_TYPES.contains(&media_type)
+            }
+            Kind::Layer { artifact } => artifact || LAYER_TYPES.contains(&media_type),
+        }
+    }
+}
+
 /// The blobs reachable from a root, in the order they were found.
 #[derive(Debug, Default)]
 pub(crate) struct Graph {
@@ -112,6 +127,8 @@ impl<'a> Walker<'a> {
         self.source.display()
     }
 
+    /// Checks the blob `desc` points at (found in file `holder`, described
+    /// by `context` in messages) once, and walks on from it.
     fn visit(
         &mut self,
         desc: &Descriptor,
@@ -121,17 +138,7 @@ impl<'a> Walker<'a> {
     ) -> Result<(), Error> {
         let media_type = desc.media_type().to_string();
         let digest = desc.digest().to_string();
-        let known_type = match kind {
-            Kind::IndexOrManifest => {
-                INDEX_TYPES.contains(&media_type.as_str())
-                    || MANIFEST_TYPES.contains(&media_type.as_str())
-            }
-            Kind::Config { artifact } => {
-                artifact || media_type == EMPTY_TYPE || CONFIG_TYPES.contains(&media_type.as_str())
-            }
-            Kind::Layer { artifact } => artifact || LAYER_TYPES.contains(&media_type.as_str()),
-        };
-        if !known_type {
+        if !kind.accepts(&media_type) {
             return Err(Error::UnknownMediaType {
                 path: holder.to_owned(),
                 media_type,
@@ -153,34 +160,54 @@ impl<'a> Walker<'a> {
             return self.check_size(desc, actual, context);
         }
 
-        let (blob, name) = match self.known.remove(&digest) {
-            Some(found) => found,
-            None => {
-                let rel = format!("blobs/sha256/{}", hex_part(&digest));
-                let name = self.source.member_display(&rel);
-                let Some(region) = self.source.locate(&rel)? else {
-                    return Err(Error::MissingBlob {
-                        path: name,
-                        context: context.to_owned(),
-                    });
-                };
-                let blob = Blob::from_file(desc.clone(), region, self.input(), context, false);
-                (Arc::new(blob), name)
-            }
-        };
+        let (blob, name) = self.find(desc, &digest, context)?;
         self.check_size(desc, blob.stored_len(), context)?;
         self.graph
             .by_digest
             .insert(digest.clone(), self.graph.blobs.len());
         self.graph.blobs.push(Arc::clone(&blob));
+        self.read_content(&blob, name, kind, &media_type, &digest, context)
+    }
 
-        let is_json_config =
-            matches!(kind, Kind::Config { .. }) && CONFIG_TYPES.contains(&media_type.as_str());
+    /// The blob of `desc` (digest `digest`) and the name of its file: a
+    /// prepared one, or the file under `blobs/sha256/`.
+    fn find(
+        &mut self,
+        desc: &Descriptor,
+        digest: &str,
+        context: &str,
+    ) -> Result<(Arc<Blob>, String), Error> {
+        if let Some(found) = self.known.remove(digest) {
+            return Ok(found);
+        }
+        let rel = format!("blobs/sha256/{}", hex_part(digest));
+        let name = self.source.member_display(&rel);
+        let Some(region) = self.source.locate(&rel)? else {
+            return Err(Error::MissingBlob {
+                path: name,
+                context: context.to_owned(),
+            });
+        };
+        let blob = Blob::from_file(desc.clone(), region, self.input(), context, false);
+        Ok((Arc::new(blob), name))
+    }
+
+    /// Reads and checks a config, or an index or manifest (then walks on
+    /// to what it names); layers are left to their consumers.
+    fn read_content(
+        &mut self,
+        blob: &Blob,
+        name: String,
+        kind: Kind,
+        media_type: &str,
+        digest: &str,
+        context: &str,
+    ) -> Result<(), Error> {
         match kind {
             Kind::Layer { .. } => Ok(()),
             Kind::Config { .. } => {
                 let bytes = blob.read_all(JSON_LIMIT)?;
-                if is_json_config {
+                if CONFIG_TYPES.contains(&media_type) {
                     let value = parse_json(&bytes, &name)?;
                     if !value.is_object() {
                         return Err(Error::MalformedJson {
@@ -194,11 +221,11 @@ impl<'a> Walker<'a> {
             Kind::IndexOrManifest => {
                 let bytes = blob.read_all(JSON_LIMIT)?;
                 let value = parse_json(&bytes, &name)?;
-                self.check_media_type(&value, &media_type, &digest, context)?;
-                if INDEX_TYPES.contains(&media_type.as_str()) {
-                    self.visit_index(&value, &digest, &name)
+                self.check_media_type(&value, media_type, digest, context)?;
+                if INDEX_TYPES.contains(&media_type) {
+                    self.visit_index(&value, digest, &name)
                 } else {
-                    self.visit_manifest(&value, &digest, &name)
+                    self.visit_manifest(&value, digest, &name)
                 }
             }
         }
