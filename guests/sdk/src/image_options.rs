@@ -101,58 +101,17 @@ impl ImageOptions {
     /// `force-compression` without `compression`, docker media types with
     /// zstd or annotations). Errors name the option and the `exporter`.
     pub fn parse(exporter: &str, parsed: &Parsed) -> Result<ImageOptions, Error> {
-        let bad = |message: String| in_exporter(exporter, Error::InvalidOption(message));
-        let compression = match parsed.str("compression") {
-            None => None,
-            Some("uncompressed") => Some(Compression::Uncompressed),
-            Some("gzip") => Some(Compression::Gzip),
-            Some("zstd") => Some(Compression::Zstd),
-            Some(other) => {
-                return Err(bad(format!(
-                    "invalid option \"compression\": expected uncompressed, gzip or zstd, got \"{other}\""
-                )));
-            }
-        };
-        let level = match parsed.str("compression-level") {
-            None => None,
-            Some(text) => {
-                let level: i32 = text.parse().map_err(|_| {
-                    bad(format!(
-                        "invalid option \"compression-level\": \"{text}\" is not a number"
-                    ))
-                })?;
-                let range = match compression {
-                    None => {
-                        return Err(bad(
-                            "option \"compression-level\" needs compression=gzip or zstd".into(),
-                        ));
-                    }
-                    Some(Compression::Uncompressed) => {
-                        return Err(bad(
-                            "option \"compression-level\" does not apply to compression=uncompressed"
-                                .into(),
-                        ));
-                    }
-                    Some(Compression::Gzip) => ("gzip", 0..=9),
-                    Some(Compression::Zstd) => ("zstd", 1..=22),
-                };
-                if !range.1.contains(&level) {
-                    return Err(bad(format!(
-                        "invalid option \"compression-level\": {level} is out of range for {} ({}-{})",
-                        range.0,
-                        range.1.start(),
-                        range.1.end()
-                    )));
-                }
-                Some(level)
-            }
-        };
+        let compression = compression(parsed).map_err(|e| in_exporter(exporter, e))?;
+        let level = level(parsed, compression).map_err(|e| in_exporter(exporter, e))?;
         let force = parsed
             .bool("force-compression", false)
             .map_err(|e| in_exporter(exporter, e))?;
         if force && compression.is_none() {
-            return Err(bad(
-                "option \"force-compression\" needs compression=uncompressed, gzip or zstd".into(),
+            return Err(in_exporter(
+                exporter,
+                invalid(
+                    "option \"force-compression\" needs compression=uncompressed, gzip or zstd",
+                ),
             ));
         }
         let oci_media_types = match parsed.str("oci-mediatypes") {
@@ -168,19 +127,7 @@ impl ImageOptions {
             .map_err(|e| in_exporter(exporter, e))?;
         let annotations = annotations(parsed).map_err(|e| in_exporter(exporter, e))?;
         if oci_media_types == Some(false) {
-            if compression == Some(Compression::Zstd) {
-                return Err(bad(
-                    "options \"compression=zstd\" and \"oci-mediatypes=false\" conflict: docker \
-                     media types have no zstd layers"
-                        .into(),
-                ));
-            }
-            if let Some((key, _)) = parsed.prefixed("annotation").next() {
-                return Err(bad(format!(
-                    "options \"annotation{key}\" and \"oci-mediatypes=false\" conflict: docker \
-                     media types have no annotations"
-                )));
-            }
+            docker_conflicts(parsed, compression).map_err(|e| in_exporter(exporter, e))?;
         }
         Ok(ImageOptions {
             exporter: exporter.to_owned(),
@@ -219,6 +166,77 @@ impl ImageOptions {
             ..self.annotations.clone()
         })
     }
+}
+
+/// An option error.
+fn invalid(message: &str) -> Error {
+    Error::InvalidOption(message.to_owned())
+}
+
+/// The `compression` option.
+fn compression(parsed: &Parsed) -> Result<Option<Compression>, Error> {
+    match parsed.str("compression") {
+        None => Ok(None),
+        Some("uncompressed") => Ok(Some(Compression::Uncompressed)),
+        Some("gzip") => Ok(Some(Compression::Gzip)),
+        Some("zstd") => Ok(Some(Compression::Zstd)),
+        Some(other) => Err(Error::InvalidOption(format!(
+            "invalid option \"compression\": expected uncompressed, gzip or zstd, got \"{other}\""
+        ))),
+    }
+}
+
+/// The `compression-level` option, checked against the range of the
+/// `compression` asked (which it needs).
+fn level(parsed: &Parsed, compression: Option<Compression>) -> Result<Option<i32>, Error> {
+    let Some(text) = parsed.str("compression-level") else {
+        return Ok(None);
+    };
+    let level: i32 = text.parse().map_err(|_| {
+        Error::InvalidOption(format!(
+            "invalid option \"compression-level\": \"{text}\" is not a number"
+        ))
+    })?;
+    let (name, range) = match compression {
+        None => {
+            return Err(invalid(
+                "option \"compression-level\" needs compression=gzip or zstd",
+            ));
+        }
+        Some(Compression::Uncompressed) => {
+            return Err(invalid(
+                "option \"compression-level\" does not apply to compression=uncompressed",
+            ));
+        }
+        Some(Compression::Gzip) => ("gzip", 0..=9),
+        Some(Compression::Zstd) => ("zstd", 1..=22),
+    };
+    if !range.contains(&level) {
+        return Err(Error::InvalidOption(format!(
+            "invalid option \"compression-level\": {level} is out of range for {name} ({}-{})",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(Some(level))
+}
+
+/// With `oci-mediatypes=false`: the options docker media types cannot
+/// carry (zstd layers, annotations).
+fn docker_conflicts(parsed: &Parsed, compression: Option<Compression>) -> Result<(), Error> {
+    if compression == Some(Compression::Zstd) {
+        return Err(invalid(
+            "options \"compression=zstd\" and \"oci-mediatypes=false\" conflict: docker \
+             media types have no zstd layers",
+        ));
+    }
+    if let Some((key, _)) = parsed.prefixed("annotation").next() {
+        return Err(Error::InvalidOption(format!(
+            "options \"annotation{key}\" and \"oci-mediatypes=false\" conflict: docker \
+             media types have no annotations"
+        )));
+    }
+    Ok(())
 }
 
 /// An option error, its message prefixed with the exporter's name.

@@ -22,7 +22,9 @@
 //!
 //! The host resolves every path inside the preopened directory as well.
 
-use super::tree::{Kind, Tree, contained_target};
+use std::collections::BTreeMap;
+
+use super::tree::{ContentId, Kind, Tree, contained_target};
 use super::{FileBytes, Plan, stream_contents};
 use crate::bindings::outport::exporter::files;
 use crate::bindings::outport::exporter::types::Error;
@@ -36,6 +38,9 @@ use crate::log;
 
 /// How many bytes are read from a layer and written at once.
 const CHUNK: usize = 1 << 20;
+
+/// The paths of each content of a tree, the first where its bytes go.
+type Contents<'a> = BTreeMap<ContentId, Vec<&'a str>>;
 
 /// Sets the permission bits of `path` (a file or directory just written),
 /// opened without following symlinks; the host drops setuid/setgid bits.
@@ -68,16 +73,47 @@ pub fn write(plan: &Plan, dir: &Descriptor) -> Result<u64, Error> {
     Ok(count)
 }
 
+/// Unpacks one tree into `dir` under `prefix` (`""` or `linux_amd64/`):
+/// directories first, then file contents, then hard links, symlinks and
+/// what is left out, then modes and times. Returns the number of paths
+/// written.
 fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error> {
+    let contents = tree.contents();
+    let mut count = create_dirs(tree, dir, prefix)?;
+    count += write_contents(plan, tree, &contents, dir, prefix)?;
+    let (links, skipped) = write_links(tree, &contents, dir, prefix)?;
+    count += links;
+    set_modes_and_times(tree, dir, prefix)?;
+    if skipped > 0 {
+        log::info(&format!(
+            "{prefix}: {skipped} device or FIFO entries left out"
+        ));
+    }
+    Ok(count)
+}
+
+/// Creates the directories of `tree`; returns how many.
+fn create_dirs(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error> {
     let mut count = 0u64;
-    let mut skipped = 0u64;
     for (path, node) in &tree.nodes {
         if node.kind == Kind::Dir {
             dest::create_dir(dir, &format!("{prefix}{path}"))?;
             count += 1;
         }
     }
-    let contents = tree.contents();
+    Ok(count)
+}
+
+/// Writes each content of `tree` once, at its first path (`contents`);
+/// returns how many files.
+fn write_contents(
+    plan: &Plan,
+    tree: &Tree,
+    contents: &Contents<'_>,
+    dir: &Descriptor,
+    prefix: &str,
+) -> Result<u64, Error> {
+    let mut count = 0u64;
     let ids: Vec<_> = contents.keys().copied().collect();
     let mut buf = vec![0u8; CHUNK];
     stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
@@ -92,6 +128,20 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
         count += 1;
         Ok(())
     })?;
+    Ok(count)
+}
+
+/// Creates the other paths of `tree`: hard links to the files written,
+/// symlinks kept inside the tree; devices and FIFOs are left out. Returns
+/// how many paths were written and how many left out.
+fn write_links(
+    tree: &Tree,
+    contents: &Contents<'_>,
+    dir: &Descriptor,
+    prefix: &str,
+) -> Result<(u64, u64), Error> {
+    let mut count = 0u64;
+    let mut skipped = 0u64;
     for (path, node) in &tree.nodes {
         let full = format!("{prefix}{path}");
         match &node.kind {
@@ -131,9 +181,13 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
         }
         count += 1;
     }
-    // Modes and times last, children before their directory: writing into
-    // a directory changes its time, and a read-only directory could not
-    // take its children.
+    Ok((count, skipped))
+}
+
+/// Sets modes and times last, children before their directory: writing
+/// into a directory changes its time, and a read-only directory could not
+/// take its children.
+fn set_modes_and_times(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<(), Error> {
     for (path, node) in tree.nodes.iter().rev() {
         if matches!(node.kind, Kind::Special { .. }) {
             continue;
@@ -150,10 +204,5 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
             log::debug(&format!("{full}: cannot set its time: {}", e.name()));
         }
     }
-    if skipped > 0 {
-        log::info(&format!(
-            "{prefix}: {skipped} device or FIFO entries left out"
-        ));
-    }
-    Ok(count)
+    Ok(())
 }

@@ -1,0 +1,92 @@
+//! Reading one layer's tar into the tree: each entry's path, kind and
+//! metadata, and where an uncompressed layer holds a file's bytes.
+
+use std::io::{self, Read};
+
+use tar::EntryType;
+
+use super::Tree;
+use super::node::{ContentId, Entry, Meta};
+use crate::rootfs::reader::Layer;
+
+impl Tree {
+    /// Applies one layer on top of the tree; `platform` and `layer` index it
+    /// in the export. An uncompressed layer's file bytes are skipped, not
+    /// read (the host reads them to check the digest), and the tree records
+    /// where they are. `warn` is told about every entry left out and why.
+    pub fn apply_layer(
+        &mut self,
+        source: Layer,
+        platform: usize,
+        layer: usize,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<()> {
+        match source {
+            Layer::Plain(mut reader) => {
+                let mut archive = tar::Archive::new(&mut reader);
+                self.apply_entries(archive.entries_with_seek()?, true, platform, layer, warn)?;
+                // The end-of-archive marker may come before the blob's end:
+                // read the rest, so its digest is checked now.
+                reader.skip_to_end()
+            }
+            Layer::Packed(reader) => {
+                let mut archive = tar::Archive::new(reader);
+                self.apply_entries(archive.entries()?, false, platform, layer, warn)
+            }
+        }
+    }
+
+    /// Applies the entries of one layer's tar; `plain`: the tar is the blob
+    /// itself, so an entry's position in it is where its bytes are.
+    fn apply_entries<R: Read>(
+        &mut self,
+        entries: tar::Entries<'_, R>,
+        plain: bool,
+        platform: usize,
+        layer: usize,
+        warn: &mut dyn FnMut(String),
+    ) -> io::Result<()> {
+        for (ordinal, entry) in entries.enumerate() {
+            let entry = entry?;
+            let header = entry.header();
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            let meta = Meta {
+                mode: header.mode().unwrap_or(0o644),
+                uid: header.uid().unwrap_or(0),
+                gid: header.gid().unwrap_or(0),
+                uname: header.username().ok().flatten().map(str::to_owned),
+                gname: header.groupname().ok().flatten().map(str::to_owned),
+                mtime: header.mtime().unwrap_or(0),
+            };
+            let device = (
+                header.device_major().ok().flatten().unwrap_or(0),
+                header.device_minor().ok().flatten().unwrap_or(0),
+            );
+            let parsed = Entry {
+                path,
+                entry_type: header.entry_type(),
+                link,
+                size: entry.size(),
+                meta,
+                device,
+            };
+            let offset = match parsed.entry_type {
+                EntryType::Regular | EntryType::Continuous if plain => {
+                    Some(entry.raw_file_position())
+                }
+                _ => None,
+            };
+            let id = ContentId {
+                platform,
+                layer,
+                ordinal: ordinal as u64,
+                offset,
+            };
+            self.apply(parsed, id, warn);
+        }
+        Ok(())
+    }
+}

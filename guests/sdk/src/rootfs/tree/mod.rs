@@ -1,0 +1,269 @@
+//! The root filesystem as a tree of metadata (no file contents): layers
+//! applied in order, whiteouts and opaque directories honoured, hard links
+//! turned into shared contents, paths resolved inside the root.
+//!
+//! A regular file's bytes are named by a [`ContentId`] (which layer, which
+//! entry of it): the writers read them again from that layer, so the tree
+//! stays small whatever the layers hold.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tar::EntryType;
+
+mod layer;
+mod node;
+mod paths;
+#[cfg(test)]
+mod tests;
+
+pub use node::{ContentId, Entry, Kind, Meta, Node};
+use paths::join;
+pub use paths::{clean, contained_target};
+
+/// The whiteout prefix (`.wh.NAME` deletes `NAME` of the layers below).
+const WHITEOUT: &str = ".wh.";
+/// The opaque-directory marker: the directory hides what the layers below
+/// put in it.
+const OPAQUE: &str = ".wh..wh..opq";
+/// How many symlinks one path may go through.
+const MAX_HOPS: usize = 40;
+
+/// A root filesystem: relative path (`etc/os-release`, no leading or
+/// trailing slash) → node, in path order (a directory before its contents).
+#[derive(Debug, Default, Clone)]
+pub struct Tree {
+    /// Every path but the root.
+    pub nodes: BTreeMap<String, Node>,
+}
+
+impl Tree {
+    /// Applies one entry of layer `id.layer`.
+    pub fn apply(&mut self, entry: Entry, id: ContentId, warn: &mut dyn FnMut(String)) {
+        let layer = id.layer;
+        let Some(mut comps) = clean(&entry.path) else {
+            warn(format!("{}: climbs above the root; left out", entry.path));
+            return;
+        };
+        let Some(name) = comps.pop() else {
+            return; // the root itself
+        };
+        let parent = match self.resolve(&comps) {
+            Ok(parent) => parent,
+            Err(why) => {
+                warn(format!("{}: {why}; left out", entry.path));
+                return;
+            }
+        };
+        if name.starts_with(WHITEOUT) {
+            self.whiteout(&parent, &name, layer);
+            return;
+        }
+        let kind = match entry.entry_type {
+            EntryType::Directory => Kind::Dir,
+            EntryType::Regular | EntryType::Continuous => Kind::File {
+                content: id,
+                size: entry.size,
+            },
+            EntryType::Symlink => Kind::Symlink(entry.link.clone().unwrap_or_default()),
+            EntryType::Link => {
+                let target = entry.link.as_deref().unwrap_or_default();
+                match self.hard_link_target(target) {
+                    Ok((kind, meta)) => {
+                        self.insert(parent, name, kind, meta, layer);
+                        return;
+                    }
+                    Err(why) => {
+                        warn(format!(
+                            "{}: hard link to {target}: {why}; left out",
+                            entry.path
+                        ));
+                        return;
+                    }
+                }
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => Kind::Special {
+                entry_type: entry.entry_type.as_byte(),
+                major: entry.device.0,
+                minor: entry.device.1,
+            },
+            EntryType::XGlobalHeader | EntryType::XHeader => return,
+            other => {
+                warn(format!(
+                    "{}: tar entry type {:?} is not supported; left out",
+                    entry.path,
+                    other.as_byte() as char
+                ));
+                return;
+            }
+        };
+        self.insert(parent, name, kind, entry.meta, layer);
+    }
+
+    /// Applies whiteout entry `name` (`.wh.NAME` or the opaque marker) of
+    /// layer `layer` in directory `parent` (resolved components): hides
+    /// what the layers below put there.
+    fn whiteout(&mut self, parent: &[String], name: &str, layer: usize) {
+        self.ensure_dirs(parent, layer);
+        let dir = join(parent);
+        let Some(hidden) = name.strip_prefix(WHITEOUT) else {
+            return;
+        };
+        if name == OPAQUE {
+            self.remove_below(&dir, layer);
+        } else if !hidden.starts_with(WHITEOUT) {
+            let mut path = parent.to_vec();
+            path.push(hidden.to_owned());
+            let path = join(&path);
+            if self.nodes.get(&path).is_some_and(|n| n.layer < layer) {
+                self.remove_subtree(&path);
+            }
+        }
+    }
+
+    /// The file a hard link entry names: its kind (sharing its content)
+    /// and metadata.
+    fn hard_link_target(&self, target: &str) -> Result<(Kind, Meta), String> {
+        let mut comps = clean(target).ok_or("it climbs above the root")?;
+        let name = comps.pop().ok_or("it names the root")?;
+        let mut path = self.resolve(&comps)?;
+        path.push(name);
+        match self.nodes.get(&join(&path)) {
+            Some(
+                node @ Node {
+                    kind: Kind::File { .. },
+                    ..
+                },
+            ) => Ok((node.kind.clone(), node.meta.clone())),
+            Some(_) => Err("not a regular file".to_owned()),
+            None => Err("no such file".to_owned()),
+        }
+    }
+
+    /// Puts `kind` at `parent/name`, replacing what is there (a directory
+    /// over a directory keeps its contents).
+    fn insert(&mut self, parent: Vec<String>, name: String, kind: Kind, meta: Meta, layer: usize) {
+        self.ensure_dirs(&parent, layer);
+        let mut path = parent;
+        path.push(name);
+        let path = join(&path);
+        let both_dirs = kind == Kind::Dir
+            && self
+                .nodes
+                .get(&path)
+                .is_some_and(|n| matches!(n.kind, Kind::Dir));
+        if !both_dirs {
+            self.remove_subtree(&path);
+        }
+        self.nodes.insert(path, Node { kind, meta, layer });
+    }
+
+    /// Creates the missing directories of `parent` (resolved components).
+    fn ensure_dirs(&mut self, parent: &[String], layer: usize) {
+        for i in 1..=parent.len() {
+            self.nodes
+                .entry(join(&parent[..i]))
+                .or_insert_with(|| Node {
+                    kind: Kind::Dir,
+                    meta: Meta::implicit_dir(),
+                    layer,
+                });
+        }
+    }
+
+    /// Removes `path` and everything under it.
+    pub fn remove_subtree(&mut self, path: &str) {
+        self.nodes.remove(path);
+        self.remove_below(path, usize::MAX);
+    }
+
+    /// Removes what lies under directory `dir` (`""`: the root) and came
+    /// from a layer below `layer`.
+    fn remove_below(&mut self, dir: &str, layer: usize) {
+        let doomed: Vec<String> = if dir.is_empty() {
+            self.nodes
+                .iter()
+                .filter(|(_, n)| n.layer < layer)
+                .map(|(p, _)| p.clone())
+                .collect()
+        } else {
+            let start = format!("{dir}/");
+            let end = format!("{dir}0"); // '0' follows '/'
+            self.nodes
+                .range(start..end)
+                .filter(|(_, n)| n.layer < layer)
+                .map(|(p, _)| p.clone())
+                .collect()
+        };
+        for path in doomed {
+            self.nodes.remove(&path);
+        }
+    }
+
+    /// Resolves directory components inside the root: symlinks followed
+    /// (an absolute target starts again at the root, `..` stops at the
+    /// root), a missing directory taken as one to create. Fails when a
+    /// component is not a directory or links loop.
+    pub fn resolve(&self, comps: &[String]) -> Result<Vec<String>, String> {
+        let mut pending: VecDeque<String> = comps.iter().cloned().collect();
+        let mut out: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop_front() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    out.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(part);
+            match self.nodes.get(&join(&out)).map(|n| &n.kind) {
+                None | Some(Kind::Dir) => {}
+                Some(Kind::Symlink(target)) => {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Err("too many levels of symbolic links".to_owned());
+                    }
+                    out.pop();
+                    if target.starts_with('/') {
+                        out.clear();
+                    }
+                    for part in target.split('/').rev() {
+                        pending.push_front(part.to_owned());
+                    }
+                }
+                Some(_) => return Err(format!("{} is not a directory", join(&out))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lays `upper` over this tree, as BuildKit merges platforms
+    /// (`platform-split=false`): each path of `upper` replaces the same
+    /// path here (directories over directories keep their contents).
+    pub fn overlay(&mut self, upper: Tree) {
+        for (path, node) in upper.nodes {
+            let both_dirs = matches!(node.kind, Kind::Dir)
+                && self
+                    .nodes
+                    .get(&path)
+                    .is_some_and(|n| matches!(n.kind, Kind::Dir));
+            if !both_dirs {
+                self.remove_subtree(&path);
+            }
+            self.nodes.insert(path, node);
+        }
+    }
+
+    /// The paths of every content, in path order: the first is where the
+    /// bytes go, the others are hard links to it.
+    pub fn contents(&self) -> BTreeMap<ContentId, Vec<&str>> {
+        let mut out: BTreeMap<ContentId, Vec<&str>> = BTreeMap::new();
+        for (path, node) in &self.nodes {
+            if let Kind::File { content, .. } = node.kind {
+                out.entry(content).or_default().push(path);
+            }
+        }
+        out
+    }
+}
