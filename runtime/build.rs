@@ -50,7 +50,8 @@ fn main() {
         .expect("runtime/ has a parent");
     outport_guest_build::build(
         &repo.join("guests"),
-        &[&repo.join("wit")],
+        // The SDK depends on runtime/oci (outport-oci) by path.
+        &[&repo.join("wit"), &repo.join("runtime/oci")],
         GUESTS,
         Embed::Bytes,
         "builtin_guests.rs",

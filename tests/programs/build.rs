@@ -31,7 +31,11 @@ fn main() {
         .expect("tests/programs sits two levels down");
     outport_guest_build::build(
         &here.join("guests"),
-        &[&repo.join("wit"), &repo.join("guests/sdk")],
+        &[
+            &repo.join("wit"),
+            &repo.join("guests/sdk"),
+            &repo.join("runtime/oci"),
+        ],
         GUESTS,
         Embed::Path,
         "test_programs.rs",

@@ -10,10 +10,8 @@ use outport_exporter::cache::{
     CacheImage, ExportOptions, begin_layout, finish_layout, referenced_digests, root_document,
 };
 use outport_exporter::layout::{OCI_LAYOUT, blob_path};
+use outport_exporter::plan::REF_NAME;
 use outport_exporter::{Blob, Error, ResponseEntry, dest, image, log, media, response};
-
-/// Annotation naming an entry's tag.
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Largest `index.json` or root document read.
 const JSON_LIMIT: u64 = 16 << 20;
 

@@ -14,7 +14,7 @@ use crate::Settings;
 /// Largest cache config read.
 const CONFIG_LIMIT: u64 = 16 << 20;
 /// The media type of a layer whose annotations do not give one.
-const DEFAULT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const DEFAULT_LAYER: &str = media::OCI_LAYER_GZIP;
 
 /// Uploads the layers the bucket lacks (`upload_parallelism` at once),
 /// refreshes those it has that are older than `touch_refresh`, then writes

@@ -14,11 +14,12 @@ use crate::bindings::outport::exporter::types::{Descriptor, Error};
 use crate::bindings::wasi::filesystem::types::Descriptor as Dir;
 use crate::layout::{OCI_LAYOUT, blob_path};
 use crate::options::{OptionSpec, Parsed};
-use crate::walk::{descriptor_from_json, read_json};
+use crate::walk::{contract_descriptor, read_document, read_json};
 use crate::{dest, media};
+use outport_oci::document::Manifest;
 
 /// Media type of BuildKit's cache config.
-pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
+pub const CACHE_CONFIG: &str = media::BUILDKIT_CACHE_CONFIG;
 
 /// The options of [`ExportOptions`], for a backend's option table.
 pub const EXPORT_SPECS: &[OptionSpec] = &[
@@ -149,14 +150,8 @@ impl CacheImage {
             )));
         }
         let what = format!("cache manifest {}", root.digest);
-        let doc = read_json(&image::get_blob(&root.digest)?, &what)?;
-        let object = |v: &Value| -> Result<Map<String, Value>, Error> {
-            v.as_object().cloned().ok_or_else(|| {
-                Error::InvalidImage(format!("{what}: a descriptor is not an object"))
-            })
-        };
-        let config =
-            descriptor_from_json(&object(doc.get("config").unwrap_or(&Value::Null))?, &what)?;
+        let manifest: Manifest = read_document(&image::get_blob(&root.digest)?, &what)?;
+        let config = contract_descriptor(manifest.config);
         if config.media_type != CACHE_CONFIG {
             return Err(Error::Unsupported(format!(
                 "{what}: the config is a {}, not a BuildKit cache config",
@@ -165,13 +160,8 @@ impl CacheImage {
         }
         let config_blob = image::get_blob(&config.digest)?;
         let mut layers = Vec::new();
-        for layer in doc
-            .get("layers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let desc = descriptor_from_json(&object(layer)?, &what)?;
+        for layer in manifest.layers {
+            let desc = contract_descriptor(layer);
             let blob = image::get_blob(&desc.digest)?;
             layers.push((desc, blob));
         }
@@ -258,12 +248,12 @@ pub fn layer_compression(media_type: &str) -> &'static str {
 /// A layer's media type in OCI (`oci = true`) or docker terms.
 pub fn layer_media_type(media_type: &str, oci: bool) -> String {
     match (layer_compression(media_type), oci) {
-        ("gzip", true) => "application/vnd.oci.image.layer.v1.tar+gzip",
-        ("gzip", false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        ("uncompressed", true) => "application/vnd.oci.image.layer.v1.tar",
-        ("uncompressed", false) => "application/vnd.docker.image.rootfs.diff.tar",
+        ("gzip", true) => media::OCI_LAYER_GZIP,
+        ("gzip", false) => media::DOCKER_LAYER_GZIP,
+        ("uncompressed", true) => media::OCI_LAYER,
+        ("uncompressed", false) => media::DOCKER_LAYER,
         // docker has no zstd layer type: BuildKit keeps the OCI one.
-        _ => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => media::OCI_LAYER_ZSTD,
     }
     .to_owned()
 }
@@ -424,16 +414,13 @@ mod tests {
 
     #[test]
     fn layer_media_types_convert_between_oci_and_docker() {
-        let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
-        let docker_gzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+        let gzip = media::OCI_LAYER_GZIP;
+        let docker_gzip = media::DOCKER_LAYER_GZIP;
         assert_eq!(layer_media_type(gzip, false), docker_gzip);
         assert_eq!(layer_media_type(docker_gzip, true), gzip);
-        let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+        let zstd = media::OCI_LAYER_ZSTD;
         assert_eq!(layer_media_type(zstd, false), zstd);
-        assert_eq!(
-            layer_compression("application/vnd.oci.image.layer.v1.tar"),
-            "uncompressed"
-        );
+        assert_eq!(layer_compression(media::OCI_LAYER), "uncompressed");
     }
 
     #[test]

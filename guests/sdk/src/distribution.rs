@@ -27,7 +27,7 @@ use crate::http::{
     Answer, Body, MAX_ANSWER, body_to_file, method_name, read_answer, reason, send_request,
 };
 use crate::transfer::{Upload, upload_all};
-use crate::{Blob, Error, Plan, media};
+use crate::{Blob, Error, Plan, media, reference};
 
 /// Blob `PUT`s a push keeps in flight at once: BuildKit's number of
 /// connections per registry (`BUILDKIT_MAX_REGISTRY_CONCURRENCY`, default 4,
@@ -39,7 +39,7 @@ const MAX_MANIFEST: u64 = 4 << 20;
 /// from elsewhere; the host still checks each host).
 const MAX_REDIRECTS: usize = 5;
 /// The documents [`Registry::get_manifest`] accepts.
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+const MANIFEST_TYPES: &str = media::ACCEPT_MANIFESTS;
 
 /// One repository at one registry.
 pub struct Registry {
@@ -71,21 +71,22 @@ impl Registry {
     /// `docker.io/library/alpine:3`), with its tag if it has one.
     pub fn for_name(normalized: &str, insecure: bool) -> Result<(Registry, Option<String>), Error> {
         let without_digest = normalized.split('@').next().unwrap_or(normalized);
-        let (repo, tag) = match crate::reference::split_tag(normalized) {
-            Some((repo, tag)) => (repo, Some(tag.to_owned())),
-            None => (without_digest, None),
-        };
-        let (domain, path) = repo
-            .split_once('/')
-            .ok_or_else(|| Error::InvalidOption(format!("name {normalized:?}: no repository")))?;
-        let authority = match domain {
-            "docker.io" => "registry-1.docker.io",
-            other => other,
-        };
+        if !without_digest.contains('/') {
+            return Err(Error::InvalidOption(format!(
+                "name {normalized:?}: no repository"
+            )));
+        }
+        let parts = reference::split(normalized);
+        // A reference by digest is put by digest, whatever its tag.
+        let tag = parts
+            .tag
+            .filter(|_| parts.digest.is_none())
+            .map(str::to_owned);
+        let authority = reference::registry_host(parts.domain);
         Ok((
             Registry {
                 authority: authority.to_owned(),
-                repository: path.to_owned(),
+                repository: parts.path.into_owned(),
                 insecure,
             },
             tag,

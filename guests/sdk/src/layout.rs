@@ -102,20 +102,8 @@ impl Layout<'_> {
 /// `(algorithm, "blobs/<algorithm>/<hex>")` for a digest, refusing anything
 /// that could escape the layout.
 pub fn blob_path(digest: &str) -> Result<(&str, String), Error> {
-    let bad = || Error::InvalidImage(format!("unsupported digest {digest:?}"));
-    let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
-    let hex_len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return Err(bad()),
-    };
-    if hex.len() != hex_len
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(bad());
-    }
+    let (algorithm, hex) = outport_oci::digest::split_known(digest)
+        .ok_or_else(|| Error::InvalidImage(format!("unsupported digest {digest:?}")))?;
     Ok((algorithm, format!("blobs/{algorithm}/{hex}")))
 }
 

@@ -94,17 +94,25 @@ mod http;
 pub mod image_options;
 pub mod layout;
 pub mod log;
-pub mod media;
 pub mod options;
 pub mod plan;
 pub mod platform;
-pub mod reference;
 pub mod response;
 pub mod rootfs;
 pub mod s3;
 pub mod tar;
 mod transfer;
 pub mod walk;
+
+/// The OCI vocabulary the host shares: [`oci::Sha256Digest`], typed
+/// documents ([`oci::document`]), media types and references.
+pub use outport_oci as oci;
+/// Media types of image documents and layers, OCI and docker (from
+/// `outport-oci`, which the host shares).
+pub use outport_oci::media;
+/// Image references by docker's rules: [`reference::normalize`],
+/// [`reference::familiar`] (from `outport-oci`, which the host shares).
+pub use outport_oci::reference;
 
 pub use bindings::Guest;
 pub use bindings::outport::exporter::image::{self, Blob};

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde_json::Value;
+use outport_oci::document;
 
 /// An `os/architecture[/variant]` platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +37,11 @@ impl Platform {
     /// The platform of an OCI `platform` object or of an image config
     /// (both have `os`, `architecture` and maybe `variant`); none when `os`
     /// or `architecture` is missing.
-    pub fn from_json(value: &Value) -> Option<Platform> {
-        let field = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    pub fn from_document(read: &document::Platform) -> Option<Platform> {
         Some(Platform {
-            os: field("os")?,
-            architecture: field("architecture")?,
-            variant: field("variant").filter(|v| !v.is_empty()),
+            os: read.os.clone()?,
+            architecture: read.architecture.clone()?,
+            variant: read.variant.clone().filter(|v| !v.is_empty()),
         })
     }
 
@@ -114,12 +113,19 @@ mod tests {
     }
 
     #[test]
-    fn from_json() {
-        let v: Value = serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"});
+    fn from_document() {
+        let read: document::Platform = serde_json::from_value(
+            serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"}),
+        )
+        .unwrap();
         assert_eq!(
-            Platform::from_json(&v).unwrap().to_string(),
+            Platform::from_document(&read).unwrap().to_string(),
             "linux/arm64/v8"
         );
-        assert!(Platform::from_json(&serde_json::json!({"os": "linux"})).is_none());
+        let os_only = document::Platform {
+            os: Some("linux".into()),
+            ..Default::default()
+        };
+        assert!(Platform::from_document(&os_only).is_none());
     }
 }

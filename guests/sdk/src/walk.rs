@@ -1,18 +1,22 @@
 //! Reading the image's JSON documents: an index's image manifests with
 //! their platforms ([`image_manifests`], through nested indexes, skipping
 //! attestations), a manifest's config and layers ([`read_manifest`]), and
-//! choosing one platform ([`find_platform`]).
+//! choosing one platform ([`find_platform`]). Documents that are only read
+//! are read typed ([`outport_oci::document`]); [`read_json`], [`str_field`]
+//! and [`is_attestation`] serve code that rewrites one (the plan).
 
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::bindings::outport::exporter::image::{self, Blob};
 use crate::bindings::outport::exporter::types::{self, Descriptor, Error};
 use crate::media;
 use crate::platform::Platform;
+use outport_oci::document::{self, ATTESTATION_MANIFEST, ImageConfig, Index, Manifest};
 
 /// BuildKit marks the attestation manifests of an index with this annotation
 /// (value `attestation-manifest`).
-pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub const REFERENCE_TYPE: &str = document::REFERENCE_TYPE;
 
 /// How deep indexes may nest.
 pub(crate) const MAX_DEPTH: usize = 8;
@@ -42,6 +46,15 @@ pub fn read_json(blob: &Blob, what: &str) -> Result<Value, Error> {
         .map_err(|e| Error::InvalidImage(format!("{what} is not valid JSON: {e}")))
 }
 
+/// Reads a small JSON blob as the typed document `T` ([`Index`],
+/// [`Manifest`], [`ImageConfig`]); `what` names it in errors.
+pub fn read_document<T: DeserializeOwned>(blob: &Blob, what: &str) -> Result<T, Error> {
+    // Through a `Value`: its deserializer is smaller in a component than
+    // the typed paths of the text parser.
+    let value = read_json(blob, what)?;
+    T::deserialize(&value).map_err(|e| Error::InvalidImage(format!("{what}: {e}")))
+}
+
 /// The string field `key` of a JSON descriptor in `what`.
 pub fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, Error> {
     obj.get(key)
@@ -54,7 +67,7 @@ pub fn is_attestation(entry: &Map<String, Value>) -> bool {
     entry
         .get("annotations")
         .and_then(|a| a.get(REFERENCE_TYPE))
-        .is_some_and(|v| v == "attestation-manifest")
+        .is_some_and(|v| v == ATTESTATION_MANIFEST)
 }
 
 /// Every image manifest reachable from `root` (itself when it is a
@@ -85,25 +98,17 @@ fn collect(index_digest: &str, out: &mut Vec<ImageManifest>, depth: usize) -> Re
         )));
     }
     let what = format!("index {index_digest}");
-    let doc = read_json(&image::get_blob(index_digest)?, &what)?;
-    let entries = doc
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::InvalidImage(format!("{what} has no \"manifests\" array")))?;
-    for entry in entries {
-        let entry = entry
-            .as_object()
-            .ok_or_else(|| Error::InvalidImage(format!("{what}: an entry is not an object")))?;
-        let descriptor = descriptor_from_json(entry, &what)?;
-        if media::is_index(&descriptor.media_type) {
-            collect(&descriptor.digest, out, depth + 1)?;
-        } else if media::is_manifest(&descriptor.media_type) && !is_attestation(entry) {
-            let platform = match entry.get("platform").and_then(Platform::from_json) {
+    let index: Index = read_document(&image::get_blob(index_digest)?, &what)?;
+    for entry in index.manifests {
+        if media::is_index(&entry.media_type) {
+            collect(&entry.digest, out, depth + 1)?;
+        } else if media::is_manifest(&entry.media_type) && !entry.is_attestation() {
+            let platform = match entry.platform.as_ref().and_then(Platform::from_document) {
                 Some(p) => Some(p),
-                None => config_platform(&descriptor.digest)?,
+                None => config_platform(&entry.digest)?,
             };
             out.push(ImageManifest {
-                descriptor,
+                descriptor: contract_descriptor(entry),
                 platform,
             });
         }
@@ -114,90 +119,44 @@ fn collect(index_digest: &str, out: &mut Vec<ImageManifest>, depth: usize) -> Re
 /// Reads the manifest `digest`: its config and layer digests.
 pub fn read_manifest(digest: &str) -> Result<ManifestBlobs, Error> {
     let what = format!("manifest {digest}");
-    let doc = read_json(&image::get_blob(digest)?, &what)?;
-    let digest_of = |v: &Value| {
-        v.as_object()
-            .ok_or_else(|| Error::InvalidImage(format!("{what}: a descriptor is not an object")))
-            .and_then(|o| str_field(o, "digest", &what).map(str::to_owned))
-    };
-    let config = digest_of(
-        doc.get("config")
-            .ok_or_else(|| Error::InvalidImage(format!("{what} has no config")))?,
-    )?;
-    let layers = match doc.get("layers") {
-        None => Vec::new(),
-        Some(Value::Array(layers)) => layers.iter().map(digest_of).collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(Error::InvalidImage(format!(
-                "{what}: \"layers\" is not an array"
-            )));
-        }
-    };
-    Ok(ManifestBlobs { config, layers })
+    let manifest: Manifest = read_document(&image::get_blob(digest)?, &what)?;
+    Ok(ManifestBlobs {
+        config: manifest.config.digest,
+        layers: manifest.layers.into_iter().map(|l| l.digest).collect(),
+    })
 }
 
 /// The platform recorded in the config of manifest `digest`.
 fn config_platform(digest: &str) -> Result<Option<Platform>, Error> {
     let manifest = read_manifest(digest)?;
-    let config = read_json(
+    let config: ImageConfig = read_document(
         &image::get_blob(&manifest.config)?,
         &format!("config {}", manifest.config),
     )?;
-    Ok(Platform::from_json(&config))
+    Ok(Platform::from_document(&config.platform()))
 }
 
-/// A descriptor of the contract from a JSON descriptor found in `what`.
-pub fn descriptor_from_json(obj: &Map<String, Value>, what: &str) -> Result<Descriptor, Error> {
-    let size = obj
-        .get("size")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| Error::InvalidImage(format!("{what}: a descriptor has no \"size\"")))?;
-    let annotations = obj
-        .get("annotations")
-        .and_then(Value::as_object)
-        .map(|a| {
-            a.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let platform = obj.get("platform").and_then(|p| {
-        let parsed = Platform::from_json(p)?;
+/// A descriptor of the contract from a descriptor read from a document.
+pub fn contract_descriptor(read: document::Descriptor) -> Descriptor {
+    let platform = read.platform.and_then(|p| {
+        let parsed = Platform::from_document(&p)?;
         Some(types::Platform {
             architecture: parsed.architecture,
             os: parsed.os,
-            os_version: string(p.get("os.version")),
-            os_features: strings(p.get("os.features")),
+            os_version: p.os_version,
+            os_features: p.os_features,
             variant: parsed.variant,
         })
     });
-    Ok(Descriptor {
-        media_type: str_field(obj, "mediaType", what)?.to_owned(),
-        digest: str_field(obj, "digest", what)?.to_owned(),
-        size,
-        annotations,
+    Descriptor {
+        media_type: read.media_type,
+        digest: read.digest,
+        size: read.size,
+        annotations: read.annotations,
         platform,
-        artifact_type: string(obj.get("artifactType")),
-        urls: strings(obj.get("urls")),
-    })
-}
-
-/// A JSON string as an owned one.
-fn string(value: Option<&Value>) -> Option<String> {
-    value.and_then(Value::as_str).map(str::to_owned)
-}
-
-/// The strings of a JSON array (none when it is not one).
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+        artifact_type: read.artifact_type,
+        urls: read.urls,
+    }
 }
 
 /// The manifest built for `wanted` (compared normalized: `linux/arm64`

@@ -5,10 +5,9 @@ use crate::bindings::outport::exporter::image::ConvertOptions;
 
 /// Annotation of an `index.json` entry naming the image in full
 /// (`docker.io/library/alpine:latest`); exporters set it from `name=` and
-/// drop the input's.
-pub const IMAGE_NAME: &str = "io.containerd.image.name";
-/// Annotation of an `index.json` entry naming the image by its tag only.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// drop the input's. The annotation of an `index.json` entry naming the
+/// image by its tag only is [`REF_NAME`].
+pub use outport_oci::document::{IMAGE_NAME, REF_NAME};
 
 /// Annotations to set while walking (BuildKit's `annotation*` options), each
 /// list in the order the user gave them.

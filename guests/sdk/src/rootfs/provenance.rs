@@ -8,12 +8,9 @@ use serde_json::Value;
 use crate::bindings::outport::exporter::image;
 use crate::bindings::outport::exporter::types::{Descriptor, Error};
 use crate::media;
-use crate::walk::{self, MAX_DEPTH};
+use crate::walk::{MAX_DEPTH, read_document};
+use outport_oci::document::{Index, Manifest, REFERENCE_DIGEST};
 
-/// The annotation of an attestation manifest naming the manifest it is about.
-const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-/// The media type of an in-toto statement layer.
-const IN_TOTO: &str = "application/vnd.in-toto+json";
 /// The annotation of a statement layer giving its predicate type.
 const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 /// The SLSA provenance predicate types BuildKit writes.
@@ -38,19 +35,14 @@ fn collect(index: &str, out: &mut BTreeMap<String, String>, depth: usize) -> Res
         )));
     }
     let what = format!("index {index}");
-    let doc = walk::read_json(&image::get_blob(index)?, &what)?;
-    for entry in doc["manifests"].as_array().into_iter().flatten() {
-        let Some(entry) = entry.as_object() else {
-            continue;
-        };
-        let digest = walk::str_field(entry, "digest", &what)?;
-        let media_type = walk::str_field(entry, "mediaType", &what)?;
-        if walk::is_attestation(entry) {
-            if let Some(subject) = entry["annotations"][REFERENCE_DIGEST].as_str() {
-                out.insert(subject.to_owned(), digest.to_owned());
+    let doc: Index = read_document(&image::get_blob(index)?, &what)?;
+    for entry in doc.manifests {
+        if entry.is_attestation() {
+            if let Some(subject) = entry.annotation(REFERENCE_DIGEST) {
+                out.insert(subject.to_owned(), entry.digest.clone());
             }
-        } else if media::is_index(media_type) {
-            collect(digest, out, depth + 1)?;
+        } else if media::is_index(&entry.media_type) {
+            collect(&entry.digest, out, depth + 1)?;
         }
     }
     Ok(())
@@ -60,19 +52,16 @@ fn collect(index: &str, out: &mut BTreeMap<String, String>, depth: usize) -> Res
 /// has one (the first, when several).
 pub fn statement(digest: &str) -> Result<Option<Vec<u8>>, Error> {
     let what = format!("attestation manifest {digest}");
-    let doc = walk::read_json(&image::get_blob(digest)?, &what)?;
-    for layer in doc["layers"].as_array().into_iter().flatten() {
-        if layer["mediaType"] != IN_TOTO {
+    let doc: Manifest = read_document(&image::get_blob(digest)?, &what)?;
+    for layer in doc.layers {
+        if layer.media_type != media::IN_TOTO {
             continue;
         }
-        let Some(layer_digest) = layer["digest"].as_str() else {
-            continue;
-        };
-        let annotated = layer["annotations"][PREDICATE_TYPE].as_str();
+        let annotated = layer.annotation(PREDICATE_TYPE);
         if annotated.is_some_and(|t| !SLSA.contains(&t)) {
             continue;
         }
-        let bytes = image::get_blob(layer_digest)?.bytes()?;
+        let bytes = image::get_blob(&layer.digest)?.bytes()?;
         let predicate = match annotated {
             Some(t) => Some(t.to_owned()),
             None => serde_json::from_slice::<Value>(&bytes)
