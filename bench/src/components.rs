@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use outport::engine::Origin;
-use outport::{Engine, EngineConfig, components::builtin::EXPORTERS};
+use outport::Origin;
+use outport::{EXPORTERS, Engine, EngineConfig};
 
 use crate::cases::Env;
 use crate::runner::{self, Cmd, median};
@@ -82,10 +82,7 @@ pub fn measure(env: &Env, image: &std::path::Path) -> Result<Components> {
         for _ in 0..INSTANTIATIONS {
             let started = Instant::now();
             runtime
-                .block_on(outport::instance::instantiate_bare(
-                    warm.wasmtime(),
-                    &loaded,
-                ))
+                .block_on(outport::instantiate_bare(warm.wasmtime(), &loaded))
                 .map_err(anyhow::Error::msg)?;
             times.push(started.elapsed().as_secs_f64() * 1e6);
         }

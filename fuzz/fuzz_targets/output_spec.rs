@@ -8,6 +8,6 @@ use outport::OutputSpec;
 
 fuzz_target!(|spec: &str| {
     if let Ok(parsed) = OutputSpec::parse(spec) {
-        let _ = outport::run::output_spec::assign_ids(std::slice::from_ref(&parsed));
+        let _ = outport::assign_ids(std::slice::from_ref(&parsed));
     }
 });

@@ -15,27 +15,27 @@
 //! The WIT contract components implement lives in `wit/` and its bindings in
 //! [`bindings`]; the host side of each interface is in `host/`.
 
-pub mod buildinfo;
-pub mod cache;
-pub mod components;
-pub mod engine;
-pub mod error;
-mod host;
-/// The WIT contract's generated types (`outport:exporter`), as the host sees them.
-pub use host::bindings;
-pub mod image;
-pub mod instance;
-pub mod outbound;
-pub mod output;
-pub mod run;
-pub mod sandbox;
+pub(crate) mod buildinfo;
+pub(crate) mod cache;
+pub mod cli;
+pub(crate) mod components;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod host;
+pub(crate) mod image;
+pub(crate) mod instance;
+pub(crate) mod outbound;
+pub(crate) mod output;
+pub(crate) mod run;
+pub(crate) mod sandbox;
+pub(crate) mod schemas;
 
-pub use output::atomic::write_file as atomic_write;
-
-pub use engine::{Engine, EngineConfig};
+pub use components::builtin::{Builtin, CACHE_BACKENDS, EXPORTERS};
+pub use engine::{Engine, EngineConfig, LoadedComponent, Origin};
 pub use error::Error;
-pub use instance::{InstanceResult, InstanceSpec, Status};
-pub use run::output_spec::OutputSpec;
-pub use run::reporter::{LogLevel, Reporter};
+pub use instance::{Failure, FailureKind, InstanceResult, Status, instantiate_bare};
+pub use run::output_spec::{OutputSpec, assign_ids};
+pub use run::reporter::{LogLevel, Reporter, Silent};
 pub use run::session::{Session, SessionResult};
 pub use sandbox::limits::Limits;
+pub use sandbox::policy::Policy;

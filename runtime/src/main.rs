@@ -1,7 +1,6 @@
-//! The `outport` command: a thin layer over the `outport` library.
-
-mod cli;
+//! The `outport` command: a thin layer over the `outport` library, whose
+//! `cli` module parses the command line and maps errors to exit codes.
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    outport::cli::main()
 }

@@ -18,6 +18,7 @@ use crate::common::*;
 
 mod guest_text;
 mod host_work;
+mod policy_keys;
 
 /// A work directory: `out/` for destinations, `sentinel/` beside them
 /// (whose tree must never change) and the policy file.
@@ -657,7 +658,7 @@ fn assert_inspect_shows(component: &str, lines: &[&str]) -> String {
 
 #[test]
 fn inspect_prints_a_components_identity() {
-    let oci = outport::components::builtin::EXPORTERS[0].wasm;
+    let oci = outport::EXPORTERS[0].wasm;
     let text = assert_inspect_shows(
         "oci",
         &[

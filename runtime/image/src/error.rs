@@ -228,7 +228,11 @@ pub enum Error {
         input: String,
         /// The layer's digest.
         digest: String,
-        /// Which limit, and its value.
+        /// Which limit (`time`, `scratch`).
+        limit: &'static str,
+        /// Its value (seconds, bytes).
+        value: u64,
+        /// One line naming the limit and its value.
         message: String,
     },
     /// The input holds several images and no reference chose one.
@@ -266,9 +270,13 @@ impl Error {
         )
     }
 
-    /// Whether a limit of the caller (not the input) stopped the work.
-    pub fn is_limit(&self) -> bool {
-        matches!(self, Error::ConvertLimit { .. })
+    /// The caller's limit (its name and value) that stopped the work, if
+    /// one did (not the input).
+    pub fn limit(&self) -> Option<(&'static str, u64)> {
+        match self {
+            Error::ConvertLimit { limit, value, .. } => Some((limit, *value)),
+            _ => None,
+        }
     }
 
     /// An I/O error on `path`.

@@ -3,26 +3,21 @@
 
 use std::sync::Arc;
 
-use outport::bindings::types::CacheOperation;
-use outport::cache::{Cache, Selector};
-use outport::run::session::CacheSource;
+use crate::cache::{Cache, Selector};
+use crate::host::bindings::types::CacheOperation;
+use crate::run::session::CacheSource;
 
+use super::error::{CliError, CliResult};
 use super::export::{open_image, parse_specs, session, summarize, write_metadata};
 use super::render::CliReporter;
-use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs, EXIT_FAILED, EXIT_USAGE};
-use outport::Session;
-use outport::run::session::{CachePlan, Plan};
+use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs};
+use crate::Session;
+use crate::run::session::{CachePlan, Plan};
 
 /// `outport cache export INPUT --export-cache SPEC...`.
-pub async fn export(args: CacheExportArgs) -> u8 {
-    let specs = match parse_specs(&args.export_cache, "--export-cache") {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let (session, reporter, plan) = match prepare(&args.run, &specs, CacheOperation::ExportCache) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub async fn export(args: CacheExportArgs) -> CliResult {
+    let specs = parse_specs(&args.export_cache, "--export-cache")?;
+    let (session, reporter, plan) = prepare(&args.run, &specs, CacheOperation::ExportCache)?;
     let input = args.input.clone();
     let read = tokio::task::spawn_blocking(move || {
         Cache::read_dir(std::path::Path::new(&input), &Selector::default())
@@ -30,17 +25,12 @@ pub async fn export(args: CacheExportArgs) -> u8 {
     .await;
     let source = match read {
         Ok(Ok(Some(cache))) => CacheSource::Cache(cache),
-        Ok(Ok(None)) => match open_image(&args.input).await {
-            Ok(image) => CacheSource::Image(image),
-            Err(code) => return code,
-        },
+        Ok(Ok(None)) => CacheSource::Image(open_image(&args.input).await?),
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
+            return Err(CliError::failed(e));
         }
         Err(e) => {
-            eprintln!("error: reading {}: {e}", args.input);
-            return EXIT_FAILED;
+            return Err(CliError::failed(format!("reading {}: {e}", args.input)));
         }
     };
     finish(
@@ -53,20 +43,15 @@ pub async fn export(args: CacheExportArgs) -> u8 {
 }
 
 /// `outport cache import --import-cache SPEC --dest DIR`.
-pub async fn import(args: CacheImportArgs) -> u8 {
-    let mut specs = match parse_specs(std::slice::from_ref(&args.import_cache), "--import-cache") {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn import(args: CacheImportArgs) -> CliResult {
+    let mut specs = parse_specs(std::slice::from_ref(&args.import_cache), "--import-cache")?;
     if specs[0].dest.is_some() {
-        eprintln!("error: --import-cache takes no dest=; the layout goes to --dest");
-        return EXIT_USAGE;
+        return Err(CliError::usage(
+            "--import-cache takes no dest=; the layout goes to --dest",
+        ));
     }
     specs[0].dest = Some(args.dest.display().to_string());
-    let (session, reporter, plan) = match prepare(&args.run, &specs, CacheOperation::ImportCache) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let (session, reporter, plan) = prepare(&args.run, &specs, CacheOperation::ImportCache)?;
     finish(
         session
             .run_with_cache(None, Plan::default(), plan, None)
@@ -79,33 +64,24 @@ pub async fn import(args: CacheImportArgs) -> u8 {
 /// The session and the checked cache instances of `specs`.
 fn prepare(
     args: &CacheRunArgs,
-    specs: &[outport::OutputSpec],
+    specs: &[crate::OutputSpec],
     operation: CacheOperation,
-) -> Result<(Session, Arc<CliReporter>, CachePlan), u8> {
+) -> Result<(Session, Arc<CliReporter>, CachePlan), CliError> {
     let (session, reporter) = session(&args.run, false)?;
-    match session.prepare_cache(specs, operation) {
-        Ok(plan) => Ok((session, reporter, plan)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(EXIT_USAGE)
-        }
-    }
+    let plan = session
+        .prepare_cache(specs, operation)
+        .map_err(CliError::usage)?;
+    Ok((session, reporter, plan))
 }
 
 fn finish(
-    result: Result<outport::SessionResult, outport::Error>,
+    result: Result<crate::SessionResult, crate::Error>,
     reporter: &Arc<CliReporter>,
     metadata: Option<&std::path::PathBuf>,
-) -> u8 {
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
-    };
+) -> CliResult {
+    let result = result.map_err(CliError::failed)?;
     reporter.finish();
     let mut out = std::io::stdout();
     let code = summarize(&result, &mut out);
-    write_metadata(&result, metadata, &mut out).unwrap_or(code)
+    Ok(write_metadata(&result, metadata, &mut out).unwrap_or(code))
 }

@@ -3,28 +3,25 @@
 
 use std::path::Path;
 
-use outport::Engine;
-use outport::bindings::types::ComponentInfo;
-use outport::components::plugins::Shadowed;
-use outport::engine::Origin;
-use outport::engine::compile::CompileLimits;
+use crate::Engine;
+use crate::components::plugins::Shadowed;
+use crate::engine::Origin;
+use crate::engine::compile::CompileLimits;
+use crate::host::bindings::types::ComponentInfo;
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs, ExportersArgs};
+use super::error::{CliError, CliResult, EXIT_OK, exit_code};
+use super::{EngineArgs, ExportersArgs};
 
 /// Lists the built-in exporters and the plugins.
-pub async fn exporters(args: ExportersArgs) -> u8 {
-    let plugins = match args.plugins.dirs().and_then(|dirs| dirs.list()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let Some(engine) = engine(&args.engine) else {
-        return EXIT_FAILED;
-    };
+pub async fn exporters(args: ExportersArgs) -> CliResult {
+    let plugins = args
+        .plugins
+        .dirs()
+        .and_then(|dirs| dirs.list())
+        .map_err(CliError::usage)?;
+    let engine = engine(&args.engine)?;
     let mut code = EXIT_OK;
-    for builtin in outport::components::builtin::EXPORTERS {
+    for builtin in crate::components::builtin::EXPORTERS {
         let info = describe(&engine, builtin.name, builtin.wasm, &Origin::BuiltIn).await;
         code = code.max(show("exporter", builtin.name, info, None));
     }
@@ -43,7 +40,7 @@ pub async fn exporters(args: ExportersArgs) -> u8 {
                 let info = match std::fs::read(&plugin.path) {
                     Ok(bytes) => {
                         let origin =
-                            Origin::ThirdParty(CompileLimits::from(&outport::Limits::default()));
+                            Origin::ThirdParty(CompileLimits::from(&crate::Limits::default()));
                         describe(&engine, &path.to_string(), &bytes, &origin).await
                     }
                     Err(e) => Err(format!("cannot read {path}: {e}")),
@@ -52,30 +49,29 @@ pub async fn exporters(args: ExportersArgs) -> u8 {
             }
         }
     }
-    code
+    Ok(code)
 }
 
 /// Lists the built-in cache backends.
-pub async fn cache_backends(args: EngineArgs) -> u8 {
-    let Some(engine) = engine(&args) else {
-        return EXIT_FAILED;
-    };
+pub async fn cache_backends(args: EngineArgs) -> CliResult {
+    let engine = engine(&args)?;
     let mut code = EXIT_OK;
-    for builtin in outport::components::builtin::CACHE_BACKENDS {
+    for builtin in crate::components::builtin::CACHE_BACKENDS {
         let info = match engine.load_cache_backend(builtin.name, builtin.wasm, &Origin::BuiltIn) {
-            Ok(c) => outport::instance::describe_cache_backend(engine.wasmtime(), &c).await,
+            Ok(c) => crate::instance::describe_cache_backend(engine.wasmtime(), &c)
+                .await
+                .map_err(|f| f.message),
             Err(e) => Err(e.to_string()),
         };
         code = code.max(show("cache backend", builtin.name, info, None));
     }
-    code
+    Ok(code)
 }
 
-/// The engine, or `None` once the error is printed.
-fn engine(args: &EngineArgs) -> Option<Engine> {
+/// The engine.
+fn engine(args: &EngineArgs) -> Result<Engine, CliError> {
     args.engine(false)
-        .map_err(|e| eprintln!("error: {e:#}"))
-        .ok()
+        .map_err(|e| CliError::failed(format!("{e:#}")))
 }
 
 /// Loads exporter component `name` and calls its `describe()`.
@@ -86,7 +82,9 @@ async fn describe(
     origin: &Origin,
 ) -> Result<ComponentInfo, String> {
     match engine.load(name, wasm, origin) {
-        Ok(c) => outport::instance::describe(engine.wasmtime(), &c).await,
+        Ok(c) => crate::instance::describe(engine.wasmtime(), &c)
+            .await
+            .map_err(|f| f.message),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -97,10 +95,7 @@ async fn describe(
 fn show(what: &str, name: &str, info: Result<ComponentInfo, String>, plugin: Option<&Path>) -> u8 {
     let info = match info {
         Ok(info) => info,
-        Err(e) => {
-            eprintln!("error: {what} {name}: {e}");
-            return EXIT_FAILED;
-        }
+        Err(e) => return exit_code(Err(CliError::failed(format!("{what} {name}: {e}")))),
     };
     let origin = match plugin {
         None => String::new(),

@@ -7,45 +7,32 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use outport::bindings::types::CacheOperation;
-use outport::run::session::{CacheSource, SessionResult};
-use outport::{InstanceResult, Limits, OutputSpec, Session, Status};
+use crate::host::bindings::types::CacheOperation;
+use crate::run::session::{CacheSource, SessionResult};
+use crate::{InstanceResult, Limits, OutputSpec, Session, Status};
 
+use super::error::{CliError, CliResult, EXIT_FAILED, EXIT_OK, exit_code};
 use super::render::{self, CliReporter, Mode};
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, ExportArgs, Progress, RunArgs};
+use super::{ExportArgs, Progress, RunArgs};
 
 /// A session set up from the command line (`fail_fast`: cancel the others
 /// when one instance fails), and its reporter.
-pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliReporter>), u8> {
-    let mut policy = match options
-        .policy
-        .as_deref()
-        .map(outport::sandbox::policy::Policy::load)
-    {
-        None => outport::sandbox::policy::Policy::default(),
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return Err(EXIT_USAGE);
-        }
+pub fn session(
+    options: &RunArgs,
+    fail_fast: bool,
+) -> Result<(Session, Arc<CliReporter>), CliError> {
+    let mut policy = match options.policy.as_deref() {
+        None => crate::sandbox::policy::Policy::default(),
+        Some(path) => crate::sandbox::policy::Policy::load(path).map_err(CliError::usage)?,
     };
     if let Some(seconds) = options.timeout {
         policy.limits.timeout_seconds = Some(seconds);
     }
-    let plugins = match options.plugins.dirs() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(EXIT_USAGE);
-        }
-    };
-    let engine = match options.engine.engine(policy.uses_fuel()) {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Err(EXIT_FAILED);
-        }
-    };
+    let plugins = options.plugins.dirs().map_err(CliError::usage)?;
+    let engine = options
+        .engine
+        .engine(policy.uses_fuel())
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
     let mode = match options.progress {
         Progress::Quiet => Mode::Quiet,
         Progress::Plain => Mode::Plain,
@@ -53,7 +40,7 @@ pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliRe
         Progress::Auto => Mode::Plain,
     };
     let reporter = render::reporter(mode);
-    let session = Session::new(engine, reporter.clone(), Limits::default())
+    let session = Session::new(Arc::new(engine), reporter.clone(), Limits::default())
         .policy(policy)
         .plugins(plugins)
         .fail_fast(fail_fast);
@@ -62,51 +49,33 @@ pub fn session(options: &RunArgs, fail_fast: bool) -> Result<(Session, Arc<CliRe
 
 /// Parses `--output`-style specifications given with `flag`; a bad one is
 /// a usage error.
-pub fn parse_specs(specs: &[String], flag: &str) -> Result<Vec<OutputSpec>, u8> {
+pub fn parse_specs(specs: &[String], flag: &str) -> Result<Vec<OutputSpec>, CliError> {
     specs
         .iter()
         .map(|s| OutputSpec::parse(s))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            match e {
-                outport::Error::OutputSpec { spec, message } => {
-                    eprintln!("error: {flag} {spec:?}: {message}")
-                }
-                other => eprintln!("error: {other}"),
+        .map_err(|e| match e {
+            crate::Error::OutputSpec { spec, message } => {
+                CliError::usage(format!("{flag} {spec:?}: {message}"))
             }
-            EXIT_USAGE
+            other => CliError::usage(other),
         })
 }
 
 /// Reads the input image (`INPUT[:REF]`) off the async threads.
-pub async fn open_image(input: &str) -> Result<Arc<outport_image::Image>, u8> {
+pub async fn open_image(input: &str) -> Result<Arc<outport_image::Image>, CliError> {
     let owned = input.to_owned();
     match tokio::task::spawn_blocking(move || outport_image::open(&owned)).await {
         Ok(Ok(image)) => Ok(Arc::new(image)),
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            Err(EXIT_FAILED)
-        }
-        Err(e) => {
-            eprintln!("error: reading {input}: {e}");
-            Err(EXIT_FAILED)
-        }
+        Ok(Err(e)) => Err(CliError::failed(e)),
+        Err(e) => Err(CliError::failed(format!("reading {input}: {e}"))),
     }
 }
 
-pub async fn run(args: ExportArgs) -> u8 {
-    let outputs = match parse_specs(&args.outputs, "--output") {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let caches = match parse_specs(&args.export_cache, "--export-cache") {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if let Err(e) = outport::run::output_spec::assign_ids(&outputs) {
-        eprintln!("error: {e}");
-        return EXIT_USAGE;
-    }
+pub async fn run(args: ExportArgs) -> CliResult {
+    let outputs = parse_specs(&args.outputs, "--output")?;
+    let caches = parse_specs(&args.export_cache, "--export-cache")?;
+    crate::run::output_spec::assign_ids(&outputs).map_err(CliError::usage)?;
     let to_stdout = outputs.iter().any(|o| o.dest.as_deref() == Some("-"));
     if outputs
         .iter()
@@ -114,8 +83,9 @@ pub async fn run(args: ExportArgs) -> u8 {
         .count()
         > 1
     {
-        eprintln!("error: only one output can go to standard output (dest=-)");
-        return EXIT_USAGE;
+        return Err(CliError::usage(
+            "only one output can go to standard output (dest=-)",
+        ));
     }
     let epoch = args
         .source_date_epoch
@@ -126,32 +96,23 @@ pub async fn run(args: ExportArgs) -> u8 {
         None => None,
         Some(Ok(seconds)) => Some(seconds),
         Some(Err(_)) => {
-            eprintln!(
-                "error: source date epoch {:?} (--source-date-epoch or SOURCE_DATE_EPOCH): expected a number of seconds since 1970",
+            return Err(CliError::usage(format!(
+                "source date epoch {:?} (--source-date-epoch or SOURCE_DATE_EPOCH): expected a number of seconds since 1970",
                 epoch.unwrap_or_default()
-            );
-            return EXIT_USAGE;
+            )));
         }
     };
-    let build_info = match outport::buildinfo::BuildInputs::from_args(
-        args.build_sources.as_deref(),
-        &args.attrs,
-    )
-    .and_then(|mut b| {
-        b.provenance =
-            outport::buildinfo::provenance::Request::from_args(&args.attest, epoch.as_deref())?;
-        Ok(b)
-    }) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let (session, reporter) = match session(&args.run, args.fail_fast) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let build_info =
+        crate::buildinfo::BuildInputs::from_args(args.build_sources.as_deref(), &args.attrs)
+            .and_then(|mut b| {
+                b.provenance = crate::buildinfo::provenance::Request::from_args(
+                    &args.attest,
+                    epoch.as_deref(),
+                )?;
+                Ok(b)
+            })
+            .map_err(CliError::usage)?;
+    let (session, reporter) = session(&args.run, args.fail_fast)?;
     let session = session
         .source_date_epoch(source_date_epoch)
         .build_info(build_info);
@@ -161,28 +122,13 @@ pub async fn run(args: ExportArgs) -> u8 {
         let cache = session.prepare_cache(&caches, CacheOperation::ExportCache)?;
         Ok((plan, cache))
     });
-    let (plan, cache_plan) = match plans {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let image = match open_image(&args.input).await {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
+    let (plan, cache_plan) = plans.map_err(CliError::usage)?;
+    let image = open_image(&args.input).await?;
     let source = CacheSource::Image(image.clone());
-    let result = match session
+    let result = session
         .run_with_cache(Some(image), plan, cache_plan, Some(source))
         .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
-    };
+        .map_err(CliError::failed)?;
     reporter.finish();
 
     // With an output on stdout, the summary goes to stderr.
@@ -193,24 +139,23 @@ pub async fn run(args: ExportArgs) -> u8 {
     };
     let mut code = summarize(&result, &mut summary);
     if let Some(path) = &args.iidfile {
-        let written = outport::output::iidfile::image_id(&result, args.iidfile_from.as_deref())
+        let written = crate::output::iidfile::image_id(&result, args.iidfile_from.as_deref())
             .and_then(|id| {
-                outport::atomic_write(path, id.as_bytes()).map_err(|e| outport::Error::Io {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
+                crate::output::atomic::write_file(path, id.as_bytes()).map_err(|e| {
+                    crate::Error::Io {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }
                 })
             });
         match written {
             Ok(()) => {
                 let _ = writeln!(summary, "image ID -> {}", path.display());
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = EXIT_FAILED;
-            }
+            Err(e) => code = exit_code(Err(CliError::failed(e))),
         }
     }
-    write_metadata(&result, args.metadata_file.as_ref(), &mut summary).unwrap_or(code)
+    Ok(write_metadata(&result, args.metadata_file.as_ref(), &mut summary).unwrap_or(code))
 }
 
 /// Prints one line per instance (exporters, then cache instances) and the
@@ -227,7 +172,7 @@ pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
                 r.kind,
                 dest,
                 // The value is the guest's: one line, escaped.
-                outport::sandbox::text::one_line(
+                crate::sandbox::text::one_line(
                     r.response.get(key).map(String::as_str).unwrap_or("")
                 ),
                 r.elapsed.as_secs_f64()
@@ -271,9 +216,10 @@ pub fn write_metadata(
     summary: &mut dyn Write,
 ) -> Option<u8> {
     let path = path?;
-    if let Err(e) = outport::output::metadata::write(path, result) {
-        eprintln!("error: metadata file: {e}");
-        return Some(EXIT_FAILED);
+    if let Err(e) = crate::output::metadata::write(path, result) {
+        return Some(exit_code(Err(CliError::failed(format!(
+            "metadata file: {e}"
+        )))));
     }
     let _ = writeln!(summary, "metadata -> {}", path.display());
     None

@@ -1,43 +1,37 @@
 //! `outport inspect COMPONENT`: what a component is and what it asks for,
 //! so an operator can decide before allowing it.
 
-use outport::engine::Origin;
-use outport::engine::compile::CompileLimits;
-use outport::sandbox::imports::{self, Identity};
+use crate::engine::Origin;
+use crate::engine::compile::CompileLimits;
+use crate::sandbox::imports::{self, Identity};
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs};
+use super::EngineArgs;
+use super::error::{CliError, CliResult, EXIT_OK};
 
-pub fn run(component: &str, args: &EngineArgs) -> u8 {
-    use outport::components::builtin::{CACHE_BACKENDS, EXPORTER_ALIASES, EXPORTERS, find};
+pub fn run(component: &str, args: &EngineArgs) -> CliResult {
+    use crate::components::builtin::{CACHE_BACKENDS, EXPORTER_ALIASES, EXPORTERS, find};
     let builtin = find(EXPORTERS, EXPORTER_ALIASES, component)
         .or_else(|| find(CACHE_BACKENDS, &[], component));
     let (bytes, origin) = match builtin {
         Some(builtin) => (builtin.wasm.to_vec(), Origin::BuiltIn),
         None => match std::fs::read(component) {
             Ok(bytes) => {
-                let limits = CompileLimits::from(&outport::Limits::default());
+                let limits = CompileLimits::from(&crate::Limits::default());
                 (bytes, Origin::ThirdParty(limits))
             }
             Err(e) => {
-                eprintln!("error: cannot read component {component}: {e}");
-                return EXIT_USAGE;
+                return Err(CliError::usage(format!(
+                    "cannot read component {component}: {e}"
+                )));
             }
         },
     };
-    let engine = match args.engine(false) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
-    };
-    let compiled = match engine.compile(component, &bytes, &origin) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
-    };
+    let engine = args
+        .engine(false)
+        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let compiled = engine
+        .compile(component, &bytes, &origin)
+        .map_err(CliError::failed)?;
     let identity = Identity::of(engine.wasmtime(), &compiled.component);
     println!("component: {component}");
     println!("digest: {}", compiled.digest);
@@ -67,5 +61,5 @@ pub fn run(component: &str, args: &EngineArgs) -> u8 {
     for name in &identity.exports {
         println!("  {name}");
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }

@@ -2,6 +2,7 @@
 
 mod cache;
 mod describe;
+mod error;
 mod export;
 mod inspect;
 mod new;
@@ -14,12 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Exit code when everything succeeded.
-const EXIT_OK: u8 = 0;
-/// Exit code when the input was bad or an instance failed.
-const EXIT_FAILED: u8 = 1;
-/// Exit code for usage errors found before anything ran.
-const EXIT_USAGE: u8 = 2;
+use error::{CliError, CliResult, EXIT_OK, exit_code};
 
 /// Run container-image exporters as sandboxed WebAssembly components.
 #[derive(Parser, Debug)]
@@ -60,6 +56,14 @@ enum Command {
     /// an address-space limit (run by outport itself; see `compile.rs`).
     #[command(name = "__compile", hide = true)]
     Compile(CompileArgs),
+    /// Write the JSON Schemas generated from outport's types (policy,
+    /// metadata file) into DIR: `schemas/` of the repository is what this
+    /// writes (see `crate::schemas`).
+    #[command(name = "__schemas", hide = true)]
+    Schemas {
+        /// The directory to write them into.
+        dir: PathBuf,
+    },
 }
 
 /// Arguments of the hidden `outport __compile`.
@@ -231,7 +235,7 @@ struct RunArgs {
     /// Wall-clock limit for each instance, in seconds (default: the
     /// policy's, else 3600); a policy's per-component entry still wins.
     #[arg(long, value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(..=outport::sandbox::limits::MAX_SECONDS))]
+          value_parser = clap::value_parser!(u64).range(..=crate::sandbox::limits::MAX_SECONDS))]
     timeout: Option<u64>,
     /// The sandbox policy (TOML): limits, per-component overrides, pinning,
     /// destination rules. Without it, the defaults of `outport policy show`.
@@ -267,8 +271,8 @@ struct PluginArgs {
 }
 
 impl PluginArgs {
-    fn dirs(&self) -> Result<outport::components::plugins::PluginDirs, outport::Error> {
-        outport::components::plugins::PluginDirs::with_default(&self.plugin_dirs)
+    fn dirs(&self) -> Result<crate::components::plugins::PluginDirs, crate::Error> {
+        crate::components::plugins::PluginDirs::with_default(&self.plugin_dirs)
     }
 }
 
@@ -287,18 +291,18 @@ struct EngineArgs {
 impl EngineArgs {
     /// The engine: fuel metered when `fuel`, third-party components
     /// compiled in a child process of this binary.
-    fn engine(&self, fuel: bool) -> anyhow::Result<outport::Engine> {
-        let mut config = outport::EngineConfig {
+    fn engine(&self, fuel: bool) -> anyhow::Result<crate::Engine> {
+        let mut config = crate::EngineConfig {
             fuel,
             compiler: Some(std::env::current_exe()?),
-            ..outport::EngineConfig::default()
+            ..crate::EngineConfig::default()
         };
         if self.no_cache {
             config.cache_dir = None;
         } else if let Some(dir) = &self.cache_dir {
             config.cache_dir = Some(dir.clone());
         }
-        Ok(outport::Engine::new(config)?)
+        Ok(crate::Engine::new(config)?)
     }
 }
 
@@ -326,7 +330,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Compile(args) = &cli.command {
         // Before any runtime thread starts: the child stays small.
-        return ExitCode::from(compile(args));
+        return ExitCode::from(exit_code(compile(args)));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -334,11 +338,11 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            let e = CliError::failed(format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(exit_code(Err(e)));
         }
     };
-    let code = match cli.command {
+    let result = match cli.command {
         Command::Export(args) => runtime.block_on(export::run(*args)),
         Command::Exporters(args) => runtime.block_on(describe::exporters(args)),
         Command::Exporter(ExporterCommand::Push {
@@ -358,17 +362,24 @@ pub fn main() -> ExitCode {
         }
         Command::Inspect { component, engine } => inspect::run(&component, &engine),
         Command::Compile(args) => compile(&args),
+        Command::Schemas { dir } => schemas(&dir),
     };
-    ExitCode::from(code)
+    ExitCode::from(exit_code(result))
 }
 
-/// `outport __compile`: the child side of [`outport::engine::compile`].
-fn compile(args: &CompileArgs) -> u8 {
-    match outport::engine::compile::child(args.memory_bytes, args.fuel) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_FAILED
-        }
+/// `outport __compile`: the child side of [`crate::engine::compile`].
+fn compile(args: &CompileArgs) -> CliResult {
+    crate::engine::compile::child(args.memory_bytes, args.fuel).map_err(CliError::failed)?;
+    Ok(EXIT_OK)
+}
+
+/// `outport __schemas DIR`: writes the generated JSON Schemas into DIR.
+fn schemas(dir: &std::path::Path) -> CliResult {
+    let paths = crate::schemas::write_all(dir).map_err(|e| {
+        CliError::failed(format!("writing the schemas into {}: {e}", dir.display()))
+    })?;
+    for path in paths {
+        println!("{}", path.display());
     }
+    Ok(EXIT_OK)
 }

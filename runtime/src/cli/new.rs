@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, CliResult, EXIT_OK};
 
 /// The checkout's guest SDK, the default `--sdk`.
 const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guests/sdk");
@@ -14,29 +14,26 @@ const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
 
 /// Scaffolds the exporter `name` in `path` (default: `./NAME`), depending on
 /// the SDK at `sdk` (default: this checkout's `guests/sdk`).
-pub fn exporter(name: &str, path: Option<&Path>, sdk: Option<&Path>) -> u8 {
+pub fn exporter(name: &str, path: Option<&Path>, sdk: Option<&Path>) -> CliResult {
     if !valid_name(name) {
-        eprintln!(
-            "error: {name:?} is not a valid exporter name (lowercase letters, digits and '-', starting with a letter)"
-        );
-        return EXIT_USAGE;
+        return Err(CliError::usage(format!(
+            "{name:?} is not a valid exporter name (lowercase letters, digits and '-', starting with a letter)"
+        )));
     }
     let dir = path.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     if dir.exists() {
-        eprintln!(
-            "error: {} already exists; refusing to overwrite it",
+        return Err(CliError::usage(format!(
+            "{} already exists; refusing to overwrite it",
             dir.display()
-        );
-        return EXIT_USAGE;
+        )));
     }
     let sdk = match std::fs::canonicalize(sdk.unwrap_or(Path::new(SDK_DIR))) {
         Ok(p) if p.join("Cargo.toml").is_file() => p,
         _ => {
-            eprintln!(
-                "error: the outport-exporter SDK was not found at {}; give its path with --sdk PATH (guests/sdk of an outport checkout)",
+            return Err(CliError::usage(format!(
+                "the outport-exporter SDK was not found at {}; give its path with --sdk PATH (guests/sdk of an outport checkout)",
                 sdk.map_or_else(|| SDK_DIR.to_owned(), |p| p.display().to_string())
-            );
-            return EXIT_USAGE;
+            )));
         }
     };
     match write(name, &dir, &sdk) {
@@ -47,12 +44,12 @@ pub fn exporter(name: &str, path: Option<&Path>, sdk: Option<&Path>) -> u8 {
                 dir.display(),
                 name.replace('-', "_")
             );
-            EXIT_OK
+            Ok(EXIT_OK)
         }
-        Err(e) => {
-            eprintln!("error: cannot create {}: {e}", dir.display());
-            EXIT_FAILED
-        }
+        Err(e) => Err(CliError::failed(format!(
+            "cannot create {}: {e}",
+            dir.display()
+        ))),
     }
 }
 

@@ -2,19 +2,15 @@
 
 use std::path::Path;
 
-use outport::Limits;
-use outport::sandbox::policy::Policy;
+use crate::Limits;
+use crate::sandbox::policy::Policy;
 
-use super::{EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, CliResult, EXIT_OK};
 
-pub fn show(path: Option<&Path>) -> u8 {
-    let policy = match path.map(Policy::load) {
+pub fn show(path: Option<&Path>) -> CliResult {
+    let policy = match path {
         None => Policy::default(),
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
+        Some(path) => Policy::load(path).map_err(CliError::usage)?,
     };
     let source = match path {
         Some(p) => format!("from {}", p.display()),
@@ -28,5 +24,5 @@ pub fn show(path: Option<&Path>) -> u8 {
          # fuel is not metered unless a limit sets it (fuel = N).\n{}",
         policy.effective(&Limits::default()).to_toml()
     );
-    EXIT_OK
+    Ok(EXIT_OK)
 }

@@ -1,51 +1,41 @@
 //! `outport exporter push PATH REF`: publishes a component as a Wasm OCI
-//! artifact (see `outport::components::artifact`) and prints the manifest digest.
+//! artifact (see `crate::components::artifact`) and prints the manifest digest.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use outport::components::artifact::{Client, Reference};
-use outport::engine::Origin;
-use outport::engine::compile::CompileLimits;
-use outport::sandbox::imports::Identity;
+use crate::components::artifact::{Client, Reference};
+use crate::engine::Origin;
+use crate::engine::compile::CompileLimits;
+use crate::sandbox::imports::Identity;
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, EngineArgs};
+use super::EngineArgs;
+use super::error::{CliError, CliResult, EXIT_OK};
 
-pub async fn run(component: &Path, reference: &str, insecure: bool, args: &EngineArgs) -> u8 {
+pub async fn run(
+    component: &Path,
+    reference: &str,
+    insecure: bool,
+    args: &EngineArgs,
+) -> CliResult {
     let shown = component.display().to_string();
-    let reference = match Reference::parse(reference) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let bytes = match std::fs::read(component) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot read component {shown}: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let reference = Reference::parse(reference).map_err(CliError::usage)?;
+    let bytes = std::fs::read(component)
+        .map_err(|e| CliError::usage(format!("cannot read component {shown}: {e}")))?;
     // What it exports and imports goes into the artifact's config; a file
     // that does not compile is not published.
-    let identity = match args
+    let identity = args
         .engine(false)
         .map_err(|e| format!("{e:#}"))
         .and_then(|engine| {
-            let limits = CompileLimits::from(&outport::Limits::default());
+            let limits = CompileLimits::from(&crate::Limits::default());
             let compiled = engine
                 .compile(&shown, &bytes, &Origin::ThirdParty(limits))
                 .map_err(|e| e.to_string())?;
             Ok(Identity::of(engine.wasmtime(), &compiled.component))
-        }) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let reporter: Arc<dyn outport::Reporter> = super::render::reporter(super::render::Mode::Plain);
+        })
+        .map_err(CliError::usage)?;
+    let reporter: Arc<dyn crate::Reporter> = super::render::reporter(super::render::Mode::Plain);
     let pushed = match Client::new(reference, insecure, "push", reporter) {
         Ok(client) => {
             client
@@ -54,14 +44,7 @@ pub async fn run(component: &Path, reference: &str, insecure: bool, args: &Engin
         }
         Err(e) => Err(e),
     };
-    match pushed {
-        Ok(digest) => {
-            println!("{digest}");
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_FAILED
-        }
-    }
+    let digest = pushed.map_err(CliError::failed)?;
+    println!("{digest}");
+    Ok(EXIT_OK)
 }

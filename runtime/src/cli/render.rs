@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::{LogLevel, Reporter};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use outport::{LogLevel, Reporter};
 
 /// How to render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

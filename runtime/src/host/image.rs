@@ -25,7 +25,7 @@ use crate::host::bindings::image::{Compression, ConvertOptions, ConvertedLayer, 
 use crate::host::bindings::types::{Descriptor, Error};
 use crate::image::BlobHandle;
 use crate::run::context::RunContext;
-use crate::sandbox::limits::{Limits, OutputQuota};
+use crate::sandbox::limits::{LimitReached, Limits, OutputQuota};
 use crate::sandbox::text::truncate;
 
 /// What the `image` interface works on for one instance.
@@ -44,6 +44,9 @@ pub struct ImageCtx {
     deadline: Option<Instant>,
     /// Bytes the host writes for the instance (`output-bytes`).
     pub(crate) quota: OutputQuota,
+    /// The first limit a host call of the instance reached: its failure is
+    /// that limit even when the guest reports it as its own error.
+    pub(crate) limit_hit: Option<LimitReached>,
     /// The first damaged blob served to the instance, if any.
     pub(crate) damaged: DamagedInput,
 }
@@ -66,6 +69,7 @@ impl ImageCtx {
             limits: limits.clone(),
             deadline,
             quota: OutputQuota::new(limits.output_bytes),
+            limit_hit: None,
             damaged: DamagedInput::default(),
         }
     }
@@ -132,19 +136,29 @@ impl Host for ImageView<'_> {
             ))));
         }
         if data.len() as u64 > MAX_INLINE_BLOB {
-            return Err(HostError::from(Error::Limit(format!(
+            let message = format!(
                 "put-blob: {} bytes is over the {MAX_INLINE_BLOB}-byte limit",
                 data.len()
-            ))));
+            );
+            return Err(self.limit(LimitReached {
+                name: "put-blob",
+                value: MAX_INLINE_BLOB,
+                message,
+            }));
         }
         let digest = outport_image::sha256_digest(&data);
         if !self.ctx.own_blobs.contains_key(&digest) {
             let total = self.ctx.own_blob_bytes + data.len() as u64;
-            if total > self.ctx.limits.put_blob_bytes {
-                return Err(HostError::from(Error::Limit(format!(
-                    "put-blob: blobs created by this instance would total {total} bytes, over the {}-byte limit",
-                    self.ctx.limits.put_blob_bytes
-                ))));
+            let limit = self.ctx.limits.put_blob_bytes;
+            if total > limit {
+                let message = format!(
+                    "put-blob: blobs created by this instance would total {total} bytes, over the {limit}-byte limit"
+                );
+                return Err(self.limit(LimitReached {
+                    name: "put-blob-bytes",
+                    value: limit,
+                    message,
+                }));
             }
             self.ctx.own_blob_bytes = total;
         }
@@ -192,29 +206,10 @@ impl Host for ImageView<'_> {
             .iter()
             .map(|layer| self.table.get(layer).cloned())
             .collect::<Result<Vec<_>, _>>()?;
+        let (parallel, budget) = self.conversion_budget(&options)?;
         // Layers convert in parallel, as many at once as there are cores
         // and as the instance's memory limit holds.
-        let per_layer = options.host_memory();
-        let fit = (self.ctx.limits.memory_bytes as u64 / per_layer.max(1)) as usize;
-        if fit == 0 {
-            return Err(HostError::from(Error::Limit(format!(
-                "convert-layers: {} needs about {} MiB of host memory per layer, over the memory limit of {} bytes",
-                describe_level(&options),
-                per_layer >> 20,
-                self.ctx.limits.memory_bytes
-            ))));
-        }
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let permits = Arc::new(tokio::sync::Semaphore::new(cores.min(fit)));
-        let budget = outport_image::Budget {
-            deadline: self.ctx.deadline,
-            timeout_secs: self.ctx.limits.timeout.as_secs(),
-            scratch_bytes: self
-                .ctx
-                .limits
-                .scratch_bytes
-                .saturating_sub(self.ctx.scratch_used),
-        };
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         let mut tasks = Vec::with_capacity(blobs.len());
         for blob in blobs {
             let permit = permits
@@ -228,41 +223,104 @@ impl Host for ImageView<'_> {
                 run.converter.convert(&blob, &options, &budget)
             }));
         }
-        let mut converted = Vec::with_capacity(tasks.len());
-        let mut failure = None;
+        let mut outcomes = Vec::with_capacity(tasks.len());
         for task in tasks {
-            match task.await? {
-                Ok(Some(layer)) => {
-                    let blob = layer.blob.clone();
-                    self.ctx.scratch_used = self.ctx.scratch_used.saturating_add(blob.size());
-                    if self.ctx.scratch_used > self.ctx.limits.scratch_bytes {
-                        failure.get_or_insert(Error::Limit(format!(
-                            "convert-layers: scratch limit of {} bytes exceeded (the converted layers total {})",
-                            self.ctx.limits.scratch_bytes, self.ctx.scratch_used
-                        )));
-                        continue;
-                    }
-                    self.ctx
-                        .own_blobs
-                        .insert(blob.descriptor().digest().to_string(), blob.clone());
-                    converted.push(Some(ConvertedLayer {
-                        blob: self.table.push(blob)?,
-                        diff_id: layer.diff_id.clone(),
-                    }));
-                }
-                Ok(None) => converted.push(None),
-                Err(e) if e.is_limit() => {
-                    failure.get_or_insert(Error::Limit(e.to_string()));
+            outcomes.push(task.await?);
+        }
+        self.take_converted(outcomes)
+    }
+}
+
+impl ImageView<'_> {
+    /// Records `hit` as the instance's limit reached (the first one is
+    /// kept) and returns the guest's error for it.
+    fn limit(&mut self, hit: LimitReached) -> HostError {
+        let error = Error::Limit(hit.message.clone());
+        self.ctx.limit_hit.get_or_insert(hit);
+        error.into()
+    }
+
+    /// How many conversions with `options` may run at once (as many as
+    /// there are cores and as the instance's memory limit holds), and what
+    /// each may spend (the instance's deadline and remaining scratch).
+    fn conversion_budget(
+        &mut self,
+        options: &outport_image::ConvertOptions,
+    ) -> Result<(usize, outport_image::Budget), HostError> {
+        let limits = &self.ctx.limits;
+        let per_layer = options.host_memory();
+        let fit = (limits.memory_bytes as u64 / per_layer.max(1)) as usize;
+        if fit == 0 {
+            let hit = LimitReached {
+                name: "memory",
+                value: limits.memory_bytes as u64,
+                message: format!(
+                    "convert-layers: {} needs about {} MiB of host memory per layer, over the memory limit of {} bytes",
+                    describe_level(options),
+                    per_layer >> 20,
+                    limits.memory_bytes
+                ),
+            };
+            return Err(self.limit(hit));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let budget = outport_image::Budget {
+            deadline: self.ctx.deadline,
+            timeout_secs: limits.timeout.as_secs(),
+            scratch_bytes: limits.scratch_bytes.saturating_sub(self.ctx.scratch_used),
+        };
+        Ok((cores.min(fit), budget))
+    }
+
+    /// Hands the converted layers to the guest, charging each to its
+    /// scratch limit; the first failure (a limit, a damaged layer) fails
+    /// the call.
+    fn take_converted(
+        &mut self,
+        outcomes: Vec<Result<Option<Arc<outport_image::Converted>>, outport_image::Error>>,
+    ) -> Result<Vec<Option<ConvertedLayer>>, HostError> {
+        let mut converted = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let layer = match outcome {
+                Ok(Some(layer)) => layer,
+                Ok(None) => {
+                    converted.push(None);
+                    continue;
                 }
                 Err(e) => {
-                    failure.get_or_insert(Error::InvalidImage(e.to_string()));
+                    return Err(match e.limit() {
+                        Some((name, value)) => self.limit(LimitReached {
+                            name,
+                            value,
+                            message: e.to_string(),
+                        }),
+                        None => Error::InvalidImage(e.to_string()).into(),
+                    });
                 }
+            };
+            let blob = layer.blob.clone();
+            self.ctx.scratch_used = self.ctx.scratch_used.saturating_add(blob.size());
+            let scratch = self.ctx.limits.scratch_bytes;
+            if self.ctx.scratch_used > scratch {
+                let message = format!(
+                    "convert-layers: scratch limit of {scratch} bytes exceeded (the converted layers total {})",
+                    self.ctx.scratch_used
+                );
+                return Err(self.limit(LimitReached {
+                    name: "scratch",
+                    value: scratch,
+                    message,
+                }));
             }
+            self.ctx
+                .own_blobs
+                .insert(blob.descriptor().digest().to_string(), blob.clone());
+            converted.push(Some(ConvertedLayer {
+                blob: self.table.push(blob)?,
+                diff_id: layer.diff_id.clone(),
+            }));
         }
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(converted),
-        }
+        Ok(converted)
     }
 }
 
@@ -307,7 +365,8 @@ impl HostBlob for ImageView<'_> {
     ) -> Result<u64, HostError> {
         let blob = self.table.get(&this)?.clone();
         let file = self.writable_file(&dest, "copy-to-file")?;
-        self.ctx.quota.charge(blob.size())?;
+        let charged = self.ctx.quota.charge(blob.size());
+        charged.map_err(|hit| self.limit(hit))?;
         let result = tokio::task::spawn_blocking(move || blob.copy_to_file(&file, offset)).await?;
         self.blob_result(result)
     }
@@ -326,7 +385,8 @@ impl HostBlob for ImageView<'_> {
         if let Err(e) = blob.check_range(start, len) {
             return self.blob_result(Err(e));
         }
-        self.ctx.quota.charge(len)?;
+        let charged = self.ctx.quota.charge(len);
+        charged.map_err(|hit| self.limit(hit))?;
         let result =
             tokio::task::spawn_blocking(move || blob.copy_range_to_file(start, len, &file, offset))
                 .await?;
@@ -339,7 +399,8 @@ impl HostBlob for ImageView<'_> {
         dest: Resource<DynOutputStream>,
     ) -> Result<u64, HostError> {
         let blob = self.table.get(&this)?.clone();
-        self.ctx.quota.charge(blob.size())?;
+        let charged = self.ctx.quota.charge(blob.size());
+        charged.map_err(|hit| self.limit(hit))?;
         // Shares verification with concurrent consumers of the same blob
         // (other instances): its bytes are hashed once.
         let reader = tokio::task::spawn_blocking(move || blob.open_shared()).await?;

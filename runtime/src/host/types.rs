@@ -4,14 +4,8 @@
 //! this interface's `Host`, which turns a [`HostError`] into its `error`.)
 
 use crate::host::bindings::HostError;
-use crate::host::bindings::types::{Descriptor, Error, Platform};
+use crate::host::bindings::types::{Descriptor, Platform};
 use crate::sandbox::limits::LimitReached;
-
-impl From<LimitReached> for HostError {
-    fn from(e: LimitReached) -> Self {
-        HostError::Guest(Error::Limit(e.to_string()))
-    }
-}
 
 /// Whether `s` is a media type as RFC 6838 names them: `type/subtype`,
 /// each 1 to 127 of letters, digits and `!#$&-^_.+`, starting with a letter

@@ -20,24 +20,19 @@ use std::io::{self, Read as _, Write as _};
 
 use cap_std::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
-use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
 use crate::host::bindings::types::{Destination, OutputKind};
 use crate::output::tree::{self, Leftovers, Links, Rules, TreeError};
 
+use super::stale::{collect_stale, make_locked};
+
 /// Name under which the staging directory is preopened in the guest.
 pub const PREOPEN: &str = "/out";
-
-/// What every staging directory's name holds.
-const STAGING_MARK: &str = ".outport-staging-";
-
-/// A leftover younger than this is never taken for a dead run's: it may be
-/// a staging directory another run has made and not yet locked.
-const STALE_AFTER: Duration = Duration::from_secs(5);
 
 /// Existing files up to this size are copied into a cache export's
 /// staging tree; larger ones become placeholders (see [`Staging::seed`]).
@@ -45,6 +40,58 @@ const COPY_BELOW: u64 = 1 << 20;
 
 /// Bytes per write when streaming an output to standard output.
 const STREAM_CHUNK: usize = 1 << 20;
+
+/// Why a staged output was not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// The staged tree breaks a rule (too large, too deep, a refused entry)
+    /// or could not be read.
+    #[error(transparent)]
+    Tree(TreeError),
+    /// The instance's deadline passed while checking or placing.
+    #[error("time limit exceeded while checking and placing the output")]
+    Deadline,
+    /// The exporter did not write the file it was granted.
+    #[error("the exporter did not write its output file")]
+    Missing,
+    /// The output file is not a regular file.
+    #[error("the exporter's output {name} is {what}, not a regular file")]
+    NotRegular {
+        /// The file's name (one line).
+        name: String,
+        /// What it is instead ("a symlink").
+        what: &'static str,
+    },
+    /// The output is a directory and the destination standard output.
+    #[error("a directory cannot go to standard output")]
+    DirectoryToStdout,
+    /// Reading, moving or streaming the output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the host was doing.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The existing destination changed while a cache was exported.
+    #[error("{0}")]
+    Changed(String),
+}
+
+impl From<TreeError> for PlaceError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::Deadline => PlaceError::Deadline,
+            e => PlaceError::Tree(e),
+        }
+    }
+}
+
+/// An I/O error while doing `what`.
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> PlaceError {
+    let what = what.into();
+    move |source| PlaceError::Io { what, source }
+}
 
 /// Where an instance's output goes in the end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -290,7 +337,7 @@ impl Staging {
     /// Checks the finished output against `checks` and moves it into
     /// place. For a file output, `destination.file` is the name the guest
     /// was told to write; it must be a regular file.
-    pub fn commit(mut self, destination: &Destination, checks: &Checks) -> Result<(), String> {
+    pub fn commit(mut self, destination: &Destination, checks: &Checks) -> Result<(), PlaceError> {
         let links = match destination.file {
             // Besides the output file, the tree may hold the guest's own
             // leftovers; they are sized, not placed.
@@ -302,18 +349,15 @@ impl Staging {
             max_bytes: checks.max_bytes,
             deadline: checks.deadline,
         };
-        tree::check(&self.dir, &rules).map_err(|e| match e {
-            TreeError::Deadline => deadline_passed(),
-            e => e.to_string(),
-        })?;
+        tree::check(&self.dir, &rules)?;
         match (&self.target, &destination.file) {
             (target, Some(name)) => {
                 let meta = match self.dir.symlink_metadata(name) {
                     Ok(meta) => meta,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err("the exporter did not write its output file".to_string());
+                        return Err(PlaceError::Missing);
                     }
-                    Err(e) => return Err(format!("cannot read the output file: {e}")),
+                    Err(e) => return Err(io_error("cannot read the output file")(e)),
                 };
                 if !meta.is_file() {
                     let what = if meta.is_symlink() {
@@ -323,10 +367,10 @@ impl Staging {
                     } else {
                         "a special file"
                     };
-                    return Err(format!(
-                        "the exporter's output {} is {what}, not a regular file",
-                        crate::sandbox::text::one_line(name)
-                    ));
+                    return Err(PlaceError::NotRegular {
+                        name: crate::sandbox::text::one_line(name).into_owned(),
+                        what,
+                    });
                 }
                 match target {
                     Target::Stdout => self.stream_to_stdout(name, checks.deadline)?,
@@ -334,7 +378,7 @@ impl Staging {
                         let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
                         self.dir
                             .rename(name, &self.parent, dest_name)
-                            .map_err(|e| format!("cannot move the output into place: {e}"))?;
+                            .map_err(io_error("cannot move the output into place"))?;
                     }
                 }
             }
@@ -342,11 +386,9 @@ impl Staging {
                 self.restore_placeholders()?;
                 let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
                 replace_dir(&self.parent, &self.name, dest_name)
-                    .map_err(|e| format!("cannot move the output into place: {e}"))?;
+                    .map_err(io_error("cannot move the output into place"))?;
             }
-            (Target::Stdout, None) => {
-                return Err("a directory cannot go to standard output".to_string());
-            }
+            (Target::Stdout, None) => return Err(PlaceError::DirectoryToStdout),
         }
         self.done = true;
         // The staging name now holds the previous output, or nothing.
@@ -357,47 +399,52 @@ impl Staging {
     /// Copies the regular file `name` of the staging tree to standard
     /// output, opened without following a link, no further than its size
     /// when opened and no later than `deadline`.
-    fn stream_to_stdout(&self, name: &str, deadline: Instant) -> Result<(), String> {
+    fn stream_to_stdout(&self, name: &str, deadline: Instant) -> Result<(), PlaceError> {
         let file = self
             .dir
             .open_with(name, &no_follow_read())
-            .map_err(|e| format!("cannot open the output file: {e}"))?;
+            .map_err(io_error("cannot open the output file"))?;
         let meta = file
             .metadata()
-            .map_err(|e| format!("cannot read the output file: {e}"))?;
+            .map_err(io_error("cannot read the output file"))?;
         if !meta.is_file() {
-            return Err("the exporter's output is not a regular file".to_string());
+            return Err(PlaceError::NotRegular {
+                name: crate::sandbox::text::one_line(name).into_owned(),
+                what: "not a regular file any more",
+            });
         }
         let mut reader = file.into_std().take(meta.len());
         let mut out = io::stdout().lock();
         let mut buf = vec![0u8; STREAM_CHUNK];
         loop {
             if Instant::now() >= deadline {
-                return Err(deadline_passed());
+                return Err(PlaceError::Deadline);
             }
             let n = reader
                 .read(&mut buf)
-                .map_err(|e| format!("cannot read the output file: {e}"))?;
+                .map_err(io_error("cannot read the output file"))?;
             if n == 0 {
                 break;
             }
             out.write_all(&buf[..n])
-                .map_err(|e| format!("cannot write to standard output: {e}"))?;
+                .map_err(io_error("cannot write to standard output"))?;
         }
         out.flush()
-            .map_err(|e| format!("cannot write to standard output: {e}"))
+            .map_err(io_error("cannot write to standard output"))
     }
 
     /// Turns the placeholders the guest left untouched back into hard
     /// links to the existing files (see [`Staging::seed`]).
-    fn restore_placeholders(&self) -> Result<(), String> {
+    fn restore_placeholders(&self) -> Result<(), PlaceError> {
         if self.placeholders.is_empty() {
             return Ok(());
         }
         let existing = self
             .existing_dir()
-            .map_err(|e| format!("cannot read the existing destination: {e}"))?
-            .ok_or("the existing destination went away during the export")?;
+            .map_err(io_error("cannot read the existing destination"))?
+            .ok_or_else(|| {
+                PlaceError::Changed("the existing destination went away during the export".into())
+            })?;
         for p in &self.placeholders {
             let untouched = match self.dir.symlink_metadata(&p.rel) {
                 Ok(meta) => {
@@ -406,7 +453,7 @@ impl Staging {
                         && (meta.ctime(), meta.ctime_nsec()) == p.ctime
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(format!("cannot read {}: {e}", p.rel.display())),
+                Err(e) => return Err(io_error(format!("cannot read {}", p.rel.display()))(e)),
             };
             if !untouched {
                 continue;
@@ -417,10 +464,10 @@ impl Staging {
                 .hard_link(&p.rel, &self.dir, &tmp)
                 .and_then(|()| self.dir.rename(&tmp, &self.dir, &p.rel))
                 .map_err(|e| {
-                    format!(
+                    PlaceError::Changed(format!(
                         "the existing {} changed during the export: {e}",
                         p.rel.display()
-                    )
+                    ))
                 })?;
         }
         Ok(())
@@ -451,120 +498,10 @@ impl Drop for Staging {
     }
 }
 
-/// The message for work stopped at the instance's deadline.
-fn deadline_passed() -> String {
-    "time limit exceeded while checking and placing the output".to_string()
-}
-
 fn no_follow_read() -> OpenOptions {
     let mut options = OpenOptions::new();
     options.read(true).follow(FollowSymlinks::No);
     options
-}
-
-/// Opens directory `name` of `parent`, not following a symlink, with a
-/// descriptor `flock` takes (cap-std's own directory handles may be
-/// `O_PATH`, which it does not).
-fn open_lockable(parent: &Dir, name: &OsStr) -> io::Result<Dir> {
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .follow(FollowSymlinks::No)
-        .maybe_dir(true);
-    let file = parent.open_with(name, &options)?;
-    if !file.metadata()?.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a directory",
-        ));
-    }
-    Ok(Dir::from_std_file(file.into_std()))
-}
-
-/// Makes `.STEM.outport-staging-XXXXXXXX` in `parent` and locks it.
-fn make_locked(parent: &Dir, stem: &OsStr) -> io::Result<(OsString, Dir)> {
-    for _ in 0..16 {
-        let mut random = [0u8; 4];
-        getrandom::fill(&mut random).map_err(io::Error::other)?;
-        let mut name = OsString::from(".");
-        name.push(stem);
-        name.push(format!("{STAGING_MARK}{}", hex::encode(random)));
-        match parent.create_dir(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-        let dir = open_lockable(parent, &name)?;
-        rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
-        return Ok((name, dir));
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "no free staging directory name",
-    ))
-}
-
-/// Whether `name` is one [`make_locked`] makes: `.STEM`, the mark, then
-/// exactly eight lowercase hex digits.
-fn is_staging_name(name: &str) -> bool {
-    let Some((stem, suffix)) = name.rsplit_once(STAGING_MARK) else {
-        return false;
-    };
-    stem.len() > 1
-        && stem.starts_with('.')
-        && suffix.len() == 8
-        && suffix
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Removes the staging directories of dead runs in `parent`: named like
-/// one, not locked, and not changed for [`STALE_AFTER`]. Returns how many
-/// were removed and what could not be.
-pub fn collect_stale(parent: &Dir) -> (u64, Leftovers) {
-    let mut removed = 0;
-    let mut left = Leftovers::default();
-    let Ok(entries) = parent.entries() else {
-        return (removed, left);
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !is_staging_name(&name.to_string_lossy()) {
-            continue;
-        }
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(dir) = open_lockable(parent, &name) else {
-            continue;
-        };
-        let recent = dir
-            .dir_metadata()
-            .and_then(|m| m.modified())
-            .map(|t| t.into_std())
-            .is_ok_and(|t| {
-                SystemTime::now()
-                    .duration_since(t)
-                    .is_ok_and(|age| age < STALE_AFTER)
-            });
-        if recent {
-            continue;
-        }
-        // A live run holds the lock; a dead one's was released with it.
-        if rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue;
-        }
-        let gone = tree::remove(parent, &name);
-        if gone.is_empty() {
-            removed += 1;
-        } else {
-            left.count += gone.count;
-            if left.first.is_none() {
-                left.first = gone.first;
-            }
-        }
-    }
-    (removed, left)
 }
 
 /// Puts directory `staged` of `parent` at `dest`, replacing what is there

@@ -54,7 +54,7 @@ fn a_symlink_is_never_placed_as_a_file_output() {
     let staging = Staging::create(Target::Path(dest.clone())).unwrap();
     let grant = staging.grant(OutputKind::File).unwrap();
     symlink("../secret", staging.path().join("out.tar")).unwrap();
-    let err = staging.commit(&grant, &checks()).unwrap_err();
+    let err = staging.commit(&grant, &checks()).unwrap_err().to_string();
     assert!(err.contains("is a symlink, not a regular file"), "{err}");
     assert_eq!(entries(root.path()), ["secret"]);
 }
@@ -82,7 +82,7 @@ fn a_directory_output_with_a_symlink_is_refused_when_links_are_not_kept() {
     let grant = staging.grant(OutputKind::Directory).unwrap();
     fs::create_dir(staging.path().join("blobs")).unwrap();
     symlink("/etc/passwd", staging.path().join("blobs/x")).unwrap();
-    let err = staging.commit(&grant, &checks()).unwrap_err();
+    let err = staging.commit(&grant, &checks()).unwrap_err().to_string();
     assert!(err.contains("a symlink at blobs/x"), "{err}");
     assert_eq!(entries(root.path()), Vec::<String>::new());
 }

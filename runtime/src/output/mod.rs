@@ -6,4 +6,5 @@ pub(crate) mod atomic;
 pub mod destination;
 pub mod iidfile;
 pub mod metadata;
+mod stale;
 pub mod tree;

@@ -22,7 +22,7 @@ use crate::engine::{Compiled, Engine, LoadedCacheBackend, LoadedComponent, Origi
 use crate::error::Error;
 use crate::host::bindings::types::CacheOperation;
 use crate::image::ahead::VerifyAhead;
-use crate::instance::{self, InstanceResult, InstanceSpec, Role, Status};
+use crate::instance::{self, Failure, FailureKind, InstanceResult, InstanceSpec, Role, Status};
 use crate::run::context::RunContext;
 use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with};
 use crate::run::reporter::Reporter;
@@ -471,7 +471,7 @@ impl Session {
                     InstanceResult {
                         id,
                         kind,
-                        status: Status::Failed(why),
+                        status: Status::Failed(Failure::new(FailureKind::Cancelled, why)),
                         response: BTreeMap::new(),
                         dest,
                         elapsed: Default::default(),

@@ -65,7 +65,17 @@ pub struct Limits {
 }
 
 /// The kind of destination a policy lets a component write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DestinationRule {
     /// A file or a directory.
@@ -101,11 +111,18 @@ impl Default for Limits {
     }
 }
 
-/// A limit an instance reached, named with its value, in one line
-/// (`output limit of N bytes reached`).
+/// A limit an instance reached in a host call: its name, its value and one
+/// line naming both (`output limit of N bytes reached`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LimitReached(pub String);
+#[error("{message}")]
+pub struct LimitReached {
+    /// The limit's name (`output`, `scratch`, `memory`, `put-blob`, `time`).
+    pub name: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// One line naming it and its value.
+    pub message: String,
+}
 
 /// Counts bytes the host writes for an instance against its output limit.
 #[derive(Debug)]
@@ -127,10 +144,11 @@ impl OutputQuota {
                 self.used = total;
                 Ok(())
             }
-            _ => Err(LimitReached(format!(
-                "output limit of {} bytes reached",
-                self.limit
-            ))),
+            _ => Err(LimitReached {
+                name: "output",
+                value: self.limit,
+                message: format!("output limit of {} bytes reached", self.limit),
+            }),
         }
     }
 }
@@ -142,7 +160,18 @@ pub struct Limiter {
     inner: StoreLimits,
     memory_bytes: usize,
     table_elements: usize,
-    hit: Option<String>,
+    hit: Option<LimitHit>,
+}
+
+/// A limit the store limiter stopped a guest at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitHit {
+    /// The limit's policy name (`memory`, `table`).
+    pub name: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// One line naming it, its value and what the guest asked for.
+    pub message: String,
 }
 
 impl Limiter {
@@ -168,8 +197,8 @@ impl Limiter {
     }
 
     /// The limit that stopped the guest, if one did.
-    pub fn hit(&self) -> Option<&str> {
-        self.hit.as_deref()
+    pub fn hit(&self) -> Option<&LimitHit> {
+        self.hit.as_ref()
     }
 }
 
@@ -182,10 +211,14 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) && desired > self.memory_bytes {
-            self.hit = Some(format!(
-                "memory limit of {} bytes exceeded (the guest asked for {desired})",
-                self.memory_bytes
-            ));
+            self.hit = Some(LimitHit {
+                name: "memory",
+                value: self.memory_bytes as u64,
+                message: format!(
+                    "memory limit of {} bytes exceeded (the guest asked for {desired})",
+                    self.memory_bytes
+                ),
+            });
         }
         allowed
     }
@@ -198,10 +231,14 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.table_growing(current, desired, maximum);
         if !matches!(allowed, Ok(true)) && desired > self.table_elements {
-            self.hit = Some(format!(
-                "table limit of {} elements exceeded (the guest asked for {desired})",
-                self.table_elements
-            ));
+            self.hit = Some(LimitHit {
+                name: "table",
+                value: self.table_elements as u64,
+                message: format!(
+                    "table limit of {} elements exceeded (the guest asked for {desired})",
+                    self.table_elements
+                ),
+            });
         }
         allowed
     }

@@ -30,24 +30,28 @@ impl Budget {
 }
 
 /// The error a [`Metered`] stream fails with when its budget is spent: the
-/// limit and its value, one line.
-#[derive(Debug)]
-pub(super) struct Spent(String);
+/// limit (`time` or `scratch`), its value, and one line naming both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Spent {
+    pub(super) limit: &'static str,
+    pub(super) value: u64,
+    pub(super) message: String,
+}
 
 impl std::fmt::Display for Spent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for Spent {}
 
 impl Spent {
-    /// The limit message, when `e` is a spent budget.
-    pub(super) fn of(e: &io::Error) -> Option<String> {
+    /// The spent budget, when `e` is one.
+    pub(super) fn of(e: &io::Error) -> Option<Spent> {
         e.get_ref()
             .and_then(|inner| inner.downcast_ref::<Spent>())
-            .map(|spent| spent.0.clone())
+            .cloned()
     }
 }
 
@@ -74,10 +78,11 @@ impl<T> Metered<T> {
     /// Fails once the deadline has passed.
     fn check_time(&self) -> io::Result<()> {
         match self.budget.deadline {
-            Some(deadline) if Instant::now() >= deadline => Err(io::Error::other(Spent(format!(
-                "time limit of {} s exceeded",
-                self.budget.timeout_secs
-            )))),
+            Some(deadline) if Instant::now() >= deadline => Err(io::Error::other(Spent {
+                limit: "time",
+                value: self.budget.timeout_secs,
+                message: format!("time limit of {} s exceeded", self.budget.timeout_secs),
+            })),
             _ => Ok(()),
         }
     }
@@ -86,10 +91,14 @@ impl<T> Metered<T> {
     fn count(&mut self, n: usize) -> io::Result<()> {
         self.used = self.used.saturating_add(n as u64);
         if self.used > self.budget.scratch_bytes {
-            return Err(io::Error::other(Spent(format!(
-                "scratch limit of {} bytes exceeded ({} passed it)",
-                self.budget.scratch_bytes, self.what
-            ))));
+            return Err(io::Error::other(Spent {
+                limit: "scratch",
+                value: self.budget.scratch_bytes,
+                message: format!(
+                    "scratch limit of {} bytes exceeded ({} passed it)",
+                    self.budget.scratch_bytes, self.what
+                ),
+            }));
         }
         Ok(())
     }

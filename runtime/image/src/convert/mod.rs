@@ -162,7 +162,7 @@ pub struct Converted {
 /// caller tries with its own) or anything else (kept and shared).
 #[derive(Debug, Clone)]
 enum Failure {
-    Limit(String),
+    Limit(Spent),
     Failed(String),
 }
 
@@ -249,10 +249,12 @@ impl Converter {
         let input = blob.input_name().to_owned();
         let digest = blob.descriptor().digest().to_string();
         outcome.map_err(|failure| match failure {
-            Failure::Limit(message) => Error::ConvertLimit {
+            Failure::Limit(spent) => Error::ConvertLimit {
                 input,
                 digest,
-                message,
+                limit: spent.limit,
+                value: spent.value,
+                message: spent.message,
             },
             Failure::Failed(message) => Error::Convert {
                 input,
