@@ -335,42 +335,8 @@ impl Walk<'_> {
         let mut config = RawObject::parse(&config_bytes)
             .map_err(|e| format!("config {}: {e}", config_entry.digest))?;
 
-        let existing: Option<String> = match config.raw(CONFIG_KEY) {
-            None => None,
-            Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| {
-                format!(
-                    "config {}: {CONFIG_KEY} is not a string",
-                    config_entry.digest
-                )
-            })?),
-        };
-        let mut info = match &existing {
-            Some(value) => BuildInfo::decode(value)
-                .map_err(|e| format!("config {}: {CONFIG_KEY}: {e}", config_entry.digest))?,
-            None => BuildInfo::default(),
-        };
-        info.sources.extend(self.plan.sources.iter().cloned());
-        // The manifest's own annotations win over its index entry's.
-        let mut annotations = entry.annotations.clone();
-        annotations.extend(
-            manifest
-                .get::<BTreeMap<String, String>>("annotations")
-                .unwrap_or_default(),
-        );
-        if let Some(name) = annotations.get(ANN_BASE_NAME).filter(|n| !n.is_empty()) {
-            info.sources.push(Source {
-                kind: TYPE_IMAGE.to_string(),
-                reference: name.clone(),
-                alias: String::new(),
-                pin: annotations
-                    .get(ANN_BASE_DIGEST)
-                    .cloned()
-                    .unwrap_or_default(),
-            });
-        }
-        for (k, v) in self.plan.attrs {
-            info.attrs.insert(k.clone(), Some(v.clone()));
-        }
+        let (existing, mut info) = existing_info(&config, &config_entry.digest)?;
+        self.add_inputs(&mut info, entry, &manifest);
         info.normalize(true);
         let full = info.clone();
         if !self.plan.keep_attrs {
@@ -401,6 +367,52 @@ impl Walk<'_> {
         self.full.insert(digest.clone(), full);
         Ok(Some((digest, size)))
     }
+
+    /// Adds the plan's sources and attributes to `info`, and the base image
+    /// the annotations of the manifest `entry` points at name.
+    fn add_inputs(&self, info: &mut BuildInfo, entry: &Entry, manifest: &RawObject) {
+        info.sources.extend(self.plan.sources.iter().cloned());
+        // The manifest's own annotations win over its index entry's.
+        let mut annotations = entry.annotations.clone();
+        annotations.extend(
+            manifest
+                .get::<BTreeMap<String, String>>("annotations")
+                .unwrap_or_default(),
+        );
+        if let Some(name) = annotations.get(ANN_BASE_NAME).filter(|n| !n.is_empty()) {
+            info.sources.push(Source {
+                kind: TYPE_IMAGE.to_string(),
+                reference: name.clone(),
+                alias: String::new(),
+                pin: annotations
+                    .get(ANN_BASE_DIGEST)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+        }
+        for (k, v) in self.plan.attrs {
+            info.attrs.insert(k.clone(), Some(v.clone()));
+        }
+    }
+}
+
+/// The build-info field of the config `digest` as it is (`None` when
+/// absent) and decoded (empty when absent).
+fn existing_info(config: &RawObject, digest: &str) -> Result<(Option<String>, BuildInfo), String> {
+    let existing: Option<String> = match config.raw(CONFIG_KEY) {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_str(raw.get())
+                .map_err(|_| format!("config {digest}: {CONFIG_KEY} is not a string"))?,
+        ),
+    };
+    let info = match &existing {
+        Some(value) => {
+            BuildInfo::decode(value).map_err(|e| format!("config {digest}: {CONFIG_KEY}: {e}"))?
+        }
+        None => BuildInfo::default(),
+    };
+    Ok((existing, info))
 }
 
 /// `os/arch[/variant]` from an index entry's platform, else from the config.

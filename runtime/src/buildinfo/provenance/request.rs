@@ -1,0 +1,184 @@
+//! What `--attest` asked for ([`Request`]) and the statements' timestamps.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::BUILDER_ID;
+
+/// How much the provenance says, as BuildKit's `mode=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// Frontend and the non-secret-prone request arguments: `build-arg:*`
+    /// and `label:*` attributes are left out (BuildKit's default).
+    #[default]
+    Min,
+    /// Every build attribute.
+    Max,
+}
+
+/// What `--attest` asked for, for the whole run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `mode=`.
+    pub mode: Mode,
+    /// `builder-id=` (default [`BUILDER_ID`]).
+    pub builder_id: String,
+    /// `SOURCE_DATE_EPOCH`, when set: every timestamp, and the invocation
+    /// ID derives from it, so the same inputs give the same attestations.
+    pub source_date_epoch: Option<i64>,
+    /// When the run started (seconds since the epoch).
+    pub started: i64,
+}
+
+impl Request {
+    /// Parses the `--attest` values (`provenance`, `type=provenance`,
+    /// `mode=min|max`, `builder-id=ID`, `disabled=true|false`, as buildx
+    /// takes them) and `SOURCE_DATE_EPOCH`. `None` when nothing is asked.
+    /// The error is one line naming the value.
+    pub fn from_args(
+        attest: &[String],
+        source_date_epoch: Option<&str>,
+    ) -> Result<Option<Request>, String> {
+        let mut request: Option<Request> = None;
+        let mut seen = false;
+        for value in attest {
+            let parsed = Request::parse_value(value)?;
+            if seen {
+                return Err(format!(
+                    "--attest {value:?}: provenance is asked for more than once"
+                ));
+            }
+            seen = true;
+            if parsed.is_some() {
+                request = parsed;
+            }
+        }
+        let Some(mut request) = request else {
+            return Ok(None);
+        };
+        let epoch = parse_epoch(source_date_epoch)?;
+        request.source_date_epoch = epoch;
+        request.started = epoch.unwrap_or_else(now);
+        Ok(Some(request))
+    }
+
+    /// Parses one `--attest` value; `None` when it says `disabled=true`.
+    /// The timestamps are left for [`Request::from_args`] to set.
+    fn parse_value(value: &str) -> Result<Option<Request>, String> {
+        let bad = |why: String| format!("--attest {value:?}: {why}");
+        let mut kind = None;
+        let mut mode = Mode::Min;
+        let mut builder_id = BUILDER_ID.to_string();
+        let mut disabled = false;
+        for field in value.split(',').map(str::trim) {
+            let (k, v) = match field.split_once('=') {
+                Some((k, v)) => (k.trim(), v.trim()),
+                None if kind.is_none() => ("type", field),
+                None => return Err(bad(format!("{field:?} is not KEY=VALUE"))),
+            };
+            match k {
+                "type" if kind.is_none() => kind = Some(v.to_string()),
+                "mode" => {
+                    mode = match v {
+                        "min" => Mode::Min,
+                        "max" => Mode::Max,
+                        _ => return Err(bad(format!("mode={v:?}: expected min or max"))),
+                    }
+                }
+                "builder-id" if !v.is_empty() => builder_id = v.to_string(),
+                "disabled" => {
+                    disabled = match v {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(bad(format!("disabled={v:?}: expected true or false")));
+                        }
+                    }
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "unknown or repeated field {field:?} (known: type=provenance, mode=min|max, builder-id=ID, disabled=true|false)"
+                    )));
+                }
+            }
+        }
+        match kind.as_deref() {
+            Some("provenance") => {}
+            None | Some("") => return Err(bad("no type (expected type=provenance)".into())),
+            Some(other) => {
+                return Err(bad(format!(
+                    "attestation type {other:?} is not supported (only provenance)"
+                )));
+            }
+        }
+        Ok((!disabled).then_some(Request {
+            mode,
+            builder_id,
+            source_date_epoch: None,
+            started: 0,
+        }))
+    }
+
+    /// The invocation ID shared by every statement of a run: with
+    /// `SOURCE_DATE_EPOCH`, derived from it and `inputs` (what the run was
+    /// told, credentials stripped), so that attesting an attested image
+    /// again with the same inputs gives the same bytes; unique otherwise.
+    pub fn invocation_id(&self, inputs: &str) -> String {
+        let seed = match self.source_date_epoch {
+            Some(epoch) => format!("{epoch} {:?} {} {inputs}", self.mode, self.builder_id),
+            None => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                format!("{nanos} {} {inputs}", std::process::id())
+            }
+        };
+        let digest = outport_image::sha256_digest(seed.as_bytes());
+        digest.trim_start_matches("sha256:")[..32].to_string()
+    }
+
+    /// When the attestations are made.
+    pub fn finished(&self) -> i64 {
+        self.source_date_epoch.unwrap_or_else(now)
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, when set and not empty: seconds since 1970.
+fn parse_epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, String> {
+    let epoch = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            format!("SOURCE_DATE_EPOCH={s:?}: expected a number of seconds since 1970")
+        })?),
+        None => None,
+    };
+    Ok(epoch)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
