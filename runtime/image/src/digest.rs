@@ -1,10 +1,13 @@
-//! SHA-256 digests in the `sha256:<hex>` form used by OCI descriptors.
+//! SHA-256 digests computed as bytes stream, in the form of
+//! [`outport_oci::Sha256Digest`] (`sha256:` and 64 lowercase hex digits),
+//! the only form the reader accepts.
 
+use outport_oci::Sha256Digest;
 use sha2::{Digest as _, Sha256};
 
 /// The digest of `data` as `sha256:<64 lowercase hex>`.
 pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    Sha256Digest::from_hash(Sha256::digest(data).into()).into_string()
 }
 
 /// Whether `digest` is `sha256:` followed by exactly 64 lowercase hex digits.
@@ -12,17 +15,7 @@ pub fn sha256_digest(data: &[u8]) -> String {
 /// This is the only digest form the reader accepts; it also guarantees that a
 /// digest used to build a `blobs/sha256/<hex>` path cannot escape the input.
 pub fn is_sha256_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
-/// The hex part of a digest checked by [`is_sha256_digest`].
-pub(crate) fn hex_part(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap_or(digest)
+    outport_oci::digest::is_sha256(digest)
 }
 
 /// An incremental SHA-256 that yields `sha256:<hex>`.
@@ -37,6 +30,6 @@ impl Hasher {
 
     /// The digest of everything fed so far.
     pub(crate) fn finish(self) -> String {
-        format!("sha256:{}", hex::encode(self.0.finalize()))
+        Sha256Digest::from_hash(self.0.finalize().into()).into_string()
     }
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use oci_spec::image::{
     Arch, Descriptor, ImageManifestBuilder, MediaType, Os, Platform, PlatformBuilder,
 };
+use outport_oci::document::ImageConfig;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::archive::compression_of;
 use crate::blob::{Blob, FileRegion};
@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::layout::{CONTAINERD_NAME, Chosen, REF_NAME, oci_digest};
 use crate::select::{self, Candidate};
 use crate::source::Source;
-use crate::validate::{JSON_LIMIT, parse_json};
+use crate::validate::JSON_LIMIT;
 
 /// One image of `manifest.json`.
 #[derive(Debug, Deserialize)]
@@ -127,7 +127,7 @@ fn synthesise(
         manifest_bytes.len() as u64,
         oci_digest(&sha256_digest(&manifest_bytes), holder)?,
     );
-    root.set_platform(platform(&config.value));
+    root.set_platform(platform(&config.parsed));
     if let Some(tag) = tag {
         root.set_annotations(Some(annotations(tag)));
     }
@@ -155,11 +155,11 @@ fn synthesise(
 }
 
 /// The config of an image of `manifest.json`: its name in messages, its
-/// bytes and their JSON.
+/// bytes and what they say.
 struct Config {
     name: String,
     bytes: Vec<u8>,
-    value: Value,
+    parsed: ImageConfig,
 }
 
 impl Config {
@@ -172,16 +172,21 @@ impl Config {
                 context: format!("config of image {} in manifest.json", entry.label()),
             });
         };
-        let value = parse_json(&bytes, &name)?;
-        Ok(Config { name, bytes, value })
+        let parsed = serde_json::from_slice(&bytes).map_err(|e| Error::json(&name, &e))?;
+        Ok(Config {
+            name,
+            bytes,
+            parsed,
+        })
     }
 
     /// Its `rootfs.diff_ids`, one per layer of `entry` (named in `holder`).
-    fn diff_ids(&self, entry: &Entry, holder: &str) -> Result<&[Value], Error> {
+    fn diff_ids(&self, entry: &Entry, holder: &str) -> Result<&[String], Error> {
         let diff_ids = self
-            .value
-            .pointer("/rootfs/diff_ids")
-            .and_then(Value::as_array)
+            .parsed
+            .rootfs
+            .as_ref()
+            .and_then(|rootfs| rootfs.diff_ids.as_deref())
             .ok_or_else(|| Error::MalformedJson {
                 path: self.name.clone(),
                 message: "missing field `rootfs.diff_ids`".to_owned(),
@@ -217,7 +222,7 @@ struct Layers {
 fn layer_blobs(
     source: &Source,
     entry: &Entry,
-    diff_ids: &[Value],
+    diff_ids: &[String],
     config_name: &str,
 ) -> Result<Layers, Error> {
     let input = source.display();
@@ -230,7 +235,6 @@ fn layer_blobs(
             n + 1,
             entry.label()
         );
-        let diff_id = diff_id.as_str().unwrap_or_default();
         if !is_sha256_digest(diff_id) {
             return Err(Error::InvalidDigest {
                 path: config_name.to_owned(),
@@ -312,13 +316,12 @@ fn annotations(tag: &str) -> HashMap<String, String> {
 }
 
 /// The platform an image config names, if it names one.
-fn platform(config: &Value) -> Option<Platform> {
-    let field = |key: &str| config.get(key).and_then(Value::as_str);
+fn platform(config: &ImageConfig) -> Option<Platform> {
     let mut builder = PlatformBuilder::default()
-        .architecture(Arch::from(field("architecture")?))
-        .os(Os::from(field("os")?));
-    if let Some(variant) = field("variant") {
-        builder = builder.variant(variant.to_owned());
+        .architecture(Arch::from(config.architecture.as_deref()?))
+        .os(Os::from(config.os.as_deref()?));
+    if let Some(variant) = &config.variant {
+        builder = builder.variant(variant.clone());
     }
     builder.build().ok()
 }

@@ -16,10 +16,10 @@ use crate::validate::{
     INDEX_TYPES, JSON_LIMIT, MANIFEST_TYPES, array_field, parse_descriptor, parse_json,
 };
 
-/// Annotation naming an image in an OCI layout.
-pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation naming an image in containerd and Docker 25+ saves.
-pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) use outport_oci::document::IMAGE_NAME as CONTAINERD_NAME;
+/// Annotation naming an image in an OCI layout.
+pub(crate) use outport_oci::document::REF_NAME;
 
 /// The image chosen in an input, ready for the validation walk.
 #[derive(Debug)]

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use outport_oci::reference;
+
 use crate::digest::is_sha256_digest;
 use crate::error::Error;
 
@@ -84,12 +86,10 @@ impl Candidate {
     }
 }
 
-/// How an image is listed: the short docker form of a full name
+/// How an image is listed: the short form docker shows for a full name
 /// (`docker.io/library/foo:1` -> `foo:1`), else the name as is.
 pub(crate) fn short_name(name: &str) -> &str {
-    name.strip_prefix("docker.io/library/")
-        .or_else(|| name.strip_prefix("docker.io/"))
-        .unwrap_or(name)
+    reference::familiar(name)
 }
 
 /// Picks the candidate `reference` names; `input` names the input in messages.
@@ -164,32 +164,24 @@ fn list<'a>(candidates: impl Iterator<Item = &'a Candidate>) -> String {
     }
 }
 
-/// Splits `repo[:tag]` (a `:` before the last `/` is a registry port).
+/// Splits `repo[:tag]` (a `:` before the last `/` is a registry port),
+/// a digest dropped, by docker's rule ([`reference::split`]).
 pub(crate) fn split_tag(name: &str) -> (&str, Option<&str>) {
     let name = name.split('@').next().unwrap_or(name);
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => (&name[..i], Some(&name[i + 1..])),
-        _ => (name, None),
+    match reference::split(name).tag {
+        Some(tag) => (&name[..name.len() - tag.len() - 1], Some(tag)),
+        None => (name, None),
     }
 }
 
 /// The fully qualified docker form of an image reference
-/// (`foo` -> `docker.io/library/foo:latest`); `None` for digests and empty names.
+/// ([`reference::normalize`]: `foo` -> `docker.io/library/foo:latest`);
+/// `None` for digests and for what is not a reference.
 pub(crate) fn normalize(name: &str) -> Option<String> {
-    if name.is_empty() || name.contains('@') {
+    if name.contains('@') {
         return None;
     }
-    let (repo, tag) = split_tag(name);
-    if repo.is_empty() {
-        return None;
-    }
-    let tag = tag.unwrap_or("latest");
-    let repo = match repo.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => repo.to_owned(),
-        Some(_) => format!("docker.io/{repo}"),
-        None => format!("docker.io/library/{repo}"),
-    };
-    Some(format!("{repo}:{tag}"))
+    reference::normalize(name).ok()
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use oci_spec::image::Descriptor;
+use outport_oci::{Sha256Digest, media};
 use serde_json::Value;
 
 use crate::blob::Blob;
-use crate::digest::{hex_part, is_sha256_digest};
+use crate::digest::is_sha256_digest;
 use crate::error::Error;
 use crate::source::Source;
 
@@ -18,35 +19,13 @@ use crate::source::Source;
 pub(crate) const JSON_LIMIT: u64 = 16 << 20;
 
 /// Media types of image indexes.
-pub(crate) const INDEX_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
+pub(crate) const INDEX_TYPES: &[&str] = media::INDEXES;
 /// Media types of image manifests.
-pub(crate) const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
+pub(crate) const MANIFEST_TYPES: &[&str] = media::MANIFESTS;
 /// Media types of image configs.
-const CONFIG_TYPES: &[&str] = &[
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
+const CONFIG_TYPES: &[&str] = media::CONFIGS;
 /// The empty descriptor of artifact manifests.
-const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
-/// Media types of layers.
-const LAYER_TYPES: &[&str] = &[
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/vnd.in-toto+json",
-];
+const EMPTY_TYPE: &str = media::OCI_EMPTY;
 
 /// What a descriptor is expected to point at.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +50,10 @@ impl Kind {
             Kind::Config { artifact } => {
                 artifact || media_type == EMPTY_TYPE || CONFIG_TYPES.contains(&media_type)
             }
-            Kind::Layer { artifact } => artifact || LAYER_TYPES.contains(&media_type),
+            // Image layers, and the in-toto statements of attestations.
+            Kind::Layer { artifact } => {
+                artifact || media::is_layer(media_type) || media_type == media::IN_TOTO
+            }
         }
     }
 }
@@ -146,13 +128,13 @@ impl<'a> Walker<'a> {
                 context: context.to_owned(),
             });
         }
-        if !is_sha256_digest(&digest) {
+        let Ok(checked) = Sha256Digest::parse(&digest) else {
             return Err(Error::InvalidDigest {
                 path: holder.to_owned(),
                 digest,
                 context: context.to_owned(),
             });
-        }
+        };
 
         if let Some(&i) = self.graph.by_digest.get(&digest) {
             // Already reached from elsewhere: only the size must agree.
@@ -160,7 +142,7 @@ impl<'a> Walker<'a> {
             return self.check_size(desc, actual, context);
         }
 
-        let (blob, name) = self.find(desc, &digest, context)?;
+        let (blob, name) = self.find(desc, &checked, context)?;
         self.check_size(desc, blob.stored_len(), context)?;
         self.graph
             .by_digest
@@ -174,13 +156,13 @@ impl<'a> Walker<'a> {
     fn find(
         &mut self,
         desc: &Descriptor,
-        digest: &str,
+        digest: &Sha256Digest,
         context: &str,
     ) -> Result<(Arc<Blob>, String), Error> {
-        if let Some(found) = self.known.remove(digest) {
+        if let Some(found) = self.known.remove(digest.as_str()) {
             return Ok(found);
         }
-        let rel = format!("blobs/sha256/{}", hex_part(digest));
+        let rel = digest.blob_path();
         let name = self.source.member_display(&rel);
         let Some(region) = self.source.locate(&rel)? else {
             return Err(Error::MissingBlob {
