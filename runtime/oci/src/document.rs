@@ -165,9 +165,10 @@ pub struct RootFs {
     /// `layers`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
-    /// The digest of each layer's uncompressed tar, base layer first.
-    #[serde(default, deserialize_with = "or_default")]
-    pub diff_ids: Vec<String>,
+    /// The digest of each layer's uncompressed tar, base layer first;
+    /// none when absent.
+    #[serde(default)]
+    pub diff_ids: Option<Vec<String>>,
 }
 
 /// A field that may also be `null`: its default then.
@@ -327,6 +328,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.platform().os.as_deref(), Some("linux"));
-        assert_eq!(config.rootfs.unwrap().diff_ids, ["sha256:d"]);
+        assert_eq!(config.rootfs.unwrap().diff_ids.unwrap(), ["sha256:d"]);
     }
 }
