@@ -38,8 +38,7 @@ use std::sync::Arc;
 use outport_image::Image;
 
 use crate::error::Error;
-pub use config::CONFIG_KEY;
-pub use sources::{BuildInfo, Source};
+pub use sources::Source;
 
 /// The response key (prefix, for multi-platform images).
 pub const RESPONSE_KEY: &str = "containerimage.buildinfo";

@@ -71,7 +71,6 @@ pub async fn cache_backends(args: EngineArgs) -> CliResult {
 /// The engine.
 fn engine(args: &EngineArgs) -> Result<Engine, CliError> {
     args.engine(false)
-        .map_err(|e| CliError::failed(format!("{e:#}")))
 }
 
 /// Loads exporter component `name` and calls its `describe()`.

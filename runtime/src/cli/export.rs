@@ -29,10 +29,7 @@ pub fn session(
         policy.limits.timeout_seconds = Some(seconds);
     }
     let plugins = options.plugins.dirs().map_err(CliError::usage)?;
-    let engine = options
-        .engine
-        .engine(policy.uses_fuel())
-        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let engine = options.engine.engine(policy.uses_fuel())?;
     let mode = match options.progress {
         Progress::Quiet => Mode::Quiet,
         Progress::Plain => Mode::Plain,

@@ -26,9 +26,7 @@ pub fn run(component: &str, args: &EngineArgs) -> CliResult {
             }
         },
     };
-    let engine = args
-        .engine(false)
-        .map_err(|e| CliError::failed(format!("{e:#}")))?;
+    let engine = args.engine(false)?;
     let compiled = engine
         .compile(component, &bytes, &origin)
         .map_err(CliError::failed)?;

@@ -291,10 +291,12 @@ struct EngineArgs {
 impl EngineArgs {
     /// The engine: fuel metered when `fuel`, third-party components
     /// compiled in a child process of this binary.
-    fn engine(&self, fuel: bool) -> anyhow::Result<crate::Engine> {
+    fn engine(&self, fuel: bool) -> Result<crate::Engine, CliError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::failed(format!("cannot find the outport binary: {e}")))?;
         let mut config = crate::EngineConfig {
             fuel,
-            compiler: Some(std::env::current_exe()?),
+            compiler: Some(exe),
             ..crate::EngineConfig::default()
         };
         if self.no_cache {
@@ -302,7 +304,7 @@ impl EngineArgs {
         } else if let Some(dir) = &self.cache_dir {
             config.cache_dir = Some(dir.clone());
         }
-        Ok(crate::Engine::new(config)?)
+        crate::Engine::new(config).map_err(CliError::failed)
     }
 }
 

@@ -26,7 +26,7 @@ pub async fn run(
     // that does not compile is not published.
     let identity = args
         .engine(false)
-        .map_err(|e| format!("{e:#}"))
+        .map_err(|e| e.to_string())
         .and_then(|engine| {
             let limits = CompileLimits::from(&crate::Limits::default());
             let compiled = engine

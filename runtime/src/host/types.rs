@@ -1,11 +1,9 @@
 //! `outport:exporter/types`: no host functions, only what the other
 //! interfaces share: the runtime's types converted to their WIT forms and
 //! the checks on values a guest passes. (Each interface's view implements
-//! this interface's `Host`, which turns a [`HostError`] into its `error`.)
+//! this interface's `Host`, which turns a `HostError` into its `error`.)
 
-use crate::host::bindings::HostError;
 use crate::host::bindings::types::{Descriptor, Platform};
-use crate::sandbox::limits::LimitReached;
 
 /// Whether `s` is a media type as RFC 6838 names them: `type/subtype`,
 /// each 1 to 127 of letters, digits and `!#$&-^_.+`, starting with a letter
