@@ -10,14 +10,14 @@
 //! `UNSIGNED-PAYLOAD`. Signed headers: `host`, `content-md5`, `range` and
 //! every `x-amz-*` header.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use hmac::{Hmac, Mac};
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, HOST};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
-use crate::buildinfo::provenance::rfc3339;
 use crate::outbound::aws_credentials::AwsCredentials;
 
 /// The payload hash of a request whose body is not hashed.
@@ -48,17 +48,13 @@ impl S3Signing {
     /// `x-amz-content-sha256` (`UNSIGNED-PAYLOAD`), the session token if
     /// any, and `authorization`.
     pub fn sign<B>(&self, request: &mut http::Request<B>) -> Result<(), String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| format!("the clock is before 1970: {e}"))?
-            .as_secs();
-        self.sign_at(request, now, UNSIGNED_PAYLOAD)
+        self.sign_at(request, OffsetDateTime::now_utc(), UNSIGNED_PAYLOAD)
     }
 
     fn sign_at<B>(
         &self,
         request: &mut http::Request<B>,
-        unix_secs: u64,
+        at: OffsetDateTime,
         payload_hash: &str,
     ) -> Result<(), String> {
         let bad = |e: http::header::InvalidHeaderValue| format!("invalid header: {e}");
@@ -67,7 +63,7 @@ impl S3Signing {
             .authority()
             .map(|a| a.as_str().to_string())
             .ok_or("no authority")?;
-        let stamp = amz_date(unix_secs);
+        let stamp = amz_date(at)?;
         let headers = request.headers_mut();
         headers.insert(HOST, HeaderValue::from_str(&authority).map_err(bad)?);
         headers.insert("x-amz-date", HeaderValue::from_str(&stamp).map_err(bad)?);
@@ -158,10 +154,15 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// `YYYYMMDDTHHMMSSZ` of a Unix time (UTC): RFC 3339 without separators.
-fn amz_date(unix_secs: u64) -> String {
-    let secs = i64::try_from(unix_secs).unwrap_or(i64::MAX);
-    rfc3339(secs).replace(['-', ':'], "")
+/// SigV4's date and time: `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC).
+const AMZ_DATE: &[BorrowedFormatItem<'_>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// `at` as SigV4 writes it ([`AMZ_DATE`]), in UTC.
+fn amz_date(at: OffsetDateTime) -> Result<String, String> {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(AMZ_DATE)
+        .map_err(|e| format!("cannot write the request time {at}: {e}"))
 }
 
 #[cfg(test)]
@@ -179,10 +180,13 @@ mod tests {
 
     #[test]
     fn dates_in_amz_format() {
-        assert_eq!(amz_date(0), "19700101T000000Z");
-        assert_eq!(amz_date(1_369_353_600), "20130524T000000Z");
-        assert_eq!(amz_date(951_782_399), "20000228T235959Z");
-        assert_eq!(amz_date(951_868_800), "20000301T000000Z");
+        let at = |secs| amz_date(OffsetDateTime::from_unix_timestamp(secs).unwrap()).unwrap();
+        assert_eq!(at(0), "19700101T000000Z");
+        assert_eq!(at(1_369_353_600), "20130524T000000Z");
+        assert_eq!(at(951_782_399), "20000228T235959Z");
+        assert_eq!(at(951_868_800), "20000301T000000Z");
+        let paris = time::macros::datetime!(2013-05-24 02:00:00 +02:00);
+        assert_eq!(amz_date(paris).unwrap(), "20130524T000000Z");
     }
 
     #[test]
@@ -206,7 +210,8 @@ mod tests {
         assert!(signing.covers("examplebucket.s3.amazonaws.com"));
         assert!(!signing.covers("other.example.com"));
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        signing.sign_at(&mut request, 1_369_353_600, empty).unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(1_369_353_600).unwrap();
+        signing.sign_at(&mut request, at, empty).unwrap();
         assert_eq!(
             request.headers()[AUTHORIZATION],
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"

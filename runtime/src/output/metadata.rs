@@ -2,90 +2,242 @@
 //! keys at the top level plus one entry per instance, written atomically:
 //! image exporters under `"exporters"`, cache instances under `"cache"`
 //! (their keys never go into the legacy flat map).
+//!
+//! [`MetadataFile`] is the file's type; its JSON Schema,
+//! `schemas/metadata.schema.json`, is generated from it ([`crate::schemas`]),
+//! its doc comments the descriptions.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::instance::{InstanceResult, Status};
 use crate::run::session::SessionResult;
 
-/// Builds the metadata document for a session.
-pub fn document(result: &SessionResult) -> Value {
-    let mut top = Map::new();
-    for (k, v) in result.merged_response() {
-        top.insert(k.clone(), decode_value(&k, &v));
-    }
-    top.insert(
-        "exporters".to_string(),
-        Value::Array(result.exporters.iter().map(instance_entry).collect()),
-    );
-    top.insert(
-        "cache".to_string(),
-        Value::Array(
-            result
-                .cache
-                .iter()
-                .map(|c| {
-                    let mut entry = instance_entry(&c.instance);
-                    if c.ignore_error {
-                        entry["ignore_error"] = json!(true);
-                    }
-                    entry
-                })
-                .collect(),
-        ),
-    );
-    top.insert("frontend".to_string(), Value::Object(Map::new()));
-    Value::Object(top)
+/// Written by `outport export --metadata-file FILE`: BuildKit's legacy flat
+/// response keys at the top level (the successful instances' keys in output
+/// order, the first instance winning on a key), plus every instance's own
+/// response kept apart by instance ID. `outport cache export|import
+/// --metadata-file FILE` writes the same file, its instances under `cache`.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct MetadataFile {
+    /// One entry per `--output`, in the order given.
+    pub exporters: Vec<InstanceEntry>,
+    /// One entry per `--export-cache` / `--import-cache`, in the order given.
+    pub cache: Vec<InstanceEntry>,
+    /// Frontend response keys (none yet: outport runs no frontend).
+    pub frontend: BTreeMap<String, String>,
+    /// The legacy flat keys: the image exporters' responses merged, never a
+    /// key named `exporters`, `cache` or `frontend`.
+    #[serde(flatten)]
+    pub legacy: Response,
 }
 
-fn instance_entry(r: &InstanceResult) -> Value {
-    let response: Map<String, Value> = r
-        .response
-        .iter()
-        .map(|(k, v)| (k.clone(), decode_value(k, v)))
+/// One instance.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend(
+    "if" = { "properties": { "status": { "const": "failed" } } },
+    "then" = { "required": ["error"], "properties": { "response": { "maxProperties": 0 } } },
+    "else" = { "not": { "required": ["error"] } }
+))]
+pub struct InstanceEntry {
+    /// The instance ID: `id=` or the output's index.
+    #[schemars(length(min = 1))]
+    pub id: String,
+    /// The exporter type (`type=`).
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    /// How the instance ended.
+    pub status: EntryStatus,
+    /// One-line cause, when status is failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The destination (`dest=`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<String>,
+    /// Wall time of the instance, in milliseconds.
+    pub elapsed_ms: u64,
+    /// Cache instances with `ignore-error=true`: a failure is reported here
+    /// but does not fail the run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("const" = true))]
+    pub ignore_error: bool,
+    /// The instance's response: empty when it failed.
+    pub response: Response,
+}
+
+/// How an instance ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    /// The export succeeded and its output is in place.
+    Ok,
+    /// The instance failed (`error` says why); its destination holds
+    /// nothing new.
+    Failed,
+}
+
+/// Response keys and their values, sorted by key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Response(pub BTreeMap<String, ResponseValue>);
+
+/// A response value: a string, or a JSON object for values that were
+/// base64 of a JSON object (`containerimage.descriptor`,
+/// `containerimage.buildinfo...`).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ResponseValue {
+    /// The value as the instance gave it.
+    Text(String),
+    /// The value decoded: base64 of a JSON object.
+    Object(Map<String, Value>),
+}
+
+impl JsonSchema for Response {
+    fn schema_name() -> Cow<'static, str> {
+        "Response".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Response keys and their values: a key's value as the instance gave it, or decoded (see ResponseValue).",
+            "type": "object",
+            "properties": {
+                "containerimage.digest": generator.subschema_for::<DigestSchema>(),
+                "containerimage.config.digest": generator.subschema_for::<DigestSchema>(),
+                "containerimage.descriptor": generator.subschema_for::<DescriptorSchema>(),
+                "image.name": { "type": "string" },
+            },
+            "additionalProperties": generator.subschema_for::<ResponseValue>(),
+        })
+    }
+}
+
+/// A sha256 digest: `sha256:` and 64 lowercase hex digits.
+#[derive(JsonSchema)]
+#[schemars(rename = "Digest")]
+#[allow(dead_code, reason = "only describes a response value, in the schema")]
+struct DigestSchema(#[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))] String);
+
+/// An OCI content descriptor (decoded from the base64 JSON response value).
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "Descriptor")]
+#[allow(dead_code, reason = "only describes a response value, in the schema")]
+struct DescriptorSchema {
+    /// The media type of the content.
+    media_type: String,
+    /// The content's digest.
+    digest: DigestSchema,
+    /// The content's size in bytes.
+    size: u64,
+    /// The descriptor's annotations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+    /// The platform of an image manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<Map<String, Value>>,
+    /// The artifact type of an artifact manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<String>,
+    /// URLs the content may also be fetched from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    urls: Option<Vec<String>>,
+}
+
+/// The keys of the file's own; a response key of the same name is left out
+/// of the legacy flat keys.
+const OWN_KEYS: [&str; 3] = ["exporters", "cache", "frontend"];
+
+/// Builds the metadata document for a session.
+pub fn document(result: &SessionResult) -> MetadataFile {
+    let legacy = result
+        .merged_response()
+        .into_iter()
+        .filter(|(k, _)| !OWN_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let value = decode_value(&k, &v);
+            (k, value)
+        })
         .collect();
-    let mut entry = json!({
-        "id": r.id,
-        "type": r.kind,
-        "status": if r.is_ok() { "ok" } else { "failed" },
-        "response": response,
-        "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
-    });
-    if let Some(dest) = &r.dest {
-        entry["dest"] = json!(dest);
+    MetadataFile {
+        exporters: result.exporters.iter().map(instance_entry).collect(),
+        cache: result
+            .cache
+            .iter()
+            .map(|c| InstanceEntry {
+                ignore_error: c.ignore_error,
+                ..instance_entry(&c.instance)
+            })
+            .collect(),
+        frontend: BTreeMap::new(),
+        legacy: Response(legacy),
     }
-    if let Status::Failed(message) = &r.status {
-        entry["error"] = json!(message);
+}
+
+fn instance_entry(r: &InstanceResult) -> InstanceEntry {
+    InstanceEntry {
+        id: r.id.clone(),
+        kind: r.kind.clone(),
+        status: if r.is_ok() {
+            EntryStatus::Ok
+        } else {
+            EntryStatus::Failed
+        },
+        error: match &r.status {
+            Status::Failed(failure) => Some(failure.message.clone()),
+            Status::Ok => None,
+        },
+        dest: r.dest.clone(),
+        elapsed_ms: u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+        ignore_error: false,
+        response: Response(
+            r.response
+                .iter()
+                .map(|(k, v)| (k.clone(), decode_value(k, v)))
+                .collect(),
+        ),
     }
-    entry
 }
 
 /// As buildx does, values that are base64 of a JSON object
 /// (`containerimage.descriptor`, `containerimage.buildinfo`) appear decoded.
-fn decode_value(key: &str, value: &str) -> Value {
+fn decode_value(key: &str, value: &str) -> ResponseValue {
     let decodable =
         key == "containerimage.descriptor" || key.starts_with("containerimage.buildinfo");
     if decodable
         && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
-        && let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&bytes)
+        && let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&bytes)
     {
-        return v;
+        return ResponseValue::Object(object);
     }
-    Value::String(value.to_string())
+    ResponseValue::Text(value.to_string())
+}
+
+/// The file's bytes: pretty JSON, every object's keys sorted (as a
+/// `serde_json::Value` holds them), and a final newline.
+pub fn to_bytes(file: &MetadataFile) -> serde_json::Result<Vec<u8>> {
+    let mut text = serde_json::to_vec_pretty(&serde_json::to_value(file)?)?;
+    text.push(b'\n');
+    Ok(text)
 }
 
 /// Writes the metadata document to `path` atomically (temporary file in the
 /// same directory, then rename).
 pub fn write(path: &Path, result: &SessionResult) -> Result<(), Error> {
-    let mut text = serde_json::to_vec_pretty(&document(result)).map_err(|e| Error::Io {
+    let text = to_bytes(&document(result)).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    text.push(b'\n');
     crate::output::atomic::write_file(path, &text).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -104,7 +256,7 @@ mod tests {
             status: if ok {
                 Status::Ok
             } else {
-                Status::Failed("boom".into())
+                Status::Failed(crate::instance::Failure::host("boom"))
             },
             response: keys
                 .iter()
@@ -136,7 +288,7 @@ mod tests {
                 ignore_error: true,
             }],
         };
-        let doc = document(&session);
+        let doc = serde_json::to_value(document(&session)).unwrap();
         assert_eq!(doc["containerimage.digest"], "sha256:one");
         assert_eq!(doc["containerimage.descriptor"]["digest"], "sha256:aa");
         assert_eq!(doc["exporters"][0]["status"], "failed");
@@ -148,5 +300,119 @@ mod tests {
         assert_eq!(doc["cache"][0]["id"], "cache-0");
         assert_eq!(doc["cache"][0]["ignore_error"], true);
         assert_eq!(doc["cache"][0]["status"], "failed");
+    }
+
+    /// The document as it was built before it had a type: a
+    /// `serde_json::Value` assembled key by key.
+    fn untyped_document(result: &SessionResult) -> Value {
+        fn decode(key: &str, value: &str) -> Value {
+            let decodable =
+                key == "containerimage.descriptor" || key.starts_with("containerimage.buildinfo");
+            if decodable
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
+                && let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&bytes)
+            {
+                return v;
+            }
+            Value::String(value.to_string())
+        }
+        fn entry(r: &InstanceResult) -> Value {
+            let response: Map<String, Value> = r
+                .response
+                .iter()
+                .map(|(k, v)| (k.clone(), decode(k, v)))
+                .collect();
+            let mut entry = serde_json::json!({
+                "id": r.id,
+                "type": r.kind,
+                "status": if r.is_ok() { "ok" } else { "failed" },
+                "response": response,
+                "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+            });
+            if let Some(dest) = &r.dest {
+                entry["dest"] = serde_json::json!(dest);
+            }
+            if let Status::Failed(failure) = &r.status {
+                entry["error"] = serde_json::json!(failure.to_string());
+            }
+            entry
+        }
+        let mut top = Map::new();
+        for (k, v) in result.merged_response() {
+            top.insert(k.clone(), decode(&k, &v));
+        }
+        top.insert(
+            "exporters".into(),
+            Value::Array(result.exporters.iter().map(entry).collect()),
+        );
+        let cache = result.cache.iter().map(|c| {
+            let mut e = entry(&c.instance);
+            if c.ignore_error {
+                e["ignore_error"] = serde_json::json!(true);
+            }
+            e
+        });
+        top.insert("cache".into(), Value::Array(cache.collect()));
+        top.insert("frontend".into(), Value::Object(Map::new()));
+        Value::Object(top)
+    }
+
+    #[test]
+    fn the_typed_document_writes_the_same_bytes_as_the_untyped_one() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut ok = result(
+            "out-1",
+            true,
+            &[
+                ("containerimage.digest", "sha256:one"),
+                (
+                    "containerimage.descriptor",
+                    &b64(r#"{"size":3,"digest":"sha256:aa"}"#),
+                ),
+                ("containerimage.buildinfo", &b64(r#"{"sources":[]}"#)),
+                (
+                    "containerimage.buildinfo/linux/amd64",
+                    "not base64 \u{e9}\"\n",
+                ),
+                ("containerimage.buildinfo/x", &b64("[1, 2]")),
+                ("exporters", "a key the file owns"),
+                ("image.name", "example.com/a:1"),
+                ("zz.last", ""),
+            ],
+        );
+        ok.dest = Some("out/a.tar".into());
+        ok.elapsed = std::time::Duration::from_millis(1234);
+        let mut cache_ok = result("c", true, &[("cache.key", "v")]);
+        cache_ok.dest = Some("cache dir".into());
+        let session = SessionResult {
+            exporters: vec![
+                result("0", false, &[]),
+                ok,
+                result("2", true, &[("containerimage.digest", "sha256:two")]),
+            ],
+            cache: vec![
+                crate::run::session::CacheResult {
+                    instance: result("cache-0", false, &[]),
+                    ignore_error: true,
+                },
+                crate::run::session::CacheResult {
+                    instance: cache_ok,
+                    ignore_error: false,
+                },
+            ],
+        };
+        let empty = SessionResult {
+            exporters: Vec::new(),
+            cache: Vec::new(),
+        };
+        for session in [session, empty] {
+            let mut untyped = serde_json::to_vec_pretty(&untyped_document(&session)).unwrap();
+            untyped.push(b'\n');
+            let typed = to_bytes(&document(&session)).unwrap();
+            assert_eq!(
+                String::from_utf8(typed).unwrap(),
+                String::from_utf8(untyped).unwrap()
+            );
+        }
     }
 }
