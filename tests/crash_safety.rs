@@ -9,15 +9,20 @@
 //! the same destinations at once both succeed and leave one whole output
 //! each, never a mix or a leftover.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::*;
+
+mod background;
+mod tmpfs;
+mod trees;
+
+use background::*;
+use tmpfs::*;
+use trees::*;
 
 /// What every staging directory's name holds (`.NAME` before it).
 const STAGING_MARK: &str = ".outport-staging-";
@@ -69,202 +74,6 @@ fn sleeper(id: &str, dest: &Path, output: &str) -> String {
 /// Runs `outport ARGS` to the end with the compile cache in `cache`.
 fn outport_in(args: &[String], cache: &Path) -> Run {
     outport_with_cache(args, cache, &[])
-}
-
-// ---------------------------------------------------------------------------
-// A run in the background
-// ---------------------------------------------------------------------------
-
-/// An `outport` run in the background (stdout dropped, stderr to a file);
-/// killed with SIGKILL and reaped when dropped, so a failing test leaves no
-/// process behind.
-struct Running {
-    child: Child,
-    args: Vec<String>,
-    stderr: PathBuf,
-}
-
-impl Running {
-    /// Starts `outport ARGS` with the compile cache in `cache`, as
-    /// [`outport_with_cache`] runs it.
-    fn start(args: Vec<String>, cache: &Path, stderr: PathBuf) -> Running {
-        let log = fs::File::create(&stderr)
-            .unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
-        let child = Command::new(env!("CARGO_BIN_EXE_outport"))
-            .args(&args)
-            .arg("--cache-dir")
-            .arg(cache)
-            .env("OUTPORT_CACHE_DIR", cache)
-            .env("OUTPORT_PLUGIN_DIR", "")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the outport binary");
-        Running {
-            child,
-            args,
-            stderr,
-        }
-    }
-
-    fn describe(&self) -> String {
-        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
-        format!(
-            "command: outport {:?}\n--- stderr ---\n{stderr}\n---",
-            self.args
-        )
-    }
-
-    /// Panics when the run has ended (it should still be waiting).
-    #[track_caller]
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("wait for outport") {
-            panic!("outport ended early ({status})\n{}", self.describe());
-        }
-    }
-
-    /// SIGKILL, then reap.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `ready` until it holds, for at most [`WAIT`]; every run in `alive`
-/// must stay alive meanwhile.
-#[track_caller]
-fn wait_until(what: &str, alive: &mut [&mut Running], mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !ready() {
-        for run in alive.iter_mut() {
-            run.assert_alive();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {WAIT:?} for {what} in vain\n{}",
-            alive
-                .iter()
-                .map(|run| run.describe())
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Whether the one staging directory for destination `name` in `dir`
-/// holds `file` with `partial output` in it: the misbehave instance wrote
-/// it and is (about to be) waiting.
-fn staged_partial(dir: &Path, name: &str, file: &str) -> bool {
-    match stagings(dir, name).as_slice() {
-        [one] => fs::read(one.join(file)).is_ok_and(|bytes| bytes == b"partial output"),
-        _ => false,
-    }
-}
-
-/// Sleeps until every path in `dirs` was last changed more than [`STALE`]
-/// ago.
-fn wait_until_stale(dirs: &[PathBuf]) {
-    for dir in dirs {
-        let modified = fs::symlink_metadata(dir)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("stat {}: {e}", dir.display()));
-        let age = SystemTime::now()
-            .duration_since(modified)
-            .unwrap_or_default();
-        if let Some(left) = STALE.checked_sub(age) {
-            std::thread::sleep(left);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Trees
-// ---------------------------------------------------------------------------
-
-/// What a path in a tree is (symlinks not followed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    Dir(u32),
-    File(u32, Vec<u8>),
-    Link(PathBuf),
-    Other,
-}
-
-/// Every path under `root` (relative) with what it is: kind, mode,
-/// contents, symlink target.
-#[track_caller]
-fn tree(root: &Path) -> BTreeMap<String, Node> {
-    let mut nodes = BTreeMap::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-            let path = entry.expect("a directory entry").path();
-            let rel = path
-                .strip_prefix(root)
-                .expect("a path under the root")
-                .to_string_lossy()
-                .into_owned();
-            let meta = fs::symlink_metadata(&path)
-                .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
-            let mode = meta.permissions().mode() & 0o7777;
-            let node = if meta.is_dir() {
-                pending.push(path);
-                Node::Dir(mode)
-            } else if meta.is_file() {
-                let bytes =
-                    fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-                Node::File(mode, bytes)
-            } else if meta.is_symlink() {
-                Node::Link(fs::read_link(&path).expect("read a symlink"))
-            } else {
-                Node::Other
-            };
-            nodes.insert(rel, node);
-        }
-    }
-    nodes
-}
-
-/// Asserts the root filesystem at `dir` is `reference`, path for path.
-#[track_caller]
-fn assert_same_rootfs(dir: &Path, reference: &BTreeMap<String, Node>) {
-    let got = tree(dir);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        reference.keys().collect::<Vec<_>>(),
-        "{}: not the whole root filesystem",
-        dir.display()
-    );
-    for (path, node) in reference {
-        assert_eq!(&got[path], node, "{}: {path} differs", dir.display());
-    }
-}
-
-/// The regular files of an OCI layout tarball, checked complete and
-/// consistent (our reader) and readable by skopeo.
-#[track_caller]
-fn valid_oci_tar(path: &Path) -> LayoutFiles {
-    let files = LayoutFiles::from_tar(path);
-    files.verify();
-    skopeo(&["inspect", "--raw", &oci_archive(path)]);
-    files
-}
-
-/// [`valid_oci_tar`] for an OCI layout directory.
-#[track_caller]
-fn valid_oci_dir(path: &Path) -> LayoutFiles {
-    let files = LayoutFiles::from_dir(path);
-    files.verify();
-    skopeo(&["inspect", "--raw", &oci_dir(path)]);
-    files
 }
 
 // ---------------------------------------------------------------------------
@@ -451,98 +260,9 @@ fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
     );
 }
 
-/// What `out/name` is: its tree for a directory (symlinks not followed),
-/// else itself.
-fn tree_or_file(out: &Path, name: &str) -> BTreeMap<String, Node> {
-    let path = out.join(name);
-    let meta =
-        fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
-    let mut nodes = if meta.is_dir() {
-        tree(&path)
-    } else {
-        BTreeMap::new()
-    };
-    let node = if meta.is_symlink() {
-        Node::Link(fs::read_link(&path).expect("read a symlink"))
-    } else if meta.is_file() {
-        Node::File(meta.permissions().mode(), fs::read(&path).expect("read"))
-    } else {
-        Node::Dir(meta.permissions().mode())
-    };
-    nodes.insert(String::new(), node);
-    nodes
-}
-
 // ---------------------------------------------------------------------------
 // A full filesystem
 // ---------------------------------------------------------------------------
-
-/// A tmpfs mounted for a test; unmounted when dropped (a panic included).
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` bytes at `path` (created). `None` when this
-    /// process may not mount one (not root, or `EPERM` in a container).
-    fn mount(path: &Path, size: u64) -> Option<Tmpfs> {
-        if !rustix::process::geteuid().is_root() {
-            return None;
-        }
-        fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        let output = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mount");
-        if output.status.success() {
-            return Some(Tmpfs {
-                path: path.to_path_buf(),
-            });
-        }
-        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
-        if stderr.contains("permission denied")
-            || stderr.contains("not permitted")
-            || stderr.contains("must be superuser")
-        {
-            return None;
-        }
-        panic!("mount a tmpfs at {}: {stderr}", path.display());
-    }
-
-    /// Bytes in use (tmpfs counts whole pages).
-    fn used(&self) -> u64 {
-        let stat = rustix::fs::statvfs(&self.path).expect("statvfs the tmpfs");
-        (stat.f_blocks - stat.f_bfree) * stat.f_frsize
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let umount = |lazy: bool| {
-            let mut command = Command::new("umount");
-            if lazy {
-                command.arg("-l");
-            }
-            command
-                .arg(&self.path)
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !umount(false) {
-            umount(true);
-        }
-    }
-}
 
 const PAGE: u64 = 4096;
 
