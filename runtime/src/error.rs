@@ -25,8 +25,13 @@ pub enum Error {
     #[error("component {0}: {1}")]
     Component(String, String),
     /// Compiling a third-party component failed or passed its limits.
-    #[error("compiling {0}: {1}")]
-    Compile(String, String),
+    #[error("compiling {component}: {source}")]
+    Compile {
+        /// The component.
+        component: String,
+        /// Why.
+        source: CompileError,
+    },
     /// A component imports something the policy does not grant.
     /// (component, import, how a policy would grant it)
     #[error("component {0} imports {1}, which the policy does not grant ({2})")]
@@ -50,4 +55,26 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Why a component did not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// It took longer than its compile time limit (seconds).
+    #[error("time limit of {0} s exceeded")]
+    Time(u64),
+    /// The compiler ran out of its address space (bytes).
+    #[error("memory limit of {0} bytes exceeded")]
+    Memory(u64),
+    /// Running the compiler process failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The component does not compile: the compiler's one line.
+    #[error("{0}")]
+    Component(String),
 }

@@ -6,6 +6,7 @@
 //! child once its deadline passes. A compiler bug or a component built to
 //! make Cranelift explode then costs a bounded child, never the host.
 
+use crate::error::CompileError;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -37,6 +38,11 @@ impl From<&crate::Limits> for CompileLimits {
     }
 }
 
+/// An I/O error while doing `what`.
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> CompileError {
+    move |source| CompileError::Io { what, source }
+}
+
 /// One compilation in a child process.
 pub struct Job<'a> {
     /// The `outport` binary.
@@ -51,7 +57,7 @@ impl Job<'_> {
     /// Compiles `bytes` in a child and returns the artifact. The error is
     /// one line: a limit named with its value, or why the component does
     /// not compile.
-    pub fn run(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn run(&self, bytes: &[u8]) -> Result<Vec<u8>, CompileError> {
         let mut command = Command::new(self.exe);
         command
             .arg(SUBCOMMAND)
@@ -65,7 +71,7 @@ impl Job<'_> {
         }
         let mut child = command
             .spawn()
-            .map_err(|e| format!("cannot start the compiler process: {e}"))?;
+            .map_err(io("cannot start the compiler process"))?;
         let deadline = Instant::now() + self.limits.timeout;
         let (status, artifact, stderr) = std::thread::scope(|scope| {
             // Feeding stdin and draining stdout and stderr on threads: no
@@ -106,13 +112,10 @@ impl Job<'_> {
             (status, artifact, reader.join().unwrap_or_default())
         });
         match status {
-            Err(e) => Err(format!("cannot wait for the compiler process: {e}")),
-            Ok(None) => Err(format!(
-                "time limit of {} s exceeded",
-                self.limits.timeout.as_secs()
-            )),
+            Err(e) => Err(io("cannot wait for the compiler process")(e)),
+            Ok(None) => Err(CompileError::Time(self.limits.timeout.as_secs())),
             Ok(Some(status)) if status.success() => {
-                artifact.map_err(|e| format!("cannot read the compiled artifact: {e}"))
+                artifact.map_err(io("cannot read the compiled artifact"))
             }
             Ok(Some(status)) => Err(failure(status, &stderr, self.limits.memory_bytes)),
         }
@@ -140,7 +143,7 @@ fn wait_until(
 
 /// One line for a failed child: running out of its address space (an
 /// allocation failure aborts it, or Cranelift reports it), else its error.
-fn failure(status: ExitStatus, stderr: &str, memory_bytes: u64) -> String {
+fn failure(status: ExitStatus, stderr: &str, memory_bytes: u64) -> CompileError {
     use std::os::unix::process::ExitStatusExt as _;
     let out_of_memory = [
         "memory allocation of",
@@ -151,36 +154,37 @@ fn failure(status: ExitStatus, stderr: &str, memory_bytes: u64) -> String {
     .any(|needle| stderr.contains(needle))
         || status.signal() == Some(rustix::process::Signal::ABORT.as_raw());
     if out_of_memory {
-        return format!("memory limit of {memory_bytes} bytes exceeded");
+        return CompileError::Memory(memory_bytes);
     }
     let line = stderr.lines().map(str::trim).find(|l| !l.is_empty());
-    match line {
+    CompileError::Component(match line {
         Some(line) => line.strip_prefix("error: ").unwrap_or(line).to_string(),
         None => format!("the compiler process failed ({status})"),
-    }
+    })
 }
 
 /// The child's side (`outport __compile`): limits its own address space to
 /// `memory_bytes`, reads the component from stdin, compiles it and writes
 /// the artifact to stdout.
-pub fn child(memory_bytes: u64, fuel: bool) -> Result<(), String> {
+pub fn child(memory_bytes: u64, fuel: bool) -> Result<(), CompileError> {
     let limit = rustix::process::Rlimit {
         current: Some(memory_bytes),
         maximum: Some(memory_bytes),
     };
     rustix::process::setrlimit(rustix::process::Resource::As, limit)
-        .map_err(|e| format!("cannot set the memory limit: {e}"))?;
+        .map_err(|e| io("cannot set the memory limit")(e.into()))?;
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the component: {e}"))?;
-    let engine = wasmtime::Engine::new(&code_config(fuel)).map_err(|e| format!("{e:#}"))?;
-    let artifact = engine
-        .precompile_component(&bytes)
-        .map_err(|e| format!("cannot compile: {e:#}").replace('\n', " "))?;
+        .map_err(io("cannot read the component"))?;
+    let engine = wasmtime::Engine::new(&code_config(fuel))
+        .map_err(|e| CompileError::Component(format!("{e:#}")))?;
+    let artifact = engine.precompile_component(&bytes).map_err(|e| {
+        CompileError::Component(format!("cannot compile: {e:#}").replace('\n', " "))
+    })?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&artifact)
         .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write the artifact: {e}"))
+        .map_err(io("cannot write the artifact"))
 }

@@ -218,9 +218,10 @@ impl Engine {
                     fuel: self.fuel,
                     limits,
                 };
-                let artifact = job
-                    .run(bytes)
-                    .map_err(|e| Error::Compile(name.to_string(), e))?;
+                let artifact = job.run(bytes).map_err(|source| Error::Compile {
+                    component: name.to_string(),
+                    source,
+                })?;
                 // SAFETY: the artifact is what `precompile_component` of this
                 // binary, with this engine's code settings, wrote to the
                 // pipe from the child; it never rested anywhere else.
