@@ -4,7 +4,10 @@
 //! unknown fields are ignored. Code that rewrites a document keeps its
 //! JSON instead, so unknown fields and field order survive.
 //!
-//! Read them with any serde format (`serde_json::from_slice`).
+//! Read them with any serde format (`serde_json::from_slice`). [`Index`]
+//! and [`Manifest`] hold [`Descriptor`]s unless told otherwise: the host
+//! reads them with `oci_spec`'s descriptor (`Manifest<oci_spec::image::Descriptor>`),
+//! the type its blobs carry.
 
 use std::fmt;
 
@@ -85,24 +88,25 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// An image index or a docker manifest list.
+/// An image index or a docker manifest list, its entries of type `D`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Index {
+pub struct Index<D = Descriptor> {
     /// Its own media type, when it says it.
     #[serde(default)]
     pub media_type: Option<String>,
     /// Its entries.
-    pub manifests: Vec<Descriptor>,
+    pub manifests: Vec<D>,
     /// Its annotations with string values, in document order.
     #[serde(default, deserialize_with = "string_pairs")]
     pub annotations: Vec<(String, String)>,
 }
 
-/// An image manifest, OCI or docker schema 2 (or an artifact manifest).
+/// An image manifest, OCI or docker schema 2 (or an artifact manifest),
+/// its descriptors of type `D`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Manifest {
+pub struct Manifest<D = Descriptor> {
     /// Its `schemaVersion`, when it says it.
     #[serde(default)]
     pub schema_version: Option<u64>,
@@ -113,10 +117,10 @@ pub struct Manifest {
     #[serde(default)]
     pub artifact_type: Option<String>,
     /// The config's descriptor.
-    pub config: Descriptor,
+    pub config: D,
     /// The layers' descriptors, base layer first (none when absent).
-    #[serde(default, deserialize_with = "or_default")]
-    pub layers: Vec<Descriptor>,
+    #[serde(default = "Vec::new", deserialize_with = "or_empty")]
+    pub layers: Vec<D>,
     /// Its annotations with string values, in document order.
     #[serde(default, deserialize_with = "string_pairs")]
     pub annotations: Vec<(String, String)>,
@@ -178,6 +182,15 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A list that may also be `null`: empty then.
+fn or_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// An object's string-valued entries, in order (others skipped); `null`
@@ -328,6 +341,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.platform().os.as_deref(), Some("linux"));
+        #[cfg(feature = "oci-spec")]
+        {
+            let typed: Manifest<oci_spec::image::Descriptor> = serde_json::from_str(
+                r#"{"config":{"mediaType":"application/vnd.docker.container.image.v1+json",
+                    "digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                    "size":1}}"#,
+            )
+            .unwrap();
+            assert_eq!(typed.config.size(), 1);
+            assert!(typed.layers.is_empty());
+        }
         assert_eq!(config.rootfs.unwrap().diff_ids.unwrap(), ["sha256:d"]);
     }
 }

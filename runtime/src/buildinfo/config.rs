@@ -8,8 +8,9 @@ use std::fmt;
 
 use oci_spec::image::Descriptor;
 use outport_image::Image;
+use outport_oci::document::{self, ImageConfig};
+use outport_oci::media;
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::sources::{BuildInfo, Source, TYPE_IMAGE};
@@ -21,26 +22,13 @@ pub const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// Manifest (or index entry) annotation with the base image's digest.
 pub const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 /// Index entry annotation marking BuildKit attestation manifests.
-pub(super) const ANN_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+pub(super) const ANN_REFERENCE_TYPE: &str = document::REFERENCE_TYPE;
 /// Index entry annotation of an attestation: the manifest it is about.
-pub(super) const ANN_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+pub(super) const ANN_REFERENCE_DIGEST: &str = document::REFERENCE_DIGEST;
 
 /// Largest index, manifest or config read (they were read once already
 /// when the image was opened).
 const MAX_JSON: u64 = 64 << 20;
-
-pub(super) const INDEX_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-pub(super) const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
-pub(super) const CONFIG_TYPES: &[&str] = &[
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
-];
 
 /// A JSON object as an ordered list of members with their raw bytes.
 pub struct RawObject(Vec<(String, Box<RawValue>)>);
@@ -188,7 +176,7 @@ pub(super) struct Entry {
     pub(super) media_type: String,
     pub(super) digest: String,
     pub(super) annotations: BTreeMap<String, String>,
-    pub(super) platform: Option<Value>,
+    pub(super) platform: Option<document::Platform>,
 }
 
 impl Entry {
@@ -204,7 +192,8 @@ impl Entry {
             platform: d
                 .platform()
                 .as_ref()
-                .and_then(|p| serde_json::to_value(p).ok()),
+                .and_then(|p| serde_json::to_value(p).ok())
+                .and_then(|p| serde_json::from_value(p).ok()),
         }
     }
 
@@ -253,9 +242,9 @@ impl Walk<'_> {
             return Err(format!("{}: indexes nested too deeply", entry.digest));
         }
         let media_type = entry.media_type.as_str();
-        if INDEX_TYPES.contains(&media_type) {
+        if media::is_index(media_type) {
             self.visit_index(entry, depth)
-        } else if MANIFEST_TYPES.contains(&media_type) {
+        } else if media::is_manifest(media_type) {
             self.visit_manifest(entry)
         } else {
             Ok(None)
@@ -280,7 +269,7 @@ impl Walk<'_> {
                 .annotations
                 .get(ANN_REFERENCE_TYPE)
                 .map(String::as_str)
-                == Some("attestation-manifest")
+                == Some(document::ATTESTATION_MANIFEST)
             {
                 continue;
             }
@@ -327,7 +316,7 @@ impl Walk<'_> {
             return Ok(None);
         };
         let config_entry = Entry::from_raw(&config_desc);
-        if !CONFIG_TYPES.contains(&config_entry.media_type.as_str()) {
+        if !media::is_config(&config_entry.media_type) {
             return Ok(None);
         }
         self.manifests += 1;
@@ -347,9 +336,9 @@ impl Walk<'_> {
             return Ok(None);
         }
         let encoded = info.encode();
-        let config_value: Value = serde_json::from_slice(&config_bytes).unwrap_or(Value::Null);
+        let image_config: ImageConfig = serde_json::from_slice(&config_bytes).unwrap_or_default();
         self.platforms.push(PlatformInfo {
-            platform: platform_key(entry.platform.as_ref(), &config_value),
+            platform: platform_key(entry.platform.as_ref(), &image_config),
             encoded: encoded.clone(),
         });
         if existing.as_deref() == Some(encoded.as_str()) {
@@ -416,16 +405,14 @@ fn existing_info(config: &RawObject, digest: &str) -> Result<(Option<String>, Bu
 }
 
 /// `os/arch[/variant]` from an index entry's platform, else from the config.
-pub(super) fn platform_key(platform: Option<&Value>, config: &Value) -> String {
-    let from = |v: &Value, os: &str, arch: &str, variant: &str| {
-        let os = v[os].as_str().unwrap_or_default().to_string();
-        let arch = v[arch].as_str().unwrap_or_default().to_string();
-        let variant = v[variant].as_str().unwrap_or_default().to_string();
-        (os, arch, variant)
+pub(super) fn platform_key(platform: Option<&document::Platform>, config: &ImageConfig) -> String {
+    let from = |os: &Option<String>, arch: &Option<String>, variant: &Option<String>| {
+        let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        (field(os), field(arch), field(variant))
     };
     let (os, arch, variant) = match platform {
-        Some(p) if p["os"].is_string() => from(p, "os", "architecture", "variant"),
-        _ => from(config, "os", "architecture", "variant"),
+        Some(p) if p.os.is_some() => from(&p.os, &p.architecture, &p.variant),
+        _ => from(&config.os, &config.architecture, &config.variant),
     };
     let os = if os.is_empty() { "unknown".into() } else { os };
     let arch = if arch.is_empty() {
@@ -459,10 +446,16 @@ mod tests {
 
     #[test]
     fn platform_keys() {
-        let cfg = json!({"os": "linux", "architecture": "arm", "variant": "v7"});
+        let cfg: ImageConfig =
+            serde_json::from_value(json!({"os": "linux", "architecture": "arm", "variant": "v7"}))
+                .unwrap();
         assert_eq!(platform_key(None, &cfg), "linux/arm/v7");
-        let p = json!({"os": "linux", "architecture": "amd64"});
+        let p: document::Platform =
+            serde_json::from_value(json!({"os": "linux", "architecture": "amd64"})).unwrap();
         assert_eq!(platform_key(Some(&p), &cfg), "linux/amd64");
-        assert_eq!(platform_key(None, &json!({})), "unknown/unknown");
+        assert_eq!(
+            platform_key(None, &ImageConfig::default()),
+            "unknown/unknown"
+        );
     }
 }

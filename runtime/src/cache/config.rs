@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 /// Media type of the cache config blob.
-pub const MEDIA_TYPE: &str = "application/vnd.buildkit.cacheconfig.v0";
+pub const MEDIA_TYPE: &str = outport_oci::media::BUILDKIT_CACHE_CONFIG;
 
 /// A cache config.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,10 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 use oci_spec::image::Descriptor;
 use outport_image::Blob;
+use outport_oci::Sha256Digest;
+use outport_oci::digest::SHA256_PREFIX;
+use outport_oci::document::{Index, Manifest};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{CacheConfig, MEDIA_TYPE};
@@ -108,16 +112,13 @@ fn config_and_layers(
     root_json: &Value,
     root_path: &Path,
 ) -> Result<Option<(Descriptor, Vec<Descriptor>)>, Error> {
+    let typed = |e: serde_json::Error| cache_error(root_path, format!("bad descriptor: {e}"));
     let (config_desc, layer_descs) = if INDEX_TYPES.contains(&root.media_type().as_ref()) {
+        let index: Index<Descriptor> = Index::deserialize(root_json).map_err(typed)?;
         let mut config = None;
         let mut layers = Vec::new();
-        for entry in root_json
-            .get("manifests")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let desc = parse_descriptor(entry, root_path)?;
+        for entry in index.manifests {
+            let desc = check_digest(entry, root_path)?;
             if desc.media_type().as_ref() == MEDIA_TYPE {
                 config = Some(desc);
             } else {
@@ -129,19 +130,18 @@ fn config_and_layers(
             None => return Ok(None),
         }
     } else {
-        let config = root_json
-            .get("config")
-            .ok_or_else(|| cache_error(root_path, "no \"config\""))
-            .and_then(|c| parse_descriptor(c, root_path))?;
+        if root_json.get("config").is_none() {
+            return Err(cache_error(root_path, "no \"config\""));
+        }
+        let manifest: Manifest<Descriptor> = Manifest::deserialize(root_json).map_err(typed)?;
+        let config = check_digest(manifest.config, root_path)?;
         if config.media_type().as_ref() != MEDIA_TYPE {
             return Ok(None);
         }
-        let layers = root_json
-            .get("layers")
-            .and_then(Value::as_array)
+        let layers = manifest
+            .layers
             .into_iter()
-            .flatten()
-            .map(|l| parse_descriptor(l, root_path))
+            .map(|l| check_digest(l, root_path))
             .collect::<Result<Vec<_>, _>>()?;
         (config, layers)
     };
@@ -217,19 +217,21 @@ pub fn verify_layout(dir: &Dir, shown: &Path, deadline: Instant) -> Result<(), E
     Ok(())
 }
 
-pub(super) fn parse_descriptor(value: &Value, holder: &Path) -> Result<Descriptor, Error> {
+/// Parses a descriptor found in `holder` and checks its digest
+/// ([`check_digest`]).
+fn parse_descriptor(value: &Value, holder: &Path) -> Result<Descriptor, Error> {
     let desc: Descriptor = serde_json::from_value(value.clone())
         .map_err(|e| cache_error(holder, format!("bad descriptor: {e}")))?;
-    let digest = desc.digest().to_string();
-    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    check_digest(desc, holder)
+}
+
+/// `desc`, found in `holder`, if its digest is a sha256 one: the only kind
+/// a cache holds, and the only one a blob path is made from.
+pub(super) fn check_digest(desc: Descriptor, holder: &Path) -> Result<Descriptor, Error> {
+    if Sha256Digest::try_from(desc.digest()).is_err() {
         return Err(cache_error(
             holder,
-            format!("unsupported digest {digest:?}"),
+            format!("unsupported digest {:?}", desc.digest().to_string()),
         ));
     }
     Ok(desc)
@@ -290,7 +292,7 @@ fn missing(path: &Path, e: std::io::Error) -> Error {
 /// [`parse_descriptor`]).
 fn blob_rel(desc: &Descriptor) -> PathBuf {
     let digest = desc.digest().to_string();
-    let hex = digest.trim_start_matches("sha256:");
+    let hex = digest.trim_start_matches(SHA256_PREFIX);
     Path::new("blobs").join("sha256").join(hex)
 }
 

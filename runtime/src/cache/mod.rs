@@ -23,25 +23,25 @@ use std::time::Instant;
 
 use oci_spec::image::{Descriptor, MediaType};
 use outport_image::{Blob, Image};
+use outport_oci::document::{Index, Manifest};
+use outport_oci::media;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use config::{CacheConfig, MEDIA_TYPE, Mode};
-use layout::parse_descriptor;
+use layout::check_digest;
 
 pub use layout::verify_layout;
 
 /// Largest `index.json`, manifest or cache config read.
 const JSON_LIMIT: u64 = 16 << 20;
 /// Annotation naming an `index.json` entry's tag.
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub use outport_oci::document::REF_NAME;
 /// Media type of OCI image manifests.
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_MANIFEST: &str = media::OCI_MANIFEST;
 /// Media types of indexes (BuildKit's `image-manifest=false` shape).
-const INDEX_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
+const INDEX_TYPES: &[&str] = media::INDEXES;
 
 /// A build cache: its config and the blobs of its layers.
 #[derive(Clone, Debug)]
@@ -176,28 +176,23 @@ impl Cache {
 /// The layers of each image manifest of `image` (attestation manifests,
 /// platform `unknown/unknown`, left out).
 fn image_manifests(image: &Image) -> Result<Vec<Vec<Descriptor>>, Error> {
-    let read = |d: &Descriptor| -> Result<Value, Error> {
-        let blob = image.blob(d.digest().as_ref()).ok_or_else(|| {
-            cache_error(Path::new(image.name()), format!("no blob {}", d.digest()))
-        })?;
+    let holder = Path::new(image.name());
+    fn read<T: DeserializeOwned>(image: &Image, d: &Descriptor) -> Result<T, Error> {
+        let holder = Path::new(image.name());
+        let blob = image
+            .blob(d.digest().as_ref())
+            .ok_or_else(|| cache_error(holder, format!("no blob {}", d.digest())))?;
         let bytes = blob.read_all(JSON_LIMIT)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| cache_error(Path::new(image.name()), e.to_string()))
-    };
+        serde_json::from_slice(&bytes).map_err(|e| cache_error(holder, e.to_string()))
+    }
     let root = image.root();
     let mut manifests = Vec::new();
     let mut pending = vec![root.clone()];
     while let Some(desc) = pending.pop() {
-        let value = read(&desc)?;
         if INDEX_TYPES.contains(&desc.media_type().as_ref()) {
-            for entry in value
-                .get("manifests")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .rev()
-            {
-                let child = parse_descriptor(entry, Path::new(image.name()))?;
+            let index: Index<Descriptor> = read(image, &desc)?;
+            for child in index.manifests.into_iter().rev() {
+                let child = check_digest(child, holder)?;
                 let attestation = child
                     .platform()
                     .as_ref()
@@ -207,12 +202,11 @@ fn image_manifests(image: &Image) -> Result<Vec<Vec<Descriptor>>, Error> {
                 }
             }
         } else {
-            let layers = value
-                .get("layers")
-                .and_then(Value::as_array)
+            let manifest: Manifest<Descriptor> = read(image, &desc)?;
+            let layers = manifest
+                .layers
                 .into_iter()
-                .flatten()
-                .map(|l| parse_descriptor(l, Path::new(image.name())))
+                .map(|l| check_digest(l, holder))
                 .collect::<Result<Vec<_>, _>>()?;
             manifests.push(layers);
         }

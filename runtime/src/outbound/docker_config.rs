@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use outport_oci::reference;
 use serde::Deserialize;
 
 /// Why credentials could not be read or used.
@@ -224,11 +225,10 @@ pub fn normalize_registry(key: &str) -> String {
         .trim_start_matches("https://")
         .trim_start_matches("http://");
     let host = key.split('/').next().unwrap_or(key).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        _ => host,
+    if reference::DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+        reference::DOCKER_HUB.to_string()
+    } else {
+        host
     }
 }
 

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use outport_oci::reference;
+
 /// One allowed host, optionally with a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct HostRule {
@@ -132,17 +134,12 @@ fn valid_label(label: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// The registry (`host[:port]`) of an image reference, as docker reads it:
-/// the first path component when it has a `.` or `:` or is `localhost`,
-/// else Docker Hub (`registry-1.docker.io`).
+/// The registry (`host[:port]`) of an image reference, as docker reads it
+/// ([`reference::split`]): the first path component when it has a `.` or
+/// `:` or is `localhost`, else Docker Hub, whose API is
+/// `registry-1.docker.io`. Nothing else of the name is checked.
 pub fn registry_of(name: &str) -> String {
-    match name.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => match first {
-            "docker.io" | "index.docker.io" => "registry-1.docker.io".to_string(),
-            _ => first.to_string(),
-        },
-        _ => "registry-1.docker.io".to_string(),
-    }
+    reference::registry_host(reference::split(name).domain).to_string()
 }
 
 /// `host` and its port, if any (`[::1]:5000` → `::1`, 5000).

@@ -4,20 +4,20 @@
 use std::collections::BTreeMap;
 
 use outport_image::Image;
+use outport_oci::document::{ImageConfig, Manifest as ReadManifest};
+use outport_oci::media;
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::statement::statement;
 use super::{ANN_PREDICATE_TYPE, ATTESTATION_MANIFEST, Attach, MT_IN_TOTO, PREDICATE_TYPE};
 use crate::buildinfo::config::{
-    ANN_REFERENCE_DIGEST, ANN_REFERENCE_TYPE, CONFIG_TYPES, Entry, INDEX_TYPES, MANIFEST_TYPES,
-    RawObject, platform_key, read_json_blob,
+    ANN_REFERENCE_DIGEST, ANN_REFERENCE_TYPE, Entry, RawObject, platform_key, read_json_blob,
 };
 
-const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MT_OCI_INDEX: &str = media::OCI_INDEX;
+const MT_OCI_MANIFEST: &str = media::OCI_MANIFEST;
+const MT_OCI_CONFIG: &str = media::OCI_CONFIG;
 
 /// A copy of `input` with a provenance attestation manifest for each of
 /// its image manifests, sharing every blob of `input`.
@@ -29,12 +29,12 @@ pub fn attach(input: &Image, plan: &Attach) -> Result<Image, String> {
     let root = input.root().clone();
     let entry = Entry::from_descriptor(&root);
     let media_type = entry.media_type.as_str();
-    let new_root = if INDEX_TYPES.contains(&media_type) {
+    let new_root = if media::is_index(media_type) {
         match walk.visit_index(&entry, 0)? {
             Some(d) => with_annotations(d, &root),
             None => return Ok(input.clone()),
         }
-    } else if MANIFEST_TYPES.contains(&media_type) {
+    } else if media::is_manifest(media_type) {
         let Some((platform, attestation)) = walk.attest(&entry)? else {
             return Ok(input.clone());
         };
@@ -194,13 +194,13 @@ impl Walk<'_> {
                 existing.push((keep, raw(&child)?));
                 continue;
             }
-            if INDEX_TYPES.contains(&child_entry.media_type.as_str()) {
+            if media::is_index(&child_entry.media_type) {
                 if let Some(d) = self.visit_index(&child_entry, depth + 1)? {
                     changed = true;
                     child.set("digest", &d.digest().to_string());
                     child.set("size", &d.size());
                 }
-            } else if MANIFEST_TYPES.contains(&child_entry.media_type.as_str())
+            } else if media::is_manifest(&child_entry.media_type)
                 && let Some((_, attestation)) = self.attest(&child_entry)?
             {
                 attested.push(child_entry.digest.clone());
@@ -234,14 +234,12 @@ impl Walk<'_> {
         let Ok(bytes) = self.read(digest) else {
             return false;
         };
-        let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else {
+        let Ok(manifest) = serde_json::from_slice::<ReadManifest>(&bytes) else {
             return false;
         };
-        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-        !layers.is_empty()
-            && layers.iter().all(|l| {
-                l["annotations"][ANN_PREDICATE_TYPE]
-                    .as_str()
+        !manifest.layers.is_empty()
+            && manifest.layers.iter().all(|l| {
+                l.annotation(ANN_PREDICATE_TYPE)
                     .is_some_and(|t| t.starts_with("https://slsa.dev/provenance/"))
             })
     }
@@ -256,12 +254,12 @@ impl Walk<'_> {
             return Ok(None);
         };
         let config = Entry::from_raw(&config);
-        if !CONFIG_TYPES.contains(&config.media_type.as_str()) {
+        if !media::is_config(&config.media_type) {
             return Ok(None);
         }
-        let config_value: Value =
-            serde_json::from_slice(&self.read(&config.digest)?).unwrap_or(Value::Null);
-        let platform = platform_key(entry.platform.as_ref(), &config_value);
+        let image_config: ImageConfig =
+            serde_json::from_slice(&self.read(&config.digest)?).unwrap_or_default();
+        let platform = platform_key(entry.platform.as_ref(), &image_config);
         let info = self
             .plan
             .infos

@@ -65,22 +65,10 @@ pub fn dependency(source: &Source) -> Dependency {
 /// tag nor digest is `@latest`).
 pub fn image_purl(reference: &str, platform: Option<&str>) -> String {
     let full = normalize_image_ref(reference);
-    let (name, digest) = match full.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (full.as_str(), None),
-    };
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
-        None => (name, None),
-    };
-    let familiar = match repo.strip_prefix("docker.io/") {
-        Some(rest) => match rest.strip_prefix("library/") {
-            Some(one) if !one.contains('/') => one,
-            _ => rest,
-        },
-        None => repo,
-    };
+    let parts = outport_oci::reference::split(&full);
+    let (tag, digest) = (parts.tag, parts.digest);
+    let name = parts.name();
+    let familiar = outport_oci::reference::familiar(&name);
     let path: Vec<String> = familiar.split('/').map(purl_escape).collect();
     let mut purl = format!("pkg:docker/{}", path.join("/"));
     match (tag, digest) {

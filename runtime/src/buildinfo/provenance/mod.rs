@@ -49,11 +49,11 @@ pub const BUILD_TYPE: &str = "https://mobyproject.org/buildkit@v1";
 /// The default `runDetails.builder.id`.
 pub const BUILDER_ID: &str = "outport";
 /// Media type of the attestation layer.
-pub const MT_IN_TOTO: &str = "application/vnd.in-toto+json";
+pub const MT_IN_TOTO: &str = outport_oci::media::IN_TOTO;
 /// Annotation of the attestation layer naming its predicate type.
 pub const ANN_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 /// `vnd.docker.reference.type` of an attestation manifest.
-pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+pub const ATTESTATION_MANIFEST: &str = outport_oci::document::ATTESTATION_MANIFEST;
 
 /// What one output's attestations are made of.
 pub struct Attach<'a> {

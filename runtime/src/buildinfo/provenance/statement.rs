@@ -18,7 +18,9 @@ pub(super) fn statement(
     platform: &str,
     info: &BuildInfo,
 ) -> Statement {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let hex = digest
+        .strip_prefix(outport_oci::digest::SHA256_PREFIX)
+        .unwrap_or(digest);
     let names: Vec<String> = if plan.names.is_empty() {
         vec!["_".to_string()]
     } else {

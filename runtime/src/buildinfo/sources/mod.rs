@@ -13,6 +13,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use outport_oci::reference;
 use serde::{Deserialize, Serialize};
 
 pub use inputs::{parse_attrs, read_sources_file};
@@ -160,44 +161,15 @@ fn normalize_source(mut source: Source) -> Source {
     source
 }
 
-/// Docker's reference normalisation: a missing registry is `docker.io`, a
-/// one-part Docker Hub name lives in `library/`, and a reference with
-/// neither tag nor digest means `:latest`. Anything odd is left as given.
+/// Docker's reference normalisation ([`reference::split`]): a missing
+/// registry is `docker.io`, a one-part Docker Hub name lives in `library/`,
+/// and a reference with neither tag nor digest means `:latest`. Nothing is
+/// checked; anything odd (a URL, whitespace) is left as given.
 pub fn normalize_image_ref(reference: &str) -> String {
     let reference = reference.trim();
     if reference.is_empty() || reference.contains("://") || reference.contains(char::is_whitespace)
     {
         return reference.to_string();
     }
-    let (name, digest) = match reference.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (reference, None),
-    };
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
-        None => (name, None),
-    };
-    let first = repo.split('/').next().unwrap_or_default();
-    let has_domain =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = if has_domain {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    if let Some(rest) = full.strip_prefix("index.docker.io/") {
-        full = format!("docker.io/{rest}");
-    }
-    if full.starts_with("docker.io/") && full.matches('/').count() == 1 {
-        full = full.replacen("docker.io/", "docker.io/library/", 1);
-    }
-    match (tag, digest) {
-        (Some(t), Some(d)) => format!("{full}:{t}@{d}"),
-        (Some(t), None) => format!("{full}:{t}"),
-        (None, Some(d)) => format!("{full}@{d}"),
-        (None, None) => format!("{full}:latest"),
-    }
+    reference::split(reference).normalized()
 }

@@ -2,7 +2,6 @@
 //! written here, and its config.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// A descriptor in a manifest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,5 +43,5 @@ pub(super) struct ComponentInfo<'a> {
 
 /// `sha256:HEX` of `bytes`.
 pub(super) fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    outport_image::sha256_digest(bytes)
 }

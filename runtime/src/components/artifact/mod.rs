@@ -25,6 +25,8 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use outport_oci::media;
+
 use crate::run::reporter::{LogLevel, Reporter};
 
 pub use client::Client;
@@ -32,11 +34,11 @@ pub use reference::{Reference, Target};
 pub use store::cache_dir;
 
 /// The media type of the artifact's manifest (an OCI image manifest).
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MANIFEST_MEDIA_TYPE: &str = media::OCI_MANIFEST;
 /// The media type of the artifact's config (CNCF Wasm OCI artifact).
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+pub const CONFIG_MEDIA_TYPE: &str = media::WASM_CONFIG;
 /// The media type of the artifact's one layer: the component itself.
-pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
+pub const LAYER_MEDIA_TYPE: &str = media::WASM_LAYER;
 
 /// Largest manifest, config or error answer read from a registry.
 const SMALL_ANSWER_BYTES: usize = 4 << 20;

@@ -9,8 +9,10 @@ use http_body_util::BodyExt;
 use sha2::{Digest as _, Sha256};
 
 use super::client::Client;
+use outport_oci::Sha256Digest;
+use outport_oci::digest::is_sha256;
+
 use super::format::{Descriptor, Manifest, sha256};
-use super::reference::is_sha256_digest;
 use super::store::cache_path;
 use super::{
     ArtifactError, COMPONENT_BYTES, CONFIG_MEDIA_TYPE, LAYER_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
@@ -86,7 +88,7 @@ impl Client {
                 )));
             }
         };
-        if !is_sha256_digest(&layer.digest) {
+        if !is_sha256(&layer.digest) {
             return Err(self.error(format!(
                 "layer digest {:?} is not a sha256 digest",
                 layer.digest
@@ -129,7 +131,7 @@ impl Client {
                 bytes.extend_from_slice(&data);
             }
         }
-        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let got = Sha256Digest::from_hash(hasher.finalize().into()).into_string();
         if got != layer.digest || bytes.len() as u64 != layer.size {
             return Err(self.error(format!(
                 "blob {} does not match its digest (its {} bytes hash to {got}); refused",

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use outport_oci::{self as oci, reference::Problem};
+
 use super::ArtifactError;
 use crate::sandbox::allow_list::AllowList;
 
@@ -27,56 +29,43 @@ pub enum Target {
 }
 
 impl Reference {
-    /// Parses a reference; the error says what is wrong with it.
+    /// Parses a reference by docker's rules ([`oci::Reference::parse`]),
+    /// the registry named and a tag or a digest given; the error says what
+    /// is wrong with it.
     pub fn parse(text: &str) -> Result<Reference, ArtifactError> {
         let bad = |message: &str| ArtifactError {
             reference: text.to_string(),
             message: message.to_string(),
         };
-        let (registry, rest) = text
-            .split_once('/')
-            .filter(|(host, _)| host.contains(['.', ':']) || *host == "localhost")
-            .ok_or_else(|| bad("expected HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@sha256:DIGEST (the registry must be named)"))?;
+        let parts = oci::reference::split(text);
+        if !parts.explicit_domain {
+            return Err(bad(
+                "expected HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@sha256:DIGEST (the registry must be named)",
+            ));
+        }
+        let registry = parts.domain;
         AllowList::parse(&[registry])
             .map_err(|_| bad(&format!("{registry:?} is not a registry host[:port]")))?;
-        let (repository, target) = match rest.split_once('@') {
-            Some((repo, digest)) => {
-                if !is_sha256_digest(digest) {
-                    return Err(bad(&format!("{digest:?} is not a sha256:HEX digest")));
-                }
-                (repo, Target::Digest(digest.to_string()))
-            }
-            None => match rest.rsplit_once(':') {
-                Some((repo, tag)) => {
-                    let valid = !tag.is_empty()
-                        && tag.len() <= 128
-                        && !tag.starts_with(['.', '-'])
-                        && tag
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-                    if !valid {
-                        return Err(bad(&format!("{tag:?} is not a valid tag")));
-                    }
-                    (repo, Target::Tag(tag.to_string()))
-                }
-                None => return Err(bad("a tag (:TAG) or a digest (@sha256:…) is needed")),
-            },
+        let parsed = oci::Reference::parse(text).map_err(|e| {
+            bad(&match e.problem {
+                Problem::Digest(digest) => format!("{digest:?} is not a sha256:HEX digest"),
+                Problem::Tag(tag) => format!("{tag:?} is not a valid tag"),
+                Problem::Domain(_) => format!("{registry:?} is not a registry host[:port]"),
+                Problem::Empty | Problem::Component(_) | Problem::TooLong => format!(
+                    "{:?} is not a repository name (lowercase letters, digits, '.', '_', '-', '/')",
+                    parts.path
+                ),
+            })
+        })?;
+        let target = match (parsed.tag(), parsed.digest()) {
+            (Some(tag), None) => Target::Tag(tag.to_string()),
+            (None, Some(digest)) => Target::Digest(digest.to_string()),
+            (Some(_), Some(_)) => return Err(bad("a tag or a digest, not both")),
+            (None, None) => return Err(bad("a tag (:TAG) or a digest (@sha256:…) is needed")),
         };
-        let valid_repo = !repository.is_empty()
-            && repository.split('/').all(|part| {
-                part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && part.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-                    })
-            });
-        if !valid_repo {
-            return Err(bad(&format!(
-                "{repository:?} is not a repository name (lowercase letters, digits, '.', '_', '-', '/')"
-            )));
-        }
         Ok(Reference {
-            registry: registry.to_string(),
-            repository: repository.to_string(),
+            registry: parsed.domain().to_string(),
+            repository: parsed.path().to_string(),
             target,
         })
     }
@@ -111,14 +100,4 @@ impl fmt::Display for Reference {
             self.target_str()
         )
     }
-}
-
-/// Whether `text` is `sha256:` and 64 lowercase hex digits.
-pub(super) fn is_sha256_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }

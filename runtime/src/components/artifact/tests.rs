@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::client::registry_message;
-use super::reference::is_sha256_digest;
+use outport_oci::digest::is_sha256 as is_sha256_digest;
+
 use super::store::cache_path;
 use super::*;
 
