@@ -80,8 +80,9 @@ fn guest_output_is_shown_prefixed_by_the_instance_id() {
 }
 
 /// One misbehaving instance next to a good `oci` one: it fails with
-/// `message`, leaves nothing, and the good output is complete.
-fn fails_alone(action: &str, extra: &[&str], message: &[&str]) {
+/// `message` and the metadata file's failure `code`, leaves nothing, and
+/// the good output is complete.
+fn fails_alone(action: &str, extra: &[&str], message: &[&str], code: &str) {
     let tmp = tempdir();
     let out = mkdir(tmp.path(), "out");
     let meta = tmp.path().join("meta.json");
@@ -104,6 +105,8 @@ fn fails_alone(action: &str, extra: &[&str], message: &[&str]) {
     assert_eq!(exporter_entry(&metadata, "good")["status"], "ok");
     let bad = exporter_entry(&metadata, "bad");
     assert_eq!(bad["status"], "failed");
+    assert_eq!(bad["code"], code, "{bad:#}");
+    assert!(exporter_entry(&metadata, "good").get("code").is_none());
     let error = bad["error"].as_str().unwrap_or_default().to_lowercase();
     assert!(
         message.iter().any(|m| error.contains(&m.to_lowercase())),
@@ -118,7 +121,7 @@ fn fails_alone(action: &str, extra: &[&str], message: &[&str]) {
 
 #[test]
 fn a_returned_error_fails_only_its_instance() {
-    fails_alone("error", &[], &["deliberate failure"]);
+    fails_alone("error", &[], &["deliberate failure"], "guest.io");
 }
 
 #[test]
@@ -129,22 +132,33 @@ fn a_panic_fails_only_its_instance() {
         &[
             "guest trapped: wasm trap: wasm `unreachable` instruction executed (guest output: deliberate panic)",
         ],
+        "trap",
     );
 }
 
 #[test]
 fn an_endless_loop_hits_the_time_limit() {
-    fails_alone("loop", &["--timeout", "2"], &["time limit of 2 s exceeded"]);
+    fails_alone(
+        "loop",
+        &["--timeout", "2"],
+        &["time limit of 2 s exceeded"],
+        "limit.time",
+    );
 }
 
 #[test]
 fn a_memory_bomb_hits_the_memory_limit() {
-    fails_alone("grow-memory", &[], &["memory limit"]);
+    fails_alone("grow-memory", &[], &["memory limit"], "limit.memory");
 }
 
 #[test]
 fn blobs_created_by_a_guest_are_capped() {
-    fails_alone("put-blob-flood", &[], &["over the 67108864-byte limit"]);
+    fails_alone(
+        "put-blob-flood",
+        &[],
+        &["over the 67108864-byte limit"],
+        "limit.put-blob-bytes",
+    );
 }
 
 #[test]
@@ -180,6 +194,7 @@ fn fail_fast_cancels_the_others() {
     let metadata = read_json(&meta);
     let slow = exporter_entry(&metadata, "slow");
     assert_eq!(slow["status"], "failed");
+    assert_eq!(slow["code"], "cancelled", "{metadata:#}");
     assert!(
         slow["error"]
             .as_str()

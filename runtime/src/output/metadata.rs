@@ -44,8 +44,8 @@ pub struct MetadataFile {
 #[serde(deny_unknown_fields)]
 #[schemars(extend(
     "if" = { "properties": { "status": { "const": "failed" } } },
-    "then" = { "required": ["error"], "properties": { "response": { "maxProperties": 0 } } },
-    "else" = { "not": { "required": ["error"] } }
+    "then" = { "required": ["error", "code"], "properties": { "response": { "maxProperties": 0 } } },
+    "else" = { "allOf": [{ "not": { "required": ["error"] } }, { "not": { "required": ["code"] } }] }
 ))]
 pub struct InstanceEntry {
     /// The instance ID: `id=` or the output's index.
@@ -60,6 +60,16 @@ pub struct InstanceEntry {
     /// One-line cause, when status is failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The failure's stable code, when status is failed: `limit.NAME`
+    /// (`limit.time`, `limit.memory`, `limit.output`, ...), `trap`,
+    /// `guest.KIND` (the guest's error: `guest.io`, `guest.invalid-option`,
+    /// ...), `output`, `input.damaged`, `policy`, `no-space`, `host`,
+    /// `cancelled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(limit\.[a-z-]+|trap|guest\.[a-z-]+|output|input\.damaged|policy|no-space|host|cancelled)$"
+    ))]
+    pub code: Option<String>,
     /// The destination (`dest=`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest: Option<String>,
@@ -195,6 +205,10 @@ fn instance_entry(r: &InstanceResult) -> InstanceEntry {
         },
         error: match &r.status {
             Status::Failed(failure) => Some(failure.message.clone()),
+            Status::Ok => None,
+        },
+        code: match &r.status {
+            Status::Failed(failure) => Some(failure.kind.code()),
             Status::Ok => None,
         },
         dest: r.dest.clone(),
@@ -334,6 +348,7 @@ mod tests {
             }
             if let Status::Failed(failure) = &r.status {
                 entry["error"] = serde_json::json!(failure.to_string());
+                entry["code"] = serde_json::json!(failure.kind.code());
             }
             entry
         }
