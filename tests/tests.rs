@@ -16,6 +16,7 @@ mod cache_registry;
 mod cache_s3;
 mod compile_cache;
 mod crash_safety;
+mod docs_layout;
 mod docs_links;
 mod export_docker;
 mod export_oci;
