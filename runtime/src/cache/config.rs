@@ -108,30 +108,65 @@ impl Mode {
     }
 }
 
+/// An index of a cache config that points outside it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer's parent is not a layer.
+    #[error("layer {layer} has parent {parent} out of range")]
+    Parent {
+        /// The layer.
+        layer: usize,
+        /// Its parent.
+        parent: i64,
+    },
+    /// A record's result names a layer that is not there.
+    #[error("record {record} names layer {layer}, out of range")]
+    Layer {
+        /// The record.
+        record: usize,
+        /// The layer it names.
+        layer: i64,
+    },
+    /// A record's input links to a record that is not there.
+    #[error("record {record} links to record {link}, out of range")]
+    Link {
+        /// The record.
+        record: usize,
+        /// The record it links to.
+        link: i64,
+    },
+}
+
 impl CacheConfig {
     /// Checks every index (parents, results, links) points inside the
     /// config; returns the first problem.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let layers = self.layers.len() as i64;
         let records = self.records.len() as i64;
         let layer_ok = |i: i64| (0..layers).contains(&i);
         for (i, layer) in self.layers.iter().enumerate() {
             if layer.parent != -1 && !layer_ok(layer.parent) {
-                return Err(format!(
-                    "layer {i} has parent {} out of range",
-                    layer.parent
-                ));
+                return Err(ConfigError::Parent {
+                    layer: i,
+                    parent: layer.parent,
+                });
             }
         }
         for (i, record) in self.records.iter().enumerate() {
             let results = record.results.iter().map(|r| r.layer);
             let chained = record.chained_results.iter().flat_map(|c| c.layers.clone());
             if let Some(bad) = results.chain(chained).find(|&l| !layer_ok(l)) {
-                return Err(format!("record {i} names layer {bad}, out of range"));
+                return Err(ConfigError::Layer {
+                    record: i,
+                    layer: bad,
+                });
             }
             let links = record.inputs.iter().flatten().map(|input| input.link);
             if let Some(bad) = links.clone().find(|l| !(0..records).contains(l)) {
-                return Err(format!("record {i} links to record {bad}, out of range"));
+                return Err(ConfigError::Link {
+                    record: i,
+                    link: bad,
+                });
             }
         }
         Ok(())
@@ -367,6 +402,11 @@ mod tests {
     fn out_of_range_indexes_are_refused() {
         let mut c = CacheConfig::from_layers(&layers(2), Mode::Max);
         c.records[1].inputs[0][0].link = 7;
-        assert!(c.check().unwrap_err().contains("links to record 7"));
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("links to record 7")
+        );
     }
 }

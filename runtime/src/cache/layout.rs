@@ -62,7 +62,9 @@ impl Cache {
         let config_bytes = read_verified(layout, &blob_rel(&config_desc), &config_desc)?;
         let config: CacheConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| cache_error(&config_path, format!("malformed cache config: {e}")))?;
-        config.check().map_err(|m| cache_error(&config_path, m))?;
+        config
+            .check()
+            .map_err(|e| cache_error(&config_path, e.to_string()))?;
         let name = layout.shown.display().to_string();
         let layers = open_layers(layout, layer_descs, &name)?;
         check_listed(&config, &layers, &config_path)?;

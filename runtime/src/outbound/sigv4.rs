@@ -37,6 +37,25 @@ pub struct S3Signing {
     pub credentials: AwsCredentials,
 }
 
+/// Why a request could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The request names no host.
+    #[error("no authority")]
+    NoAuthority,
+    /// A header value (a session token, the signature) is not valid.
+    #[error("invalid header: {0}")]
+    Header(#[from] http::header::InvalidHeaderValue),
+    /// The request time cannot be written as SigV4 writes it.
+    #[error("cannot write the request time {at}: {source}")]
+    Time {
+        /// The time.
+        at: OffsetDateTime,
+        /// Why.
+        source: time::error::Format,
+    },
+}
+
 impl S3Signing {
     /// Whether a request to `authority` goes to this endpoint.
     pub fn covers(&self, authority: &str) -> bool {
@@ -47,7 +66,7 @@ impl S3Signing {
     /// Signs `request` now: sets `host`, `x-amz-date`,
     /// `x-amz-content-sha256` (`UNSIGNED-PAYLOAD`), the session token if
     /// any, and `authorization`.
-    pub fn sign<B>(&self, request: &mut http::Request<B>) -> Result<(), String> {
+    pub fn sign<B>(&self, request: &mut http::Request<B>) -> Result<(), SignError> {
         self.sign_at(request, OffsetDateTime::now_utc(), UNSIGNED_PAYLOAD)
     }
 
@@ -56,13 +75,13 @@ impl S3Signing {
         request: &mut http::Request<B>,
         at: OffsetDateTime,
         payload_hash: &str,
-    ) -> Result<(), String> {
-        let bad = |e: http::header::InvalidHeaderValue| format!("invalid header: {e}");
+    ) -> Result<(), SignError> {
+        let bad = SignError::Header;
         let authority = request
             .uri()
             .authority()
             .map(|a| a.as_str().to_string())
-            .ok_or("no authority")?;
+            .ok_or(SignError::NoAuthority)?;
         let stamp = amz_date(at)?;
         let headers = request.headers_mut();
         headers.insert(HOST, HeaderValue::from_str(&authority).map_err(bad)?);
@@ -159,10 +178,10 @@ const AMZ_DATE: &[BorrowedFormatItem<'_>] =
     format_description!("[year][month][day]T[hour][minute][second]Z");
 
 /// `at` as SigV4 writes it ([`AMZ_DATE`]), in UTC.
-fn amz_date(at: OffsetDateTime) -> Result<String, String> {
+fn amz_date(at: OffsetDateTime) -> Result<String, SignError> {
     at.to_offset(time::UtcOffset::UTC)
         .format(AMZ_DATE)
-        .map_err(|e| format!("cannot write the request time {at}: {e}"))
+        .map_err(|source| SignError::Time { at, source })
 }
 
 #[cfg(test)]

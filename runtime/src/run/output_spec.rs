@@ -28,7 +28,7 @@ impl OutputSpec {
         let mut id = None;
         let mut dest = None;
         let mut options = Vec::new();
-        for field in split_csv(spec).map_err(err)? {
+        for field in split_csv(spec).map_err(|e| err(e.to_string()))? {
             let Some((key, value)) = field.split_once('=') else {
                 return Err(err(format!("field {field:?} is not KEY=VALUE")));
             };
@@ -63,10 +63,24 @@ impl OutputSpec {
     }
 }
 
+/// Why a CSV record does not split.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CsvError {
+    /// A quoted field has no closing quote.
+    #[error("unterminated quoted field")]
+    Unterminated,
+    /// A character follows a quoted field's closing quote.
+    #[error("unexpected {0:?} after a quoted field")]
+    AfterQuoted(char),
+    /// An unquoted field holds a quote.
+    #[error("a quote inside an unquoted field")]
+    QuoteInUnquoted,
+}
+
 /// Splits a CSV record the way Go's `encoding/csv` (used by buildctl and
 /// buildx) does: fields separated by commas; a field starting with `"` is
 /// quoted, may contain commas, and writes a quote as `""`.
-pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
+pub fn split_csv(line: &str) -> Result<Vec<String>, CsvError> {
     let mut fields = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -81,7 +95,7 @@ pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
                     }
                     Some('"') => break,
                     Some(c) => field.push(c),
-                    None => return Err("unterminated quoted field".to_string()),
+                    None => return Err(CsvError::Unterminated),
                 }
             }
             match chars.next() {
@@ -90,7 +104,7 @@ pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
                     return Ok(fields);
                 }
                 Some(',') => {}
-                Some(c) => return Err(format!("unexpected {c:?} after a quoted field")),
+                Some(c) => return Err(CsvError::AfterQuoted(c)),
             }
         } else {
             loop {
@@ -100,7 +114,7 @@ pub fn split_csv(line: &str) -> Result<Vec<String>, String> {
                         return Ok(fields);
                     }
                     Some(',') => break,
-                    Some('"') => return Err("a quote inside an unquoted field".to_string()),
+                    Some('"') => return Err(CsvError::QuoteInUnquoted),
                     Some(c) => field.push(c),
                 }
             }

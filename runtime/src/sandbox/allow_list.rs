@@ -19,6 +19,16 @@ struct HostRule {
     port: Option<u16>,
 }
 
+/// An allow-list entry that is not `host`, `host:port` or `*.domain`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a host name")]
+pub struct NotAHost(pub String);
+
+/// A registry (`host[:port]`) the allow-list does not let through.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAllowed(pub String);
+
 /// The hosts an instance may reach.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllowList {
@@ -27,12 +37,10 @@ pub struct AllowList {
 
 impl AllowList {
     /// Parses rules as the policy writes them; the error names the bad one.
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<AllowList, String> {
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<AllowList, NotAHost> {
         let rules = entries
             .iter()
-            .map(|e| {
-                parse_rule(e.as_ref()).ok_or_else(|| format!("{:?} is not a host name", e.as_ref()))
-            })
+            .map(|e| parse_rule(e.as_ref()).ok_or_else(|| NotAHost(e.as_ref().to_string())))
             .collect::<Result<_, _>>()?;
         Ok(AllowList { rules })
     }
@@ -76,14 +84,14 @@ impl AllowList {
         })
     }
 
-    /// Whether every registry of `names` is allowed; the first that is not,
-    /// as `host[:port]`, otherwise.
-    pub fn check_image_names<S: AsRef<str>>(&self, names: &[S]) -> Result<(), String> {
+    /// Whether every registry of `names` is allowed; the first that is not
+    /// otherwise.
+    pub fn check_image_names<S: AsRef<str>>(&self, names: &[S]) -> Result<(), NotAllowed> {
         for name in names {
             let registry = registry_of(name.as_ref());
             let (host, port) = split_authority(&registry);
             if !self.allows(&host, port.unwrap_or(443)) {
-                return Err(registry);
+                return Err(NotAllowed(registry));
             }
         }
         Ok(())
@@ -180,7 +188,10 @@ mod tests {
         assert!(!AllowList::default().allows("localhost", 80));
         for bad in ["a b", "", "x:port", "-a.com", "a.*.com"] {
             assert!(
-                AllowList::parse(&[bad]).unwrap_err().contains("not a host"),
+                AllowList::parse(&[bad])
+                    .unwrap_err()
+                    .to_string()
+                    .contains("not a host"),
                 "{bad}"
             );
         }
@@ -204,7 +215,7 @@ mod tests {
             AllowList::parse(&["ghcr.io"])
                 .unwrap()
                 .check_image_names(&["ghcr.io/a", "quay.io/b"]),
-            Err("quay.io".to_string())
+            Err(NotAllowed("quay.io".to_string()))
         );
     }
 }

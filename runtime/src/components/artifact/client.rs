@@ -38,7 +38,7 @@ impl Client {
             message,
         };
         let credentials = Credentials::load().map_err(|e| fail(e.to_string()))?;
-        let allowed = AllowList::parse(&[&reference.registry]).map_err(fail)?;
+        let allowed = AllowList::parse(&[&reference.registry]).map_err(|e| fail(e.to_string()))?;
         let access = HttpAccess::new(id, allowed, credentials, &Limits::default(), reporter);
         let scheme = if insecure { "http" } else { "https" };
         Ok(Client {

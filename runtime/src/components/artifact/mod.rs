@@ -70,7 +70,9 @@ pub struct Pulled {
 /// Runs `future` to completion on a runtime of its own, on a thread of its
 /// own, so synchronous code can pull whether or not it runs inside a
 /// runtime.
-pub fn block_on<T: Send>(future: impl std::future::Future<Output = T> + Send) -> Result<T, String> {
+pub fn block_on<T: Send>(
+    future: impl std::future::Future<Output = T> + Send,
+) -> Result<T, std::io::Error> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -78,10 +80,10 @@ pub fn block_on<T: Send>(future: impl std::future::Future<Output = T> + Send) ->
                     .enable_all()
                     .build()
                     .map(|rt| rt.block_on(future))
-                    .map_err(|e| format!("cannot start a runtime: {e}"))
+                    .map_err(|e| std::io::Error::other(format!("cannot start a runtime: {e}")))
             })
             .join()
-            .unwrap_or_else(|_| Err("the pulling thread panicked".to_string()))
+            .unwrap_or_else(|_| Err(std::io::Error::other("the pulling thread panicked")))
     })
 }
 
