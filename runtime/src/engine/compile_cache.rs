@@ -54,29 +54,29 @@ impl CompileCache {
         }
     }
 
-    fn try_open(dir: &Path) -> Result<CompileCache, String> {
+    fn try_open(dir: &Path) -> Result<CompileCache, CacheError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("cannot create it: {e}"))?;
-        let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read it: {e}"))?;
+            .map_err(io("cannot create it".into()))?;
+        let meta = std::fs::metadata(dir).map_err(io("cannot read it".into()))?;
         let me = rustix::process::geteuid().as_raw();
         if meta.uid() != me {
-            return Err(format!(
+            return Err(CacheError::Untrusted(format!(
                 "it is owned by user {}, not by this user",
                 meta.uid()
-            ));
+            )));
         }
         if meta.mode() & 0o002 != 0 {
-            return Err(format!(
+            return Err(CacheError::Untrusted(format!(
                 "it is writable by others (mode {:o})",
                 meta.mode() & 0o7777
-            ));
+            )));
         }
         let secret = read_or_create_key(&dir.join(KEY_FILE), me)?;
         let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&secret)
-            .map_err(|e| format!("cannot use its key: {e}"))?;
+            .map_err(|e| CacheError::Untrusted(format!("cannot use its key: {e}")))?;
         Ok(CompileCache {
             dir: dir.to_path_buf(),
             keyed,
@@ -115,13 +115,16 @@ impl CompileCache {
 
     /// Stores `artifact` under `key` with its MAC, atomically replacing
     /// any entry there.
-    pub fn store(&self, key: &str, artifact: &[u8]) -> Result<(), String> {
+    pub fn store(&self, key: &str, artifact: &[u8]) -> Result<(), CacheError> {
         let tag = self.mac(key, artifact).finalize().into_bytes();
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| e.to_string())?;
-        tmp.write_all(&tag).map_err(|e| e.to_string())?;
-        tmp.write_all(artifact).map_err(|e| e.to_string())?;
-        tmp.persist(self.entry(key)).map_err(|e| e.to_string())?;
-        Ok(())
+        let write = || -> std::io::Result<()> {
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            tmp.write_all(&tag)?;
+            tmp.write_all(artifact)?;
+            tmp.persist(self.entry(key))?;
+            Ok(())
+        };
+        write().map_err(io(format!("cannot store entry {key}")))
     }
 
     fn entry(&self, key: &str) -> PathBuf {
@@ -139,18 +142,40 @@ impl CompileCache {
     }
 }
 
+/// Why the compile cache cannot be used, or an entry not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The directory or its key cannot be trusted (owner, mode, size).
+    #[error("{0}")]
+    Untrusted(String),
+    /// Reading or writing the directory failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// An I/O error while doing `what`.
+fn io(what: String) -> impl FnOnce(std::io::Error) -> CacheError {
+    move |source| CacheError::Io { what, source }
+}
+
 /// The secret key in `path`, checked (a regular file of [`KEY_LEN`] bytes
 /// owned by `owner`, no access for group or others), or a new one: written
 /// to a temporary file (created exclusively, mode 0600) and linked into
 /// place only if no key is there yet, so concurrent runs agree on one key.
-fn read_or_create_key(path: &Path, owner: u32) -> Result<[u8; KEY_LEN], String> {
+fn read_or_create_key(path: &Path, owner: u32) -> Result<[u8; KEY_LEN], CacheError> {
     match std::fs::File::open(path) {
         Ok(file) => return read_key(path, file, owner),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read its key {}: {e}", path.display())),
+        Err(e) => return Err(io(format!("cannot read its key {}", path.display()))(e)),
     }
     let mut secret = [0u8; KEY_LEN];
-    getrandom::fill(&mut secret).map_err(|e| format!("cannot make a key: {e}"))?;
+    getrandom::fill(&mut secret)
+        .map_err(|e| io("cannot make a key".into())(std::io::Error::other(e)))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let created = tempfile::NamedTempFile::new_in(dir)
         .and_then(|mut tmp| {
@@ -158,36 +183,36 @@ fn read_or_create_key(path: &Path, owner: u32) -> Result<[u8; KEY_LEN], String> 
             tmp.as_file().sync_all()?;
             Ok(tmp)
         })
-        .map_err(|e| format!("cannot write its key: {e}"))?;
+        .map_err(io("cannot write its key".into()))?;
     match created.persist_noclobber(path) {
         Ok(_) => Ok(secret),
         // Another run made one first: use that.
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
             let file = std::fs::File::open(path)
-                .map_err(|e| format!("cannot read its key {}: {e}", path.display()))?;
+                .map_err(io(format!("cannot read its key {}", path.display())))?;
             read_key(path, file, owner)
         }
-        Err(e) => Err(format!("cannot write its key: {}", e.error)),
+        Err(e) => Err(io("cannot write its key".into())(e.error)),
     }
 }
 
-fn read_key(path: &Path, mut file: std::fs::File, owner: u32) -> Result<[u8; KEY_LEN], String> {
+fn read_key(path: &Path, mut file: std::fs::File, owner: u32) -> Result<[u8; KEY_LEN], CacheError> {
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot read its key {}: {e}", path.display()))?;
+        .map_err(io(format!("cannot read its key {}", path.display())))?;
     if meta.uid() != owner {
-        return Err(format!(
+        return Err(CacheError::Untrusted(format!(
             "its key {} is owned by user {}, not by this user",
             path.display(),
             meta.uid()
-        ));
+        )));
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(format!(
+        return Err(CacheError::Untrusted(format!(
             "its key {} may be read or written by group or others (mode {:o}; it must be 600)",
             path.display(),
             meta.mode() & 0o7777
-        ));
+        )));
     }
     let mut secret = [0u8; KEY_LEN];
     let mut rest = Vec::new();
@@ -196,10 +221,10 @@ fn read_key(path: &Path, mut file: std::fs::File, owner: u32) -> Result<[u8; KEY
         .and_then(|()| file.read_to_end(&mut rest));
     match read {
         Ok(0) if meta.is_file() => Ok(secret),
-        _ => Err(format!(
+        _ => Err(CacheError::Untrusted(format!(
             "its key {} is not a file of {KEY_LEN} bytes",
             path.display()
-        )),
+        ))),
     }
 }
 
@@ -239,16 +264,16 @@ mod tests {
         let key = dir.join(KEY_FILE);
         for mode in [0o640, 0o604, 0o620] {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
-            let e = CompileCache::try_open(&dir).err().unwrap();
+            let e = CompileCache::try_open(&dir).err().unwrap().to_string();
             assert!(e.contains("group or others"), "{e}");
         }
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&key, b"short").unwrap();
-        let e = CompileCache::try_open(&dir).err().unwrap();
+        let e = CompileCache::try_open(&dir).err().unwrap().to_string();
         assert!(e.contains("not a file of 32 bytes"), "{e}");
 
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = CompileCache::try_open(&dir).err().unwrap();
+        let e = CompileCache::try_open(&dir).err().unwrap().to_string();
         assert!(e.contains("writable by others (mode 777)"), "{e}");
     }
 }

@@ -243,7 +243,7 @@ impl Engine {
                 Some(artifact) => Ok(artifact),
                 None => component.serialize().map_err(|e| format!("{e:#}")),
             }
-            .and_then(|artifact| cache.store(&key, &artifact));
+            .and_then(|artifact| cache.store(&key, &artifact).map_err(|e| e.to_string()));
             if let Err(e) = stored {
                 tracing::warn!("compile cache {}: {e}", cache.dir().display());
             }
