@@ -36,9 +36,10 @@ pub enum Error {
     /// (component, import, how a policy would grant it)
     #[error("component {0} imports {1}, which the policy does not grant ({2})")]
     Import(String, String, String),
-    /// The input's build info could not be read (see [`crate::buildinfo`]).
-    #[error("{0}")]
-    BuildInfo(String),
+    /// The input's build info or provenance could not be made: the image,
+    /// the step and the document, with its cause (see [`crate::buildinfo`]).
+    #[error(transparent)]
+    BuildInfo(#[from] crate::buildinfo::error::ImageError),
     /// A build cache could not be read or is invalid (see [`crate::cache`]).
     #[error("{path}: {message}")]
     Cache {

@@ -13,6 +13,7 @@ use outport_oci::media;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::error::{Cause, Document, DocumentError};
 use super::sources::{BuildInfo, Source, TYPE_IMAGE};
 
 /// The config key BuildKit v0.9–v0.11 wrote build info under.
@@ -55,8 +56,8 @@ impl<'de> serde::Deserialize<'de> for RawObject {
 
 impl RawObject {
     /// Parses `bytes` as a JSON object.
-    pub fn parse(bytes: &[u8]) -> Result<RawObject, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    pub fn parse(bytes: &[u8]) -> Result<RawObject, serde_json::Error> {
+        serde_json::from_slice(bytes)
     }
 
     pub(super) fn raw(&self, key: &str) -> Option<&RawValue> {
@@ -97,8 +98,8 @@ impl RawObject {
     }
 
     /// The object as one raw JSON value, to nest in another.
-    pub(super) fn to_raw(&self) -> Result<Box<RawValue>, String> {
-        serde_json::from_slice(&self.to_vec()).map_err(|e| e.to_string())
+    pub(super) fn to_raw(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::from_slice(&self.to_vec())
     }
 }
 
@@ -137,7 +138,7 @@ pub struct Outcome {
 }
 
 /// Rewrites `input` for `plan`.
-pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
+pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, DocumentError> {
     let mut walk = Walk {
         image: input.clone(),
         plan,
@@ -159,7 +160,12 @@ pub fn rewrite(input: &Image, plan: &Plan) -> Result<Outcome, String> {
     } = walk;
     if let Some((digest, size)) = new {
         let mut root = root;
-        root.set_digest(digest.parse().map_err(|e| format!("{digest}: {e}"))?);
+        let document = Document::of(&entry.media_type);
+        root.set_digest(
+            digest
+                .parse()
+                .map_err(|e| DocumentError::new(document, &digest, Cause::Digest(Box::new(e))))?,
+        );
         root.set_size(size);
         image.set_root(root);
     }
@@ -216,17 +222,23 @@ struct Walk<'a> {
     full: BTreeMap<String, BuildInfo>,
 }
 
-/// The bytes of the index, manifest or config `digest` of `image`.
-pub(super) fn read_json_blob(image: &Image, digest: &str) -> Result<Vec<u8>, String> {
+/// The bytes of the index, manifest or config (`document`) `digest` of
+/// `image`.
+pub(super) fn read_json_blob(
+    image: &Image,
+    document: Document,
+    digest: &str,
+) -> Result<Vec<u8>, DocumentError> {
     let blob = image
         .blob(digest)
-        .ok_or_else(|| format!("blob {digest} is not in the image"))?;
-    blob.read_all(MAX_JSON).map_err(|e| e.to_string())
+        .ok_or_else(|| DocumentError::new(document, digest, Cause::NotInImage))?;
+    blob.read_all(MAX_JSON)
+        .map_err(|e| DocumentError::new(document, digest, e))
 }
 
 impl Walk<'_> {
-    fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
-        read_json_blob(&self.image, digest)
+    fn read(&self, document: Document, digest: &str) -> Result<Vec<u8>, DocumentError> {
+        read_json_blob(&self.image, document, digest)
     }
 
     fn store(&mut self, media_type: &str, bytes: Vec<u8>) -> (String, u64) {
@@ -237,9 +249,17 @@ impl Walk<'_> {
 
     /// Visits the node `entry` points at; returns its new digest and size
     /// when it had to be rewritten.
-    fn visit(&mut self, entry: &Entry, depth: usize) -> Result<Option<(String, u64)>, String> {
+    fn visit(
+        &mut self,
+        entry: &Entry,
+        depth: usize,
+    ) -> Result<Option<(String, u64)>, DocumentError> {
         if depth > 8 {
-            return Err(format!("{}: indexes nested too deeply", entry.digest));
+            return Err(DocumentError::new(
+                Document::Index,
+                &entry.digest,
+                Cause::TooDeep,
+            ));
         }
         let media_type = entry.media_type.as_str();
         if media::is_index(media_type) {
@@ -255,10 +275,10 @@ impl Walk<'_> {
         &mut self,
         entry: &Entry,
         depth: usize,
-    ) -> Result<Option<(String, u64)>, String> {
-        let bytes = self.read(&entry.digest)?;
-        let mut index =
-            RawObject::parse(&bytes).map_err(|e| format!("index {}: {e}", entry.digest))?;
+    ) -> Result<Option<(String, u64)>, DocumentError> {
+        let what = |e: serde_json::Error| DocumentError::new(Document::Index, &entry.digest, e);
+        let bytes = self.read(Document::Index, &entry.digest)?;
+        let mut index = RawObject::parse(&bytes).map_err(what)?;
         let Some(mut children) = index.get::<Vec<RawObject>>("manifests") else {
             return Ok(None);
         };
@@ -294,24 +314,22 @@ impl Walk<'_> {
                 continue;
             };
             annotations.set(ANN_REFERENCE_DIGEST, new);
-            let raw = annotations
-                .to_raw()
-                .map_err(|e| format!("index {}: {e}", entry.digest))?;
+            let raw = annotations.to_raw().map_err(what)?;
             child.set("annotations", &raw);
         }
         let list: Vec<Box<RawValue>> = children
             .iter()
             .map(RawObject::to_raw)
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("index {}: {e}", entry.digest))?;
+            .map_err(what)?;
         index.set("manifests", &list);
         Ok(Some(self.store(&entry.media_type, index.to_vec())))
     }
 
-    fn visit_manifest(&mut self, entry: &Entry) -> Result<Option<(String, u64)>, String> {
-        let bytes = self.read(&entry.digest)?;
-        let mut manifest =
-            RawObject::parse(&bytes).map_err(|e| format!("manifest {}: {e}", entry.digest))?;
+    fn visit_manifest(&mut self, entry: &Entry) -> Result<Option<(String, u64)>, DocumentError> {
+        let what = |e: serde_json::Error| DocumentError::new(Document::Manifest, &entry.digest, e);
+        let bytes = self.read(Document::Manifest, &entry.digest)?;
+        let mut manifest = RawObject::parse(&bytes).map_err(what)?;
         let Some(mut config_desc) = manifest.get::<RawObject>("config") else {
             return Ok(None);
         };
@@ -320,9 +338,9 @@ impl Walk<'_> {
             return Ok(None);
         }
         self.manifests += 1;
-        let config_bytes = self.read(&config_entry.digest)?;
+        let config_bytes = self.read(Document::Config, &config_entry.digest)?;
         let mut config = RawObject::parse(&config_bytes)
-            .map_err(|e| format!("config {}: {e}", config_entry.digest))?;
+            .map_err(|e| DocumentError::new(Document::Config, &config_entry.digest, e))?;
 
         let (existing, mut info) = existing_info(&config, &config_entry.digest)?;
         self.add_inputs(&mut info, entry, &manifest);
@@ -348,9 +366,7 @@ impl Walk<'_> {
         let (digest, size) = self.store(&config_entry.media_type, config.to_vec());
         config_desc.set("digest", &digest);
         config_desc.set("size", &size);
-        let config_json = config_desc
-            .to_raw()
-            .map_err(|e| format!("manifest {}: {e}", entry.digest))?;
+        let config_json = config_desc.to_raw().map_err(what)?;
         manifest.set("config", &config_json);
         let (digest, size) = self.store(&entry.media_type, manifest.to_vec());
         self.full.insert(digest.clone(), full);
@@ -387,18 +403,25 @@ impl Walk<'_> {
 
 /// The build-info field of the config `digest` as it is (`None` when
 /// absent) and decoded (empty when absent).
-fn existing_info(config: &RawObject, digest: &str) -> Result<(Option<String>, BuildInfo), String> {
+fn existing_info(
+    config: &RawObject,
+    digest: &str,
+) -> Result<(Option<String>, BuildInfo), DocumentError> {
+    let bad = |cause| DocumentError::new(Document::Config, digest, cause);
     let existing: Option<String> = match config.raw(CONFIG_KEY) {
         None => None,
         Some(raw) => Some(
             serde_json::from_str(raw.get())
-                .map_err(|_| format!("config {digest}: {CONFIG_KEY} is not a string"))?,
+                .map_err(|_| bad(Cause::NotAString { key: CONFIG_KEY }))?,
         ),
     };
     let info = match &existing {
-        Some(value) => {
-            BuildInfo::decode(value).map_err(|e| format!("config {digest}: {CONFIG_KEY}: {e}"))?
-        }
+        Some(value) => BuildInfo::decode(value).map_err(|source| {
+            bad(Cause::BuildInfo {
+                key: CONFIG_KEY,
+                source,
+            })
+        })?,
         None => BuildInfo::default(),
     };
     Ok((existing, info))

@@ -28,6 +28,7 @@
 //! with the same choices and names share one attested image.
 
 pub mod config;
+pub mod error;
 pub mod provenance;
 pub mod sources;
 
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use outport_image::Image;
 
 use crate::error::Error;
+use error::{ImageError, InputError, Step};
 pub use sources::Source;
 
 /// The response key (prefix, for multi-platform images).
@@ -61,7 +63,7 @@ pub struct BuildInputs {
 impl BuildInputs {
     /// Reads `--build-sources FILE` (if any) and parses `--attr` arguments;
     /// the error is one line naming the file or argument.
-    pub fn from_args(sources: Option<&Path>, attrs: &[String]) -> Result<BuildInputs, String> {
+    pub fn from_args(sources: Option<&Path>, attrs: &[String]) -> Result<BuildInputs, InputError> {
         Ok(BuildInputs {
             sources: match sources {
                 Some(path) => sources::read_sources_file(path)?,
@@ -203,8 +205,11 @@ impl Variants {
                 attrs: &inputs.attrs,
                 keep_attrs: info == Info::WithAttrs,
             };
-            let outcome = config::rewrite(image, &plan)
-                .map_err(|e| Error::BuildInfo(format!("{}: build info: {e}", image.name())))?;
+            let outcome = config::rewrite(image, &plan).map_err(|source| ImageError {
+                image: image.name().to_string(),
+                step: Step::BuildInfo,
+                source,
+            })?;
             let keys = response_keys(&outcome);
             full.extend(outcome.full);
             let image = match outcome.image {
@@ -244,8 +249,11 @@ impl Variants {
                     invocation_id: &invocation_id,
                     finished,
                 };
-                let attested = provenance::attach(&base, &plan)
-                    .map_err(|e| Error::BuildInfo(format!("{}: provenance: {e}", image.name())))?;
+                let attested = provenance::attach(&base, &plan).map_err(|source| ImageError {
+                    image: image.name().to_string(),
+                    step: Step::Provenance,
+                    source,
+                })?;
                 variants.attested.insert(key, Arc::new(attested));
             }
         }

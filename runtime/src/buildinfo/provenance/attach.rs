@@ -14,6 +14,7 @@ use super::{ANN_PREDICATE_TYPE, ATTESTATION_MANIFEST, Attach, MT_IN_TOTO, PREDIC
 use crate::buildinfo::config::{
     ANN_REFERENCE_DIGEST, ANN_REFERENCE_TYPE, Entry, RawObject, platform_key, read_json_blob,
 };
+use crate::buildinfo::error::{Cause, Document, DocumentError};
 
 const MT_OCI_INDEX: &str = media::OCI_INDEX;
 const MT_OCI_MANIFEST: &str = media::OCI_MANIFEST;
@@ -21,7 +22,7 @@ const MT_OCI_CONFIG: &str = media::OCI_CONFIG;
 
 /// A copy of `input` with a provenance attestation manifest for each of
 /// its image manifests, sharing every blob of `input`.
-pub fn attach(input: &Image, plan: &Attach) -> Result<Image, String> {
+pub fn attach(input: &Image, plan: &Attach) -> Result<Image, DocumentError> {
     let mut walk = Walk {
         image: input.clone(),
         plan,
@@ -147,8 +148,8 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn read(&self, digest: &str) -> Result<Vec<u8>, String> {
-        read_json_blob(&self.image, digest)
+    fn read(&self, document: Document, digest: &str) -> Result<Vec<u8>, DocumentError> {
+        read_json_blob(&self.image, document, digest)
     }
 
     /// Adds attestations to the index `entry` points at (and to the indexes
@@ -157,12 +158,16 @@ impl Walk<'_> {
         &mut self,
         entry: &Entry,
         depth: usize,
-    ) -> Result<Option<oci_spec::image::Descriptor>, String> {
+    ) -> Result<Option<oci_spec::image::Descriptor>, DocumentError> {
         if depth > 8 {
-            return Err(format!("{}: indexes nested too deeply", entry.digest));
+            return Err(DocumentError::new(
+                Document::Index,
+                &entry.digest,
+                Cause::TooDeep,
+            ));
         }
-        let what = |e: String| format!("index {}: {e}", entry.digest);
-        let bytes = self.read(&entry.digest)?;
+        let what = |e: serde_json::Error| DocumentError::new(Document::Index, &entry.digest, e);
+        let bytes = self.read(Document::Index, &entry.digest)?;
         let mut index = RawObject::parse(&bytes).map_err(what)?;
         let Some(children) = index.get::<Vec<RawObject>>("manifests") else {
             return Ok(None);
@@ -204,10 +209,7 @@ impl Walk<'_> {
                 && let Some((_, attestation)) = self.attest(&child_entry)?
             {
                 attested.push(child_entry.digest.clone());
-                added.push(
-                    serde_json::value::to_raw_value(&attestation)
-                        .map_err(|e| what(e.to_string()))?,
-                );
+                added.push(serde_json::value::to_raw_value(&attestation).map_err(what)?);
             }
             kept.push(raw(&child)?);
         }
@@ -231,7 +233,7 @@ impl Walk<'_> {
 
     /// Whether the attestation manifest `digest` holds provenance only.
     fn is_provenance_only(&self, digest: &str) -> bool {
-        let Ok(bytes) = self.read(digest) else {
+        let Ok(bytes) = self.read(Document::Manifest, digest) else {
             return false;
         };
         let Ok(manifest) = serde_json::from_slice::<ReadManifest>(&bytes) else {
@@ -247,9 +249,10 @@ impl Walk<'_> {
     /// Makes the attestation manifest of the image manifest `entry` points
     /// at; its platform and its index entry. `None` for a manifest that is
     /// not an image's (no image config).
-    fn attest(&mut self, entry: &Entry) -> Result<Option<(Platform, Descriptor)>, String> {
-        let what = |e: String| format!("manifest {}: {e}", entry.digest);
-        let manifest = RawObject::parse(&self.read(&entry.digest)?).map_err(what)?;
+    fn attest(&mut self, entry: &Entry) -> Result<Option<(Platform, Descriptor)>, DocumentError> {
+        let what = |e: serde_json::Error| DocumentError::new(Document::Manifest, &entry.digest, e);
+        let manifest =
+            RawObject::parse(&self.read(Document::Manifest, &entry.digest)?).map_err(what)?;
         let Some(config) = manifest.get::<RawObject>("config") else {
             return Ok(None);
         };
@@ -258,7 +261,8 @@ impl Walk<'_> {
             return Ok(None);
         }
         let image_config: ImageConfig =
-            serde_json::from_slice(&self.read(&config.digest)?).unwrap_or_default();
+            serde_json::from_slice(&self.read(Document::Config, &config.digest)?)
+                .unwrap_or_default();
         let platform = platform_key(entry.platform.as_ref(), &image_config);
         let info = self
             .plan

@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::BUILDER_ID;
+use crate::buildinfo::error::{AttestProblem, InputError};
 
 /// How much the provenance says, as BuildKit's `mode=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,15 +38,16 @@ impl Request {
     pub fn from_args(
         attest: &[String],
         source_date_epoch: Option<&str>,
-    ) -> Result<Option<Request>, String> {
+    ) -> Result<Option<Request>, InputError> {
         let mut request: Option<Request> = None;
         let mut seen = false;
         for value in attest {
             let parsed = Request::parse_value(value)?;
             if seen {
-                return Err(format!(
-                    "--attest {value:?}: provenance is asked for more than once"
-                ));
+                return Err(InputError::Attest {
+                    value: value.clone(),
+                    problem: AttestProblem::Repeated,
+                });
             }
             seen = true;
             if parsed.is_some() {
@@ -63,8 +65,11 @@ impl Request {
 
     /// Parses one `--attest` value; `None` when it says `disabled=true`.
     /// The timestamps are left for [`Request::from_args`] to set.
-    fn parse_value(value: &str) -> Result<Option<Request>, String> {
-        let bad = |why: String| format!("--attest {value:?}: {why}");
+    fn parse_value(value: &str) -> Result<Option<Request>, InputError> {
+        let bad = |problem| InputError::Attest {
+            value: value.to_string(),
+            problem,
+        };
         let mut kind = None;
         let mut mode = Mode::Min;
         let mut builder_id = BUILDER_ID.to_string();
@@ -73,7 +78,7 @@ impl Request {
             let (k, v) = match field.split_once('=') {
                 Some((k, v)) => (k.trim(), v.trim()),
                 None if kind.is_none() => ("type", field),
-                None => return Err(bad(format!("{field:?} is not KEY=VALUE"))),
+                None => return Err(bad(AttestProblem::NotKeyValue(field.to_string()))),
             };
             match k {
                 "type" if kind.is_none() => kind = Some(v.to_string()),
@@ -81,7 +86,7 @@ impl Request {
                     mode = match v {
                         "min" => Mode::Min,
                         "max" => Mode::Max,
-                        _ => return Err(bad(format!("mode={v:?}: expected min or max"))),
+                        _ => return Err(bad(AttestProblem::Mode(v.to_string()))),
                     }
                 }
                 "builder-id" if !v.is_empty() => builder_id = v.to_string(),
@@ -90,24 +95,20 @@ impl Request {
                         "true" => true,
                         "false" => false,
                         _ => {
-                            return Err(bad(format!("disabled={v:?}: expected true or false")));
+                            return Err(bad(AttestProblem::Disabled(v.to_string())));
                         }
                     }
                 }
                 _ => {
-                    return Err(bad(format!(
-                        "unknown or repeated field {field:?} (known: type=provenance, mode=min|max, builder-id=ID, disabled=true|false)"
-                    )));
+                    return Err(bad(AttestProblem::UnknownField(field.to_string())));
                 }
             }
         }
         match kind.as_deref() {
             Some("provenance") => {}
-            None | Some("") => return Err(bad("no type (expected type=provenance)".into())),
+            None | Some("") => return Err(bad(AttestProblem::NoType)),
             Some(other) => {
-                return Err(bad(format!(
-                    "attestation type {other:?} is not supported (only provenance)"
-                )));
+                return Err(bad(AttestProblem::Unsupported(other.to_string())));
             }
         }
         Ok((!disabled).then_some(Request {
@@ -144,11 +145,14 @@ impl Request {
 }
 
 /// `SOURCE_DATE_EPOCH`, when set and not empty: seconds since 1970.
-fn parse_epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, String> {
+fn parse_epoch(source_date_epoch: Option<&str>) -> Result<Option<i64>, InputError> {
     let epoch = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => Some(s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            format!("SOURCE_DATE_EPOCH={s:?}: expected a number of seconds since 1970")
-        })?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| InputError::Epoch(s.to_string()))?,
+        ),
         None => None,
     };
     Ok(epoch)

@@ -26,7 +26,7 @@ fn attest_values_parse_as_buildx() {
         Mode::Max
     );
     assert_eq!(parse(&["type=provenance,disabled=true"]).unwrap(), None);
-    let err = |v: &[&str]| parse(v).unwrap_err();
+    let err = |v: &[&str]| parse(v).unwrap_err().to_string();
     assert!(err(&["sbom"]).contains("not supported"));
     assert!(err(&["provenance,mode=full"]).contains("expected min or max"));
     assert!(err(&["provenance,color=red"]).contains("unknown"));
@@ -36,6 +36,7 @@ fn attest_values_parse_as_buildx() {
     assert!(
         Request::from_args(&args(&["provenance"]), Some("soon"))
             .unwrap_err()
+            .to_string()
             .contains("SOURCE_DATE_EPOCH")
     );
     let r = Request::from_args(&args(&["provenance"]), None)

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Source, TYPE_GIT, TYPE_HTTP, TYPE_IMAGE};
+use crate::buildinfo::error::{AttrProblem, InputError, SourcesError};
 
 /// One entry of a `--build-sources` file; unknown fields are an error, so
 /// a typo does not silently drop a pin.
@@ -26,34 +27,34 @@ struct FileSource {
 /// Reads a `--build-sources` file: a JSON list of
 /// `{"type":"image|git|http","ref":"…","pin":"…"}` (`pin` and `alias`
 /// optional). The error is one line naming the file and the problem.
-pub fn read_sources_file(path: &Path) -> Result<Vec<Source>, String> {
-    let name = path.display();
-    let bytes = std::fs::read(path).map_err(|e| format!("--build-sources {name}: {e}"))?;
-    parse_sources(&bytes).map_err(|e| format!("--build-sources {name}: {e}"))
+pub fn read_sources_file(path: &Path) -> Result<Vec<Source>, InputError> {
+    std::fs::read(path)
+        .map_err(SourcesError::Read)
+        .and_then(|bytes| parse_sources(&bytes))
+        .map_err(|source| InputError::SourcesFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Parses the contents of a `--build-sources` file.
-pub fn parse_sources(bytes: &[u8]) -> Result<Vec<Source>, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+pub fn parse_sources(bytes: &[u8]) -> Result<Vec<Source>, SourcesError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(SourcesError::Json)?;
     let serde_json::Value::Array(items) = value else {
-        return Err(
-            "expected a JSON list of sources ([{\"type\":\"image|git|http\",\"ref\":...,\"pin\":...}])"
-                .to_string(),
-        );
+        return Err(SourcesError::NotAList);
     };
     let mut sources = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let entry: FileSource =
-            serde_json::from_value(item).map_err(|e| format!("source {i}: {e}"))?;
+        let entry: FileSource = serde_json::from_value(item)
+            .map_err(|source| SourcesError::Entry { index: i, source })?;
         if ![TYPE_IMAGE, TYPE_GIT, TYPE_HTTP].contains(&entry.kind.as_str()) {
-            return Err(format!(
-                "source {i}: type {:?} is not one of image, git, http",
-                entry.kind
-            ));
+            return Err(SourcesError::UnknownType {
+                index: i,
+                kind: entry.kind,
+            });
         }
         if entry.reference.trim().is_empty() {
-            return Err(format!("source {i}: \"ref\" is empty"));
+            return Err(SourcesError::EmptyRef { index: i });
         }
         sources.push(Source {
             kind: entry.kind,
@@ -67,15 +68,19 @@ pub fn parse_sources(bytes: &[u8]) -> Result<Vec<Source>, String> {
 
 /// Parses `--attr KEY=VALUE` arguments (a later key wins, as with
 /// `--build-arg`).
-pub fn parse_attrs(attrs: &[String]) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_attrs(attrs: &[String]) -> Result<BTreeMap<String, String>, InputError> {
+    let bad = |attr: &String, problem| InputError::Attr {
+        attr: attr.clone(),
+        problem,
+    };
     let mut map = BTreeMap::new();
     for attr in attrs {
         let Some((key, value)) = attr.split_once('=') else {
-            return Err(format!("--attr {attr:?}: expected KEY=VALUE"));
+            return Err(bad(attr, AttrProblem::NotKeyValue));
         };
         let key = key.trim();
         if key.is_empty() {
-            return Err(format!("--attr {attr:?}: the key is empty"));
+            return Err(bad(attr, AttrProblem::EmptyKey));
         }
         map.insert(key.to_string(), value.to_string());
     }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use inputs::{parse_attrs, read_sources_file};
 pub use redact::redact;
 
+use super::error::DecodeError;
+
 /// Source type of a base image or any other image.
 pub const TYPE_IMAGE: &str = "image";
 /// Source type of a git repository.
@@ -73,11 +75,11 @@ impl BuildInfo {
     }
 
     /// Decodes a config's `moby.buildkit.buildinfo.v0` value (base64 of JSON).
-    pub fn decode(value: &str) -> Result<BuildInfo, String> {
+    pub fn decode(value: &str) -> Result<BuildInfo, DecodeError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
-            .map_err(|e| format!("not base64: {e}"))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("not build-info JSON: {e}"))
+            .map_err(DecodeError::Base64)?;
+        serde_json::from_slice(&bytes).map_err(DecodeError::Json)
     }
 
     /// The deterministic encoding: base64 of compact JSON, fields in a fixed
