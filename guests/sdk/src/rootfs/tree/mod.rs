@@ -146,7 +146,13 @@ impl Tree {
         let mut path = parent;
         path.push(name);
         let path = join(&path);
-        let both_dirs = kind == Kind::Dir
+        self.place(path, Node { kind, meta, layer });
+    }
+
+    /// Puts `node` at `path`, replacing what is there and everything below
+    /// it, except that a directory over a directory keeps its contents.
+    fn place(&mut self, path: String, node: Node) {
+        let both_dirs = matches!(node.kind, Kind::Dir)
             && self
                 .nodes
                 .get(&path)
@@ -154,7 +160,7 @@ impl Tree {
         if !both_dirs {
             self.remove_subtree(&path);
         }
-        self.nodes.insert(path, Node { kind, meta, layer });
+        self.nodes.insert(path, node);
     }
 
     /// Creates the missing directories of `parent` (resolved components).
@@ -243,15 +249,7 @@ impl Tree {
     /// path here (directories over directories keep their contents).
     pub fn overlay(&mut self, upper: Tree) {
         for (path, node) in upper.nodes {
-            let both_dirs = matches!(node.kind, Kind::Dir)
-                && self
-                    .nodes
-                    .get(&path)
-                    .is_some_and(|n| matches!(n.kind, Kind::Dir));
-            if !both_dirs {
-                self.remove_subtree(&path);
-            }
-            self.nodes.insert(path, node);
+            self.place(path, node);
         }
     }
 
