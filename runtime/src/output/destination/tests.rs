@@ -1,7 +1,9 @@
 use std::fs;
+use std::path::Path;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
+use super::seed::COPY_BELOW;
 use super::*;
 
 fn checks() -> Checks {

@@ -1,0 +1,57 @@
+//! Why a staged output was not placed.
+
+use std::io;
+
+use crate::output::tree::TreeError;
+
+/// Why a staged output was not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// The staged tree breaks a rule (too large, too deep, a refused entry)
+    /// or could not be read.
+    #[error(transparent)]
+    Tree(TreeError),
+    /// The instance's deadline passed while checking or placing.
+    #[error("time limit exceeded while checking and placing the output")]
+    Deadline,
+    /// The exporter did not write the file it was granted.
+    #[error("the exporter did not write its output file")]
+    Missing,
+    /// The output file is not a regular file.
+    #[error("the exporter's output {name} is {what}, not a regular file")]
+    NotRegular {
+        /// The file's name (one line).
+        name: String,
+        /// What it is instead ("a symlink").
+        what: &'static str,
+    },
+    /// The output is a directory and the destination standard output.
+    #[error("a directory cannot go to standard output")]
+    DirectoryToStdout,
+    /// Reading, moving or streaming the output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the host was doing.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The existing destination changed while a cache was exported.
+    #[error("{0}")]
+    Changed(String),
+}
+
+impl From<TreeError> for PlaceError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::Deadline => PlaceError::Deadline,
+            e => PlaceError::Tree(e),
+        }
+    }
+}
+
+/// An I/O error while doing `what`.
+pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> PlaceError {
+    let what = what.into();
+    move |source| PlaceError::Io { what, source }
+}
