@@ -504,7 +504,11 @@ async fn validate(
                 "this exporter needs a destination: add dest=PATH",
             ));
         }
-        (Some(staging), kind) => Some(staging.grant(kind).map_err(Failure::host)?),
+        (Some(staging), kind) => Some(
+            staging
+                .grant(kind)
+                .map_err(|e| Failure::host(e.to_string()))?,
+        ),
     };
     if let (Role::CacheExport(_), Some(staging), OutputKind::Directory) =
         (role, staging.as_mut(), kind)

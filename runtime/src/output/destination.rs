@@ -31,8 +31,8 @@ use crate::host::bindings::types::{Destination, OutputKind};
 use crate::output::tree::{self, Leftovers, Links, Rules};
 
 use super::stale::{collect_stale, make_locked};
-pub use error::PlaceError;
 use error::io_error;
+pub use error::{GrantError, PlaceError};
 use placing::{create_parents, remove_empty, replace_dir};
 use seed::Placeholder;
 
@@ -139,42 +139,24 @@ impl Staging {
 
     /// Checks that the final destination can take an output of `kind`, and
     /// returns what the guest is told about its destination.
-    pub fn grant(&self, kind: OutputKind) -> Result<Destination, String> {
-        match (&self.target, kind) {
-            (_, OutputKind::None) => Err("this exporter takes no dest=".to_string()),
-            (Target::Stdout, OutputKind::Directory) => Err(
-                "dest=- (standard output) needs a file output, this one writes a directory"
-                    .to_string(),
-            ),
-            (Target::Stdout, OutputKind::File) => Ok(Destination {
-                preopen: PREOPEN.to_string(),
-                file: Some(self.file_name()),
-            }),
-            (Target::Path(p), OutputKind::File) => {
-                if p.is_dir() {
-                    return Err(format!(
-                        "dest {} is a directory; this output is a file",
-                        p.display()
-                    ));
-                }
-                Ok(Destination {
-                    preopen: PREOPEN.to_string(),
-                    file: Some(self.file_name()),
-                })
+    pub fn grant(&self, kind: OutputKind) -> Result<Destination, GrantError> {
+        let file = match (&self.target, kind) {
+            (_, OutputKind::None) => return Err(GrantError::NoDestination),
+            (Target::Stdout, OutputKind::Directory) => return Err(GrantError::DirectoryToStdout),
+            (Target::Stdout, OutputKind::File) => Some(self.file_name()),
+            (Target::Path(p), OutputKind::File) if p.is_dir() => {
+                return Err(GrantError::IsDirectory(p.clone()));
             }
-            (Target::Path(p), OutputKind::Directory) => {
-                if p.exists() && !p.is_dir() {
-                    return Err(format!(
-                        "dest {} is a file; this output is a directory",
-                        p.display()
-                    ));
-                }
-                Ok(Destination {
-                    preopen: PREOPEN.to_string(),
-                    file: None,
-                })
+            (Target::Path(_), OutputKind::File) => Some(self.file_name()),
+            (Target::Path(p), OutputKind::Directory) if p.exists() && !p.is_dir() => {
+                return Err(GrantError::IsFile(p.clone()));
             }
-        }
+            (Target::Path(_), OutputKind::Directory) => None,
+        };
+        Ok(Destination {
+            preopen: PREOPEN.to_string(),
+            file,
+        })
     }
 
     fn file_name(&self) -> String {

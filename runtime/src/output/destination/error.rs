@@ -1,6 +1,7 @@
 //! Why a staged output was not placed.
 
 use std::io;
+use std::path::PathBuf;
 
 use crate::output::tree::TreeError;
 
@@ -54,4 +55,21 @@ impl From<TreeError> for PlaceError {
 pub(crate) fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> PlaceError {
     let what = what.into();
     move |source| PlaceError::Io { what, source }
+}
+
+/// Why the destination cannot take an instance's output.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// The component writes nothing, yet `dest=` is given.
+    #[error("this exporter takes no dest=")]
+    NoDestination,
+    /// A directory output with `dest=-`.
+    #[error("dest=- (standard output) needs a file output, this one writes a directory")]
+    DirectoryToStdout,
+    /// A file output whose destination is an existing directory.
+    #[error("dest {} is a directory; this output is a file", .0.display())]
+    IsDirectory(PathBuf),
+    /// A directory output whose destination is an existing file.
+    #[error("dest {} is a file; this output is a directory", .0.display())]
+    IsFile(PathBuf),
 }

@@ -1,6 +1,6 @@
 use std::fs;
-use std::path::Path;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::Duration;
 
 use super::seed::COPY_BELOW;
@@ -175,12 +175,14 @@ fn kind_mismatch_is_refused() {
         staging
             .grant(OutputKind::File)
             .unwrap_err()
+            .to_string()
             .contains("is a directory")
     );
     assert!(
         staging
             .grant(OutputKind::None)
             .unwrap_err()
+            .to_string()
             .contains("takes no dest")
     );
     let stdout = Staging::create(Target::Stdout).unwrap();
