@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use crate::cache::{Cache, Selector};
 use crate::host::bindings::types::CacheOperation;
-use crate::run::session::CacheSource;
+use crate::run::cache_plan::CacheSource;
 
 use super::error::{CliError, CliResult};
 use super::export::{open_image, parse_specs, session, summarize, write_metadata};
 use super::render::CliReporter;
 use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs};
 use crate::Session;
-use crate::run::session::{CachePlan, Plan};
+use crate::run::cache_plan::CachePlan;
+use crate::run::session::Plan;
 
 /// `outport cache export INPUT --export-cache SPEC...`.
 pub async fn export(args: CacheExportArgs) -> CliResult {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::host::bindings::types::CacheOperation;
-use crate::run::session::{CacheSource, SessionResult};
+use crate::run::cache_plan::CacheSource;
+use crate::run::session::SessionResult;
 use crate::{InstanceResult, Limits, OutputSpec, Session, Status};
 
 use super::error::{CliError, CliResult, EXIT_FAILED, EXIT_OK, exit_code};

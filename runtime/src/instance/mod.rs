@@ -101,27 +101,6 @@ pub enum Role {
 /// Name under which a cache import's `src=` directory is preopened.
 pub const SOURCE_PREOPEN: &str = "/src";
 
-/// Runs one instance of `component` on `image`. Never panics on guest
-/// behaviour: every failure becomes [`Status::Failed`].
-pub async fn run(
-    engine: &wasmtime::Engine,
-    component: &LoadedComponent,
-    image: Arc<Image>,
-    spec: InstanceSpec,
-    reporter: Arc<dyn Reporter>,
-    context: Arc<RunContext>,
-) -> InstanceResult {
-    run_as(
-        engine,
-        &Role::Export(component.clone()),
-        Some(image),
-        spec,
-        reporter,
-        context,
-    )
-    .await
-}
-
 /// Runs one instance in `role`, on `image` when it has one (a cache import
 /// has none). Never panics on guest behaviour: every failure becomes
 /// [`Status::Failed`].
