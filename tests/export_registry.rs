@@ -3,7 +3,8 @@
 //! of the single- and multi-platform sample checked with skopeo, blobs not
 //! uploaded twice, basic auth from a docker config the guest never sees,
 //! the policy's allow-list, a registry that refuses, nothing listening,
-//! blob uploads several at once (seen by a counting relay).
+//! blob uploads several at once (seen by a counting relay); credential
+//! helpers in `helpers`.
 
 use serde_json::Value;
 
@@ -11,6 +12,7 @@ use crate::common::relay::{BlobUnknown, PutCounter};
 use crate::common::*;
 use crate::export_rootfs::{crafted, file, layer_tar};
 
+mod helpers;
 mod registries;
 
 pub(crate) use registries::*;
@@ -339,16 +341,6 @@ fn basic_auth_comes_from_the_docker_config_and_stays_on_the_host() {
     let (run, _) = push(&none, &sample_image(), &outputs, &[], &config);
     run.assert_code(1);
     run.assert_error(&[&host], &["no credentials"]);
-
-    let helper = tmp.path().join("helper");
-    std::fs::create_dir(&helper).expect("mkdir");
-    let config = docker_config(
-        &helper,
-        &serde_json::json!({"credHelpers": {host.clone(): "secretservice"}}),
-    );
-    let (run, _) = push(&helper, &sample_image(), &outputs, &[], &config);
-    run.assert_code(1);
-    run.assert_error(&["credHelpers"], &["does not run"]);
 }
 
 #[test]

@@ -66,6 +66,18 @@ pub(super) fn push(
     extra: &[&str],
     config_dir: &Path,
 ) -> (Run, Value) {
+    push_with_env(tmp, input, outputs, extra, config_dir, &[])
+}
+
+/// [`push`] with more environment variables.
+pub(super) fn push_with_env(
+    tmp: &Path,
+    input: &Path,
+    outputs: &[String],
+    extra: &[&str],
+    config_dir: &Path,
+    env: &[(&str, &str)],
+) -> (Run, Value) {
     let metadata = tmp.join(format!("metadata-{}.json", outputs.len()));
     let mut args: Vec<String> = vec!["export".into(), path_str(input).into()];
     for spec in outputs {
@@ -86,7 +98,7 @@ pub(super) fn push(
     let run = outport_with_cache(
         &args,
         cache.path(),
-        &[("DOCKER_CONFIG", path_str(config_dir))],
+        &[&[("DOCKER_CONFIG", path_str(config_dir))], env].concat(),
     );
     let meta = if metadata.exists() {
         assert_metadata_valid(&metadata);

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
@@ -35,14 +35,11 @@ use wasmtime_wasi_http::{
 };
 
 use crate::outbound::docker_config::{Credentials, Login};
-use crate::outbound::registry_auth::{Challenge, TokenCache, repository_of, token_from_json};
+use crate::outbound::registry_auth::{Challenge, TokenCache, fetch_token, repository_of};
 use crate::outbound::sigv4::S3Signing;
 use crate::run::reporter::{LogLevel, Reporter};
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
-
-/// Largest token endpoint answer read.
-const TOKEN_ANSWER_BYTES: usize = 64 << 10;
 
 /// A future the hooks hand back to `wasmtime-wasi-http`.
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -134,6 +131,7 @@ impl HttpAccess {
 impl Inner {
     /// Logs a problem and keeps it for the instance's error.
     fn problem(&self, message: &str) {
+        let message = &*crate::sandbox::text::one_line(message);
         self.reporter.log(
             &self.instance_id,
             LogLevel::Error,
@@ -189,8 +187,8 @@ impl Inner {
         if let Some(s3) = self.s3.as_ref().filter(|s| s.covers(&registry)) {
             return self.send_s3(s3, request, options, &registry).await;
         }
-        let login = match self.credentials.lookup(&registry) {
-            Ok(login) => login.cloned(),
+        let login = match self.credentials.lookup(&registry).await {
+            Ok(login) => login,
             Err(e) => {
                 let message = format!("{registry}: {e}");
                 self.problem(&message);
@@ -225,7 +223,7 @@ impl Inner {
             .find_map(Challenge::parse);
         match challenge {
             Some(challenge @ Challenge::Bearer { .. }) => {
-                match self.fetch_token(&challenge, login.as_ref(), options).await {
+                match fetch_token(&challenge, login.as_ref(), options).await {
                     Ok(token) => {
                         let scope = match &challenge {
                             Challenge::Bearer { scope, .. } => scope.clone().unwrap_or_default(),
@@ -312,8 +310,9 @@ impl Inner {
             .and_then(|t| t.find(registry, repository).map(str::to_string));
         let value = match (token, login) {
             (Some(token), _) => format!("Bearer {token}"),
-            (None, Some(login)) => login.basic(),
-            (None, None) => return,
+            // An identity token is only ever sent to the token realm.
+            (None, Some(login)) if login.identity_token().is_none() => login.basic(),
+            (None, _) => return,
         };
         if let Ok(mut value) = HeaderValue::from_str(&value) {
             value.set_sensitive(true);
@@ -350,42 +349,6 @@ impl Inner {
                 Err(e)
             }
         }
-    }
-
-    /// Gets a token from the challenge's realm, with basic credentials
-    /// when there are some for the registry.
-    async fn fetch_token(
-        &self,
-        challenge: &Challenge,
-        login: Option<&Login>,
-        options: RequestOptions,
-    ) -> Result<String, String> {
-        let url = challenge.token_url().ok_or("no realm")?;
-        let mut request = Request::get(&url)
-            .body(empty_body())
-            .map_err(|e| format!("realm {url}: {e}"))?;
-        if let Some(login) = login
-            && let Ok(mut value) = HeaderValue::from_str(&login.basic())
-        {
-            value.set_sensitive(true);
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        let realm_host = request.uri().host().unwrap_or_default().to_string();
-        let (response, io) = default_send_request(request, Some(options))
-            .await
-            .map_err(|e| format!("{realm_host}: {}", one_line(&e)))?;
-        let status = response.status();
-        let conn = tokio::spawn(io);
-        let body = Limited::new(response.into_body(), TOKEN_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("{realm_host}: reading the answer: {e}"))?
-            .to_bytes();
-        conn.abort();
-        if !status.is_success() {
-            return Err(format!("{realm_host} answered {status}"));
-        }
-        token_from_json(&body).ok_or_else(|| format!("{realm_host} answered without a token"))
     }
 }
 

@@ -3,18 +3,24 @@
 //! The file is `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 //! Its `auths` map registry hosts (`registry.example.com`,
 //! `https://index.docker.io/v1/`, `127.0.0.1:5000`) to either a base64
-//! `auth` (`user:password`) or a `username` and `password`. Credential
-//! stores and helpers (`credsStore`, `credHelpers`) run programs outside the
-//! sandbox and are not supported: looking up a registry they would serve is
-//! a clear error instead of a silent anonymous request.
+//! `auth` (`user:password`), a `username` and `password`, or an
+//! `identitytoken`. Credential helpers are run as the docker CLI runs them
+//! ([`credential_helper`]): a registry named in `credHelpers` asks its
+//! helper and nothing else; any other asks the `credsStore` if there is
+//! one, then `auths`. A helper is run at most once per registry for one
+//! `Credentials` (the answer is kept), and never for a registry it does not
+//! serve.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use outport_oci::reference;
 use serde::Deserialize;
+
+use super::credential_helper::{self, HelperError};
 
 /// Why credentials could not be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -35,19 +41,24 @@ pub enum CredentialsError {
         /// What is wrong.
         message: String,
     },
-    /// The registry's credentials live in a store or helper outport does not run.
-    #[error(
-        "{path}: credentials for {registry} are kept by {what}, which outport does not run; add an \"auths\" entry with \"auth\" or \"username\"/\"password\" for {registry}"
-    )]
-    Unsupported {
+    /// The helper or store keeping the registry's credentials failed.
+    #[error("{path}: credentials for {registry} from {what}: {source}")]
+    Helper {
         /// The config file.
         path: String,
         /// The registry asked for.
         registry: String,
         /// `credsStore "NAME"` or `credHelpers "NAME"`.
         what: String,
+        /// How the helper failed.
+        #[source]
+        source: HelperError,
     },
 }
+
+/// The user name docker's helpers answer when the secret is an identity
+/// token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// A user name and password for one registry. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +79,13 @@ impl fmt::Debug for Login {
 }
 
 impl Login {
+    /// The identity token (an OAuth2 refresh token) this login is, if it is
+    /// one (user name `<token>`): it is exchanged at the token realm, never
+    /// sent to the registry as basic auth.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     /// The `Authorization: Basic …` value.
     pub fn basic(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
@@ -78,13 +96,16 @@ impl Login {
     }
 }
 
-/// The credentials of one docker config file.
+/// The credentials of one docker config file. Clones share what helpers
+/// answered.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
     path: String,
     logins: HashMap<String, Login>,
     store: Option<String>,
     helpers: HashMap<String, String>,
+    /// What a helper or the store answered, by registry.
+    asked: Arc<tokio::sync::Mutex<HashMap<String, Option<Login>>>>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +126,8 @@ struct AuthEntry {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
 }
 
 /// Where the docker config is: `$DOCKER_CONFIG/config.json`, else
@@ -153,11 +176,22 @@ impl Credentials {
         let mut logins = HashMap::new();
         for (key, entry) in file.auths {
             let registry = normalize_registry(&key);
-            let login = match (entry.auth, entry.username, entry.password) {
-                (Some(auth), _, _) if !auth.is_empty() => decode_auth(&auth).ok_or_else(|| {
-                    invalid(format!("auths.{key:?}.auth is not base64 of user:password"))
-                })?,
-                (_, Some(username), Some(password)) => Login { username, password },
+            let login = match (
+                entry.identitytoken,
+                entry.auth,
+                entry.username,
+                entry.password,
+            ) {
+                (Some(token), _, _, _) if !token.is_empty() => Login {
+                    username: IDENTITY_TOKEN_USER.to_string(),
+                    password: token,
+                },
+                (_, Some(auth), _, _) if !auth.is_empty() => {
+                    decode_auth(&auth).ok_or_else(|| {
+                        invalid(format!("auths.{key:?}.auth is not base64 of user:password"))
+                    })?
+                }
+                (_, _, Some(username), Some(password)) => Login { username, password },
                 // Docker writes empty entries for registries whose
                 // credentials are in a store.
                 _ => continue,
@@ -174,28 +208,45 @@ impl Credentials {
             logins,
             store: file.creds_store.filter(|s| !s.is_empty()),
             helpers,
+            asked: Arc::default(),
         })
     }
 
-    /// The login for `registry` (`host[:port]`), if the file has one.
-    /// Fails when a credential helper or store would have to be run.
-    pub fn lookup(&self, registry: &str) -> Result<Option<&Login>, CredentialsError> {
+    /// The login for `registry` (`host[:port]`): from its `credHelpers`
+    /// helper if it has one, else from the `credsStore` if there is one,
+    /// else from `auths`; `None` when nothing has one.
+    pub async fn lookup(&self, registry: &str) -> Result<Option<Login>, CredentialsError> {
         let registry = normalize_registry(registry);
-        let unsupported = |what: String| CredentialsError::Unsupported {
-            path: self.path.clone(),
-            registry: registry.clone(),
-            what,
+        let helper = match (self.helpers.get(&registry), &self.store) {
+            (Some(helper), _) => Some((helper, "credHelpers")),
+            (None, Some(store)) => Some((store, "credsStore")),
+            (None, None) => None,
         };
-        if let Some(helper) = self.helpers.get(&registry) {
-            return Err(unsupported(format!("credHelpers {helper:?}")));
+        let from_file = || self.logins.get(&registry).cloned();
+        let Some((name, key)) = helper else {
+            return Ok(from_file());
+        };
+        let mut asked = self.asked.lock().await;
+        if let Some(answer) = asked.get(&registry) {
+            return Ok(answer.clone());
         }
-        if let Some(login) = self.logins.get(&registry) {
-            return Ok(Some(login));
-        }
-        match &self.store {
-            Some(store) => Err(unsupported(format!("credsStore {store:?}"))),
-            None => Ok(None),
-        }
+        let answer = credential_helper::get(name, &registry)
+            .await
+            .map_err(|source| CredentialsError::Helper {
+                path: self.path.clone(),
+                registry: registry.clone(),
+                what: format!("{key} {name:?}"),
+                source,
+            })?
+            .map(|(username, password)| Login { username, password });
+        // A store with nothing for the registry leaves `auths` to answer (a
+        // registry's own helper is its only source).
+        let answer = match (answer, key) {
+            (None, "credsStore") => from_file(),
+            (answer, _) => answer,
+        };
+        asked.insert(registry, answer.clone());
+        Ok(answer)
     }
 
     /// The config file these credentials come from.
@@ -243,50 +294,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn auth_and_username_password_entries() {
+    #[tokio::test]
+    async fn auth_and_username_password_entries() {
         // "alice:s3cr:et" — a password may hold colons.
         let text = r#"{"auths": {
             "https://index.docker.io/v1/": {"auth": "YWxpY2U6czNjcjpldA=="},
             "127.0.0.1:5000": {"username": "bob", "password": "pw"},
             "http://registry.example.com/v2/": {"auth": "Ym9iOnB3"},
+            "token.example.com": {"identitytoken": "refresh-me"},
             "empty.example.com": {}
         }}"#;
         let c = Credentials::parse(text, "config.json").unwrap();
+        let found = async |registry: &str| c.lookup(registry).await.unwrap();
         assert_eq!(
-            c.lookup("registry-1.docker.io").unwrap(),
-            Some(&login("alice", "s3cr:et"))
+            found("registry-1.docker.io").await,
+            Some(login("alice", "s3cr:et"))
         );
+        assert_eq!(found("127.0.0.1:5000").await, Some(login("bob", "pw")));
         assert_eq!(
-            c.lookup("127.0.0.1:5000").unwrap(),
-            Some(&login("bob", "pw"))
+            found("Registry.Example.com").await,
+            Some(login("bob", "pw"))
         );
-        assert_eq!(
-            c.lookup("Registry.Example.com").unwrap(),
-            Some(&login("bob", "pw"))
-        );
-        assert_eq!(c.lookup("empty.example.com").unwrap(), None);
-        assert_eq!(c.lookup("127.0.0.1:5001").unwrap(), None);
+        let token = found("token.example.com").await.unwrap();
+        assert_eq!(token.identity_token(), Some("refresh-me"));
+        assert_eq!(login("bob", "pw").identity_token(), None);
+        assert_eq!(found("empty.example.com").await, None);
+        assert_eq!(found("127.0.0.1:5001").await, None);
         assert_eq!(login("bob", "pw").basic(), "Basic Ym9iOnB3");
         assert!(!format!("{c:?}").contains("s3cr"));
     }
 
-    #[test]
-    fn stores_and_helpers_are_clear_errors() {
+    #[tokio::test]
+    async fn a_missing_helper_is_a_one_line_error_naming_it() {
         let text = r#"{"auths": {"a.example.com": {"auth": "Ym9iOnB3"}},
-            "credsStore": "desktop", "credHelpers": {"gcr.io": "gcloud"}}"#;
+            "credHelpers": {"gcr.io": "outport-test-absent"}}"#;
         let c = Credentials::parse(text, "/x/config.json").unwrap();
-        assert!(c.lookup("a.example.com").unwrap().is_some());
-        let e = c.lookup("gcr.io").unwrap_err().to_string();
+        // A registry the helper does not serve never runs it.
+        assert_eq!(
+            c.lookup("a.example.com").await.unwrap(),
+            Some(login("bob", "pw"))
+        );
+        assert_eq!(c.lookup("b.example.com").await.unwrap(), None);
+        let e = c.lookup("gcr.io").await.unwrap_err().to_string();
         assert!(
-            e.contains("credHelpers \"gcloud\"") && e.contains("gcr.io"),
+            e.starts_with("/x/config.json: credentials for gcr.io from credHelpers \"outport-test-absent\": cannot run docker-credential-outport-test-absent")
+                && !e.contains('\n'),
             "{e}"
         );
-        let e = c.lookup("b.example.com").unwrap_err().to_string();
-        assert!(
-            e.contains("credsStore \"desktop\"") && e.starts_with("/x/config.json"),
-            "{e}"
-        );
+        let store = r#"{"credsStore": "outport-test-absent"}"#;
+        let c = Credentials::parse(store, "/x/config.json").unwrap();
+        let e = c.lookup("b.example.com").await.unwrap_err().to_string();
+        assert!(e.contains("from credsStore \"outport-test-absent\""), "{e}");
     }
 
     #[test]
@@ -305,10 +363,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_missing_file_is_no_credentials() {
+    #[tokio::test]
+    async fn a_missing_file_is_no_credentials() {
         let dir = tempfile::tempdir().unwrap();
         let c = Credentials::load_file(&dir.path().join("config.json")).unwrap();
-        assert_eq!(c.lookup("example.com").unwrap(), None);
+        assert_eq!(c.lookup("example.com").await.unwrap(), None);
     }
 }

@@ -3,6 +3,7 @@
 //! request signing.
 
 pub mod aws_credentials;
+pub mod credential_helper;
 pub mod docker_config;
 pub mod registry_auth;
 pub mod sigv4;

@@ -6,8 +6,69 @@
 //! `WWW-Authenticate: Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:app:pull,push"`;
 //! the client gets a token from the realm (with basic credentials when it
 //! has them) and repeats the request with `Authorization: Bearer TOKEN`.
+//! With an identity token (docker's `<token>` user name) the client instead
+//! POSTs an OAuth2 refresh-token grant to the realm, as the docker CLI does.
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use wasmtime_wasi_http::{RequestOptions, default_send_request};
+
+use super::docker_config::Login;
+
+/// Largest token endpoint answer read.
+const TOKEN_ANSWER_BYTES: usize = 64 << 10;
+
+/// The `client_id` of the OAuth2 refresh-token grant.
+const CLIENT_ID: &str = "outport";
+
+/// Why no token came from a realm.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The challenge's realm is not a URL.
+    #[error("realm {realm:?} is not a URL: {source}")]
+    Realm {
+        /// The realm.
+        realm: String,
+        /// Why.
+        #[source]
+        source: http::Error,
+    },
+    /// The request failed.
+    #[error("{host}: {source}")]
+    Send {
+        /// The realm's host.
+        host: String,
+        /// Why.
+        #[source]
+        source: wasmtime_wasi_http::Error,
+    },
+    /// The answer could not be read.
+    #[error("{host}: reading the answer: {message}")]
+    Read {
+        /// The realm's host.
+        host: String,
+        /// Why.
+        message: String,
+    },
+    /// The realm refused.
+    #[error("{host} answered {status}")]
+    Refused {
+        /// The realm's host.
+        host: String,
+        /// Its status.
+        status: http::StatusCode,
+    },
+    /// The answer holds no token.
+    #[error("{host} answered without a token")]
+    NoToken {
+        /// The realm's host.
+        host: String,
+    },
+}
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +127,86 @@ impl Challenge {
         }
         Some(url)
     }
+
+    /// The OAuth2 refresh-token grant for this challenge: the realm and the
+    /// form body (`grant_type=refresh_token`, the token, `service`, `scope`,
+    /// `client_id`).
+    pub fn refresh_grant(&self, refresh_token: &str) -> Option<(String, String)> {
+        let Challenge::Bearer {
+            realm,
+            service,
+            scope,
+        } = self
+        else {
+            return None;
+        };
+        let mut form = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={CLIENT_ID}",
+            query_escape(refresh_token)
+        );
+        for (key, value) in [("service", service), ("scope", scope)] {
+            if let Some(value) = value {
+                form.push_str(&format!("&{key}={}", query_escape(value)));
+            }
+        }
+        Some((realm.clone(), form))
+    }
+}
+
+/// Gets a token for `challenge` from its realm: an OAuth2 refresh-token
+/// grant when `login` is an identity token, else a `GET` with basic
+/// credentials when there are some.
+pub async fn fetch_token(
+    challenge: &Challenge,
+    login: Option<&Login>,
+    options: RequestOptions,
+) -> Result<String, TokenError> {
+    let (method, url, form) = match login.and_then(Login::identity_token) {
+        Some(refresh) => match challenge.refresh_grant(refresh) {
+            Some((realm, form)) => (Method::POST, realm, Some(form)),
+            None => (Method::GET, String::new(), None),
+        },
+        None => (Method::GET, challenge.token_url().unwrap_or_default(), None),
+    };
+    let mut builder = Request::builder().method(method).uri(&url);
+    if form.is_some() {
+        builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    let body = Full::new(Bytes::from(form.clone().unwrap_or_default()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut request = builder.body(body).map_err(|source| TokenError::Realm {
+        realm: url.clone(),
+        source,
+    })?;
+    if let Some(login) = login.filter(|l| l.identity_token().is_none())
+        && let Ok(mut value) = HeaderValue::from_str(&login.basic())
+    {
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let host = request.uri().host().unwrap_or_default().to_string();
+    let (response, io) = default_send_request(request, Some(options))
+        .await
+        .map_err(|source| TokenError::Send {
+            host: host.clone(),
+            source,
+        })?;
+    let status = response.status();
+    let conn = tokio::spawn(io);
+    let body = Limited::new(response.into_body(), TOKEN_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| TokenError::Read {
+            host: host.clone(),
+            message: e.to_string().replace('\n', " "),
+        })?
+        .to_bytes();
+    conn.abort();
+    if !status.is_success() {
+        return Err(TokenError::Refused { host, status });
+    }
+    token_from_json(&body).ok_or(TokenError::NoToken { host })
 }
 
 /// `key=value` and `key="quoted, value"` pairs separated by commas; keys
@@ -267,5 +408,108 @@ mod tests {
         );
         assert_eq!(token_from_json(br#"{"token":""}"#), None);
         assert_eq!(token_from_json(b"<html>"), None);
+    }
+
+    /// Serves one request on 127.0.0.1 with `answer` (a JSON body, status
+    /// 200); gives back the address and, once served, the request's text.
+    fn token_server(answer: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length || n == 0 {
+                        break;
+                    }
+                }
+            }
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&seen).to_string()
+        });
+        (addr, served)
+    }
+
+    fn challenge(addr: &str) -> Challenge {
+        Challenge::Bearer {
+            realm: format!("http://{addr}/token"),
+            service: Some("reg".into()),
+            scope: Some("repository:app:pull".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn identity_tokens_are_exchanged_by_the_refresh_token_grant() {
+        let (addr, served) = token_server(r#"{"access_token":"at-1","refresh_token":"r2"}"#);
+        let login = Login {
+            username: "<token>".into(),
+            password: "refresh/me".into(),
+        };
+        let token = fetch_token(&challenge(&addr), Some(&login), RequestOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(token, "at-1");
+        let request = served.join().unwrap();
+        assert!(request.starts_with("POST /token HTTP/1.1"), "{request}");
+        assert!(
+            request.ends_with(
+                "grant_type=refresh_token&refresh_token=refresh%2Fme&client_id=outport&service=reg&scope=repository%3Aapp%3Apull"
+            ),
+            "{request}"
+        );
+        assert!(
+            request.contains("application/x-www-form-urlencoded"),
+            "{request}"
+        );
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization"),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn passwords_ask_for_a_token_with_basic_auth() {
+        let (addr, served) = token_server(r#"{"token":"t-1"}"#);
+        let login = Login {
+            username: "bob".into(),
+            password: "pw".into(),
+        };
+        let token = fetch_token(&challenge(&addr), Some(&login), RequestOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(token, "t-1");
+        let request = served.join().unwrap();
+        assert!(
+            request.starts_with("GET /token?service=reg&scope=repository%3Aapp%3Apull HTTP/1.1"),
+            "{request}"
+        );
+        assert!(
+            request.contains("authorization: Basic Ym9iOnB3"),
+            "{request}"
+        );
+        let (addr, _served) = token_server(r#"{"nothing":1}"#);
+        let e = fetch_token(&challenge(&addr), None, RequestOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "127.0.0.1 answered without a token");
     }
 }
