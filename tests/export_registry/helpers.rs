@@ -100,7 +100,7 @@ fn helpers_and_stores_give_the_credentials_in_docker_order() {
     );
     run.assert_success();
     // Run once for the push, with the registry as its server URL.
-    assert_eq!(asked(&bin, "good"), [host.clone()]);
+    assert_eq!(asked(&bin, "good"), vec![host.as_str()]);
     assert!(asked(&bin, "bad").is_empty());
     let everything = format!("{}{}", run.stdout_text(), run.stderr);
     assert!(!everything.contains(&password), "{everything}");
@@ -114,7 +114,7 @@ fn helpers_and_stores_give_the_credentials_in_docker_order() {
         &serde_json::json!({"credsStore": "outport-good"}),
     );
     run.assert_success();
-    assert_eq!(asked(&bin, "good"), [host.clone()]);
+    assert_eq!(asked(&bin, "good"), vec![host.as_str()]);
 
     // A store with nothing for the registry leaves it to "auths"; a helper
     // for another registry is never run.
@@ -130,7 +130,7 @@ fn helpers_and_stores_give_the_credentials_in_docker_order() {
         }),
     );
     run.assert_success();
-    assert_eq!(asked(&bin, "none"), [host.clone()]);
+    assert_eq!(asked(&bin, "none"), vec![host.as_str()]);
     assert!(asked(&bin, "bad").is_empty());
 }
 

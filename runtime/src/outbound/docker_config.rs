@@ -52,7 +52,7 @@ pub enum CredentialsError {
         what: String,
         /// How the helper failed.
         #[source]
-        source: HelperError,
+        source: Box<HelperError>,
     },
 }
 
@@ -236,7 +236,7 @@ impl Credentials {
                 path: self.path.clone(),
                 registry: registry.clone(),
                 what: format!("{key} {name:?}"),
-                source,
+                source: Box::new(source),
             })?
             .map(|(username, password)| Login { username, password });
         // A store with nothing for the registry leaves `auths` to answer (a
