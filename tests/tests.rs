@@ -8,6 +8,7 @@
 
 mod common;
 
+mod attestation_forms;
 mod authors;
 mod bad_input;
 mod buildinfo;

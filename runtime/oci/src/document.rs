@@ -24,6 +24,9 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// The [`REFERENCE_TYPE`] of an attestation manifest.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
+/// The `artifactType` of an attestation manifest written as an OCI
+/// artifact (BuildKit's `oci-artifact=true`).
+pub const ATTESTATION_ARTIFACT_TYPE: &str = "application/vnd.docker.attestation.manifest.v1+json";
 /// The annotation of an attestation manifest naming the manifest it is
 /// about.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -61,9 +64,12 @@ impl Descriptor {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether this index entry is a BuildKit attestation manifest.
+    /// Whether this index entry is a BuildKit attestation manifest: its
+    /// [`REFERENCE_TYPE`] annotation says so, or its `artifactType` is
+    /// [`ATTESTATION_ARTIFACT_TYPE`].
     pub fn is_attestation(&self) -> bool {
         self.annotation(REFERENCE_TYPE) == Some(ATTESTATION_MANIFEST)
+            || self.artifact_type.as_deref() == Some(ATTESTATION_ARTIFACT_TYPE)
     }
 }
 
@@ -124,6 +130,9 @@ pub struct Manifest<D = Descriptor> {
     /// Its annotations with string values, in document order.
     #[serde(default, deserialize_with = "string_pairs")]
     pub annotations: Vec<(String, String)>,
+    /// The manifest an artifact is about (OCI 1.1 `subject`); absent is
+    /// none.
+    pub subject: Option<D>,
 }
 
 /// What outport reads of an image config (OCI or docker): its platform
@@ -314,6 +323,32 @@ mod tests {
         assert_eq!(platform.architecture.as_deref(), Some("arm64"));
         assert_eq!(platform.os_features, ["x"]);
         assert!(!first.is_attestation() && index.manifests[1].is_attestation());
+    }
+
+    #[test]
+    fn reads_an_attestation_artifact() {
+        let manifest: Manifest = serde_json::from_str(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                "artifactType":"application/vnd.docker.attestation.manifest.v1+json",
+                "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:e",
+                          "size":2,"data":"e30="},
+                "layers":[],
+                "subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+                           "digest":"sha256:s","size":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(manifest.subject.unwrap().digest, "sha256:s");
+        assert_eq!(
+            manifest.artifact_type.as_deref(),
+            Some(ATTESTATION_ARTIFACT_TYPE)
+        );
+        // An index entry that says only its artifact type is an attestation.
+        let entry: Descriptor = serde_json::from_str(
+            r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a",
+                "size":1,"artifactType":"application/vnd.docker.attestation.manifest.v1+json"}"#,
+        )
+        .unwrap();
+        assert!(entry.is_attestation());
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct Choice {
     /// The output's image names (its `name=` options), normalised: the
     /// attestations' subjects.
     pub names: Vec<String>,
+    /// Attestation manifests as OCI artifacts (`oci-artifact`; default
+    /// true unless the output asks for `oci-mediatypes=false`, as BuildKit).
+    pub oci_artifact: bool,
 }
 
 /// Which build info an output gets.
@@ -106,9 +109,15 @@ pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Cho
     let mut enabled = None;
     let mut attrs = None;
     let mut attest = None;
+    let mut oci_artifact = None;
     let mut error = None;
     let mut names: Vec<String> = Vec::new();
+    // The exporter's own option, read here for the default of oci-artifact.
+    let mut oci_types = true;
     for (k, v) in options.iter() {
+        if k == "oci-mediatypes" && v == "false" {
+            oci_types = false;
+        }
         if k == "name" {
             for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 let name = sources::normalize_image_ref(name);
@@ -123,6 +132,7 @@ pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Cho
             OPT_BUILDINFO => &mut enabled,
             OPT_ATTRS => &mut attrs,
             provenance::OPT_ATTEST => &mut attest,
+            provenance::OPT_OCI_ARTIFACT => &mut oci_artifact,
             _ => return true,
         };
         let parsed = match v.as_str() {
@@ -140,6 +150,11 @@ pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Cho
         };
         false
     });
+    if oci_artifact == Some(true) && !oci_types {
+        error.get_or_insert(
+            "oci-artifact=true conflicts with oci-mediatypes=false (as in BuildKit)".to_owned(),
+        );
+    }
     if let Some(e) = error {
         return Err(Error::Usage(format!("output {id}: {e}")));
     }
@@ -152,6 +167,7 @@ pub fn take_options(id: &str, options: &mut Vec<(String, String)>) -> Result<Cho
         info,
         attest: attest.unwrap_or(true),
         names,
+        oci_artifact: oci_artifact.unwrap_or(oci_types),
     })
 }
 
@@ -162,13 +178,17 @@ struct Variant {
     keys: BTreeMap<String, String>,
 }
 
+/// What an attested image depends on besides the run: the build-info
+/// choice, the subject names and whether attestations are OCI artifacts.
+type AttestedKey = (Info, Vec<String>, bool);
+
 /// The image variants a session's outputs need, computed once each and
 /// sharing the input's blobs.
 pub struct Variants {
     original: Arc<Image>,
     computed: BTreeMap<Info, Variant>,
-    /// Attested images, by build-info choice and subject names.
-    attested: BTreeMap<(Info, Vec<String>), Arc<Image>>,
+    /// Attested images, by build-info choice, subject names and form.
+    attested: BTreeMap<AttestedKey, Arc<Image>>,
     /// Whether the run asked for attestations.
     attesting: bool,
 }
@@ -237,7 +257,7 @@ impl Variants {
             let invocation_id = request.invocation_id(&seed);
             let finished = request.finished();
             for choice in attested_choices {
-                let key = (choice.info, choice.names.clone());
+                let key = (choice.info, choice.names.clone(), choice.oci_artifact);
                 if variants.attested.contains_key(&key) {
                     continue;
                 }
@@ -248,6 +268,7 @@ impl Variants {
                     infos: &full,
                     invocation_id: &invocation_id,
                     finished,
+                    oci_artifact: choice.oci_artifact,
                 };
                 let attested = provenance::attach(&base, &plan).map_err(|source| ImageError {
                     image: image.name().to_string(),
@@ -274,7 +295,7 @@ impl Variants {
     /// The image for an output that made `choice`.
     pub fn image(&self, choice: &Choice) -> Arc<Image> {
         if self.attesting && choice.attest {
-            let key = (choice.info, choice.names.clone());
+            let key = (choice.info, choice.names.clone(), choice.oci_artifact);
             if let Some(image) = self.attested.get(&key) {
                 return image.clone();
             }
@@ -356,5 +377,24 @@ mod tests {
         assert!(err(&[("buildinfo", "no")]).contains("output out"));
         assert!(err(&[("buildinfo", "true"), ("buildinfo", "true")]).contains("more than once"));
         assert!(err(&[("attest", "1")]).contains("expected true or false"));
+    }
+
+    #[test]
+    fn oci_artifact_defaults_as_buildkit() {
+        let choice = |pairs: &[(&str, &str)]| take_options("0", &mut opts(pairs));
+        assert!(choice(&[]).unwrap().oci_artifact);
+        assert!(!choice(&[("oci-artifact", "false")]).unwrap().oci_artifact);
+        // Docker media types have no artifacts: the default follows them.
+        let mut o = opts(&[("oci-mediatypes", "false")]);
+        assert!(!take_options("0", &mut o).unwrap().oci_artifact);
+        assert_eq!(o, opts(&[("oci-mediatypes", "false")]));
+        let err = choice(&[("oci-mediatypes", "false"), ("oci-artifact", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("oci-artifact=true conflicts with oci-mediatypes=false"),
+            "{err}"
+        );
+        assert!(choice(&[("oci-artifact", "yes")]).is_err());
     }
 }

@@ -55,6 +55,11 @@ pub const SPECS: &[OptionSpec] = &[
         "os/arch[/variant] of the platforms to export, comma-separated (linux/arm64 matches \
          linux/arm64/v8); default: every platform of the image",
     ),
+    OptionSpec::once(
+        "attestation-prefix",
+        "prefix of the provenance statements' file names (as BuildKit: \
+         attestation-prefix=att- writes att-provenance.json); default: none",
+    ),
 ];
 
 /// What the exporter `name` says about itself (`describe`).
@@ -74,6 +79,8 @@ pub struct RootfsOptions {
     pub split: bool,
     /// Only these platforms (empty: all).
     pub platforms: Vec<Platform>,
+    /// Prefix of the statements' file names (`attestation-prefix`).
+    pub attestation_prefix: String,
 }
 
 /// Parses and checks the options for `exporter` (its name, for messages).
@@ -92,7 +99,20 @@ pub fn parse(exporter: &str, options: &[(String, String)]) -> Result<RootfsOptio
     Ok(RootfsOptions {
         split: parsed.bool("platform-split", true)?,
         platforms,
+        attestation_prefix: attestation_prefix(parsed.str("attestation-prefix"))?,
     })
+}
+
+/// `attestation-prefix`: a plain file-name prefix (no `/`, not `.` or `..`
+/// once the file name follows).
+fn attestation_prefix(value: Option<&str>) -> Result<String, Error> {
+    let prefix = value.unwrap_or_default();
+    if prefix.contains('/') || prefix.contains('\0') || prefix == "." || prefix == ".." {
+        return Err(Error::InvalidOption(format!(
+            "invalid option \"attestation-prefix\": {prefix:?} is not a file-name prefix"
+        )));
+    }
+    Ok(prefix.to_owned())
 }
 
 /// One platform of the export.
@@ -195,7 +215,10 @@ pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
     let trees = if split {
         for source in &sources {
             if let Some(statement) = &source.provenance {
-                extra.insert(format!("{}/provenance.json", source.dir), statement.clone());
+                extra.insert(
+                    format!("{}/{}provenance.json", source.dir, opts.attestation_prefix),
+                    statement.clone(),
+                );
             }
         }
         sources
@@ -206,10 +229,11 @@ pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
     } else {
         for source in &sources {
             if let Some(statement) = &source.provenance {
+                let prefix = &opts.attestation_prefix;
                 let name = if sources.len() == 1 {
-                    "provenance.json".to_owned()
+                    format!("{prefix}provenance.json")
                 } else {
-                    format!("provenance.{}.json", source.dir)
+                    format!("{prefix}provenance.{}.json", source.dir)
                 };
                 extra.insert(name, statement.clone());
             }

@@ -1,5 +1,7 @@
-//! BuildKit attestation manifests: which image manifest each describes
-//! (`vnd.docker.reference.digest`), and the SLSA provenance statement in it.
+//! BuildKit attestation manifests, in both of BuildKit's forms (an image
+//! manifest or an OCI artifact): which image manifest each describes
+//! (`vnd.docker.reference.digest`, else the artifact's `subject`), and the
+//! SLSA provenance statement in it.
 
 use std::collections::BTreeMap;
 
@@ -38,14 +40,25 @@ fn collect(index: &str, out: &mut BTreeMap<String, String>, depth: usize) -> Res
     let doc: Index = read_document(&image::get_blob(index)?, &what)?;
     for entry in doc.manifests {
         if entry.is_attestation() {
-            if let Some(subject) = entry.annotation(REFERENCE_DIGEST) {
-                out.insert(subject.to_owned(), entry.digest.clone());
+            let subject = match entry.annotation(REFERENCE_DIGEST) {
+                Some(subject) => Some(subject.to_owned()),
+                None => subject_of(&entry.digest)?,
+            };
+            if let Some(subject) = subject {
+                out.insert(subject, entry.digest.clone());
             }
         } else if media::is_index(&entry.media_type) {
             collect(&entry.digest, out, depth + 1)?;
         }
     }
     Ok(())
+}
+
+/// The `subject` of the attestation artifact `digest`, if it has one.
+fn subject_of(digest: &str) -> Result<Option<String>, Error> {
+    let what = format!("attestation manifest {digest}");
+    let doc: Manifest = read_document(&image::get_blob(digest)?, &what)?;
+    Ok(doc.subject.map(|s| s.digest))
 }
 
 /// The SLSA provenance statement of attestation manifest `digest`, if it

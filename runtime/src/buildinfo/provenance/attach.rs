@@ -10,7 +10,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::statement::statement;
-use super::{ANN_PREDICATE_TYPE, ATTESTATION_MANIFEST, Attach, MT_IN_TOTO, PREDICATE_TYPE};
+use super::{
+    ANN_PREDICATE_TYPE, ATTESTATION_ARTIFACT_TYPE, ATTESTATION_MANIFEST, Attach, MT_IN_TOTO,
+    PREDICATE_TYPE,
+};
 use crate::buildinfo::config::{
     ANN_REFERENCE_DIGEST, ANN_REFERENCE_TYPE, Entry, RawObject, platform_key, read_json_blob,
 };
@@ -19,6 +22,11 @@ use crate::buildinfo::error::{Cause, Document, DocumentError};
 const MT_OCI_INDEX: &str = media::OCI_INDEX;
 const MT_OCI_MANIFEST: &str = media::OCI_MANIFEST;
 const MT_OCI_CONFIG: &str = media::OCI_CONFIG;
+const MT_OCI_EMPTY: &str = media::OCI_EMPTY;
+/// The empty JSON object, the config of an OCI artifact.
+const EMPTY_JSON: &[u8] = b"{}";
+/// [`EMPTY_JSON`] in base64, the `data` of its descriptor.
+const EMPTY_JSON_BASE64: &str = "e30=";
 
 /// A copy of `input` with a provenance attestation manifest for each of
 /// its image manifests, sharing every blob of `input`.
@@ -44,6 +52,7 @@ pub fn attach(input: &Image, plan: &Attach) -> Result<Image, DocumentError> {
             digest: entry.digest.clone(),
             size: root.size(),
             annotations: None,
+            data: None,
             platform: Some(platform),
         };
         let index = Index {
@@ -85,6 +94,8 @@ struct Descriptor {
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     platform: Option<Platform>,
 }
 
@@ -95,6 +106,7 @@ impl Descriptor {
             digest: d.digest().to_string(),
             size: d.size(),
             annotations: None,
+            data: None,
             platform: None,
         }
     }
@@ -138,8 +150,12 @@ struct Manifest {
     schema_version: u32,
     #[serde(rename = "mediaType")]
     media_type: &'static str,
+    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'static str>,
     config: Descriptor,
     layers: Vec<Descriptor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Descriptor>,
 }
 
 struct Walk<'a> {
@@ -251,8 +267,8 @@ impl Walk<'_> {
     /// not an image's (no image config).
     fn attest(&mut self, entry: &Entry) -> Result<Option<(Platform, Descriptor)>, DocumentError> {
         let what = |e: serde_json::Error| DocumentError::new(Document::Manifest, &entry.digest, e);
-        let manifest =
-            RawObject::parse(&self.read(Document::Manifest, &entry.digest)?).map_err(what)?;
+        let manifest_bytes = self.read(Document::Manifest, &entry.digest)?;
+        let manifest = RawObject::parse(&manifest_bytes).map_err(what)?;
         let Some(config) = manifest.get::<RawObject>("config") else {
             return Ok(None);
         };
@@ -273,25 +289,15 @@ impl Walk<'_> {
         let statement = statement(self.plan, &entry.digest, &platform, &info);
 
         let layer = self.image.insert_blob(MT_IN_TOTO, to_json(&statement));
-        // BuildKit's attestation config, in Go's field order.
-        let image_config = format!(
-            r#"{{"architecture":"unknown","os":"unknown","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-            layer.digest()
-        );
-        let config = self
-            .image
-            .insert_blob(MT_OCI_CONFIG, image_config.into_bytes());
-        let mut layer = Descriptor::of(&layer);
-        layer.annotations = Some(BTreeMap::from([(
-            ANN_PREDICATE_TYPE.to_string(),
-            PREDICATE_TYPE.to_string(),
-        )]));
-        let attestation = Manifest {
-            schema_version: 2,
-            media_type: MT_OCI_MANIFEST,
-            config: Descriptor::of(&config),
-            layers: vec![layer],
+        let subject = Descriptor {
+            media_type: entry.media_type.clone(),
+            digest: entry.digest.clone(),
+            size: manifest_bytes.len() as u64,
+            annotations: None,
+            data: None,
+            platform: None,
         };
+        let attestation = self.attestation_manifest(&layer, subject);
         let manifest = self
             .image
             .insert_blob(MT_OCI_MANIFEST, to_json(&attestation));
@@ -305,5 +311,52 @@ impl Walk<'_> {
         ]));
         index_entry.platform = Some(Platform::parse("unknown/unknown"));
         Ok(Some((Platform::parse(&platform), index_entry)))
+    }
+
+    /// The attestation manifest holding the statement `layer` about
+    /// `subject`: an OCI artifact (`oci-artifact=true`) or an image
+    /// manifest with an `unknown/unknown` config.
+    fn attestation_manifest(
+        &mut self,
+        layer: &oci_spec::image::Descriptor,
+        subject: Descriptor,
+    ) -> Manifest {
+        let mut layer_entry = Descriptor::of(layer);
+        layer_entry.annotations = Some(BTreeMap::from([(
+            ANN_PREDICATE_TYPE.to_string(),
+            PREDICATE_TYPE.to_string(),
+        )]));
+        if self.plan.oci_artifact {
+            // An OCI artifact: the empty config, the artifact type and
+            // the subject it is about.
+            let config = self.image.insert_blob(MT_OCI_EMPTY, EMPTY_JSON.to_vec());
+            let mut config = Descriptor::of(&config);
+            config.data = Some(EMPTY_JSON_BASE64);
+            Manifest {
+                schema_version: 2,
+                media_type: MT_OCI_MANIFEST,
+                artifact_type: Some(ATTESTATION_ARTIFACT_TYPE),
+                config,
+                layers: vec![layer_entry],
+                subject: Some(subject),
+            }
+        } else {
+            // BuildKit's attestation image config, in Go's field order.
+            let image_config = format!(
+                r#"{{"architecture":"unknown","os":"unknown","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+                layer.digest()
+            );
+            let config = self
+                .image
+                .insert_blob(MT_OCI_CONFIG, image_config.into_bytes());
+            Manifest {
+                schema_version: 2,
+                media_type: MT_OCI_MANIFEST,
+                artifact_type: None,
+                config: Descriptor::of(&config),
+                layers: vec![layer_entry],
+                subject: None,
+            }
+        }
     }
 }

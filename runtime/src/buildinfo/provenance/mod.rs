@@ -6,8 +6,12 @@
 //! host writes an in-toto Statement v1 whose subject is that manifest and
 //! whose predicate is SLSA provenance v1, built from the same sources as
 //! the build info ([`super::config::Outcome::full`]). It goes into an
-//! *attestation manifest*: an OCI image manifest with an `unknown/unknown`
-//! config and one `application/vnd.in-toto+json` layer, listed after the
+//! *attestation manifest*: an OCI artifact (`artifactType`
+//! `application/vnd.docker.attestation.manifest.v1+json`, the empty config
+//! `application/vnd.oci.empty.v1+json`, a `subject` naming the manifest;
+//! BuildKit's default) or, with `oci-artifact=false`, an OCI image manifest
+//! with an `unknown/unknown` config, and one `application/vnd.in-toto+json`
+//! layer, listed after the
 //! image manifests of the index that holds the subject, with platform
 //! `unknown/unknown` and the annotations `vnd.docker.reference.type:
 //! attestation-manifest` and `vnd.docker.reference.digest: <subject>`. A
@@ -54,6 +58,11 @@ pub const MT_IN_TOTO: &str = outport_oci::media::IN_TOTO;
 pub const ANN_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 /// `vnd.docker.reference.type` of an attestation manifest.
 pub const ATTESTATION_MANIFEST: &str = outport_oci::document::ATTESTATION_MANIFEST;
+/// `artifactType` of an attestation manifest written as an OCI artifact.
+pub const ATTESTATION_ARTIFACT_TYPE: &str = outport_oci::document::ATTESTATION_ARTIFACT_TYPE;
+/// Output option: `false` writes attestation manifests as image manifests
+/// with an `unknown/unknown` config instead of OCI artifacts.
+pub const OPT_OCI_ARTIFACT: &str = "oci-artifact";
 
 /// What one output's attestations are made of.
 pub struct Attach<'a> {
@@ -68,4 +77,7 @@ pub struct Attach<'a> {
     pub invocation_id: &'a str,
     /// When the attestations are made (seconds since the epoch).
     pub finished: i64,
+    /// Attestation manifests as OCI artifacts (`artifactType`, the empty
+    /// config, a `subject`), BuildKit's default since v0.32.
+    pub oci_artifact: bool,
 }
