@@ -13,6 +13,7 @@ use crate::common::*;
 use crate::export_rootfs::{crafted, file, layer_tar};
 
 mod helpers;
+mod names;
 mod registries;
 
 pub(crate) use registries::*;

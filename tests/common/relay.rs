@@ -1,7 +1,8 @@
 //! TCP relays between a client and a real server: one counts the `PUT`
 //! requests a client has in flight at once (uploads several at once: the s3
 //! cache backend, registry pushes), one answers a registry's transient
-//! "blob unknown" to manifest `PUT`s.
+//! "blob unknown" to manifest `PUT`s, one turns cross-repository mounts
+//! into plain upload sessions (a registry that refuses mounts).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -233,6 +234,85 @@ fn relay(
     if client_out.write_all(&answer[..n]).is_ok() {
         let _ = std::io::copy(&mut server_in, &mut client_out);
     }
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upload.join();
+}
+
+/// A TCP relay on 127.0.0.1 to a registry that drops the query of every
+/// `POST …/blobs/uploads/?mount=…`, so the registry opens an upload session
+/// (`202`) instead of mounting: a registry that refuses mounts.
+pub struct NoMount {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    refused: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl NoMount {
+    /// Starts relaying to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> NoMount {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let count = refused.clone();
+        let (port, stop) = serve(upstream, move |client, server| {
+            unmount(client, server, &count)
+        });
+        NoMount {
+            port,
+            refused,
+            stop,
+        }
+    }
+
+    /// How many mounts it turned into upload sessions.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for NoMount {
+    fn drop(&mut self) {
+        stop(&self.stop, self.port);
+    }
+}
+
+/// Forwards one connection, without the query of a mount request.
+fn unmount(mut client: TcpStream, mut server: TcpStream, count: &AtomicUsize) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let line_end = loop {
+        if let Some(at) = request.windows(2).position(|w| w == b"\r\n") {
+            break at;
+        }
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    };
+    let line = String::from_utf8_lossy(&request[..line_end]).to_string();
+    if line.starts_with("POST ") && line.contains("/blobs/uploads/?mount=") {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut parts = line.splitn(3, ' ');
+        let (method, target, version) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let path = target.split('?').next().unwrap_or_default();
+        let rest = request.split_off(line_end);
+        request = format!("{method} {path} {version}").into_bytes();
+        request.extend_from_slice(&rest);
+    }
+    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    if server.write_all(&request).is_err() {
+        return;
+    }
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server_in, &mut client_out);
     let _ = client_out.shutdown(std::net::Shutdown::Write);
     let _ = upload.join();
 }

@@ -6,12 +6,13 @@
 //! The SDK's `Plan` walks the image (applying the image options —
 //! compression, media types, timestamps, annotations — the same code the
 //! `oci` and `docker` exporters use) and `distribution::Registry` pushes
-//! it to each `name=`: blobs the registry lacks (layer bytes streamed by
-//! the host), then manifests, then the index, then the tag. The host allows
+//! it to every `name=` at once: blobs each registry lacks (layer bytes
+//! streamed by the host; other names of the same registry mount them from
+//! the first), then manifests, then the index, then the tag. The host allows
 //! only the registries of `name=` (or the policy's hosts) and adds the
 //! credentials; this component never sees them.
 
-use outport_exporter::distribution::{PushStats, Registry};
+use outport_exporter::distribution::{PushStats, Registry, Target};
 use outport_exporter::image_options::{self, ImageOptions};
 use outport_exporter::options::{OptionSpec, Parsed};
 use outport_exporter::{
@@ -23,7 +24,7 @@ const OWN: &[OptionSpec] = &[
     OptionSpec::repeatable(
         "name",
         "image to push to (registry/repository[:tag]); repeat or separate with commas \
-         to push to several",
+         to push to several at once",
     ),
     OptionSpec::once(
         "push",
@@ -102,16 +103,25 @@ impl Guest for RegistryExporter {
         let settings = parse(&request.options)?;
         let rewrites = settings.image.rewrites(request.source_date_epoch)?;
         let plan = Plan::image(&rewrites)?;
-        for name in &settings.names {
-            let (registry, tag) = Registry::for_name(name, settings.insecure)?;
-            let tag = if settings.by_digest { None } else { tag };
+        let targets = settings
+            .names
+            .iter()
+            .map(|name| {
+                let (registry, tag) = Registry::for_name(name, settings.insecure)?;
+                let tag = if settings.by_digest { None } else { tag };
+                Ok(Target { registry, tag })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let pushed = Registry::push_names(&plan, &targets)?;
+        for (name, stats) in settings.names.iter().zip(pushed) {
             let PushStats {
                 uploaded,
                 present,
+                mounted,
                 manifests,
-            } = registry.push(&plan, tag.as_deref())?;
+            } = stats;
             log::info(&format!(
-                "pushed {name}: {uploaded} blobs uploaded, {present} already present, {manifests} manifests"
+                "pushed {name}: {uploaded} blobs uploaded, {present} already present, {mounted} mounted, {manifests} manifests"
             ));
         }
         response::image_entries(&plan, &settings.names)

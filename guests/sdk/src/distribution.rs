@@ -1,9 +1,10 @@
 //! A small OCI distribution (registry v2) client over `wasi:http`.
 //!
-//! [`Registry::push`] uploads a [`Plan`] to one repository:
-//! every blob the registry lacks (`HEAD` first; present ones are skipped),
-//! then the manifests and the index, children first (the plan's walk
-//! order, reversed), each after the blobs it names. Layer bytes go from the
+//! [`Registry::push_names`] uploads a [`Plan`] to several repositories at
+//! once (see `names`): every blob a registry lacks (`HEAD` first; present
+//! ones are skipped; other names of the same registry mount them), then the
+//! manifests and the index, children first (the plan's walk order,
+//! reversed), each after the blobs it names. Layer bytes go from the
 //! host into the request body (the host splices the blob's stream into the
 //! body's output-stream): they never enter guest memory. Uploads are
 //! monolithic (`POST` then `PUT` with `Content-Length`), the `PUT`s
@@ -26,8 +27,12 @@ use crate::bindings::wasi::http::types::Method;
 use crate::http::{
     Answer, Body, MAX_ANSWER, body_to_file, method_name, read_answer, reason, send_request,
 };
-use crate::transfer::{Upload, upload_all};
-use crate::{Blob, Error, Plan, media, reference};
+use crate::transfer::{Outcome, Upload, upload_all};
+use crate::{Blob, Error, media, reference};
+
+mod names;
+
+pub use names::Target;
 
 /// Blob `PUT`s a push keeps in flight at once: BuildKit's number of
 /// connections per registry (`BUILDKIT_MAX_REGISTRY_CONCURRENCY`, default 4,
@@ -58,6 +63,8 @@ pub struct PushStats {
     pub uploaded: usize,
     /// Blobs the registry already had.
     pub present: usize,
+    /// Blobs mounted from another repository of the registry.
+    pub mounted: usize,
     /// Manifests and indexes put.
     pub manifests: usize,
 }
@@ -93,34 +100,6 @@ impl Registry {
         ))
     }
 
-    /// Pushes every blob of `plan`, then its manifests, then tags the root
-    /// with `tag` (or puts it by digest when `tag` is `None`).
-    pub fn push(&self, plan: &Plan, tag: Option<&str>) -> Result<PushStats, Error> {
-        let is_manifest =
-            |media_type: &str| media::is_index(media_type) || media::is_manifest(media_type);
-        // Blobs first (a layer may be shared by several manifests), then
-        // manifests children first: the plan lists parents before children.
-        let blobs: Vec<&Blob> = plan
-            .blobs
-            .iter()
-            .filter(|b| !is_manifest(&b.descriptor().media_type))
-            .collect();
-        let mut stats = self.push_blobs(&blobs)?;
-        for blob in plan.blobs.iter().rev() {
-            let d = blob.descriptor();
-            if !is_manifest(&d.media_type) {
-                continue;
-            }
-            let reference = match tag {
-                Some(tag) if d.digest == plan.root.digest => tag.to_owned(),
-                _ => d.digest.clone(),
-            };
-            self.put_manifest(blob, &d.media_type, &reference)?;
-            stats.manifests += 1;
-        }
-        Ok(stats)
-    }
-
     /// Uploads each of `blobs` the repository lacks, its bytes streamed by
     /// the host: a `HEAD` and an upload session (`POST`) for each in turn,
     /// then the `PUT`s, [`PARALLEL_UPLOADS`] in flight at once. A digest
@@ -138,37 +117,53 @@ impl Registry {
                 stats.present += 1;
                 continue;
             }
-            let (authority, path) = self.start_upload(&digest)?;
-            uploads.push(Upload {
-                method: Method::Put,
-                insecure: self.insecure,
-                authority,
-                path,
-                headers: vec![("content-type", "application/octet-stream".into())],
-                blob,
-            });
+            uploads.push(self.upload_to_session(&digest, blob)?);
         }
         upload_all(&uploads, PARALLEL_UPLOADS, |i, outcome| {
-            let Upload {
-                authority, path, ..
-            } = &uploads[i];
-            let answer = outcome.map_err(|e| match e {
-                Ok(what) => Error::Network(format!("registry {authority}: PUT {path}: {what}")),
-                Err(e) => e,
-            })?;
-            match answer.status {
-                201 | 204 => {
-                    stats.uploaded += 1;
-                    Ok(())
-                }
-                _ => Err(self.refused(
-                    "PUT",
-                    &format!("/v2/{}/blobs/uploads/…", self.repository),
-                    &answer,
-                )),
-            }
+            self.uploaded(&uploads[i], outcome)?;
+            stats.uploaded += 1;
+            Ok(())
         })?;
         Ok(stats)
+    }
+
+    /// The upload of `blob` to a new upload session.
+    fn upload_to_session<'a>(&self, digest: &str, blob: &'a Blob) -> Result<Upload<'a>, Error> {
+        let location = self.start_upload()?;
+        Ok(self.upload_at(&location, digest, blob))
+    }
+
+    /// The monolithic `PUT` of `blob` to the upload session at `location`.
+    fn upload_at<'a>(&self, location: &str, digest: &str, blob: &'a Blob) -> Upload<'a> {
+        let (authority, upload) = split_location(location, &self.authority);
+        let sep = if upload.contains('?') { '&' } else { '?' };
+        Upload {
+            method: Method::Put,
+            insecure: self.insecure,
+            authority,
+            path: format!("{upload}{sep}digest={}", digest.replace(':', "%3A")),
+            headers: vec![("content-type", "application/octet-stream".into())],
+            blob,
+        }
+    }
+
+    /// Checks the outcome of `upload`.
+    fn uploaded(&self, upload: &Upload<'_>, outcome: Outcome) -> Result<(), Error> {
+        let Upload {
+            authority, path, ..
+        } = upload;
+        let answer = outcome.map_err(|e| match e {
+            Ok(what) => Error::Network(format!("registry {authority}: PUT {path}: {what}")),
+            Err(e) => e,
+        })?;
+        match answer.status {
+            201 | 204 => Ok(()),
+            _ => Err(self.refused(
+                "PUT",
+                &format!("/v2/{}/blobs/uploads/…", self.repository),
+                &answer,
+            )),
+        }
     }
 
     fn has_blob(&self, digest: &str) -> Result<bool, Error> {
@@ -181,9 +176,8 @@ impl Registry {
         }
     }
 
-    /// Opens an upload session (`POST`): `(authority, path?query)` of the
-    /// monolithic `PUT` of blob `digest`.
-    fn start_upload(&self, digest: &str) -> Result<(String, String), Error> {
+    /// Opens an upload session (`POST`): its `Location`.
+    fn start_upload(&self) -> Result<String, Error> {
         let path = format!("/v2/{}/blobs/uploads/", self.repository);
         let started = self.send(
             Method::Post,
@@ -195,18 +189,12 @@ impl Registry {
         if started.status != 202 {
             return Err(self.refused("POST", &path, &started));
         }
-        let location = started.location.clone().ok_or_else(|| {
+        started.location.ok_or_else(|| {
             Error::Network(format!(
                 "registry {}: POST {path}: 202 without a Location header",
                 self.authority
             ))
-        })?;
-        let (authority, upload) = split_location(&location, &self.authority);
-        let sep = if upload.contains('?') { '&' } else { '?' };
-        Ok((
-            authority,
-            format!("{upload}{sep}digest={}", digest.replace(':', "%3A")),
-        ))
+        })
     }
 
     /// Puts the manifest or index `blob` (of `media_type`) under
