@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::*;
 use crate::common::relay::NoMount;
-use crate::common::*;
 use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// `(uploaded, present, mounted)` from the log line of the push to `name`.
