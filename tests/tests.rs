@@ -24,6 +24,7 @@ mod export_oci;
 mod export_registry;
 mod export_rootfs;
 mod image_options;
+mod inputs;
 mod instances;
 mod library_api;
 mod plugin_ref;

@@ -38,6 +38,7 @@ pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod host;
 pub(crate) mod image;
+pub(crate) mod input;
 pub(crate) mod instance;
 pub(crate) mod outbound;
 pub(crate) mod output;

@@ -38,17 +38,31 @@ impl TarIndex {
     /// Opens and indexes the archive at `path` (`display` names it in messages).
     pub(crate) fn open(path: &Path, display: &str) -> Result<TarIndex, Error> {
         let file = File::open(path).map_err(|e| Error::io(display, e))?;
+        TarIndex::from_file(file, display)
+    }
+
+    /// Indexes the archive held by `file` (rewound, read from its start),
+    /// e.g. an unlinked spool of standard input. An archive that stops
+    /// after an entry without the end-of-archive blocks every tar writer
+    /// adds is cut short: a truncated stream, refused.
+    pub(crate) fn from_file(file: File, display: &str) -> Result<TarIndex, Error> {
         let file_len = file.metadata().map_err(|e| Error::io(display, e))?.len();
         reject_compressed(&file, display)?;
 
-        let mut archive = tar::Archive::new(&file);
+        let mut reader = &file;
+        io::Seek::rewind(&mut reader).map_err(|e| Error::io(display, e))?;
+        let mut archive = tar::Archive::new(reader);
         let mut entries = HashMap::new();
         let iter = archive
             .entries_with_seek()
             .map_err(|e| tar_error(display, e, true))?;
+        let mut last_end = 0;
         for entry in iter {
             let first = entries.is_empty();
             let entry = entry.map_err(|e| tar_error(display, e, first))?;
+            last_end = entry
+                .raw_file_position()
+                .saturating_add(entry.size().div_ceil(512) * 512);
             let raw_path = entry.path().map_err(|e| tar_error(display, e, first))?;
             let Some(name) = normalize(Path::new(""), &raw_path) else {
                 continue; // an entry outside the archive root (`..`): never a blob
@@ -86,6 +100,14 @@ impl TarIndex {
                 continue;
             };
             entries.insert(name, value);
+        }
+        if last_end > 0 && file_len < last_end.saturating_add(512) {
+            return Err(Error::TruncatedTar {
+                path: display.to_owned(),
+                message: format!(
+                    "the archive ends after {file_len} bytes, without the end-of-archive blocks"
+                ),
+            });
         }
         Ok(TarIndex {
             file: Arc::new(file),
@@ -253,5 +275,29 @@ mod tests {
         assert!(index.lookup("loop1").is_none());
         assert!(index.lookup("escape").is_none());
         assert!(index.lookup("BZh9").is_none());
+    }
+
+    #[test]
+    fn an_archive_cut_between_entries_is_truncated() {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut header(tar::EntryType::Regular, 3), "a", &b"abc"[..])
+            .unwrap();
+        let whole = b.into_inner().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("cut.tar");
+        // The header and the data block of `a`, without the two zero blocks.
+        std::fs::write(&path, &whole[..1024]).unwrap();
+        let err = TarIndex::open(&path, "cut.tar").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cut.tar: truncated tar archive: the archive ends after 1024 bytes, without the end-of-archive blocks"
+        );
+        std::fs::write(&path, &whole).unwrap();
+        assert!(
+            TarIndex::open(&path, "cut.tar")
+                .unwrap()
+                .lookup("a")
+                .is_some()
+        );
     }
 }

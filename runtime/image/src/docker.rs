@@ -30,10 +30,15 @@ struct Entry {
     config: String,
     #[serde(default)]
     repo_tags: Option<Vec<String>>,
-    layers: Vec<String>,
+    /// `null` (a Go nil slice) for none.
+    layers: Option<Vec<String>>,
 }
 
 impl Entry {
+    fn layers(&self) -> &[String] {
+        self.layers.as_deref().unwrap_or_default()
+    }
+
     fn tags(&self) -> &[String] {
         self.repo_tags.as_deref().unwrap_or_default()
     }
@@ -186,18 +191,21 @@ impl Config {
             .parsed
             .rootfs
             .as_ref()
-            .and_then(|rootfs| rootfs.diff_ids.as_deref())
             .ok_or_else(|| Error::MalformedJson {
                 path: self.name.clone(),
-                message: "missing field `rootfs.diff_ids`".to_owned(),
-            })?;
-        if diff_ids.len() != entry.layers.len() {
+                message: "missing field `rootfs`".to_owned(),
+            })?
+            // Absent (docker's `omitempty`) or `null` (a Go nil slice): none.
+            .diff_ids
+            .as_deref()
+            .unwrap_or_default();
+        if diff_ids.len() != entry.layers().len() {
             return Err(Error::invalid(
                 holder,
                 format!(
                     "image {} has {} layers but its config {} lists {} diff_ids",
                     entry.label(),
-                    entry.layers.len(),
+                    entry.layers().len(),
                     entry.config,
                     diff_ids.len()
                 ),
@@ -229,7 +237,7 @@ fn layer_blobs(
     let mut known: Vec<(Blob, String)> = Vec::new();
     let mut layers = Vec::new();
     let mut seen = HashMap::new();
-    for (n, (path, diff_id)) in entry.layers.iter().zip(diff_ids).enumerate() {
+    for (n, (path, diff_id)) in entry.layers().iter().zip(diff_ids).enumerate() {
         let context = format!(
             "layer {} of image {} in manifest.json",
             n + 1,

@@ -39,6 +39,23 @@ pub(crate) fn is_layout(source: &Source) -> Result<bool, Error> {
     Ok(source.locate("index.json")?.is_some())
 }
 
+/// Whether `index.json` lists no image at all (`"manifests": null` or
+/// `[]`, as Docker 25+ writes when saving an untagged image). A file that
+/// does not parse is left to [`load`] to report.
+pub(crate) fn lists_nothing(source: &Source) -> Result<bool, Error> {
+    let Some(bytes) = source.read("index.json", JSON_LIMIT)? else {
+        return Ok(false);
+    };
+    let Ok(index) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(false);
+    };
+    Ok(match index.get("manifests") {
+        Some(Value::Null) => true,
+        Some(Value::Array(entries)) => entries.is_empty(),
+        _ => false,
+    })
+}
+
 /// Reads `index.json` and chooses the root by `reference` (see the crate docs).
 pub(crate) fn load(source: &Source, reference: Option<&str>) -> Result<Chosen, Error> {
     check_layout_file(source)?;

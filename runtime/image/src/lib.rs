@@ -48,6 +48,8 @@ mod tests;
 mod testutil;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 
 pub use oci_spec::image::Descriptor;
@@ -72,18 +74,41 @@ use validate::Walker;
 pub fn open(input: &str) -> Result<Image, Error> {
     let split = select::split_input(input)?;
     let source = Source::open(&split.path, &split.display)?;
-    let reference = split.reference.as_deref();
-    let chosen = if layout::is_layout(&source)? {
-        layout::load(&source, reference)?
-    } else if docker::is_docker_save(&source)? {
-        docker::load(&source, reference)?
+    load(&source, split.reference.as_deref(), input)
+}
+
+/// Opens and validates the image at `path` (a directory or an archive),
+/// choosing it by `reference` as [`open`] does; `display` names the input
+/// in messages and as [`Image::name`]. Nothing is split off the path.
+pub fn open_path(path: &Path, display: &str, reference: Option<&str>) -> Result<Image, Error> {
+    let source = Source::open(path, display)?;
+    load(&source, reference, display)
+}
+
+/// Opens and validates the tar archive (OCI archive or docker save) that
+/// `file` holds, e.g. an unlinked spool of a stream; `display` names it.
+/// The file is read by offset, never extracted, and kept open by the blobs.
+pub fn open_file(file: File, display: &str, reference: Option<&str>) -> Result<Image, Error> {
+    let source = Source::from_file(file, display)?;
+    load(&source, reference, display)
+}
+
+/// Chooses the image of `source` and walks it. A docker save whose
+/// `index.json` lists no image (Docker 25+ saving an untagged image writes
+/// `"manifests": null`) is read through its `manifest.json`.
+fn load(source: &Source, reference: Option<&str>, name: &str) -> Result<Image, Error> {
+    let docker = docker::is_docker_save(source)?;
+    let chosen = if layout::is_layout(source)? && !(docker && layout::lists_nothing(source)?) {
+        layout::load(source, reference)?
+    } else if docker {
+        docker::load(source, reference)?
     } else {
-        return Err(layout::not_an_image(&source));
+        return Err(layout::not_an_image(source));
     };
     let graph =
-        Walker::new(&source, chosen.known).walk(&chosen.root, &chosen.holder, &chosen.context)?;
+        Walker::new(source, chosen.known).walk(&chosen.root, &chosen.holder, &chosen.context)?;
     Ok(Image {
-        name: input.to_owned(),
+        name: name.to_owned(),
         root: chosen.root,
         blobs: graph.blobs,
         by_digest: graph.by_digest,

@@ -31,7 +31,15 @@ impl Source {
                 display: display.to_owned(),
             });
         }
-        let index = TarIndex::open(path, display)?;
+        Source::tar(TarIndex::open(path, display)?, display)
+    }
+
+    /// The archive held by `file` (a regular file, read by offset).
+    pub(crate) fn from_file(file: File, display: &str) -> Result<Source, Error> {
+        Source::tar(TarIndex::from_file(file, display)?, display)
+    }
+
+    fn tar(index: TarIndex, display: &str) -> Result<Source, Error> {
         if index.is_empty() {
             return Err(Error::NotAnImage {
                 path: display.to_owned(),

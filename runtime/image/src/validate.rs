@@ -291,19 +291,22 @@ pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Value, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::json(name, &e))
 }
 
-/// The array `field` of a JSON object, which must be present.
+/// The array `field` of a JSON object: present, an array or `null` (none).
 pub(crate) fn array_field<'v>(
     value: &'v Value,
     field: &str,
     name: &str,
-) -> Result<&'v Vec<Value>, Error> {
-    value
-        .get(field)
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::MalformedJson {
+) -> Result<&'v [Value], Error> {
+    // Go's encoding/json writes a nil slice as `null` (Docker, containerd
+    // and BuildKit do, for an index or manifest listing nothing): empty.
+    match value.get(field) {
+        Some(Value::Array(items)) => Ok(items),
+        Some(Value::Null) => Ok(&[]),
+        _ => Err(Error::MalformedJson {
             path: name.to_owned(),
             message: format!("missing or invalid field `{field}` (expected an array)"),
-        })
+        }),
+    }
 }
 
 /// Parses a descriptor found in file `holder`, checking its digest first so a

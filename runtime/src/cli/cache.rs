@@ -8,7 +8,7 @@ use crate::host::bindings::types::CacheOperation;
 use crate::run::cache_plan::CacheSource;
 
 use super::error::{CliError, CliResult};
-use super::export::{open_image, parse_specs, session, summarize, write_metadata};
+use super::export::{open_image, parse_input, parse_specs, session, summarize, write_metadata};
 use super::render::CliReporter;
 use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs};
 use crate::Session;
@@ -26,7 +26,10 @@ pub async fn export(args: CacheExportArgs) -> CliResult {
     .await;
     let source = match read {
         Ok(Ok(Some(cache))) => CacheSource::Cache(cache),
-        Ok(Ok(None)) => CacheSource::Image(open_image(&args.input).await?),
+        Ok(Ok(None)) => {
+            let input = parse_input(&args.input)?;
+            CacheSource::Image(open_image(input, &args.input).await?)
+        }
         Ok(Err(e)) => {
             return Err(CliError::failed(e));
         }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::host::bindings::types::CacheOperation;
+use crate::input::{Input, InputError};
 use crate::run::cache_plan::CacheSource;
 use crate::run::session::SessionResult;
 use crate::{InstanceResult, Limits, OutputSpec, Session, Status};
@@ -60,17 +61,34 @@ pub fn parse_specs(specs: &[String], flag: &str) -> Result<Vec<OutputSpec>, CliE
         })
 }
 
-/// Reads the input image (`INPUT[:REF]`) off the async threads.
-pub async fn open_image(input: &str) -> Result<Arc<outport_image::Image>, CliError> {
-    let owned = input.to_owned();
-    match tokio::task::spawn_blocking(move || outport_image::open(&owned)).await {
+/// Parses the INPUT argument; a bad one is a usage error.
+pub fn parse_input(input: &str) -> Result<Input, CliError> {
+    Input::parse(input).map_err(input_error)
+}
+
+/// Reads the input image off the async threads (`display`: the argument).
+pub async fn open_image(
+    input: Input,
+    display: &str,
+) -> Result<Arc<outport_image::Image>, CliError> {
+    let owned = display.to_owned();
+    match tokio::task::spawn_blocking(move || input.open(&owned)).await {
         Ok(Ok(image)) => Ok(Arc::new(image)),
-        Ok(Err(e)) => Err(CliError::failed(e)),
-        Err(e) => Err(CliError::failed(format!("reading {input}: {e}"))),
+        Ok(Err(e)) => Err(input_error(e)),
+        Err(e) => Err(CliError::failed(format!("reading {display}: {e}"))),
+    }
+}
+
+fn input_error(e: InputError) -> CliError {
+    if e.is_usage() {
+        CliError::usage(e)
+    } else {
+        CliError::failed(e)
     }
 }
 
 pub async fn run(args: ExportArgs) -> CliResult {
+    let input = parse_input(&args.input)?;
     let outputs = parse_specs(&args.outputs, "--output")?;
     let caches = parse_specs(&args.export_cache, "--export-cache")?;
     crate::run::output_spec::assign_ids(&outputs).map_err(CliError::usage)?;
@@ -121,7 +139,7 @@ pub async fn run(args: ExportArgs) -> CliResult {
         Ok((plan, cache))
     });
     let (plan, cache_plan) = plans.map_err(CliError::usage)?;
-    let image = open_image(&args.input).await?;
+    let image = open_image(input, &args.input).await?;
     let source = CacheSource::Image(image.clone());
     let result = session
         .run_with_cache(Some(image), plan, cache_plan, Some(source))

@@ -179,7 +179,9 @@ enum PolicyCommand {
 struct ExportArgs {
     /// The image: an OCI layout directory, an OCI archive or a docker-save
     /// tarball, optionally followed by `:REF` (a name, a tag or a digest)
-    /// to choose one image among several.
+    /// to choose one image among several; or skopeo's `oci:DIR[:REF]`,
+    /// `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]`; or `-`, an
+    /// archive on standard input.
     input: String,
     /// An output, as `type=oci,dest=out.tar[,id=ID][,KEY=VALUE...]`
     /// (buildctl-style CSV; quote a field that holds a comma). Repeat for

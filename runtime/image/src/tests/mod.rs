@@ -4,6 +4,7 @@
 mod copying;
 mod editing;
 mod inputs;
+mod nulls;
 mod reading;
 mod selection;
 mod sharing;

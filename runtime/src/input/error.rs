@@ -1,0 +1,95 @@
+//! Why the input image could not be read: a usage mistake in the INPUT
+//! argument (exit 2), or a failure reading it (exit 1).
+
+/// An input that cannot be read. `Display` is one line naming the input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A `xyz:` prefix that is no transport, and no path either.
+    #[error(
+        "input {input:?}: unknown transport \"{transport}:\"; use {}",
+        super::transport::TRANSPORTS
+    )]
+    UnknownTransport {
+        /// The argument.
+        input: String,
+        /// The prefix.
+        transport: String,
+    },
+    /// A transport with nothing after it.
+    #[error("input {input:?}: expected {what} after the transport")]
+    Empty {
+        /// The argument.
+        input: String,
+        /// What was expected.
+        what: &'static str,
+    },
+    /// `docker-daemon:` with what is no image name or ID.
+    #[error("input {input:?}: {message}")]
+    DaemonName {
+        /// The argument.
+        input: String,
+        /// What is wrong with the name.
+        message: String,
+    },
+    /// `oci:` names something that is not a directory, or an archive
+    /// transport names a directory.
+    #[error("input {input:?}: {path} is {found}; {transport}: reads {expected}")]
+    WrongKind {
+        /// The argument.
+        input: String,
+        /// The path.
+        path: String,
+        /// What it is.
+        found: &'static str,
+        /// The transport.
+        transport: &'static str,
+        /// What the transport reads.
+        expected: &'static str,
+    },
+    /// A transport this build does not read yet (`docker://`).
+    #[error("input {input:?}: reading an image from {what} is not available yet")]
+    Unavailable {
+        /// The argument.
+        input: String,
+        /// What it would read from.
+        what: &'static str,
+    },
+    /// Standard input is a terminal: nothing is piped in.
+    #[error(
+        "input \"-\": standard input is a terminal; pipe an OCI archive or a docker save into it"
+    )]
+    StdinTerminal,
+    /// Reading standard input into its spool failed.
+    #[error("input \"-\": reading standard input: {source}")]
+    Stdin {
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The spool file for a stream could not be made.
+    #[error("input {input:?}: temporary file in {dir}: {source}")]
+    Spool {
+        /// The argument.
+        input: String,
+        /// The directory it was made in.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The image read is invalid (or its file is missing).
+    #[error(transparent)]
+    Image(#[from] outport_image::Error),
+}
+
+impl InputError {
+    /// Whether the INPUT argument itself is wrong (a usage error).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            InputError::UnknownTransport { .. }
+                | InputError::Empty { .. }
+                | InputError::DaemonName { .. }
+                | InputError::Unavailable { .. }
+                | InputError::StdinTerminal
+        )
+    }
+}
