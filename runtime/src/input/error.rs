@@ -1,13 +1,18 @@
 //! Why the input image could not be read: a usage mistake in the INPUT
 //! argument (exit 2), or a failure reading it (exit 1).
 
+/// The transports, as usage messages list them.
+pub(crate) const TRANSPORTS: &str = "oci:DIR[:REF], oci-archive:FILE[:REF], \
+docker-archive:FILE[:REF], docker-daemon:NAME[:TAG|@DIGEST], docker://REFERENCE, \
+- (standard input), or a path";
+
 /// An input that cannot be read. `Display` is one line naming the input.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// A `xyz:` prefix that is no transport, and no path either.
     #[error(
         "input {input:?}: unknown transport \"{transport}:\"; use {}",
-        super::transport::TRANSPORTS
+        TRANSPORTS
     )]
     UnknownTransport {
         /// The argument.

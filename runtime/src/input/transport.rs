@@ -10,11 +10,6 @@ use outport_oci::reference::Reference;
 
 use super::error::InputError;
 
-/// The transports, as usage messages list them.
-pub(crate) const TRANSPORTS: &str = "oci:DIR[:REF], oci-archive:FILE[:REF], \
-docker-archive:FILE[:REF], docker-daemon:NAME[:TAG|@DIGEST], docker://REFERENCE, \
-- (standard input), or a path";
-
 /// Where the input image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Input {
@@ -179,6 +174,7 @@ fn exists(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::error::TRANSPORTS;
 
     fn path_ref(path: &str, reference: Option<&str>) -> PathRef {
         PathRef {
