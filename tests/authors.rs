@@ -294,3 +294,49 @@ fn new_exporter_scaffolds_a_project_that_builds_and_runs() {
         .collect();
     assert_eq!(platforms, sample_platforms());
 }
+
+/// A component built against contract 0.1.0 (its WIT frozen in the test
+/// program) runs unchanged on this runtime, which implements a later
+/// 0.1.x: wasmtime links an import of `@0.1.0` to the newer `@0.1.x`
+/// interfaces, whose additions it simply does not call.
+#[test]
+fn a_component_built_against_contract_0_1_0_still_runs() {
+    let component = outport_test_programs::CONTRACT_0_1_0;
+    let inspect = outport(["inspect", component]);
+    inspect.assert_success();
+    let text = inspect.stdout_text();
+    assert!(text.contains("contract version: 0.1.0"), "{text}");
+    assert!(text.contains("outport:exporter/image@0.1.0"), "{text}");
+    assert!(!text.contains("not granted"), "{text}");
+
+    let tmp = tempdir();
+    let input = single_platform_sample(tmp.path(), "input", "amd64", "latest");
+    let files = LayoutFiles::from_dir(&input);
+    let manifest = files.blob_json(str_at(&files.root(), "digest"));
+    let mut expected = Vec::new();
+    for layer in array_at(&manifest, "layers") {
+        expected.extend_from_slice(files.blob(str_at(layer, "digest")));
+    }
+    assert!(!expected.is_empty());
+
+    let dest = tmp.path().join("layers.bin");
+    let metadata = tmp.path().join("metadata.json");
+    let spec = format!(
+        "type=wasm,component={component},id=old,dest={}",
+        path_str(&dest)
+    );
+    let run = outport([
+        "export",
+        path_str(&input),
+        "--output",
+        &spec,
+        "--metadata-file",
+        path_str(&metadata),
+    ]);
+    run.assert_success();
+    assert_eq!(std::fs::read(&dest).unwrap(), expected);
+    let entry = exporter_entry(&read_json(&metadata), "old").clone();
+    assert_eq!(entry["response"]["test.contract"], "0.1.0", "{entry}");
+    let layers = array_at(&manifest, "layers").len().to_string();
+    assert_eq!(entry["response"]["test.layers"], layers.as_str(), "{entry}");
+}

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::*;
 
 mod background;
-mod tmpfs;
+pub(crate) mod tmpfs;
 mod trees;
 
 use background::*;
+pub(crate) use background::{Running, wait_until};
 use tmpfs::*;
 use trees::*;
 

@@ -15,7 +15,7 @@ mod snapshot;
 
 use arena::*;
 pub(crate) use crafting::*;
-use snapshot::*;
+pub(crate) use snapshot::*;
 
 // ---------------------------------------------------------------------------
 // Correctness

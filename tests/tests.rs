@@ -26,6 +26,7 @@ mod export_rootfs;
 mod image_options;
 mod inputs;
 mod instances;
+mod layer_views;
 mod library_api;
 mod plugin_ref;
 mod plugins;

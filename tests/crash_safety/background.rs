@@ -10,7 +10,7 @@ use super::{STALE, WAIT, stagings};
 /// An `outport` run in the background (stdout dropped, stderr to a file);
 /// killed with SIGKILL and reaped when dropped, so a failing test leaves no
 /// process behind.
-pub(super) struct Running {
+pub(crate) struct Running {
     child: Child,
     args: Vec<String>,
     stderr: PathBuf,
@@ -19,7 +19,17 @@ pub(super) struct Running {
 impl Running {
     /// Starts `outport ARGS` with the compile cache in `cache`, as
     /// [`outport_with_cache`] runs it.
-    pub(super) fn start(args: Vec<String>, cache: &Path, stderr: PathBuf) -> Running {
+    pub(crate) fn start(args: Vec<String>, cache: &Path, stderr: PathBuf) -> Running {
+        Running::start_with_env(args, cache, stderr, &[])
+    }
+
+    /// As [`Running::start`], with the environment variables `env` too.
+    pub(crate) fn start_with_env(
+        args: Vec<String>,
+        cache: &Path,
+        stderr: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Running {
         let log = fs::File::create(&stderr)
             .unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
         let child = Command::new(env!("CARGO_BIN_EXE_outport"))
@@ -28,6 +38,7 @@ impl Running {
             .arg(cache)
             .env("OUTPORT_CACHE_DIR", cache)
             .env("OUTPORT_PLUGIN_DIR", "")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -57,7 +68,7 @@ impl Running {
     }
 
     /// SIGKILL, then reap.
-    pub(super) fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -72,7 +83,7 @@ impl Drop for Running {
 /// Polls `ready` until it holds, for at most [`WAIT`]; every run in `alive`
 /// must stay alive meanwhile.
 #[track_caller]
-pub(super) fn wait_until(what: &str, alive: &mut [&mut Running], mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, alive: &mut [&mut Running], mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !ready() {
         for run in alive.iter_mut() {

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A tmpfs mounted for a test; unmounted when dropped (a panic included).
-pub(super) struct Tmpfs {
-    pub(super) path: PathBuf,
+pub(crate) struct Tmpfs {
+    pub(crate) path: PathBuf,
 }
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` bytes at `path` (created). `None` when this
     /// process may not mount one (not root, or `EPERM` in a container).
-    pub(super) fn mount(path: &Path, size: u64) -> Option<Tmpfs> {
+    pub(crate) fn mount(path: &Path, size: u64) -> Option<Tmpfs> {
         if !rustix::process::geteuid().is_root() {
             return None;
         }
@@ -45,7 +45,7 @@ impl Tmpfs {
     }
 
     /// Bytes in use (tmpfs counts whole pages).
-    pub(super) fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         let stat = rustix::fs::statvfs(&self.path).expect("statvfs the tmpfs");
         (stat.f_blocks - stat.f_bfree) * stat.f_frsize
     }

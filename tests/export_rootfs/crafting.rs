@@ -100,7 +100,7 @@ pub(crate) fn layer_tar(entries: &[Raw]) -> Vec<u8> {
 /// How crafted layers are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Packing {
-    /// gzip (`tar+gzip`): the exporters decompress it in the guest.
+    /// gzip (`tar+gzip`): the host decompresses it (`uncompressed-layers`).
     Gzip,
     /// An uncompressed tar: `local` has the host copy file bytes out of it.
     Plain,
@@ -130,7 +130,7 @@ fn add_layers(dir: &Path, layers: &[Vec<u8>], packing: Packing) {
 /// manifest): new blobs, a new config with their diff IDs, a new manifest,
 /// a new `index.json`.
 #[track_caller]
-pub(super) fn add_layer_blobs(dir: &Path, layers: &[(Vec<u8>, &[u8], &str)]) {
+pub(crate) fn add_layer_blobs(dir: &Path, layers: &[(Vec<u8>, &[u8], &str)]) {
     let layout = Layout::open(dir);
     let files = layout.files();
     let mut root = files.root();
@@ -191,7 +191,7 @@ pub(super) fn export_ok(input: &Path, specs: &[String]) -> Run {
 
 /// A valid zstd frame holding `data` in raw (stored) blocks: what a
 /// decoder must read, without needing a zstd encoder here.
-pub(super) fn zstd_raw_blocks(data: &[u8]) -> Vec<u8> {
+pub(crate) fn zstd_raw_blocks(data: &[u8]) -> Vec<u8> {
     const MAX_BLOCK: usize = 128 << 10;
     // Magic, frame header descriptor (no size, no checksum, no dictionary,
     // not single-segment), window descriptor (2 MiB).

@@ -20,7 +20,7 @@ pub(super) enum Item {
 /// A root filesystem: path → item, the groups of hard-linked paths, and
 /// each path's mode and mtime.
 #[derive(Debug, Default)]
-pub(super) struct Snapshot {
+pub(crate) struct Snapshot {
     pub(super) items: BTreeMap<String, Item>,
     pub(super) links: BTreeSet<Vec<String>>,
     pub(super) modes: BTreeMap<String, u32>,
@@ -50,7 +50,7 @@ fn from_root(link: &str, target: &str) -> String {
 
 impl Snapshot {
     #[track_caller]
-    pub(super) fn of_dir(root: &Path) -> Snapshot {
+    pub(crate) fn of_dir(root: &Path) -> Snapshot {
         let mut snap = Snapshot::default();
         let mut inodes: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         walk(root, root, &mut snap, &mut inodes);
@@ -161,7 +161,7 @@ fn walk(root: &Path, dir: &Path, snap: &mut Snapshot, inodes: &mut BTreeMap<u64,
 /// Asserts two snapshots hold the same paths, kinds, contents, symlink
 /// targets and hard links; and the same mtimes for files and symlinks.
 #[track_caller]
-pub(super) fn assert_same_tree(ours: &Snapshot, reference: &Snapshot, what: &str) {
+pub(crate) fn assert_same_tree(ours: &Snapshot, reference: &Snapshot, what: &str) {
     assert_eq!(ours.paths(), reference.paths(), "{what}: paths differ");
     for (path, item) in &reference.items {
         assert_eq!(&ours.items[path], item, "{what}: {path} differs");

@@ -19,6 +19,10 @@ const GUESTS: &[Guest] = &[
         constant: "FETCHER",
         package: "outport-test-fetcher",
     },
+    Guest {
+        constant: "CONTRACT_0_1_0",
+        package: "outport-test-contract-0-1-0",
+    },
 ];
 
 fn main() {

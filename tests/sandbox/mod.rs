@@ -665,8 +665,8 @@ fn inspect_prints_a_components_identity() {
             &format!("digest: {}", sha256_digest(oci)),
             &format!("size: {} bytes", oci.len()),
             "world: outport:exporter/exporter",
-            "contract version: 0.1.0",
-            "  outport:exporter/image@0.1.0\n",
+            "contract version: 0.1.1",
+            "  outport:exporter/image@0.1.1\n",
             "  wasi:filesystem/preopens@",
         ],
     );
@@ -681,7 +681,7 @@ fn inspect_prints_a_components_identity() {
             "  export\n",
         ],
     );
-    let dialer = assert_inspect_shows(outport_test_programs::DIALER, &["contract version: 0.1.0"]);
+    let dialer = assert_inspect_shows(outport_test_programs::DIALER, &["contract version: 0.1.1"]);
     assert!(
         dialer
             .lines()

@@ -219,6 +219,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The temporary storage could not take a converted layer (a full
+    /// disk): nothing of it is kept, and another caller may try again.
+    #[error("{input}: converting layer {digest}: {message}")]
+    ConvertStorage {
+        /// The input.
+        input: String,
+        /// The layer's digest.
+        digest: String,
+        /// What failed, naming the directory.
+        message: String,
+    },
     /// Converting a layer would pass a limit of the instance that asked
     /// (time, scratch bytes, host memory); another caller, with its own
     /// limits, may still convert it.

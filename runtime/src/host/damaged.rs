@@ -12,13 +12,22 @@ pub struct DamagedInput(Arc<std::sync::OnceLock<String>>);
 
 impl DamagedInput {
     /// Records `message` unless an earlier damage is recorded.
-    fn record(&self, message: String) {
+    pub(crate) fn record(&self, message: String) {
         let _ = self.0.set(message);
     }
 
     /// Records `e` if it says a blob is damaged.
     pub(crate) fn note(&self, e: &outport_image::Error) {
         if e.is_damaged_blob() {
+            self.record(e.to_string());
+        }
+    }
+
+    /// Records `e` if it says a layer could not be made into its
+    /// uncompressed view because of its bytes (damaged, not decompressing,
+    /// not a tar), not a limit or the temporary storage.
+    pub(crate) fn note_failed_view(&self, e: &outport_image::Error) {
+        if matches!(e, outport_image::Error::Convert { .. }) || e.is_damaged_blob() {
             self.record(e.to_string());
         }
     }

@@ -20,6 +20,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 use super::blob_stream::{BlobInputStream, copy_to_stream};
 use super::damaged::DamagedInput;
 use super::types::{is_media_type, to_wit};
+use super::uncompressed::{VIEW, check_diff_id, convert_all};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
 use crate::host::bindings::types::{Descriptor, Error};
@@ -209,25 +210,42 @@ impl Host for ImageView<'_> {
         let (parallel, budget) = self.conversion_budget(&options)?;
         // Layers convert in parallel, as many at once as there are cores
         // and as the instance's memory limit holds.
-        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
-        let mut tasks = Vec::with_capacity(blobs.len());
-        for blob in blobs {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(wasmtime::Error::from)?;
-            let run = run.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                run.converter.convert(&blob, &options, &budget)
-            }));
-        }
-        let mut outcomes = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            outcomes.push(task.await?);
-        }
+        let outcomes = convert_all(&run, blobs, options, budget, parallel).await?;
         self.take_converted(outcomes)
+    }
+
+    async fn uncompressed_layers(
+        &mut self,
+        layers: Vec<Resource<BlobHandle>>,
+    ) -> Result<Vec<Resource<BlobHandle>>, HostError> {
+        let Some(run) = self.ctx.run.clone() else {
+            return Err(HostError::from(Error::Unsupported(
+                "uncompressed-layers: only available during an export".into(),
+            )));
+        };
+        let blobs = layers
+            .iter()
+            .map(|layer| self.table.get(layer).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        let (parallel, budget) = self.conversion_budget(&VIEW)?;
+        let outcomes = convert_all(&run, blobs.clone(), VIEW, budget, parallel).await?;
+        let mut views = Vec::with_capacity(blobs.len());
+        for (layer, outcome) in blobs.into_iter().zip(outcomes) {
+            let view = match outcome {
+                Ok(None) => {
+                    let digest = layer.descriptor().digest().to_string();
+                    self.check_view(&layer, &digest)?;
+                    layer
+                }
+                Ok(Some(converted)) => self.take_view(&layer, &converted)?,
+                Err(e) => {
+                    self.ctx.damaged.note_failed_view(&e);
+                    return Err(self.conversion_error(e));
+                }
+            };
+            views.push(self.table.push(view)?);
+        }
+        Ok(views)
     }
 }
 
@@ -287,31 +305,10 @@ impl ImageView<'_> {
                     converted.push(None);
                     continue;
                 }
-                Err(e) => {
-                    return Err(match e.limit() {
-                        Some((name, value)) => self.limit(LimitReached {
-                            name,
-                            value,
-                            message: e.to_string(),
-                        }),
-                        None => Error::InvalidImage(e.to_string()).into(),
-                    });
-                }
+                Err(e) => return Err(self.conversion_error(e)),
             };
             let blob = layer.blob.clone();
-            self.ctx.scratch_used = self.ctx.scratch_used.saturating_add(blob.size());
-            let scratch = self.ctx.limits.scratch_bytes;
-            if self.ctx.scratch_used > scratch {
-                let message = format!(
-                    "convert-layers: scratch limit of {scratch} bytes exceeded (the converted layers total {})",
-                    self.ctx.scratch_used
-                );
-                return Err(self.limit(LimitReached {
-                    name: "scratch",
-                    value: scratch,
-                    message,
-                }));
-            }
+            self.charge_scratch(blob.size(), "convert-layers", "converted layers")?;
             self.ctx
                 .own_blobs
                 .insert(blob.descriptor().digest().to_string(), blob.clone());
@@ -321,6 +318,69 @@ impl ImageView<'_> {
             }));
         }
         Ok(converted)
+    }
+}
+
+impl ImageView<'_> {
+    /// The guest's error for a failed conversion: its limit, the temporary
+    /// storage (`io`), or the layer (`invalid-image`).
+    fn conversion_error(&mut self, e: outport_image::Error) -> HostError {
+        match (e.limit(), &e) {
+            (Some((name, value)), _) => self.limit(LimitReached {
+                name,
+                value,
+                message: e.to_string(),
+            }),
+            (None, outport_image::Error::ConvertStorage { .. }) => Error::Io(e.to_string()).into(),
+            (None, _) => Error::InvalidImage(e.to_string()).into(),
+        }
+    }
+
+    /// Charges `size` bytes of temporary disk handed to the instance by
+    /// `call` (the `what` total, for the message) to its scratch limit.
+    fn charge_scratch(&mut self, size: u64, call: &str, what: &str) -> Result<(), HostError> {
+        self.ctx.scratch_used = self.ctx.scratch_used.saturating_add(size);
+        let scratch = self.ctx.limits.scratch_bytes;
+        if self.ctx.scratch_used <= scratch {
+            return Ok(());
+        }
+        let message = format!(
+            "{call}: scratch limit of {scratch} bytes exceeded (the {what} total {})",
+            self.ctx.scratch_used
+        );
+        Err(self.limit(LimitReached {
+            name: "scratch",
+            value: scratch,
+            message,
+        }))
+    }
+
+    /// Checks that `diff_id`, the digest of the tar of `layer`, is the one
+    /// the image's configs give the layer; a mismatch fails the instance.
+    fn check_view(&mut self, layer: &BlobHandle, diff_id: &str) -> Result<(), HostError> {
+        let image = self.ctx.image()?.clone();
+        check_diff_id(&image, layer, diff_id).map_err(|message| {
+            self.ctx.damaged.record(message.clone());
+            Error::InvalidImage(message).into()
+        })
+    }
+
+    /// The uncompressed view `converted` of `layer`, once its tar matches
+    /// the image's diff ID, charged to the instance's scratch limit (once
+    /// per view) and found by `get-blob` under its digest.
+    fn take_view(
+        &mut self,
+        layer: &BlobHandle,
+        converted: &outport_image::Converted,
+    ) -> Result<BlobHandle, HostError> {
+        self.check_view(layer, &converted.diff_id)?;
+        let view = converted.blob.clone();
+        let digest = view.descriptor().digest().to_string();
+        if !self.ctx.own_blobs.contains_key(&digest) {
+            self.charge_scratch(view.size(), "uncompressed-layers", "uncompressed layers")?;
+            self.ctx.own_blobs.insert(digest, view.clone());
+        }
+        Ok(view)
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | interface | file | works on |
 //! |---|---|---|
-//! | `image` (and its `blob` resource) | `image.rs`; streams in `blob_stream.rs`, damage in `damaged.rs` | [`image::ImageCtx`] + the resource table |
+//! | `image` (and its `blob` resource) | `image.rs`; streams in `blob_stream.rs`, damage in `damaged.rs`, conversions and uncompressed views in `uncompressed.rs` | [`image::ImageCtx`] + the resource table |
 //! | `files` | `files.rs` | the resource table (the guest's descriptors) |
 //! | `host` (log, progress) | `host.rs` | [`host::ReportCtx`] |
 //! | `types` | `types.rs` | conversions to WIT types; errors to the guest |
@@ -28,6 +28,7 @@ pub mod image;
 pub(crate) mod platform;
 pub mod stdio;
 mod types;
+mod uncompressed;
 
 /// Store data that can give each interface its view.
 pub trait HostView: Send {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 pub(crate) mod ahead;
+pub(crate) mod diff_ids;
 
 /// A blob an instance holds (in its resource table): shared with the image
 /// and with other instances, verified as its bytes are read.

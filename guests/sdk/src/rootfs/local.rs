@@ -36,9 +36,6 @@ use crate::dest;
 use crate::errors::fs_error;
 use crate::log;
 
-/// How many bytes are read from a layer and written at once.
-const CHUNK: usize = 1 << 20;
-
 /// The paths of each content of a tree, the first where its bytes go.
 type Contents<'a> = BTreeMap<ContentId, Vec<&'a str>>;
 
@@ -115,8 +112,7 @@ fn write_contents(
 ) -> Result<u64, Error> {
     let mut count = 0u64;
     let ids: Vec<_> = contents.keys().copied().collect();
-    let mut buf = vec![0u8; CHUNK];
-    stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
+    stream_contents(plan, &ids, &mut |id, bytes: FileBytes<'_>| {
         let primary = contents[&id][0];
         let path = format!("{prefix}{primary}");
         let file = dest::create_new(dir, &path)?;
@@ -124,7 +120,7 @@ fn write_contents(
             Some(Kind::File { size, .. }) => *size,
             _ => 0,
         };
-        bytes.write_at(&file, 0, size, &mut buf, &path)?;
+        bytes.write_at(&file, 0, size, &path)?;
         count += 1;
         Ok(())
     })?;

@@ -2,19 +2,25 @@
 //! in order, one tree per platform (or one merged tree), written as a tar
 //! stream ([`tar_out`]) or unpacked into the granted directory ([`local`]).
 //!
-//! The plan keeps file contents out of guest memory beyond one chunk:
+//! The plan keeps file contents out of guest memory beyond one chunk, and
+//! nothing is decompressed in the guest:
 //!
-//! 1. every layer of every exported platform is read once (slow path,
-//!    decompressed in the guest) to build a [`Tree`] of metadata: whiteouts
-//!    and opaque directories applied, hard links turned into shared
-//!    contents, paths resolved inside the root. An uncompressed layer's
-//!    file bytes are skipped (the host reads them to check the digest,
-//!    they never enter guest memory) and the tree records where they are;
+//! 0. the host is asked for the uncompressed view of every layer
+//!    (`uncompressed-layers`): it decompresses the gzip and zstd ones once
+//!    per run, natively and in parallel, and checks each tar against its
+//!    diff ID; an uncompressed layer is its own view;
+//! 1. each view is read once (slow path, headers only: a file's bytes are
+//!    skipped, the host passes over them) to build a [`Tree`] of metadata:
+//!    whiteouts and opaque directories applied, hard links turned into
+//!    shared contents, paths resolved inside the root; the tree records
+//!    where each file's bytes are in its view;
 //! 2. the writer puts each surviving file's bytes in their place, in layer
-//!    order ([`stream_contents`]): it reads again each compressed layer that
-//!    holds one, and has the host copy the bytes of a file of an
-//!    uncompressed layer straight out of the layer blob
-//!    (`blob.copy-range-to-file`).
+//!    order ([`stream_contents`]), by having the host copy them straight out
+//!    of the view (`blob.copy-range-to-file`): no layer is read by the
+//!    guest a second time, and file bytes never enter guest memory. What
+//!    the second pass still needs is the tree alone (which files survive,
+//!    their positions): a path's fate is known only once every layer above
+//!    it has been read, so bytes cannot be placed during the first pass.
 //!
 //! Attestation manifests of the index are never unpacked; a SLSA
 //! provenance statement attached to a platform is written beside its files
@@ -27,12 +33,11 @@ pub mod tar_out;
 pub mod tree;
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 
 use crate::bindings::outport::exporter::image;
 use crate::bindings::outport::exporter::types::{ComponentInfo, Error, ResponseEntry};
 use crate::bindings::wasi::filesystem::types::Descriptor;
-use crate::dest::write_all_at;
 use crate::log;
 use crate::options::{OptionSpec, Parsed};
 use crate::platform::Platform;
@@ -133,6 +138,8 @@ pub struct Source {
 pub struct Plan {
     /// The platforms, in index order.
     pub sources: Vec<Source>,
+    /// The uncompressed view of each layer, by the layer's digest.
+    pub views: BTreeMap<String, image::Blob>,
     /// `(directory, tree)`: one per platform when split, else one.
     pub trees: Vec<(String, Tree)>,
     /// Extra small files (provenance statements): path → bytes.
@@ -187,16 +194,33 @@ pub fn dir_name(platform: Option<&Platform>) -> String {
     platform.map_or_else(|| "unknown".to_owned(), |p| p.to_string().replace('/', "_"))
 }
 
-/// Reads every layer once and builds the trees to write.
+/// The uncompressed view of every layer of `sources`, by digest, from the
+/// host in one call (it decompresses them in parallel).
+fn views(sources: &[Source]) -> Result<BTreeMap<String, image::Blob>, Error> {
+    let mut digests: Vec<&String> = sources.iter().flat_map(|s| &s.layers).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    let layers = digests
+        .iter()
+        .map(|digest| image::get_blob(digest))
+        .collect::<Result<Vec<_>, _>>()?;
+    let borrowed: Vec<&image::Blob> = layers.iter().collect();
+    let views = image::uncompressed_layers(&borrowed)?;
+    Ok(digests.into_iter().cloned().zip(views).collect())
+}
+
+/// Reads every layer's uncompressed view once and builds the trees to
+/// write.
 pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
     let sources = sources(opts)?;
+    let views = views(&sources)?;
     let total: usize = sources.iter().map(|s| s.layers.len()).sum();
     let mut progress = log::Progress::start("reading layers", total as u64);
     let mut platform_trees = Vec::new();
     for (p, source) in sources.iter().enumerate() {
         let mut tree = Tree::default();
         for (l, digest) in source.layers.iter().enumerate() {
-            let reader = reader::layer(digest)?;
+            let reader = reader::BlobReader::open(&views[digest])?;
             let mut warn = |w: String| log::warn(&format!("layer {digest}: {w}"));
             tree.apply_layer(reader, p, l, &mut warn)
                 .map_err(|e| layer_error(digest, &e))?;
@@ -259,6 +283,7 @@ pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
     }
     Ok(Plan {
         sources,
+        views,
         trees,
         extra,
     })
@@ -268,70 +293,44 @@ fn layer_error(digest: &str, e: &io::Error) -> Error {
     Error::Io(format!("reading layer {digest}: {e}"))
 }
 
-/// Where the bytes of one file come from.
-pub enum FileBytes<'a> {
-    /// A reader of them (an entry of a compressed layer, decompressed).
-    Read(&'a mut dyn Read),
-    /// The bytes of `blob` (an uncompressed layer) from byte `start` on,
-    /// for the host to copy (`blob.copy-range-to-file`).
-    InBlob {
-        /// The layer.
-        blob: &'a image::Blob,
-        /// Where the file's bytes start in it.
-        start: u64,
-    },
+/// Where the bytes of one file are: in the uncompressed view of its layer,
+/// from byte `start` on, for the host to copy (`blob.copy-range-to-file`).
+pub struct FileBytes<'a> {
+    /// The layer's uncompressed view.
+    pub blob: &'a image::Blob,
+    /// Where the file's bytes start in it.
+    pub start: u64,
 }
 
 impl FileBytes<'_> {
-    /// Writes `len` bytes into `file` at `offset`: the host copies them out
-    /// of the layer blob, or they are read and written here in chunks of
-    /// `buf`'s size. `path` names the file in messages.
+    /// Has the host write the `len` bytes into `file` at `offset`; `path`
+    /// names the file in messages.
     pub fn write_at(
-        self,
+        &self,
         file: &Descriptor,
         offset: u64,
         len: u64,
-        buf: &mut [u8],
         path: &str,
     ) -> Result<(), Error> {
-        match self {
-            FileBytes::InBlob { .. } if len == 0 => Ok(()),
-            FileBytes::InBlob { blob, start } => blob
-                .copy_range_to_file(start, len, file, offset)
-                .map(drop)
-                .map_err(|e| match e {
-                    Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
-                    other => other,
-                }),
-            FileBytes::Read(reader) => {
-                let mut written = 0u64;
-                loop {
-                    let n = reader
-                        .read(buf)
-                        .map_err(|e| Error::Io(format!("reading the bytes of {path}: {e}")))?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    write_all_at(
-                        file,
-                        &buf[..n],
-                        offset + written,
-                        &format!("writing {path}"),
-                    )?;
-                    written += n as u64;
-                }
-            }
+        if len == 0 {
+            return Ok(());
         }
+        self.blob
+            .copy_range_to_file(self.start, len, file, offset)
+            .map(drop)
+            .map_err(|e| match e {
+                Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
+                other => other,
+            })
     }
 }
 
-/// Hands `sink` the bytes of every content of `trees` in layer order, with
-/// the content's ID. A compressed layer holding a wanted content is read
-/// once more; an uncompressed one is not read at all (its files' bytes are
-/// copied by the host from where the first pass found them); the others
-/// are not read again.
+/// Hands `sink` where the bytes of every content of `wanted` are, in layer
+/// order (and, in a layer, in tar order), with the content's ID. No layer
+/// is read again: the bytes are in the layers' views, where the first pass
+/// found them.
 pub fn stream_contents(
-    sources: &[Source],
+    plan: &Plan,
     wanted: &[ContentId],
     sink: &mut dyn FnMut(ContentId, FileBytes<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -346,32 +345,11 @@ pub fn stream_contents(
     for ((platform, layer), mut ids) in by_layer {
         ids.sort_unstable_by_key(|id| id.ordinal);
         ids.dedup_by_key(|id| id.ordinal);
-        let digest = &sources[platform].layers[layer];
-        let starts: Option<Vec<(ContentId, u64)>> =
-            ids.iter().map(|id| id.offset.map(|at| (*id, at))).collect();
-        if let Some(starts) = starts {
-            let blob = image::get_blob(digest)?;
-            for (id, start) in starts {
-                sink(id, FileBytes::InBlob { blob: &blob, start })?;
-            }
-            progress.step();
-            continue;
-        }
-        let mut archive = tar::Archive::new(reader::layer(digest)?.into_read());
-        let mut next = ids.iter().copied().peekable();
-        let entries = archive.entries().map_err(|e| layer_error(digest, &e))?;
-        for (ordinal, item) in entries.enumerate() {
-            let Some(&want) = next.peek() else { break };
-            let mut item = item.map_err(|e| layer_error(digest, &e))?;
-            if ordinal as u64 == want.ordinal {
-                next.next();
-                sink(want, FileBytes::Read(&mut item))?;
-            }
-        }
-        if next.peek().is_some() {
-            return Err(Error::InvalidImage(format!(
-                "layer {digest} changed between two reads"
-            )));
+        let digest = &plan.sources[platform].layers[layer];
+        let blob = &plan.views[digest];
+        for id in ids {
+            let start = id.offset;
+            sink(id, FileBytes { blob, start })?;
         }
         progress.step();
     }

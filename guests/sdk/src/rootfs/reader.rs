@@ -1,13 +1,11 @@
-//! Reading a layer: the blob's bytes through the slow path (`blob.read()`,
-//! in large chunks), decompressed (gzip, zstd or none, told by the first
-//! bytes), as a tar archive. An uncompressed layer can also skip forward
-//! (the host reads and hashes the skipped bytes, which never enter guest
-//! memory), so its files' bytes need not be read to list its entries.
+//! Reading a layer's uncompressed tar: the bytes of its uncompressed view
+//! (`uncompressed-layers`: the host decompresses gzip and zstd layers)
+//! through the slow path (`blob.read()`, in large chunks). The reader can
+//! also skip forward (the host passes over the skipped bytes, which never
+//! enter guest memory), so a file's bytes need not be read to list the
+//! layer's entries.
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
-
-use flate2::bufread::MultiGzDecoder;
-use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
 
 use crate::bindings::outport::exporter::image;
 use crate::bindings::outport::exporter::types::Error;
@@ -28,9 +26,9 @@ pub struct BlobReader {
 }
 
 impl BlobReader {
-    /// Opens blob `digest` for reading.
-    pub fn open(digest: &str) -> Result<Self, Error> {
-        let stream = image::get_blob(digest)?.read()?;
+    /// Opens `blob` for reading.
+    pub fn open(blob: &image::Blob) -> Result<Self, Error> {
+        let stream = blob.read()?;
         Ok(BlobReader {
             stream,
             buf: Vec::new(),
@@ -134,69 +132,4 @@ impl Seek for BlobReader {
             )),
         }
     }
-}
-
-/// A zstd stream of one or more frames.
-struct Zstd<R: BufRead> {
-    decoder: Option<StreamingDecoder<R, FrameDecoder>>,
-}
-
-impl<R: BufRead> Read for Zstd<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let Some(decoder) = self.decoder.as_mut() else {
-                return Ok(0);
-            };
-            let n = decoder.read(out)?;
-            if n > 0 || out.is_empty() {
-                return Ok(n);
-            }
-            // This frame is done: another may follow.
-            let (mut source, frame) = self.decoder.take().expect("a decoder").into_parts();
-            if source.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            self.decoder =
-                Some(StreamingDecoder::new_with_decoder(source, frame).map_err(io::Error::other)?);
-        }
-    }
-}
-
-/// A layer, ready to be read as a tar.
-pub enum Layer {
-    /// An uncompressed tar: it can skip forward, and an entry's bytes lie in
-    /// the blob at the entry's position in the tar.
-    Plain(BlobReader),
-    /// A compressed tar, decompressed as it is read.
-    Packed(Box<dyn Read>),
-}
-
-impl Layer {
-    /// The tar's bytes as a plain reader.
-    pub fn into_read(self) -> Box<dyn Read> {
-        match self {
-            Layer::Plain(reader) => Box::new(reader),
-            Layer::Packed(reader) => reader,
-        }
-    }
-}
-
-/// Layer `digest`: gzip and zstd are told by their magic numbers, anything
-/// else is read as a plain tar.
-pub fn layer(digest: &str) -> Result<Layer, Error> {
-    let mut source = BlobReader::open(digest)?;
-    let head = source
-        .fill_buf()
-        .map_err(|e| Error::Io(format!("reading layer {digest}: {e}")))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Layer::Packed(Box::new(MultiGzDecoder::new(source)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let decoder = StreamingDecoder::new(source)
-            .map_err(|e| Error::InvalidImage(format!("layer {digest} is not valid zstd: {e}")))?;
-        Layer::Packed(Box::new(Zstd {
-            decoder: Some(decoder),
-        }))
-    } else {
-        Layer::Plain(source)
-    })
 }

@@ -3,8 +3,8 @@
 //! regular files (layer order), then symlinks, devices and hard links (path
 //! order); the provenance statements last. The same image and options
 //! always give the same bytes. Headers are built by the `tar` crate; the
-//! bytes of a file of an uncompressed layer are copied by the host straight
-//! out of the layer blob, the others are read from their layer here.
+//! bytes of every file are copied by the host straight out of its layer's
+//! uncompressed view.
 
 use std::io::{self, BufWriter, Write};
 
@@ -112,7 +112,7 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
     let contents = tree.contents();
     let ids: Vec<_> = contents.keys().copied().collect();
     let mut failure = None;
-    let streamed = stream_contents(&plan.sources, &ids, &mut |id, bytes: FileBytes<'_>| {
+    let streamed = stream_contents(plan, &ids, &mut |id, bytes: FileBytes<'_>| {
         let path = contents[&id][0];
         let node = &tree.nodes[path];
         let Kind::File { size, .. } = node.kind else {
@@ -120,15 +120,7 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
         };
         let full = format!("{prefix}{path}");
         let mut header = header(EntryType::Regular, &node.meta, size);
-        let written = match bytes {
-            FileBytes::Read(reader) => builder
-                .append_data(&mut header, &full, reader)
-                .map_err(|e| Failure::Io(full.clone(), e)),
-            bytes @ FileBytes::InBlob { .. } => {
-                append_copied(builder, &mut header, &full, bytes, size)
-            }
-        };
-        match written {
+        match append_copied(builder, &mut header, &full, &bytes, size) {
             Ok(()) => {
                 count += 1;
                 Ok(())
@@ -178,14 +170,14 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
 }
 
 /// Appends a regular file of `size` bytes that the host copies into the
-/// archive (`bytes` is [`FileBytes::InBlob`]): the header (and any long-name
+/// archive out of the layer's view (`bytes`): the header (and any long-name
 /// entry) through the builder, the bytes straight into the file at the
 /// offset the header ends at, then the padding to 512 bytes.
 fn append_copied(
     builder: &mut Out,
     header: &mut Header,
     path: &str,
-    bytes: FileBytes<'_>,
+    bytes: &FileBytes<'_>,
     size: u64,
 ) -> Result<(), Failure> {
     let failed = |e| Failure::Io(path.to_owned(), e);
@@ -198,7 +190,7 @@ fn append_copied(
     out.flush().map_err(failed)?;
     let file = out.get_mut();
     bytes
-        .write_at(&file.file, file.pos, size, &mut [], path)
+        .write_at(&file.file, file.pos, size, path)
         .map_err(Failure::Guest)?;
     file.pos += size;
     let padding = (512 - size % 512) % 512;

@@ -159,10 +159,13 @@ pub struct Converted {
 }
 
 /// Why a conversion failed: a limit of the caller's (not kept: the next
-/// caller tries with its own) or anything else (kept and shared).
+/// caller tries with its own), the temporary storage (full or unwritable;
+/// not kept either: space may come back) or anything else (kept and
+/// shared).
 #[derive(Debug, Clone)]
 enum Failure {
     Limit(Spent),
+    Storage(String),
     Failed(String),
 }
 
@@ -181,40 +184,35 @@ type Outcome = Result<Option<Arc<Converted>>, Failure>;
 type Conversions = HashMap<(String, ConvertOptions), Arc<Mutex<Option<Outcome>>>>;
 
 /// Converts layers for one run, each conversion once (see the module doc).
+///
+/// Each converted layer is an unnamed file (`O_TMPFILE`) of the temporary
+/// directory: nothing of it has a name on disk, so the kernel frees it when
+/// the last handle on it goes, with the converter or, however the process
+/// ends (a failure, Ctrl-C, a kill), with the process.
 #[derive(Debug, Default)]
 pub struct Converter {
-    /// The run's temporary directory, created by the first conversion and
-    /// removed with the converter.
-    dir: Mutex<Option<tempfile::TempDir>>,
+    /// Where the unnamed files go: the temporary directory when `None`.
+    dir: Option<PathBuf>,
     done: Mutex<Conversions>,
 }
 
 impl Converter {
-    /// A converter; its temporary directory is made when first needed.
+    /// A converter writing into the temporary directory (`$TMPDIR`).
     pub fn new() -> Converter {
         Converter::default()
     }
 
-    /// The temporary directory, made on first use.
-    fn dir(&self) -> Result<PathBuf, String> {
-        let mut dir = self
-            .dir
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if dir.is_none() {
-            let made = tempfile::Builder::new()
-                .prefix("outport-convert-")
-                .tempdir()
-                .map_err(|e| {
-                    let tmp = std::env::temp_dir();
-                    format!("creating a temporary directory in {}: {e}", tmp.display())
-                })?;
-            *dir = Some(made);
+    /// A converter writing its unnamed files into `dir`.
+    pub fn in_dir(dir: PathBuf) -> Converter {
+        Converter {
+            dir: Some(dir),
+            ..Converter::default()
         }
-        Ok(dir
-            .as_ref()
-            .map(|d| d.path().to_owned())
-            .unwrap_or_default())
+    }
+
+    /// The directory the files go in.
+    fn dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 
     /// Converts `blob` as `options` ask, within `budget`; `None` when it is
@@ -240,7 +238,7 @@ impl Converter {
             Some(outcome) => outcome.clone(),
             None => {
                 let outcome = self.compute(blob, options, budget);
-                if !matches!(outcome, Err(Failure::Limit(_))) {
+                if !matches!(outcome, Err(Failure::Limit(_) | Failure::Storage(_))) {
                     *slot = Some(outcome.clone());
                 }
                 outcome
@@ -257,6 +255,11 @@ impl Converter {
                 message: spent.message,
             },
             Failure::Failed(message) => Error::Convert {
+                input,
+                digest,
+                message,
+            },
+            Failure::Storage(message) => Error::ConvertStorage {
                 input,
                 digest,
                 message,
@@ -280,9 +283,13 @@ impl Converter {
         // The level is for the compression asked; a layer keeping its own
         // gets that algorithm's default.
         let level = options.level.filter(|_| target == options.compression);
-        let dir = self.dir()?;
-        let file = tempfile::tempfile_in(&dir)
-            .map_err(|e| format!("creating a file in {}: {e}", dir.display()))?;
+        let dir = self.dir();
+        let file = tempfile::tempfile_in(&dir).map_err(|e| {
+            Failure::Storage(format!(
+                "creating a temporary file in {}: {e}",
+                dir.display()
+            ))
+        })?;
         let writer = file
             .try_clone()
             .map_err(|e| format!("opening the converted file: {e}"))?;
@@ -295,6 +302,12 @@ impl Converter {
         )
         .map_err(|e| match Spent::of(&e) {
             Some(limit) => Failure::Limit(limit),
+            None if is_storage_full(&e) => Failure::Storage(format!(
+                "{} to {}: the temporary directory {} is full: {e}",
+                source.name(),
+                target.name(),
+                dir.display()
+            )),
             None => Failure::Failed(format!("{} to {}: {e}", source.name(), target.name())),
         })?;
         let digest: oci_spec::image::Digest = out.digest.parse().map_err(|e| format!("{e}"))?;
@@ -315,6 +328,14 @@ impl Converter {
             diff_id: out.diff_id,
         })))
     }
+}
+
+/// Whether `e` says the disk (or the user's quota) is full.
+fn is_storage_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// The compression of `blob`, from its first bytes.

@@ -189,7 +189,8 @@ fn timestamps_are_clamped_and_reproducible() {
 
 #[test]
 fn corrupt_input_fails_naming_the_blob_and_leaves_no_file() {
-    let converter = Converter::new();
+    let dir = tempfile::tempdir().unwrap();
+    let converter = Converter::in_dir(dir.path().to_owned());
     let mut data = gzip(&sample_tar());
     data.truncate(data.len() / 2);
     let layer = blob(data);
@@ -217,10 +218,39 @@ fn corrupt_input_fails_naming_the_blob_and_leaves_no_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("converting layer sha256:"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(converter.dir().unwrap()).unwrap().count(),
-        0
+    // A conversion that worked leaves no name on disk either.
+    let kept = converter
+        .convert(
+            &blob(gzip(&sample_tar())),
+            &options(Compression::Uncompressed, true),
+            &Budget::unlimited(),
+        )
+        .unwrap();
+    assert!(kept.is_some());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn unwritable_storage_fails_with_a_storage_error_that_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone");
+    let converter = Converter::in_dir(missing.clone());
+    let layer = blob(gzip(&sample_tar()));
+    let opts = options(Compression::Uncompressed, true);
+    let err = converter
+        .convert(&layer, &opts, &Budget::unlimited())
+        .unwrap_err();
+    assert!(matches!(err, crate::Error::ConvertStorage { .. }), "{err}");
+    assert!(
+        err.to_string().contains("creating a temporary file in"),
+        "{err}"
     );
+    // Not kept: once the storage is there, the same conversion works.
+    std::fs::create_dir(&missing).unwrap();
+    let done = converter
+        .convert(&layer, &opts, &Budget::unlimited())
+        .unwrap();
+    assert!(done.is_some());
 }
 
 #[test]

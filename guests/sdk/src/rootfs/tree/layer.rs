@@ -1,47 +1,37 @@
 //! Reading one layer's tar into the tree: each entry's path, kind and
-//! metadata, and where an uncompressed layer holds a file's bytes.
+//! metadata, and where the layer's uncompressed tar holds a file's bytes.
 
 use std::io::{self, Read};
 
-use tar::EntryType;
-
 use super::Tree;
 use super::node::{ContentId, Entry, Meta};
-use crate::rootfs::reader::Layer;
+use crate::rootfs::reader::BlobReader;
 
 impl Tree {
-    /// Applies one layer on top of the tree; `platform` and `layer` index it
-    /// in the export. An uncompressed layer's file bytes are skipped, not
-    /// read (the host reads them to check the digest), and the tree records
-    /// where they are. `warn` is told about every entry left out and why.
+    /// Applies one layer on top of the tree, read from its uncompressed
+    /// tar (`reader`); `platform` and `layer` index it in the export. File
+    /// bytes are skipped, not read, and the tree records where they are in
+    /// the tar. `warn` is told about every entry left out and why.
     pub fn apply_layer(
         &mut self,
-        source: Layer,
+        mut reader: BlobReader,
         platform: usize,
         layer: usize,
         warn: &mut dyn FnMut(String),
     ) -> io::Result<()> {
-        match source {
-            Layer::Plain(mut reader) => {
-                let mut archive = tar::Archive::new(&mut reader);
-                self.apply_entries(archive.entries_with_seek()?, true, platform, layer, warn)?;
-                // The end-of-archive marker may come before the blob's end:
-                // read the rest, so its digest is checked now.
-                reader.skip_to_end()
-            }
-            Layer::Packed(reader) => {
-                let mut archive = tar::Archive::new(reader);
-                self.apply_entries(archive.entries()?, false, platform, layer, warn)
-            }
-        }
+        let mut archive = tar::Archive::new(&mut reader);
+        self.apply_entries(archive.entries_with_seek()?, platform, layer, warn)?;
+        // The end-of-archive marker may come before the blob's end: read
+        // the rest, so that a view of an uncompressed layer (the layer
+        // itself) has its digest checked now.
+        reader.skip_to_end()
     }
 
-    /// Applies the entries of one layer's tar; `plain`: the tar is the blob
-    /// itself, so an entry's position in it is where its bytes are.
+    /// Applies the entries of one layer's tar; an entry's position in the
+    /// tar is where its bytes are.
     fn apply_entries<R: Read>(
         &mut self,
         entries: tar::Entries<'_, R>,
-        plain: bool,
         platform: usize,
         layer: usize,
         warn: &mut dyn FnMut(String),
@@ -73,12 +63,7 @@ impl Tree {
                 meta,
                 device,
             };
-            let offset = match parsed.entry_type {
-                EntryType::Regular | EntryType::Continuous if plain => {
-                    Some(entry.raw_file_position())
-                }
-                _ => None,
-            };
+            let offset = entry.raw_file_position();
             let id = ContentId {
                 platform,
                 layer,

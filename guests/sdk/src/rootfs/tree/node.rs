@@ -14,9 +14,10 @@ pub struct ContentId {
     pub layer: usize,
     /// Index of the entry in the layer's tar.
     pub ordinal: u64,
-    /// Where the bytes start in the layer's blob, when the layer is an
-    /// uncompressed tar (the writers then have the host copy them).
-    pub offset: Option<u64>,
+    /// Where the entry's bytes start in the layer's uncompressed tar (its
+    /// view, see `uncompressed-layers`): the writers have the host copy a
+    /// file's bytes from there.
+    pub offset: u64,
 }
 
 /// What a tar header records about an entry besides its kind.

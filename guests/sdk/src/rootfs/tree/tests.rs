@@ -37,7 +37,7 @@ fn build(entries: &[(usize, &str, EntryType, Option<&str>)]) -> (Tree, Vec<Strin
             platform: 0,
             layer: *layer,
             ordinal: ordinal as u64,
-            offset: None,
+            offset: 0,
         };
         tree.apply(entry(path, *kind, *link), id, &mut |w| warnings.push(w));
     }

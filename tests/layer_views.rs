@@ -1,0 +1,189 @@
+//! Uncompressed views of compressed layers (`uncompressed-layers`, what
+//! `tar` and `local` read): checked against the config's diff ID, bounded
+//! by the instance's `scratch-bytes`, kept in unnamed temporary files that
+//! are gone when the run ends however it ends (success, a full temporary
+//! directory, SIGKILL), and a temporary directory too small fails the
+//! instance in one line with nothing at its destination.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::common::*;
+use crate::crash_safety::tmpfs::Tmpfs;
+use crate::crash_safety::{Running, wait_until};
+use crate::export_rootfs::{
+    Snapshot, add_layer_blobs, assert_same_tree, crafted, file, layer_tar, zstd_raw_blocks,
+};
+
+/// The media type of a zstd layer.
+const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// A gzipped tar holding `tar`.
+fn gzip(tar: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The sample with one more layer: 8 MiB of zeros, gzipped (8 KiB).
+fn zeros_image(tmp: &Path) -> std::path::PathBuf {
+    crafted(tmp, &[layer_tar(&[file("zeros.bin", &vec![0u8; 8 << 20])])])
+}
+
+#[test]
+fn a_layer_whose_tar_is_not_its_diff_id_fails_and_writes_nothing() {
+    let tmp = tempdir();
+    let input = single_platform_sample(tmp.path(), "input", "amd64", "latest");
+    let real = layer_tar(&[file("real.txt", b"the bytes of the layer")]);
+    let claimed = layer_tar(&[file("claimed.txt", b"what the config says")]);
+    let blob = gzip(&real);
+    let layer = sha256_digest(&blob);
+    add_layer_blobs(&input, &[(blob, &claimed, MT_LAYER_GZIP)]);
+    for (kind, name) in [("local", "rootfs"), ("tar", "rootfs.tar")] {
+        let out = mkdir(tmp.path(), &format!("out-{kind}"));
+        let spec = format!("type={kind},dest={}", path_str(&out.join(name)));
+        let run = export(input.as_os_str(), &[spec], None);
+        run.assert_code(1);
+        run.assert_error(&[short(&layer)], &["config says", &sha256_digest(&claimed)]);
+        assert_empty_or_absent(&out);
+    }
+}
+
+#[test]
+fn views_count_against_the_instances_scratch_limit() {
+    let tmp = tempdir();
+    let input = zeros_image(tmp.path());
+    let policy = tmp.path().join("policy.toml");
+    fs::write(
+        &policy,
+        "[components.local.limits]\nscratch-bytes = 4194304\n",
+    )
+    .unwrap();
+    let out = mkdir(tmp.path(), "out");
+    let spec = format!("type=local,dest={}", path_str(&out.join("rootfs")));
+    let run = outport([
+        "export",
+        path_str(&input),
+        "--output",
+        &spec,
+        "--policy",
+        path_str(&policy),
+    ]);
+    run.assert_code(1);
+    run.assert_error(&["scratch"], &["scratch limit of 4194304 bytes exceeded"]);
+    assert_empty_or_absent(&out);
+}
+
+#[test]
+fn views_have_no_name_on_disk_and_a_full_temporary_directory_fails_cleanly() {
+    let tmp = tempdir();
+    let cache = mkdir(tmp.path(), "cache");
+    let input = zeros_image(tmp.path());
+    let Some(roomy) = Tmpfs::mount(&tmp.path().join("roomy"), 64 << 20) else {
+        println!("skipped: mounting a tmpfs needs root (and CAP_SYS_ADMIN)");
+        return;
+    };
+    let out = mkdir(tmp.path(), "out");
+    let local = |name: &str| format!("type=local,dest={}", path_str(&out.join(name)));
+
+    // A run that works leaves nothing in the temporary directory.
+    let args = |specs: &[String]| {
+        let mut args = vec!["export".to_owned(), path_str(&input).to_owned()];
+        for spec in specs {
+            args.extend(["--output".to_owned(), spec.clone()]);
+        }
+        args
+    };
+    let env = [("TMPDIR", path_str(&roomy.path))];
+    outport_with_cache(args(&[local("first")]), &cache, &env).assert_success();
+    assert_eq!(
+        fs::read(out.join("first/zeros.bin")).unwrap().len(),
+        8 << 20
+    );
+    assert_eq!(dir_names(&roomy.path), Vec::<String>::new());
+    assert_eq!(roomy.used(), 0, "the view outlived its run");
+
+    // While a run lasts its views take room there, under no name; killed,
+    // the run leaves none of it behind.
+    let sleeper = format!(
+        "type=wasm,component={},action=sleep,output=file,dest={},id=sleeper",
+        outport_test_programs::MISBEHAVE,
+        path_str(&out.join("sleeper.txt"))
+    );
+    let mut run = Running::start_with_env(
+        args(&[local("second"), sleeper]),
+        &cache,
+        tmp.path().join("second.stderr"),
+        &env,
+    );
+    wait_until("the view to be written", &mut [&mut run], || {
+        roomy.used() >= 8 << 20
+    });
+    assert_eq!(dir_names(&roomy.path), Vec::<String>::new());
+    run.kill();
+    assert_eq!(roomy.used(), 0, "the killed run's view is still there");
+    drop(roomy);
+
+    // Too small a temporary directory: one line naming it, nothing at the
+    // destination, nothing left there.
+    let small = Tmpfs::mount(&tmp.path().join("small"), 1 << 20).expect("mount a tmpfs again");
+    let env = [("TMPDIR", path_str(&small.path))];
+    let run = outport_with_cache(args(&[local("third")]), &cache, &env);
+    run.assert_code(1);
+    let error = run.error_text();
+    assert_eq!(error.lines().count(), 1, "{}", run.describe());
+    run.assert_error(&[path_str(&small.path)], &["is full"]);
+    assert!(!out.join("third").exists(), "{}", run.describe());
+    assert_eq!(small.used(), 0);
+}
+
+/// The same tars stored gzipped, as zstd and uncompressed give the same
+/// `tar` bytes and the same `local` tree: a compressed layer's bytes come
+/// out of its view exactly as an uncompressed layer's come out of itself.
+#[test]
+fn gzip_zstd_and_plain_layers_give_the_same_outputs() {
+    let tmp = tempdir();
+    let tars = [
+        layer_tar(&[
+            file("a.txt", b"first layer"),
+            file("big.bin", &[5u8; 300_000]),
+        ]),
+        layer_tar(&[file("b.txt", b"second layer"), file("a.txt", b"replaced")]),
+    ];
+    let mut outputs = Vec::new();
+    for packing in ["gzip", "zstd", "plain"] {
+        let input = single_platform_sample(tmp.path(), packing, "amd64", "latest");
+        let blobs: Vec<(Vec<u8>, &[u8], &str)> = tars
+            .iter()
+            .map(|tar| match packing {
+                "gzip" => (gzip(tar), tar.as_slice(), MT_LAYER_GZIP),
+                "zstd" => (zstd_raw_blocks(tar), tar.as_slice(), MT_LAYER_ZSTD),
+                _ => (tar.clone(), tar.as_slice(), MT_LAYER_PLAIN),
+            })
+            .collect();
+        add_layer_blobs(&input, &blobs);
+        let out = mkdir(tmp.path(), &format!("out-{packing}"));
+        let rootfs = out.join("rootfs");
+        let tar = out.join("rootfs.tar");
+        let run = export(
+            input.as_os_str(),
+            &[
+                format!("type=local,dest={}", path_str(&rootfs)),
+                format!("type=tar,dest={}", path_str(&tar)),
+            ],
+            None,
+        );
+        run.assert_success();
+        outputs.push((packing, Snapshot::of_dir(&rootfs), fs::read(&tar).unwrap()));
+    }
+    let (_, tree0, tar0) = &outputs[0];
+    assert_eq!(
+        fs::read(tmp.path().join("out-gzip/rootfs/a.txt")).unwrap(),
+        b"replaced"
+    );
+    for (packing, tree, tar) in &outputs[1..] {
+        assert_same_tree(tree, tree0, packing);
+        assert!(tar == tar0, "{packing}: the tar differs from gzip's");
+    }
+}
