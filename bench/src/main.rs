@@ -10,11 +10,16 @@
 //! - [`registry`] runs a throw-away `docker-registry` on loopback;
 //! - [`cases`] says what is measured for each image;
 //! - [`components`] times compiling and instantiating the built-ins;
+//! - [`real_image`] builds the real image (this machine's `/usr` trees as
+//!   gzip and zstd layers) and [`real_cases`] measures it against the
+//!   floors of plain tools (decompression, GNU tar, umoci, skopeo);
 //! - [`report`] prints the table and writes the JSON.
 
 mod cases;
 mod components;
 mod inputs;
+mod real_cases;
+mod real_image;
 mod registry;
 mod report;
 mod runner;
@@ -40,6 +45,10 @@ struct Args {
     /// Where inputs (cached), outputs and results.json go.
     #[arg(long, default_value = "target/bench")]
     dir: PathBuf,
+    /// Which images: `all`, `synthetic` (the generated ones) or `real`
+    /// (this machine's /usr as gzip and zstd layers).
+    #[arg(long, default_value = "all", value_parser = ["all", "synthetic", "real"])]
+    images: String,
 }
 
 fn main() -> Result<()> {
@@ -59,7 +68,17 @@ fn main() -> Result<()> {
     let dir = std::fs::canonicalize(&args.dir)?;
 
     eprintln!("== inputs (under {}) ==", dir.join("inputs").display());
-    let images = inputs::ensure_all(&dir.join("inputs"), args.size << 20)?;
+    let synthetic = args.images != "real";
+    let images = if synthetic {
+        inputs::ensure_all(&dir.join("inputs"), args.size << 20)?
+    } else {
+        Vec::new()
+    };
+    let real = if args.images == "synthetic" {
+        Vec::new()
+    } else {
+        real_image::ensure(&dir.join("inputs"))?
+    };
 
     let registry = registry::Registry::new(&dir)?;
     let env = cases::Env {
@@ -70,18 +89,25 @@ fn main() -> Result<()> {
         registry,
     };
     std::fs::create_dir_all(&env.work)?;
-    let small = images
-        .iter()
-        .find(|i| i.role == inputs::Role::MemoryOnly)
-        .context("no small image")?;
-    eprintln!("== components ==");
-    let components = components::measure(&env, &small.dir)?;
-    // Fill the compile cache the timed exports use.
-    components::cli_run(&env, &small.dir, &env.cache)?;
+    let components = match images.iter().find(|i| i.role == inputs::Role::MemoryOnly) {
+        Some(small) => {
+            eprintln!("== components ==");
+            let components = components::measure(&env, &small.dir)?;
+            // Fill the compile cache the timed exports use.
+            components::cli_run(&env, &small.dir, &env.cache)?;
+            Some(components)
+        }
+        None => None,
+    };
     let mut groups = Vec::new();
     for image in &images {
         eprintln!("== {} ==", image.title);
         groups.push(cases::measure(&env, image)?);
+    }
+    let mut real_groups = Vec::new();
+    for image in &real {
+        eprintln!("== real image, {} layers ==", image.packing.name());
+        real_groups.push(real_cases::measure(&env, image)?);
     }
 
     let results = report::Results {
@@ -89,6 +115,7 @@ fn main() -> Result<()> {
         size_mib: args.size,
         groups,
         components,
+        real: real_groups,
     };
     report::print(&results);
     let json = dir.join("results.json");

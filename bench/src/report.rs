@@ -20,8 +20,10 @@ pub struct Results {
     pub size_mib: u64,
     /// One group per image.
     pub groups: Vec<Group>,
-    /// Compile and instantiation figures.
-    pub components: Components,
+    /// Compile and instantiation figures (with the synthetic images).
+    pub components: Option<Components>,
+    /// The real image's variants.
+    pub real: Vec<crate::real_cases::RealGroup>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -91,7 +93,15 @@ pub fn print(results: &Results) {
             );
         }
     }
-    let c = &results.components;
+    for group in &results.real {
+        crate::real_cases::print(group);
+    }
+    if let Some(c) = &results.components {
+        print_components(c);
+    }
+}
+
+fn print_components(c: &Components) {
     println!(
         "\n## built-in components\n\n| component | .wasm | cold compile | load from cache | instantiate (median / p99) |\n|---|---:|---:|---:|---:|"
     );
@@ -155,10 +165,8 @@ pub fn write_json(results: &Results, path: &Path) -> Result<()> {
             })
         })
         .collect();
-    let c = &results.components;
-    let builtins: Vec<Value> = c
-        .builtins
-        .iter()
+    let builtins: Vec<Value> = (results.components.iter())
+        .flat_map(|c| &c.builtins)
         .map(|b| {
             json!({
                 "name": b.name,
@@ -177,11 +185,12 @@ pub fn write_json(results: &Results, path: &Path) -> Result<()> {
         "size_mib": results.size_mib,
         "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_owned()),
         "groups": groups,
-        "components": {
+        "components": results.components.as_ref().map(|c| json!({
             "builtins": builtins,
             "export_cold": cli(&c.cold),
             "export_warm": cli(&c.warm),
-        },
+        })),
+        "real": results.real.iter().map(crate::real_cases::to_json).collect::<Vec<_>>(),
     });
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;

@@ -55,6 +55,9 @@ pub struct Run {
     pub elapsed: Duration,
     /// Peak resident set size of the child, in bytes.
     pub max_rss: u64,
+    /// CPU time of the child and its children (user + system), in seconds:
+    /// against the wall time, how many cores it kept busy.
+    pub cpu_secs: f64,
     /// Whether it exited with status 0.
     pub success: bool,
     /// What it wrote to standard error.
@@ -83,13 +86,14 @@ pub fn run(cmd: &Cmd) -> Result<Run> {
         }
         text
     });
-    let (success, max_rss) =
+    let (success, max_rss, cpu_secs) =
         wait_with_rusage(child.id()).with_context(|| format!("waiting for {}", cmd.display()))?;
     let elapsed = started.elapsed();
     let stderr = reader.join().unwrap_or_default();
     Ok(Run {
         elapsed,
         max_rss,
+        cpu_secs,
         success,
         stderr,
     })
@@ -104,9 +108,10 @@ pub fn run_ok(cmd: &Cmd) -> Result<Run> {
     Ok(run)
 }
 
-/// Reaps child `pid`; returns whether it exited with 0 and its peak RSS in
-/// bytes (`ru_maxrss`, which Linux gives in KiB).
-fn wait_with_rusage(pid: u32) -> io::Result<(bool, u64)> {
+/// Reaps child `pid`; returns whether it exited with 0, its peak RSS in
+/// bytes (`ru_maxrss`, which Linux gives in KiB) and its CPU seconds (user
+/// and system, its waited-for children included).
+fn wait_with_rusage(pid: u32) -> io::Result<(bool, u64, f64)> {
     let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is plain old data; all-zero is a valid value.
@@ -125,7 +130,9 @@ fn wait_with_rusage(pid: u32) -> io::Result<(bool, u64)> {
     }
     let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     let kib = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-    Ok((success, kib * 1024))
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+    Ok((success, kib * 1024, cpu))
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
