@@ -80,7 +80,7 @@ fn write_tree(plan: &Plan, tree: &Tree, dir: &Descriptor, prefix: &str) -> Resul
     count += write_contents(plan, tree, &contents, dir, prefix)?;
     let (links, skipped) = write_links(tree, &contents, dir, prefix)?;
     count += links;
-    set_modes_and_times(tree, dir, prefix)?;
+    set_modes_and_times(tree, &contents, dir, prefix)?;
     if skipped > 0 {
         log::info(&format!(
             "{prefix}: {skipped} device or FIFO entries left out"
@@ -102,7 +102,10 @@ fn create_dirs(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error
 }
 
 /// Writes each content of `tree` once, at its first path (`contents`);
-/// returns how many files.
+/// returns how many files. A file no other path links to gets its mode
+/// and time at once, on the descriptor it was written through (no second
+/// open by path); hard-linked ones get theirs in the last pass, path by
+/// path, as directories do.
 fn write_contents(
     plan: &Plan,
     tree: &Tree,
@@ -121,6 +124,14 @@ fn write_contents(
             _ => 0,
         };
         bytes.write_at(&file, 0, size, &path)?;
+        if let [_] = contents[&id].as_slice()
+            && let Some(node) = tree.nodes.get(primary)
+        {
+            files::set_mode(&file, node.meta.mode & 0o7777)?;
+            if let Err(e) = file.set_times(NewTimestamp::NoChange, mtime(node.meta.mtime)) {
+                log::debug(&format!("{path}: cannot set its time: {}", e.name()));
+            }
+        }
         count += 1;
         Ok(())
     })?;
@@ -183,22 +194,35 @@ fn write_links(
 /// Sets modes and times last, children before their directory: writing
 /// into a directory changes its time, and a read-only directory could not
 /// take its children.
-fn set_modes_and_times(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<(), Error> {
+fn set_modes_and_times(
+    tree: &Tree,
+    contents: &Contents<'_>,
+    dir: &Descriptor,
+    prefix: &str,
+) -> Result<(), Error> {
     for (path, node) in tree.nodes.iter().rev() {
-        if matches!(node.kind, Kind::Special { .. }) {
-            continue;
+        match &node.kind {
+            Kind::Special { .. } => continue,
+            // Done as it was written (see `write_contents`).
+            Kind::File { content, .. } if contents[content].len() == 1 => continue,
+            _ => {}
         }
         let full = format!("{prefix}{path}");
         if matches!(node.kind, Kind::Dir | Kind::File { .. }) {
             set_mode(dir, &full, &node.kind, node.meta.mode)?;
         }
-        let mtime = NewTimestamp::Timestamp(Datetime {
-            seconds: node.meta.mtime,
-            nanoseconds: 0,
-        });
+        let mtime = mtime(node.meta.mtime);
         if let Err(e) = dir.set_times_at(PathFlags::empty(), &full, NewTimestamp::NoChange, mtime) {
             log::debug(&format!("{full}: cannot set its time: {}", e.name()));
         }
     }
     Ok(())
+}
+
+/// A modification time of `seconds` since 1970.
+fn mtime(seconds: u64) -> NewTimestamp {
+    NewTimestamp::Timestamp(Datetime {
+        seconds,
+        nanoseconds: 0,
+    })
 }
