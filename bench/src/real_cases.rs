@@ -58,8 +58,10 @@ const TAR: &str = "outport tar (rootfs)";
 const OCI_ZSTD: &str = "outport oci, compression=zstd,force-compression=true";
 const DOCKER_PLAIN: &str = "outport docker, compression=uncompressed,force-compression=true";
 
-/// The targets: (row, floor, most allowed row/floor) for a time, or with
-/// the floor first, (floor, row, least floor/row) for a speed-up.
+/// The targets (set for the gzip image): (row, floor, most allowed
+/// row/floor) for a time, or with the floor first, (floor, row, least
+/// floor/row) for a speed-up. The zstd image shows the same ratios, as
+/// figures only.
 const TARGETS: &[(&str, &str, &str, f64)] = &[
     ("local ≤ 0.8× GNU tar", LOCAL, GNU_TAR, 0.8),
     ("tar ≤ 0.8× the serial decompression", TAR, SERIAL, 0.8),
@@ -132,7 +134,10 @@ fn cases(env: &Env, image: &RealImage, work: &Path) -> Vec<Case> {
             )),
             vec![gnu_dest],
         ),
-        (
+    ];
+    // Debian's umoci (0.4.7) reads no zstd layer.
+    if image.packing == Packing::Gzip {
+        cases.push((
             UMOCI,
             Cmd::new(
                 "umoci",
@@ -144,9 +149,7 @@ fn cases(env: &Env, image: &RealImage, work: &Path) -> Vec<Case> {
                 ],
             ),
             vec![umoci_dest],
-        ),
-    ];
-    if image.packing == Packing::Gzip {
+        ));
         cases.push((
             SKOPEO_ZSTD,
             Cmd::new(
@@ -245,7 +248,8 @@ fn targets(group: &RealGroup) -> Vec<(&'static str, Option<f64>, bool)> {
     let mut out = Vec::new();
     for &(name, row, floor, most) in TARGETS {
         let ratio = find(group, row).zip(find(group, floor)).map(|(a, b)| a / b);
-        out.push((name, ratio, ratio.is_some_and(|r| r <= most)));
+        let met = group.packing == Packing::Gzip && ratio.is_some_and(|r| r <= most);
+        out.push((name, ratio, met));
     }
     let (name, slow, fast, least) = SPEEDUP;
     if let (Some(s), Some(f)) = (find(group, slow), find(group, fast)) {
@@ -278,8 +282,13 @@ pub fn print(group: &RealGroup) {
         }
     }
     for (name, ratio, met) in targets(group) {
+        let verdict = match (group.packing, met) {
+            (Packing::Zstd, _) => "a target for gzip only",
+            (_, true) => "met",
+            (_, false) => "MISSED",
+        };
         match ratio {
-            Some(r) => println!("- {name}: {r:.2}× ({})", if met { "met" } else { "MISSED" }),
+            Some(r) => println!("- {name}: {r:.2}× ({verdict})"),
             None => println!("- {name}: not measured"),
         }
     }

@@ -144,18 +144,22 @@ fn generate(dir: &Path, packing: Packing) -> Result<()> {
         runner::run_ok(&pack)?;
         let diff = fs::read_to_string(out.with_extension("diff"))?;
         let (diff_hex, tar_len) = diff.trim().split_once(' ').context("bad .diff file")?;
-        let bytes = fs::read(&out)?;
-        let hex = hex::encode(Sha256::digest(&bytes));
+        // Hashed as it streams: a whole layer read into this process would
+        // count in every child's peak RSS (a fork inherits the high-water
+        // mark).
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut fs::File::open(&out)?, &mut hasher)?;
+        let hex = hex::encode(hasher.finalize());
         fs::rename(&out, blobs.join(&hex))?;
         fs::remove_file(out.with_extension("diff"))?;
         let tar_len: u64 = tar_len.parse()?;
         layers.push(json!({
             "mediaType": packing.media_type(),
             "digest": format!("sha256:{hex}"),
-            "size": bytes.len(),
+            "size": size,
         }));
         diff_ids.push(format!("sha256:{diff_hex}"));
-        summary.push((hex, bytes.len() as u64, tar_len));
+        summary.push((hex, size, tar_len));
     }
     if summary.iter().any(|l| l.2 == 0) {
         bail!("a tree of /usr packed to an empty tar");
