@@ -40,6 +40,10 @@ const GUESTS: &[Guest] = &[
         constant: "CACHE_REGISTRY",
         package: "outport-guest-cache-registry",
     },
+    Guest {
+        constant: "CACHE_AZBLOB",
+        package: "outport-guest-cache-azblob",
+    },
 ];
 
 fn main() {

@@ -12,6 +12,7 @@ mod attestation_forms;
 mod authors;
 mod bad_input;
 mod buildinfo;
+mod cache_azblob;
 mod cache_local;
 mod cache_registry;
 mod cache_s3;

@@ -85,6 +85,7 @@
 // Lets the generated code name this crate the same way inside and outside it.
 extern crate self as outport_exporter;
 
+pub mod azblob;
 pub mod bindings;
 pub mod cache;
 pub mod dest;
@@ -94,6 +95,7 @@ mod http;
 pub mod image_options;
 pub mod layout;
 pub mod log;
+pub mod object_cache;
 pub mod options;
 pub mod plan;
 pub mod platform;

@@ -14,6 +14,7 @@ use time::format_description::well_known::{Rfc2822, Rfc3339};
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
 use crate::http::{Body, body_to_file, method_name, read_answer, reason, send_request};
+use crate::object_cache::ObjectStore;
 use crate::transfer::{Upload, upload_all};
 use crate::{Blob, Error, log};
 
@@ -132,7 +133,7 @@ impl Bucket {
 
     /// The bytes of object `key` (at most `limit`); `None` when it does not
     /// exist.
-    pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
+    fn get_object(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
         let response = self.send(Method::Get, key, &[], Body::None)?;
         let (status, body) = self.read(key, response, limit)?;
         match status {
@@ -148,7 +149,7 @@ impl Bucket {
 
     /// Writes object `key` into `file` from offset 0, the host splicing the
     /// response body into it; returns the bytes written.
-    pub fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
+    fn get_object_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
         let response = self.send(Method::Get, key, &[], Body::None)?;
         if response.status() != 200 {
             let (status, body) = self.read(key, response, ERROR_BYTES)?;
@@ -232,6 +233,20 @@ impl Bucket {
             self.what(),
             reason(status)
         ))
+    }
+}
+
+impl ObjectStore for Bucket {
+    fn what(&self) -> String {
+        Bucket::what(self)
+    }
+
+    fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get_object(key, limit)
+    }
+
+    fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
+        self.get_object_to_file(key, file)
     }
 }
 

@@ -10,8 +10,11 @@
 //! `image` interface: one OCI image manifest whose config is the cache config
 //! and whose layers are the cache's blobs.
 //!
-//! `layout.rs` reads (and checks) a BuildKit local cache directory.
+//! `layout.rs` reads (and checks) a BuildKit local cache directory;
+//! `s3.rs` and `azblob.rs` say what the networked backends may reach and
+//! how the host signs their requests.
 
+pub mod azblob;
 pub mod config;
 mod layout;
 pub mod s3;

@@ -64,6 +64,11 @@ pub const CACHE_BACKENDS: &[Builtin] = &[
         wasm: generated::CACHE_REGISTRY,
         reach: Reach::CacheRef,
     },
+    Builtin {
+        name: crate::cache::azblob::NAME,
+        wasm: generated::CACHE_AZBLOB,
+        reach: Reach::AzureAccount,
+    },
 ];
 
 /// The registry push exporter's and the registry cache backend's name

@@ -14,9 +14,10 @@
 //!   registry and scope, and repeat a request without a body; a request
 //!   with a streaming body gets the `401` (its body is gone) and the next
 //!   one uses the cached token;
-//! - a request to the instance's S3 endpoint (the `s3` cache backend's,
-//!   [`S3Signing`]) is signed by the host with SigV4 instead; a `403` or
-//!   `401` from it is logged as refused credentials;
+//! - a request to the instance's storage endpoint (the `s3` cache
+//!   backend's S3 endpoint, the `azblob` one's Azure Storage account:
+//!   [`Signing`]) is signed by the host instead (SigV4, Shared Key or a SAS
+//!   token); a `403` or `401` from it is logged as refused credentials;
 //! - connect, first-byte and between-bytes timeouts come from the limits
 //!   (a guest may ask for shorter ones);
 //! - every failure is logged as one line naming the host.
@@ -36,7 +37,7 @@ use wasmtime_wasi_http::{
 
 use crate::outbound::docker_config::{Credentials, Login};
 use crate::outbound::registry_auth::{Challenge, TokenCache, fetch_token, repository_of};
-use crate::outbound::sigv4::S3Signing;
+use crate::outbound::signing::Signing;
 use crate::run::reporter::{LogLevel, Reporter};
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
@@ -55,7 +56,7 @@ struct Inner {
     instance_id: String,
     allowed: AllowList,
     credentials: Credentials,
-    s3: Option<S3Signing>,
+    signing: Option<Signing>,
     tokens: Mutex<TokenCache>,
     options: RequestOptions,
     reporter: Arc<dyn Reporter>,
@@ -78,7 +79,7 @@ impl HttpAccess {
                 instance_id: instance_id.to_string(),
                 allowed,
                 credentials,
-                s3: None,
+                signing: None,
                 tokens: Mutex::new(TokenCache::default()),
                 options: RequestOptions {
                     connect_timeout: Some(limits.http_connect_timeout),
@@ -91,11 +92,11 @@ impl HttpAccess {
         }
     }
 
-    /// The same access, with requests to the S3 endpoint of `signing`
-    /// signed by the host. Call before the access is cloned.
-    pub fn with_s3_signing(mut self, signing: S3Signing) -> Self {
+    /// The same access, with requests to the storage endpoint of
+    /// `signing` signed by the host. Call before the access is cloned.
+    pub fn with_signing(mut self, signing: Signing) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.s3 = Some(signing);
+            inner.signing = Some(signing);
         }
         self
     }
@@ -184,8 +185,8 @@ impl Inner {
             return Err(Error::HttpRequestDenied);
         }
         let registry = authority.as_str().to_string();
-        if let Some(s3) = self.s3.as_ref().filter(|s| s.covers(&registry)) {
-            return self.send_s3(s3, request, options, &registry).await;
+        if let Some(signing) = self.signing.as_ref().filter(|s| s.covers(&registry)) {
+            return self.send_signed(signing, request, options, &registry).await;
         }
         let login = match self.credentials.lookup(&registry).await {
             Ok(login) => login,
@@ -268,16 +269,17 @@ impl Inner {
         }
     }
 
-    /// Signs `request` for the S3 endpoint and sends it; a refusal of the
-    /// credentials is logged naming the endpoint and where they came from.
-    async fn send_s3(
+    /// Signs `request` for the storage endpoint and sends it; a refusal of
+    /// the credentials is logged naming the endpoint and where they came
+    /// from.
+    async fn send_signed(
         &self,
-        s3: &S3Signing,
+        signing: &Signing,
         mut request: Request<WasiBody>,
         options: Option<RequestOptions>,
         endpoint: &str,
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        if let Err(e) = s3.sign(&mut request) {
+        if let Err(e) = signing.sign(&mut request) {
             let message = format!("{endpoint}: cannot sign the request: {e}");
             self.problem(&message);
             return Err(Error::InternalError(Some(message)));
@@ -287,10 +289,7 @@ impl Inner {
             .await?;
         let status = response.status();
         if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
-            self.problem(&format!(
-                "S3 endpoint {endpoint} answered {status}: it refused the credentials (access key {} from {})",
-                s3.credentials.access_key_id, s3.credentials.source
-            ));
+            self.problem(&signing.refused(endpoint, status));
         }
         Ok((response, io))
     }

@@ -151,7 +151,8 @@ fn wasi_context(
 }
 
 /// The instance's outbound HTTP: denied, or its allow-list with the host's
-/// credentials (and S3 signing for the `s3` cache backend).
+/// credentials (and the request signing of the `s3` and `azblob` cache
+/// backends).
 fn http_access(spec: &InstanceSpec, reporter: &Arc<dyn Reporter>) -> Result<HttpAccess, Failure> {
     if spec.network.is_empty() {
         return Ok(HttpAccess::denied(&spec.id, reporter.clone()));
@@ -165,8 +166,8 @@ fn http_access(spec: &InstanceSpec, reporter: &Arc<dyn Reporter>) -> Result<Http
         &spec.limits,
         reporter.clone(),
     );
-    Ok(match &spec.s3 {
-        Some(signing) => access.with_s3_signing(signing.clone()),
+    Ok(match &spec.signing {
+        Some(signing) => access.with_signing(signing.clone()),
         None => access,
     })
 }

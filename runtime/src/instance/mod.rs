@@ -17,7 +17,7 @@ use outport_image::Image;
 
 use crate::engine::{LoadedCacheBackend, LoadedComponent};
 use crate::host::stdio::GuestLog;
-use crate::outbound::sigv4::S3Signing;
+use crate::outbound::signing::Signing;
 use crate::output::destination::Staging;
 use crate::run::context::RunContext;
 use crate::run::reporter::Reporter;
@@ -46,9 +46,9 @@ pub struct InstanceSpec {
     pub limits: Limits,
     /// Hosts it may reach through `wasi:http` (empty: none).
     pub network: AllowList,
-    /// The S3 endpoint whose requests the host signs (the `s3` cache
-    /// backend), if any.
-    pub s3: Option<S3Signing>,
+    /// The storage endpoint whose requests the host signs (the `s3` and
+    /// `azblob` cache backends), if any.
+    pub signing: Option<Signing>,
 }
 
 /// How an instance ended.

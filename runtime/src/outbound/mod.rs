@@ -1,9 +1,11 @@
 //! The host's own outbound access, never a component's: credentials from
 //! the docker config, registry bearer tokens, AWS credentials and SigV4
-//! request signing.
+//! request signing, Azure Shared Key signing, and the choice between them.
 
 pub mod aws_credentials;
+pub mod azure_shared_key;
 pub mod credential_helper;
 pub mod docker_config;
 pub mod registry_auth;
+pub mod signing;
 pub mod sigv4;

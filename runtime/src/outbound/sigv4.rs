@@ -163,7 +163,7 @@ fn canonical_query(query: &str) -> String {
 }
 
 /// HMAC-SHA256 (RFC 2104) of `data` under `key`.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,

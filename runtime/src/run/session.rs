@@ -218,7 +218,7 @@ impl Session {
         ),
     ) -> Result<(InstanceSpec, T), Error> {
         let resolved = self.resolve(what, &spec.kind, &mut options, builtins)?;
-        let (network, s3) = self.network(what, &resolved, &options)?;
+        let (network, signing) = self.network(what, &resolved, &mut options)?;
         let component = self.load_once(loaded, &resolved, !network.is_empty(), link)?;
         let instance = InstanceSpec {
             id,
@@ -227,7 +227,7 @@ impl Session {
             options,
             limits: resolved.limits,
             network,
-            s3,
+            signing,
         };
         Ok((instance, component))
     }

@@ -7,9 +7,9 @@
 //! tables), read from the instance's options by [`network`]. Adding a
 //! networked built-in is one [`Reach`] and one arm of [`default_network`].
 
-use crate::cache::s3;
+use crate::cache::{azblob, s3};
 use crate::error::Error;
-use crate::outbound::sigv4::S3Signing;
+use crate::outbound::signing::Signing;
 use crate::sandbox::allow_list::AllowList;
 
 /// What a built-in may reach when the policy does not say.
@@ -25,6 +25,9 @@ pub enum Reach {
     /// Its S3 endpoint, requests signed by the host (the `s3` cache
     /// backend; see [`s3::network`]).
     S3Endpoint,
+    /// Its Azure Storage account endpoint, requests signed by the host (the
+    /// `azblob` cache backend; see [`azblob::network`]).
+    AzureAccount,
 }
 
 /// The network of an instance (`what` names it in errors) of the
@@ -33,13 +36,14 @@ pub enum Reach {
 ///
 /// A policy list replaces the default, but the registries a `name=` or
 /// `ref=` option names must be on it: else a usage error, before anything
-/// runs.
+/// runs. Secrets the host keeps (the `azblob` key) are taken out of
+/// `options`.
 pub fn network(
     what: &str,
     (reach, policy_name): (Reach, &str),
     configured: Option<AllowList>,
-    options: &[(String, String)],
-) -> Result<(AllowList, Option<S3Signing>), Error> {
+    options: &mut Vec<(String, String)>,
+) -> Result<(AllowList, Option<Signing>), Error> {
     let (default, registries, signing) = default_network(what, reach, options)?;
     let Some(list) = configured else {
         return Ok((default, signing));
@@ -53,12 +57,12 @@ pub fn network(
 }
 
 /// The default of `reach` for `options`: the hosts, the image references
-/// whose registries a policy list must allow, the S3 signing.
+/// whose registries a policy list must allow, the request signing.
 fn default_network(
     what: &str,
     reach: Reach,
-    options: &[(String, String)],
-) -> Result<(AllowList, Vec<String>, Option<S3Signing>), Error> {
+    options: &mut Vec<(String, String)>,
+) -> Result<(AllowList, Vec<String>, Option<Signing>), Error> {
     let values = |key: &str| -> Vec<String> {
         options
             .iter()
@@ -86,7 +90,11 @@ fn default_network(
         }
         Reach::S3Endpoint => {
             let (allowed, signing) = s3::network(what, options)?;
-            Ok((allowed, Vec::new(), Some(signing)))
+            Ok((allowed, Vec::new(), Some(Signing::S3(signing))))
+        }
+        Reach::AzureAccount => {
+            let (allowed, signing) = azblob::network(what, options)?;
+            Ok((allowed, Vec::new(), Some(Signing::Azure(signing))))
         }
     }
 }
@@ -108,7 +116,7 @@ mod tests {
             "output x",
             (Reach::ImageNames, "registry"),
             None,
-            &opts(&[("name", "127.0.0.1:5000/a:1, ghcr.io/b")]),
+            &mut opts(&[("name", "127.0.0.1:5000/a:1, ghcr.io/b")]),
         )
         .unwrap();
         assert_eq!(list.to_string(), "127.0.0.1:5000, ghcr.io");
@@ -117,27 +125,27 @@ mod tests {
             "cache c",
             (Reach::CacheRef, "registry"),
             None,
-            &opts(&[("ref", "127.0.0.1:5001/cache:main")]),
+            &mut opts(&[("ref", "127.0.0.1:5001/cache:main")]),
         )
         .unwrap();
         assert!(list.allows("127.0.0.1", 5001) && !list.allows("127.0.0.1", 5000));
-        let missing = network("cache c", (Reach::CacheRef, "registry"), None, &[]);
+        let missing = network("cache c", (Reach::CacheRef, "registry"), None, &mut vec![]);
         assert!(
             matches!(missing, Err(Error::Usage(m)) if m.contains("cache c") && m.contains("ref="))
         );
-        let (list, _) = network("output y", (Reach::Nothing, "oci"), None, &[]).unwrap();
+        let (list, _) = network("output y", (Reach::Nothing, "oci"), None, &mut vec![]).unwrap();
         assert!(list.is_empty());
     }
 
     #[test]
     fn a_policy_list_replaces_the_default_and_must_allow_the_registries() {
         let policy = AllowList::parse(&["127.0.0.1"]).unwrap();
-        let options = opts(&[("ref", "127.0.0.1:5001/cache:main")]);
+        let mut options = opts(&[("ref", "127.0.0.1:5001/cache:main")]);
         let (list, _) = network(
             "cache c",
             (Reach::CacheRef, "registry"),
             Some(policy.clone()),
-            &options,
+            &mut options,
         )
         .unwrap();
         assert_eq!(list, policy);
@@ -146,7 +154,7 @@ mod tests {
             "cache c",
             (Reach::CacheRef, "registry"),
             Some(strict),
-            &options,
+            &mut options,
         );
         assert!(matches!(
             refused,
@@ -157,7 +165,7 @@ mod tests {
             "output z",
             (Reach::Nothing, "mine"),
             Some(third_party.clone()),
-            &[],
+            &mut vec![],
         )
         .unwrap();
         assert_eq!(list, third_party);

@@ -174,17 +174,17 @@ impl Session {
     }
 
     /// The hosts the instance `what` of `resolved` with `options` may
-    /// reach, and the S3 endpoint whose requests the host signs: see
-    /// [`reach::network`].
+    /// reach, and the storage endpoint whose requests the host signs (the
+    /// secrets among `options` taken out): see [`reach::network`].
     pub(super) fn network(
         &self,
         what: &str,
         resolved: &Resolved,
-        options: &[(String, String)],
+        options: &mut Vec<(String, String)>,
     ) -> Result<
         (
             crate::sandbox::allow_list::AllowList,
-            Option<crate::outbound::sigv4::S3Signing>,
+            Option<crate::outbound::signing::Signing>,
         ),
         Error,
     > {
