@@ -103,7 +103,11 @@ pub fn import(
         Error::InvalidOption(format!(
             "{} has no cache named {} (no object {})",
             store.what(),
-            names.join(" or "),
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
             names
                 .iter()
                 .map(|n| format!("{}{n}", keys.manifests))
