@@ -151,7 +151,9 @@ fn export_from_a_buildkit_cache_keeps_it_and_min_drops_intermediate_results() {
 fn export_then_import_round_trips_byte_for_byte() {
     let tmp = tempdir();
     let bk = buildkit_cache(tmp.path(), "bk", true);
-    for (i, extra) in ["", ",image-manifest=false"].iter().enumerate() {
+    // oci-mediatypes=false alone means the index form, as in BuildKit.
+    let forms = ["", ",image-manifest=false", ",oci-mediatypes=false"];
+    for (i, extra) in forms.iter().enumerate() {
         let stored = tmp.path().join(format!("stored-{i}"));
         let imported = tmp.path().join(format!("imported-{i}"));
         cache_export(
@@ -173,6 +175,9 @@ fn export_then_import_round_trips_byte_for_byte() {
         assert_eq!(after.config, before.config);
         assert_eq!(after.layers, before.layers);
         assert_eq!(after.root_type, before.root_type);
+        if extra.contains("oci-mediatypes=false") {
+            assert_eq!(before.root_type, MT_DOCKER_LIST);
+        }
         let stored_files = LayoutFiles::from_dir(&stored);
         let imported_files = LayoutFiles::from_dir(&imported);
         for digest in imported_files.blob_digests() {

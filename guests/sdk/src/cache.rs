@@ -30,7 +30,7 @@ pub const EXPORT_SPECS: &[OptionSpec] = &[
     .default("true"),
     OptionSpec::once(
         "oci-mediatypes",
-        "OCI media types (false: docker's; needs image-manifest=false)",
+        "OCI media types (false: docker's; image-manifest then defaults to false, and true is refused)",
     )
     .default("true"),
     OptionSpec::once(
@@ -67,8 +67,9 @@ pub struct ExportOptions {
 impl ExportOptions {
     /// Reads and checks the options of [`EXPORT_SPECS`] in `parsed`.
     pub fn parse(parsed: &Parsed) -> Result<Self, Error> {
-        let image_manifest = parsed.bool("image-manifest", true)?;
         let oci_mediatypes = parsed.bool("oci-mediatypes", true)?;
+        // As BuildKit: docker media types alone mean the index form.
+        let image_manifest = parsed.bool("image-manifest", oci_mediatypes)?;
         if image_manifest && !oci_mediatypes {
             return Err(Error::InvalidOption(
                 "image-manifest=true needs oci-mediatypes=true (as in BuildKit)".to_owned(),
@@ -376,8 +377,10 @@ mod tests {
         assert!(defaults.image_manifest && defaults.oci_mediatypes && !defaults.force_compression);
         assert_eq!(defaults.compression, None);
         assert!(matches!(defaults.convert_options(), Ok(None)));
+        let docker = options(&[("oci-mediatypes", "false")]).unwrap();
+        assert!(!docker.image_manifest && !docker.oci_mediatypes);
         assert!(matches!(
-            options(&[("oci-mediatypes", "false")]),
+            options(&[("oci-mediatypes", "false"), ("image-manifest", "true")]),
             Err(Error::InvalidOption(m)) if m.contains("image-manifest=true")
         ));
         assert!(options(&[("oci-mediatypes", "false"), ("image-manifest", "false")]).is_ok());
