@@ -96,6 +96,10 @@ pub struct ImageView<'a> {
     pub(crate) table: &'a mut ResourceTable,
 }
 
+/// Largest range of a verified blob `copy-range-to-file` copies on the
+/// calling thread.
+const INLINE_COPY: u64 = 1 << 20;
+
 /// Largest blob `bytes` and `put-blob` handle in one piece.
 pub const MAX_INLINE_BLOB: u64 = 16 << 20;
 
@@ -447,9 +451,16 @@ impl HostBlob for ImageView<'_> {
         }
         let charged = self.ctx.quota.charge(len);
         charged.map_err(|hit| self.limit(hit))?;
-        let result =
+        // A small range of a verified blob is one `copy_file_range`: done
+        // here, as wasmtime-wasi does the file I/O of a store allowed to
+        // block, rather than a hop to a blocking thread and back for each
+        // file `local` and `tar` write.
+        let result = if blob.is_verified() && len <= INLINE_COPY {
+            blob.copy_range_to_file(start, len, &file, offset)
+        } else {
             tokio::task::spawn_blocking(move || blob.copy_range_to_file(start, len, &file, offset))
-                .await?;
+                .await?
+        };
         self.blob_result(result)
     }
 
