@@ -18,6 +18,7 @@ mod cache_registry;
 mod cache_s3;
 mod compile_cache;
 mod crash_safety;
+mod daemon;
 mod docs_layout;
 mod docs_links;
 mod export_docker;

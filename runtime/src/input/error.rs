@@ -80,6 +80,14 @@ pub enum InputError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The docker daemon could not be reached, or refused the save.
+    #[error("input {input:?}: {source}")]
+    Daemon {
+        /// The argument.
+        input: String,
+        /// What the daemon said, or why it could not be asked.
+        source: crate::outbound::docker_daemon::DaemonError,
+    },
     /// The image read is invalid (or its file is missing).
     #[error(transparent)]
     Image(#[from] outport_image::Error),

@@ -1,8 +1,10 @@
 //! Where the input image comes from: the INPUT argument's transports
 //! ([`transport`]: skopeo's names, a bare path, `-`), streams spooled to an
-//! unlinked file ([`spool`]), and why an input cannot be read ([`error`]).
+//! unlinked file ([`spool`]), images of the docker daemon ([`daemon`]),
+//! and why an input cannot be read ([`error`]).
 //! Reading and verifying the image itself is the `outport-image` crate's.
 
+pub(crate) mod daemon;
 pub(crate) mod error;
 pub(crate) mod spool;
 pub(crate) mod transport;
@@ -28,10 +30,7 @@ impl Input {
                 let file = spool::stdin()?;
                 Ok(outport_image::open_file(file, "-", None)?)
             }
-            Input::DockerDaemon(_) => Err(InputError::Unavailable {
-                input: display.to_owned(),
-                what: "the docker daemon (docker-daemon:)",
-            }),
+            Input::DockerDaemon(image) => daemon::save(image, display),
             Input::Registry(_) => Err(InputError::Unavailable {
                 input: display.to_owned(),
                 what: "a registry (docker://)",

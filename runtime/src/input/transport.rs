@@ -49,6 +49,16 @@ pub(crate) enum DaemonImage {
     Id(Sha256Digest),
 }
 
+impl DaemonImage {
+    /// How the Engine API names it (`docker save NAME`).
+    pub(crate) fn api_name(&self) -> String {
+        match self {
+            DaemonImage::Reference(r) => r.to_string(),
+            DaemonImage::Id(id) => id.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for DaemonImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -223,8 +233,7 @@ mod tests {
     #[test]
     fn daemon_names() {
         let parsed = |s: &str| match Input::parse(s).unwrap() {
-            Input::DockerDaemon(DaemonImage::Reference(r)) => (r.to_string(), r.familiar()),
-            Input::DockerDaemon(DaemonImage::Id(id)) => (id.to_string(), id.to_string()),
+            Input::DockerDaemon(image) => (image.api_name(), image.to_string()),
             other => panic!("{other:?}"),
         };
         assert_eq!(

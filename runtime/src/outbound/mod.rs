@@ -6,6 +6,7 @@ pub mod aws_credentials;
 pub mod azure_shared_key;
 pub mod credential_helper;
 pub mod docker_config;
+pub mod docker_daemon;
 pub mod registry_auth;
 pub mod signing;
 pub mod sigv4;
