@@ -15,6 +15,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The policy file could not be read or was refused.
+    #[error("policy file {}: {source}", path.display())]
+    Policy {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: crate::sandbox::policy::PolicyError,
+    },
     /// Two instances have the same ID, or another usage mistake.
     #[error("{0}")]
     Usage(String),
