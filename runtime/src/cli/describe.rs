@@ -1,13 +1,14 @@
 //! `outport exporters` and `outport cache backends`: what each built-in
 //! component and each plugin says about itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Engine;
 use crate::components::plugins::Shadowed;
 use crate::engine::Origin;
 use crate::engine::compile::CompileLimits;
 use crate::host::bindings::types::ComponentInfo;
+use crate::instance::Failure;
 
 use super::error::{CliError, CliResult, EXIT_OK, exit_code};
 use super::{EngineArgs, ExportersArgs};
@@ -43,7 +44,10 @@ pub async fn exporters(args: ExportersArgs) -> CliResult {
                             Origin::ThirdParty(CompileLimits::from(&crate::Limits::default()));
                         describe(&engine, &path.to_string(), &bytes, &origin).await
                     }
-                    Err(e) => Err(format!("cannot read {path}: {e}")),
+                    Err(source) => Err(DescribeError::Read {
+                        path: plugin.path.clone(),
+                        source,
+                    }),
                 };
                 code = code.max(show("exporter", name, info, Some(&plugin.path)));
             }
@@ -60,12 +64,31 @@ pub async fn cache_backends(args: EngineArgs) -> CliResult {
         let info = match engine.load_cache_backend(builtin.name, builtin.wasm, &Origin::BuiltIn) {
             Ok(c) => crate::instance::describe_cache_backend(engine.wasmtime(), &c)
                 .await
-                .map_err(|f| f.message),
-            Err(e) => Err(e.to_string()),
+                .map_err(DescribeError::Failed),
+            Err(e) => Err(DescribeError::Load(e)),
         };
         code = code.max(show("cache backend", builtin.name, info, None));
     }
     Ok(code)
+}
+
+/// Why a component could not say what it is.
+#[derive(Debug, thiserror::Error)]
+enum DescribeError {
+    /// A plugin file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The component did not compile or link.
+    #[error(transparent)]
+    Load(#[from] crate::Error),
+    /// Its `describe()` failed.
+    #[error("{0}")]
+    Failed(Failure),
 }
 
 /// The engine.
@@ -79,19 +102,22 @@ async fn describe(
     name: &str,
     wasm: &[u8],
     origin: &Origin,
-) -> Result<ComponentInfo, String> {
-    match engine.load(name, wasm, origin) {
-        Ok(c) => crate::instance::describe(engine.wasmtime(), &c)
-            .await
-            .map_err(|f| f.message),
-        Err(e) => Err(e.to_string()),
-    }
+) -> Result<ComponentInfo, DescribeError> {
+    let component = engine.load(name, wasm, origin)?;
+    crate::instance::describe(engine.wasmtime(), &component)
+        .await
+        .map_err(DescribeError::Failed)
 }
 
 /// Prints what component `name` (`what`: exporter or cache backend; a
 /// plugin when it has a `plugin` path) says about itself, one line and then
 /// one line per option; returns the exit code for it.
-fn show(what: &str, name: &str, info: Result<ComponentInfo, String>, plugin: Option<&Path>) -> u8 {
+fn show(
+    what: &str,
+    name: &str,
+    info: Result<ComponentInfo, DescribeError>,
+    plugin: Option<&Path>,
+) -> u8 {
     let info = match info {
         Ok(info) => info,
         Err(e) => return exit_code(Err(CliError::failed(format!("{what} {name}: {e}")))),

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
+use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
@@ -171,19 +172,7 @@ impl Inner {
             return Err(Error::HttpRequestUriInvalid);
         };
         let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let host = authority.host();
-        if !self.allowed.allows(host, port) {
-            let allowed = if self.allowed.is_empty() {
-                "none".to_string()
-            } else {
-                self.allowed.to_string()
-            };
-            self.problem(&format!(
-                "request to {authority} refused: not among the hosts this instance may reach ({allowed}); see network-hosts in the policy"
-            ));
-            return Err(Error::HttpRequestDenied);
-        }
+        self.check_allowed(&authority, tls)?;
         let registry = authority.as_str().to_string();
         if let Some(signing) = self.signing.as_ref().filter(|s| s.covers(&registry)) {
             return self.send_signed(signing, request, options, &registry).await;
@@ -196,7 +185,11 @@ impl Inner {
                 return Err(Error::InternalError(Some(message)));
             }
         };
-        let repository = repository_of(uri.path()).map(str::to_string);
+        let to = Registry {
+            name: &registry,
+            repository: repository_of(uri.path()),
+            login: login.as_ref(),
+        };
         let options = self.timeouts(options);
         // A request without a body can be sent again after a challenge.
         let replay = (request.method() == Method::GET
@@ -206,66 +199,86 @@ impl Inner {
         .then(|| copy_head(&request));
 
         let mut request = request;
-        self.authorize(
-            &mut request,
-            &registry,
-            repository.as_deref(),
-            login.as_ref(),
-        );
+        self.authorize(&mut request, &to);
         let (response, io) = self.forward(request, options, &registry).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok((response, io));
         }
+        self.answer_challenge((response, io), replay, &to, options)
+            .await
+    }
+
+    /// Refuses (and logs) a request to a host on a port the instance may
+    /// not reach (`tls`: the default port is 443, else 80).
+    fn check_allowed(&self, authority: &Authority, tls: bool) -> Result<(), Error> {
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if self.allowed.allows(authority.host(), port) {
+            return Ok(());
+        }
+        let allowed = if self.allowed.is_empty() {
+            "none".to_string()
+        } else {
+            self.allowed.to_string()
+        };
+        self.problem(&format!(
+            "request to {authority} refused: not among the hosts this instance may reach ({allowed}); see network-hosts in the policy"
+        ));
+        Err(Error::HttpRequestDenied)
+    }
+
+    /// After a `401` from `to`: with a bearer challenge, fetches and caches
+    /// a token and sends `replay` (the request again, when it had no body)
+    /// with it; else logs why the registry refused. The guest gets the
+    /// `401` when the request cannot be repeated.
+    async fn answer_challenge(
+        &self,
+        (response, io): (Response<WasiBody>, IoFuture),
+        replay: Option<Request<WasiBody>>,
+        to: &Registry<'_>,
+        options: RequestOptions,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        let registry = to.name;
         let challenge = response
             .headers()
             .get_all(WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(Challenge::parse);
-        match challenge {
-            Some(challenge @ Challenge::Bearer { .. }) => {
-                match fetch_token(&challenge, login.as_ref(), options).await {
-                    Ok(token) => {
-                        let scope = match &challenge {
-                            Challenge::Bearer { scope, .. } => scope.clone().unwrap_or_default(),
-                            Challenge::Basic => String::new(),
-                        };
-                        self.tokens
-                            .lock()
-                            .map_err(|_| Error::InternalError(Some("token cache poisoned".into())))?
-                            .insert(&registry, &scope, token);
-                    }
-                    Err(message) => {
-                        self.problem(&format!("{registry}: cannot get a token: {message}"));
-                        return Ok((response, io));
-                    }
-                }
-                match replay {
-                    Some(mut again) => {
-                        drop(response);
-                        self.authorize(
-                            &mut again,
-                            &registry,
-                            repository.as_deref(),
-                            login.as_ref(),
-                        );
-                        self.forward(again, options, &registry).await
-                    }
-                    None => Ok((response, io)),
-                }
-            }
-            _ => {
-                let why = if login.is_some() {
-                    "the registry refused the credentials"
-                } else {
-                    "no credentials for it"
+        let Some(challenge @ Challenge::Bearer { .. }) = challenge else {
+            let why = if to.login.is_some() {
+                "the registry refused the credentials"
+            } else {
+                "no credentials for it"
+            };
+            self.problem(&format!(
+                "{registry} answered 401 Unauthorized: {why} (docker config: {})",
+                self.credentials.path()
+            ));
+            return Ok((response, io));
+        };
+        match fetch_token(&challenge, to.login, options).await {
+            Ok(token) => {
+                let scope = match &challenge {
+                    Challenge::Bearer { scope, .. } => scope.clone().unwrap_or_default(),
+                    Challenge::Basic => String::new(),
                 };
-                self.problem(&format!(
-                    "{registry} answered 401 Unauthorized: {why} (docker config: {})",
-                    self.credentials.path()
-                ));
-                Ok((response, io))
+                self.tokens
+                    .lock()
+                    .map_err(|_| Error::InternalError(Some("token cache poisoned".into())))?
+                    .insert(registry, &scope, token);
             }
+            Err(message) => {
+                self.problem(&format!("{registry}: cannot get a token: {message}"));
+                return Ok((response, io));
+            }
+        }
+        match replay {
+            Some(mut again) => {
+                drop(response);
+                self.authorize(&mut again, to);
+                self.forward(again, options, registry).await
+            }
+            None => Ok((response, io)),
         }
     }
 
@@ -294,20 +307,15 @@ impl Inner {
         Ok((response, io))
     }
 
-    /// Sets the `authorization` header: a cached token, else basic auth.
-    fn authorize(
-        &self,
-        request: &mut Request<WasiBody>,
-        registry: &str,
-        repository: Option<&str>,
-        login: Option<&Login>,
-    ) {
+    /// Sets the `authorization` header for `to`: a cached token, else
+    /// basic auth.
+    fn authorize(&self, request: &mut Request<WasiBody>, to: &Registry<'_>) {
         let token = self
             .tokens
             .lock()
             .ok()
-            .and_then(|t| t.find(registry, repository).map(str::to_string));
-        let value = match (token, login) {
+            .and_then(|t| t.find(to.name, to.repository).map(str::to_string));
+        let value = match (token, to.login) {
             (Some(token), _) => format!("Bearer {token}"),
             // An identity token is only ever sent to the token realm.
             (None, Some(login)) if login.identity_token().is_none() => login.basic(),
@@ -349,6 +357,14 @@ impl Inner {
             }
         }
     }
+}
+
+/// The registry a request goes to: its `host[:port]`, the repository the
+/// request is about (for a cached token's scope) and the login for it.
+struct Registry<'a> {
+    name: &'a str,
+    repository: Option<&'a str>,
+    login: Option<&'a Login>,
 }
 
 /// A request with the method, URI and headers of `request` and no body.
