@@ -2,6 +2,8 @@
 //! tests on them. Docker's types have OCI counterparts ([`convert`]);
 //! docker has no zstd layer and no annotations.
 
+use std::fmt;
+
 /// An OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// An OCI image manifest.
@@ -126,18 +128,31 @@ pub fn is_convertible_layer(media_type: &str) -> bool {
 /// The manifest, index, config or layer media type `media_type` in the
 /// OCI (`oci`) or docker family; unknown types are kept. An error when the
 /// docker family has no such type (zstd layers).
-pub fn convert(media_type: &str, oci: bool) -> Result<&str, String> {
+pub fn convert(media_type: &str, oci: bool) -> Result<&str, NoDockerType> {
     for (o, d) in PAIRS {
         if *o == media_type || *d == Some(media_type) {
             return match (oci, d) {
                 (true, _) => Ok(o),
                 (false, Some(d)) => Ok(d),
-                (false, None) => Err(format!("docker media types have no counterpart of {o}")),
+                (false, None) => Err(NoDockerType(o)),
             };
         }
     }
     Ok(media_type)
 }
+
+/// An OCI media type the docker family has no counterpart of (zstd
+/// layers), which [`convert`] cannot turn into a docker one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoDockerType(pub &'static str);
+
+impl fmt::Display for NoDockerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "docker media types have no counterpart of {}", self.0)
+    }
+}
+
+impl std::error::Error for NoDockerType {}
 
 #[cfg(test)]
 mod tests {
