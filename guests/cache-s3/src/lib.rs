@@ -127,7 +127,9 @@ impl Settings {
         };
         let touch_refresh = match parsed.str("touch_refresh") {
             None => TouchRefresh::DEFAULT,
-            Some(text) => TouchRefresh::parse(text).map_err(Error::InvalidOption)?,
+            Some(text) => {
+                TouchRefresh::parse(text).map_err(|e| Error::InvalidOption(e.to_string()))?
+            }
         };
         let prefix = parsed.str("prefix").unwrap_or("");
         let names: Vec<String> = parsed

@@ -19,6 +19,22 @@ const UNITS: &[(&str, i128)] = &[
 /// The largest duration Go represents (an `int64` of nanoseconds).
 const MAX_NANOS: i128 = i64::MAX as i128;
 
+/// A `touch_refresh=` value that is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotADuration(pub String);
+
+impl std::fmt::Display for NotADuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "touch_refresh={:?}: expected a duration such as 24h, 30m, 1h30m or 0s (units ns, us, ms, s, m, h)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotADuration {}
+
 /// How old a blob may get before an export refreshes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TouchRefresh {
@@ -34,12 +50,8 @@ impl TouchRefresh {
     /// Reads a Go duration: an optional sign, then one or more decimal
     /// numbers (with an optional fraction), each with a unit of `ns`, `us`
     /// (`µs`), `ms`, `s`, `m` or `h`; `0` alone needs none.
-    pub fn parse(text: &str) -> Result<TouchRefresh, String> {
-        let bad = || {
-            format!(
-                "touch_refresh={text:?}: expected a duration such as 24h, 30m, 1h30m or 0s (units ns, us, ms, s, m, h)"
-            )
-        };
+    pub fn parse(text: &str) -> Result<TouchRefresh, NotADuration> {
+        let bad = || NotADuration(text.to_owned());
         let (negative, mut rest) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -146,7 +158,7 @@ mod tests {
         for bad in [
             "", "-", "1", "h", "1d", "1 h", "1h ", ".s", "1..5s", "1hh", "24H", "2562048h", "s1",
         ] {
-            let e = TouchRefresh::parse(bad).unwrap_err();
+            let e = TouchRefresh::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("touch_refresh="), "{bad:?}: {e}");
         }
     }

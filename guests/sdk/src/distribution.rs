@@ -25,7 +25,8 @@ use std::time::Duration;
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::types::Method;
 use crate::http::{
-    Answer, Body, MAX_ANSWER, body_to_file, method_name, read_answer, reason, send_request,
+    Answer, Body, MAX_ANSWER, Transport, body_to_file, method_name, read_answer, reason,
+    send_request,
 };
 use crate::transfer::{Outcome, Upload, upload_all};
 use crate::{Blob, Error, media, reference};
@@ -152,9 +153,8 @@ impl Registry {
         let Upload {
             authority, path, ..
         } = upload;
-        let answer = outcome.map_err(|e| match e {
-            Ok(what) => Error::Network(format!("registry {authority}: PUT {path}: {what}")),
-            Err(e) => e,
+        let answer = outcome.map_err(|e| {
+            e.into_error(|what| Error::Network(format!("registry {authority}: PUT {path}: {what}")))
         })?;
         match answer.status {
             201 | 204 => Ok(()),
@@ -284,11 +284,10 @@ impl Registry {
             let (authority, path) = &target;
             let response =
                 send_request(Method::Get, self.insecure, authority, path, &[], Body::None)
-                    .map_err(|e| match e {
-                        Ok(what) => {
+                    .map_err(|e| {
+                        e.into_error(|what| {
                             Error::Network(format!("registry {authority}: GET {path}: {what}"))
-                        }
-                        Err(e) => e,
+                        })
                     })?;
             let status = response.status();
             if status == 200 {
@@ -336,8 +335,9 @@ impl Registry {
         limit: u64,
     ) -> Result<Answer, Error> {
         let name = method_name(&method);
-        let fail =
-            |what: String| Error::Network(format!("registry {authority}: {name} {path}: {what}"));
+        let fail = |what: Transport| {
+            Error::Network(format!("registry {authority}: {name} {path}: {what}"))
+        };
         let response = send_request(
             method.clone(),
             self.insecure,
@@ -346,10 +346,7 @@ impl Registry {
             headers,
             body,
         )
-        .map_err(|e| match e {
-            Ok(what) => fail(what),
-            Err(e) => e,
-        })?;
+        .map_err(|e| e.into_error(fail))?;
         read_answer(response, limit).map_err(fail)
     }
 

@@ -5,11 +5,13 @@
 //! host, and the words for statuses, methods and `wasi:http` errors. It
 //! knows no registry nor bucket: callers put their own context in errors.
 
+use std::fmt;
+
 use crate::Error;
 use crate::bindings::wasi::filesystem::types::Descriptor as File;
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingResponse, Method, OutgoingBody,
     OutgoingRequest, Scheme,
 };
 use crate::bindings::wasi::io::streams::StreamError;
@@ -32,9 +34,80 @@ pub(crate) enum Body<'a> {
     Bytes(&'a [u8]),
 }
 
+/// What went wrong with one request, below the caller's context (which
+/// registry or bucket, which path): the caller puts that in its error.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// The host refused a header.
+    Header(String, HeaderError),
+    /// The method, scheme, authority or path was refused.
+    InvalidRequest,
+    /// The request has no body.
+    NoRequestBody,
+    /// The request's body has no stream.
+    NoRequestBodyStream,
+    /// The host's `wasi:http` error.
+    Http(ErrorCode),
+    /// No answer came.
+    NoResponse,
+    /// The answer has no body.
+    NoResponseBody,
+    /// The answer's body has no stream.
+    NoResponseBodyStream,
+    /// Sending a streamed body failed (the host's words).
+    SendingBody(String),
+    /// Receiving a body into a file failed (the host's words).
+    ReceivingBody(String),
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Header(key, e) => write!(f, "header {key}: {e:?}"),
+            Transport::InvalidRequest => f.write_str("invalid request"),
+            Transport::NoRequestBody => f.write_str("no request body"),
+            Transport::NoRequestBodyStream => f.write_str("no request body stream"),
+            Transport::Http(e) => f.write_str(&describe(e)),
+            Transport::NoResponse => f.write_str("no response"),
+            Transport::NoResponseBody => f.write_str("no response body"),
+            Transport::NoResponseBodyStream => f.write_str("no response body stream"),
+            Transport::SendingBody(e) => write!(f, "sending the body: {e}"),
+            Transport::ReceivingBody(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for Transport {}
+
+/// Why a request got no answer: the transport, or the component's own
+/// side (a body it could not write, a blob it could not open).
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// A request or transport problem.
+    Transport(Transport),
+    /// The component's own error.
+    Own(Error),
+}
+
+impl SendError {
+    /// The caller's error: `fail` puts the caller's context on a transport
+    /// problem.
+    pub(crate) fn into_error(self, fail: impl FnOnce(Transport) -> Error) -> Error {
+        match self {
+            SendError::Transport(t) => fail(t),
+            SendError::Own(e) => e,
+        }
+    }
+}
+
+impl From<Transport> for SendError {
+    fn from(t: Transport) -> SendError {
+        SendError::Transport(t)
+    }
+}
+
 /// Sends one request (`insecure`: plain HTTP) and waits for the answer's
-/// head. Fails with `Ok(message)` for a request or transport problem, or
-/// `Err(error)` for a failed body copy.
+/// head.
 pub(crate) fn send_request(
     method: Method,
     insecure: bool,
@@ -42,27 +115,26 @@ pub(crate) fn send_request(
     path: &str,
     headers: &[(&str, String)],
     body: Body<'_>,
-) -> Result<IncomingResponse, Result<String, Error>> {
+) -> Result<IncomingResponse, SendError> {
     let name = method_name(&method).to_owned();
-    let (outgoing, pending) =
-        open_request(method, insecure, authority, path, headers).map_err(Ok)?;
+    let (outgoing, pending) = open_request(method, insecure, authority, path, headers)?;
     {
         let stream = outgoing
             .write()
-            .map_err(|()| Ok("no request body stream".to_owned()))?;
+            .map_err(|()| Transport::NoRequestBodyStream)?;
         match body {
             Body::None => {}
             Body::Bytes(bytes) => {
-                write_all(&stream, bytes, &format!("{name} {path}")).map_err(Err)?
+                write_all(&stream, bytes, &format!("{name} {path}")).map_err(SendError::Own)?
             }
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| Ok(describe(&e)))?;
+    OutgoingBody::finish(outgoing, None).map_err(Transport::Http)?;
     pending.subscribe().block();
     match pending.get() {
         Some(Ok(Ok(response))) => Ok(response),
-        Some(Ok(Err(e))) => Err(Ok(describe(&e))),
-        Some(Err(())) | None => Err(Ok("no response".into())),
+        Some(Ok(Err(e))) => Err(Transport::Http(e).into()),
+        Some(Err(())) | None => Err(Transport::NoResponse.into()),
     }
 }
 
@@ -74,12 +146,12 @@ pub(crate) fn open_request(
     authority: &str,
     path: &str,
     headers: &[(&str, String)],
-) -> Result<(OutgoingBody, FutureIncomingResponse), String> {
+) -> Result<(OutgoingBody, FutureIncomingResponse), Transport> {
     let fields = Fields::new();
     for (key, value) in headers {
         fields
             .append(key, value.as_bytes())
-            .map_err(|e| format!("header {key}: {e:?}"))?;
+            .map_err(|e| Transport::Header((*key).to_owned(), e))?;
     }
     let request = OutgoingRequest::new(fields);
     let scheme = if insecure {
@@ -92,16 +164,16 @@ pub(crate) fn open_request(
         && request.set_authority(Some(authority)).is_ok()
         && request.set_path_with_query(Some(path)).is_ok();
     if !ok {
-        return Err("invalid request".into());
+        return Err(Transport::InvalidRequest);
     }
-    let outgoing = request.body().map_err(|()| "no request body".to_owned())?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| describe(&e))?;
+    let outgoing = request.body().map_err(|()| Transport::NoRequestBody)?;
+    let pending = outgoing_handler::handle(request, None).map_err(Transport::Http)?;
     Ok((outgoing, pending))
 }
 
 /// The answer's status, the headers we use, and its body up to `limit`
 /// bytes.
-pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answer, String> {
+pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answer, Transport> {
     let status = response.status();
     let header = |name: &str| {
         response
@@ -113,14 +185,12 @@ pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answ
     };
     let location = header("location");
     let content_type = header("content-type");
-    let incoming = response
-        .consume()
-        .map_err(|()| "no response body".to_string())?;
+    let incoming = response.consume().map_err(|()| Transport::NoResponseBody)?;
     let mut body = Vec::new();
     {
         let stream = incoming
             .stream()
-            .map_err(|()| "no response body stream".to_string())?;
+            .map_err(|()| Transport::NoResponseBodyStream)?;
         while (body.len() as u64) < limit {
             match stream.blocking_read(limit - body.len() as u64) {
                 Ok(chunk) => body.extend_from_slice(&chunk),
@@ -143,15 +213,15 @@ pub(crate) fn read_answer(response: IncomingResponse, limit: u64) -> Result<Answ
 pub(crate) fn body_to_file(
     response: IncomingResponse,
     file: &File,
-    fail: impl Fn(String) -> Error,
+    fail: impl Fn(Transport) -> Error,
 ) -> Result<u64, Error> {
     let incoming = response
         .consume()
-        .map_err(|()| fail("no response body".into()))?;
+        .map_err(|()| fail(Transport::NoResponseBody))?;
     let copied = {
         let input = incoming
             .stream()
-            .map_err(|()| fail("no response body stream".into()))?;
+            .map_err(|()| fail(Transport::NoResponseBodyStream))?;
         let output = file
             .write_via_stream(0)
             .map_err(|e| Error::Io(format!("opening the file: {e:?}")))?;
@@ -161,7 +231,7 @@ pub(crate) fn body_to_file(
                 Ok(n) => copied += n,
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(fail(e.to_debug_string()));
+                    return Err(fail(Transport::ReceivingBody(e.to_debug_string())));
                 }
             }
         }

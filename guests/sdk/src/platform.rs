@@ -6,6 +6,22 @@ use std::fmt;
 
 use outport_oci::document;
 
+/// Text that is not `os/architecture[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAPlatform(pub String);
+
+impl fmt::Display for NotAPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a platform (expected os/architecture[/variant], e.g. linux/arm64)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotAPlatform {}
+
 /// An `os/architecture[/variant]` platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -19,13 +35,11 @@ pub struct Platform {
 
 impl Platform {
     /// Parses `os/architecture[/variant]`, or says what is wrong.
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, NotAPlatform> {
         let parts: Vec<&str> = s.split('/').collect();
         let ok = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
         if !ok {
-            return Err(format!(
-                "{s:?} is not a platform (expected os/architecture[/variant], e.g. linux/arm64)"
-            ));
+            return Err(NotAPlatform(s.to_owned()));
         }
         Ok(Platform {
             os: parts[0].to_lowercase(),

@@ -13,7 +13,7 @@ use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::http::{Body, body_to_file, method_name, read_answer, reason, send_request};
+use crate::http::{Body, Transport, body_to_file, method_name, read_answer, reason, send_request};
 use crate::object_cache::ObjectStore;
 use crate::transfer::{Upload, upload_all};
 use crate::{Blob, Error, log};
@@ -104,9 +104,8 @@ impl Bucket {
             .collect();
         upload_all(&uploads, parallel, |i, outcome| {
             let key = &blobs[i].0;
-            let answer = outcome.map_err(|e| match e {
-                Ok(what) => Error::Network(format!("{}: PUT {key}: {what}", self.what())),
-                Err(e) => e,
+            let answer = outcome.map_err(|e| {
+                e.into_error(|what| Error::Network(format!("{}: PUT {key}: {what}", self.what())))
             })?;
             match answer.status {
                 200 | 201 | 204 => {
@@ -208,12 +207,11 @@ impl Bucket {
         body: Body<'_>,
     ) -> Result<IncomingResponse, Error> {
         let name = method_name(&method).to_owned();
-        let fail = |what: String| Error::Network(format!("{}: {name} {key}: {what}", self.what()));
+        let fail =
+            |what: Transport| Error::Network(format!("{}: {name} {key}: {what}", self.what()));
         let (authority, path) = self.target(key);
-        send_request(method, self.insecure, &authority, &path, headers, body).map_err(|e| match e {
-            Ok(what) => fail(what),
-            Err(e) => e,
-        })
+        send_request(method, self.insecure, &authority, &path, headers, body)
+            .map_err(|e| e.into_error(fail))
     }
 
     fn what(&self) -> String {

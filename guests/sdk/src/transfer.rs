@@ -13,7 +13,7 @@
 use crate::bindings::wasi::http::types::{FutureIncomingResponse, Method, OutgoingBody};
 use crate::bindings::wasi::io::poll::{Pollable, poll};
 use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
-use crate::http::{Answer, MAX_ANSWER, describe, open_request, read_answer};
+use crate::http::{Answer, MAX_ANSWER, SendError, Transport, open_request, read_answer};
 use crate::{Blob, Error};
 
 /// Largest piece one `splice` moves.
@@ -35,9 +35,8 @@ pub(crate) struct Upload<'a> {
     pub(crate) blob: &'a Blob,
 }
 
-/// What became of one upload: the answer, or a failure (`Ok(message)` for a
-/// request or transport problem, `Err(error)` for the blob's own).
-pub(crate) type Outcome = Result<Answer, Result<String, Error>>;
+/// What became of one upload: the answer, or why there is none.
+pub(crate) type Outcome = Result<Answer, SendError>;
 
 /// Sends every upload, starting them in order, at most `parallel` (at
 /// least 1) in flight at once. `answered(i, outcome)` gets each one's
@@ -110,8 +109,8 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(index: usize, upload: &Upload<'_>) -> Result<InFlight, Result<String, Error>> {
-        let input = upload.blob.read().map_err(Err)?;
+    fn start(index: usize, upload: &Upload<'_>) -> Result<InFlight, SendError> {
+        let input = upload.blob.read().map_err(SendError::Own)?;
         let mut headers = upload.headers.clone();
         headers.push(("content-length", upload.blob.descriptor().size.to_string()));
         let (body, answer) = open_request(
@@ -120,11 +119,8 @@ impl InFlight {
             &upload.authority,
             &upload.path,
             &headers,
-        )
-        .map_err(Ok)?;
-        let output = body
-            .write()
-            .map_err(|()| Ok("no request body stream".to_owned()))?;
+        )?;
+        let output = body.write().map_err(|()| Transport::NoRequestBodyStream)?;
         Ok(InFlight {
             index,
             input,
@@ -138,9 +134,11 @@ impl InFlight {
         let Some((output, _)) = &self.sending else {
             return match self.answer.get() {
                 None => Step::Wait(self.answer.subscribe()),
-                Some(Ok(Ok(response))) => Step::Done(read_answer(response, MAX_ANSWER).map_err(Ok)),
-                Some(Ok(Err(e))) => Step::Done(Err(Ok(describe(&e)))),
-                Some(Err(())) => Step::Done(Err(Ok("no response".to_owned()))),
+                Some(Ok(Ok(response))) => {
+                    Step::Done(read_answer(response, MAX_ANSWER).map_err(SendError::from))
+                }
+                Some(Ok(Err(e))) => Step::Done(Err(Transport::Http(e).into())),
+                Some(Err(())) => Step::Done(Err(Transport::NoResponse.into())),
             };
         };
         match output.splice(&self.input, SPLICE) {
@@ -151,10 +149,9 @@ impl InFlight {
             },
             Ok(_) => Step::Moved,
             Err(StreamError::Closed) => self.finish(),
-            Err(StreamError::LastOperationFailed(e)) => Step::Done(Err(Ok(format!(
-                "sending the body: {}",
-                e.to_debug_string()
-            )))),
+            Err(StreamError::LastOperationFailed(e)) => {
+                Step::Done(Err(Transport::SendingBody(e.to_debug_string()).into()))
+            }
         }
     }
 
@@ -166,7 +163,7 @@ impl InFlight {
         drop(output);
         match OutgoingBody::finish(body, None) {
             Ok(()) => Step::Moved,
-            Err(e) => Step::Done(Err(Ok(describe(&e)))),
+            Err(e) => Step::Done(Err(Transport::Http(e).into())),
         }
     }
 }
