@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod merge;
+
 const KEY: &str = "moby.buildkit.buildinfo.v0";
 
 /// Secrets planted in the inputs; none may appear in any output.
@@ -133,6 +135,100 @@ fn export_args(input: &Path, extra: &[&str], outputs: &[String], metadata: &Path
     args
 }
 
+/// Per platform of the annotated sample: its architecture, its platform
+/// and the build info its config must hold (the sources file's, redacted,
+/// plus its own base image).
+fn expected_platforms() -> [(&'static str, &'static str, Value); 2] {
+    let mut amd64 = expected_file_sources();
+    amd64.push(json!({"type": "image", "ref": "docker.io/library/alpine:3.19", "pin": "sha256:1d30d1ba3cb90962067e9b29491fbd56997979d54376f23f01448b5c5cd8b462"}));
+    let mut arm64 = expected_file_sources();
+    arm64.push(json!({"type": "image", "ref": "docker.io/library/debian:12"}));
+    [
+        ("amd64", "linux/amd64", json!({"sources": sorted(amd64)})),
+        ("arm64", "linux/arm64/v8", json!({"sources": sorted(arm64)})),
+    ]
+}
+
+/// Checks the `arch` config of `files` (exported to `tarball` from
+/// `input_files`): its build info is `want`, every other config field is
+/// as it was, layers are untouched, skopeo reads the same, and `response`
+/// has the platform's key.
+fn assert_platform(
+    files: &LayoutFiles,
+    input_files: &LayoutFiles,
+    tarball: &Path,
+    response: &Value,
+    (arch, platform, want): (&str, &str, &Value),
+) {
+    assert_eq!(
+        config_build_info(files, arch).as_ref(),
+        Some(want),
+        "{arch}"
+    );
+
+    // Every other config field is as it was; layers are untouched.
+    let old_manifest = input_files.manifest(arch);
+    let new_manifest = files.manifest(arch);
+    assert_eq!(old_manifest["layers"], new_manifest["layers"]);
+    assert_eq!(old_manifest["annotations"], new_manifest["annotations"]);
+    let old_config = input_files.blob_json(str_at(&old_manifest["config"], "digest"));
+    let mut new_config = files.blob_json(str_at(&new_manifest["config"], "digest"));
+    new_config.as_object_mut().unwrap().remove(KEY);
+    assert_eq!(old_config, new_config, "{arch}");
+
+    // skopeo reads the same config (raw: its parsed view drops the key).
+    let config = skopeo_json(&[
+        "inspect",
+        "--config",
+        "--raw",
+        "--override-arch",
+        arch,
+        &oci_archive(tarball),
+    ]);
+    assert_eq!(&decode(config[KEY].as_str().unwrap()), want, "{arch}");
+
+    // The per-platform response key (decoded in the metadata file).
+    assert_eq!(
+        &response[format!("containerimage.buildinfo/{platform}")],
+        want,
+        "{response}"
+    );
+}
+
+/// `buildinfo=false` in the same run: the input as it was, no key.
+fn assert_plain_unchanged(plain: &Path, input_files: &LayoutFiles, doc: &Value) {
+    let plain_files = LayoutFiles::from_dir(plain);
+    assert_eq!(
+        plain_files.root()["digest"],
+        input_files.root()["digest"],
+        "buildinfo=false must leave the image unchanged"
+    );
+    assert_eq!(config_build_info(&plain_files, "amd64"), None);
+    let plain_response = &exporter_entry(doc, "plain")["response"];
+    assert!(
+        plain_response
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("containerimage.buildinfo")),
+        "{plain_response}"
+    );
+}
+
+/// No credential in the run's terminal output nor in a response value
+/// (decoded).
+fn assert_no_secrets_in_run(run: &Run, response: &Value) {
+    assert_no_secrets("stdout", &run.stdout);
+    assert_no_secrets("stderr", run.stderr.as_bytes());
+    for value in response.as_object().unwrap().values() {
+        if let Some(s) = value.as_str()
+            && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s)
+        {
+            assert_no_secrets("a response value", &bytes);
+        }
+    }
+}
+
 #[test]
 fn multi_platform_sources_redaction_and_opt_out() {
     let tmp = tempdir();
@@ -160,51 +256,16 @@ fn multi_platform_sources_redaction_and_opt_out() {
     let files = LayoutFiles::from_tar(&tarball);
     files.verify();
 
-    // Each config holds exactly the expected sources: the file's, redacted,
-    // plus its own base image.
-    let mut amd64 = expected_file_sources();
-    amd64.push(json!({"type": "image", "ref": "docker.io/library/alpine:3.19", "pin": "sha256:1d30d1ba3cb90962067e9b29491fbd56997979d54376f23f01448b5c5cd8b462"}));
-    let mut arm64 = expected_file_sources();
-    arm64.push(json!({"type": "image", "ref": "docker.io/library/debian:12"}));
-    let expected = [
-        ("amd64", "linux/amd64", json!({"sources": sorted(amd64)})),
-        ("arm64", "linux/arm64/v8", json!({"sources": sorted(arm64)})),
-    ];
+    let expected = expected_platforms();
     let doc = read_json(&metadata);
     let response = &exporter_entry(&doc, "tarball")["response"];
     for (arch, platform, want) in &expected {
-        assert_eq!(
-            config_build_info(&files, arch).as_ref(),
-            Some(want),
-            "{arch}"
-        );
-
-        // Every other config field is as it was; layers are untouched.
-        let old_manifest = input_files.manifest(arch);
-        let new_manifest = files.manifest(arch);
-        assert_eq!(old_manifest["layers"], new_manifest["layers"]);
-        assert_eq!(old_manifest["annotations"], new_manifest["annotations"]);
-        let old_config = input_files.blob_json(str_at(&old_manifest["config"], "digest"));
-        let mut new_config = files.blob_json(str_at(&new_manifest["config"], "digest"));
-        new_config.as_object_mut().unwrap().remove(KEY);
-        assert_eq!(old_config, new_config, "{arch}");
-
-        // skopeo reads the same config (raw: its parsed view drops the key).
-        let config = skopeo_json(&[
-            "inspect",
-            "--config",
-            "--raw",
-            "--override-arch",
-            arch,
-            &oci_archive(&tarball),
-        ]);
-        assert_eq!(&decode(config[KEY].as_str().unwrap()), want, "{arch}");
-
-        // The per-platform response key (decoded in the metadata file).
-        assert_eq!(
-            &response[format!("containerimage.buildinfo/{platform}")],
-            want,
-            "{response}"
+        assert_platform(
+            &files,
+            &input_files,
+            &tarball,
+            response,
+            (arch, platform, want),
         );
     }
     assert!(response.get("containerimage.buildinfo").is_none());
@@ -225,23 +286,7 @@ fn multi_platform_sources_redaction_and_opt_out() {
         assert_eq!(files.blob(digest), input_files.blob(digest));
     }
 
-    // buildinfo=false: the input as it was, no key, in the same run.
-    let plain_files = LayoutFiles::from_dir(&plain);
-    assert_eq!(
-        plain_files.root()["digest"],
-        input_files.root()["digest"],
-        "buildinfo=false must leave the image unchanged"
-    );
-    assert_eq!(config_build_info(&plain_files, "amd64"), None);
-    let plain_response = &exporter_entry(&doc, "plain")["response"];
-    assert!(
-        plain_response
-            .as_object()
-            .unwrap()
-            .keys()
-            .all(|k| !k.starts_with("containerimage.buildinfo")),
-        "{plain_response}"
-    );
+    assert_plain_unchanged(&plain, &input_files, &doc);
 
     // No credential anywhere: the tarball, every config's decoded field,
     // the metadata file, the terminal output.
@@ -251,15 +296,7 @@ fn multi_platform_sources_redaction_and_opt_out() {
         assert_no_secrets("a config's build info", info.to_string().as_bytes());
     }
     assert_no_secrets("the metadata file", &fs::read(&metadata).unwrap());
-    assert_no_secrets("stdout", &run.stdout);
-    assert_no_secrets("stderr", run.stderr.as_bytes());
-    for value in response.as_object().unwrap().values() {
-        if let Some(s) = value.as_str()
-            && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s)
-        {
-            assert_no_secrets("a response value", &bytes);
-        }
-    }
+    assert_no_secrets_in_run(&run, response);
 
     // Deterministic: the same run again gives the same image.
     let again = out.join("again.tar");
@@ -272,125 +309,6 @@ fn multi_platform_sources_redaction_and_opt_out() {
     ))
     .assert_success();
     assert_eq!(LayoutFiles::from_tar(&again).root(), files.root());
-}
-
-#[test]
-fn existing_build_info_is_merged_without_duplicates() {
-    let tmp = tempdir();
-    let input = single_platform_sample(tmp.path(), "input", "amd64", "v1");
-    let layout = Layout::open(&input);
-    let config_digest = str_at(&root_manifest(&layout.files())["config"], "digest").to_owned();
-    // What BuildKit v0.10 wrote: frontend, attrs, deps, `docker-image`
-    // sources, a short image name, a credential.
-    let existing = json!({
-        "frontend": "dockerfile.v0",
-        "attrs": {"build-arg:VERSION": "1.2", "context": "https://x:old-input-t0ken@github.com/example/app.git"},
-        "sources": [
-            {"type": "docker-image", "ref": "alpine:3.19", "pin": "sha256:1d30"},
-            {"type": "git", "ref": "https://old-input-t0ken@github.com/example/app.git#main", "pin": "259a5aa5aa5bb3562d12cc631fe399f4788642c1"},
-        ],
-        "deps": {"base": {"sources": [{"type": "http", "ref": "https://h/f?access_token=old-input-t0ken", "pin": "sha256:99"}]}}
-    });
-    layout.rewrite_json_blob(&config_digest, |c| {
-        c[KEY] = json!(b64(&existing));
-    });
-    let sources = tmp.path().join("sources.json");
-    fs::write(
-        &sources,
-        json!([
-            {"type": "image", "ref": "docker.io/library/alpine:3.19", "pin": "sha256:1d30"},
-            {"type": "git", "ref": "https://github.com/example/app.git#main", "pin": "259a5aa5aa5bb3562d12cc631fe399f4788642c1"},
-            {"type": "http", "ref": "https://example.com/new.txt", "pin": "sha256:42"}
-        ])
-        .to_string(),
-    )
-    .unwrap();
-    let out = mkdir(tmp.path(), "out");
-    let first = out.join("first.tar");
-    let with_attrs = out.join("attrs.tar");
-    let metadata = out.join("metadata.json");
-    let run = outport(export_args(
-        &input,
-        &[
-            "--build-sources",
-            path_str(&sources),
-            "--attr",
-            "build-arg:TOKEN_URL=https://u:attr-t0ken@example.com/x",
-            "--attr",
-            "build-arg:VERSION=1.3",
-        ],
-        &[
-            format!("type=oci,dest={},id=first", path_str(&first)),
-            format!(
-                "type=oci,buildinfo-attrs=true,dest={},id=attrs",
-                path_str(&with_attrs)
-            ),
-        ],
-        &metadata,
-    ));
-    run.assert_success();
-
-    let want_sources = json!([
-        {"type": "image", "ref": "docker.io/library/alpine:3.19", "pin": "sha256:1d30"},
-        {"type": "http", "ref": "https://example.com/new.txt", "pin": "sha256:42"},
-        {"type": "git", "ref": "https://github.com/example/app.git#main", "pin": "259a5aa5aa5bb3562d12cc631fe399f4788642c1"},
-    ]);
-    let want_deps =
-        json!({"base": {"sources": [{"type": "http", "ref": "https://h/f", "pin": "sha256:99"}]}});
-    let want = json!({"frontend": "dockerfile.v0", "sources": want_sources, "deps": want_deps});
-    let want_attrs = json!({
-        "frontend": "dockerfile.v0",
-        "attrs": {
-            "build-arg:TOKEN_URL": "https://example.com/x",
-            "build-arg:VERSION": "1.3",
-            "context": "https://github.com/example/app.git",
-        },
-        "sources": want_sources,
-        "deps": want_deps,
-    });
-
-    let doc = read_json(&metadata);
-    for (dest, id, want) in [
-        (&first, "first", &want),
-        (&with_attrs, "attrs", &want_attrs),
-    ] {
-        let files = LayoutFiles::from_tar(dest);
-        files.verify();
-        let manifest = root_manifest(&files);
-        let config = files.blob_json(str_at(&manifest["config"], "digest"));
-        assert_eq!(&decode(config[KEY].as_str().unwrap()), want, "{id}");
-        // A single-platform image: one key, no platform suffix.
-        let response = &exporter_entry(&doc, id)["response"];
-        assert_eq!(
-            &response["containerimage.buildinfo"], want,
-            "{id}: {response}"
-        );
-        assert_eq!(
-            response["containerimage.config.digest"], manifest["config"]["digest"],
-            "{id}"
-        );
-        assert_no_secrets("the tarball", &fs::read(dest).unwrap());
-        assert_no_secrets("the build info", config[KEY].to_string().as_bytes());
-        assert_no_secrets(
-            "the build info",
-            decode(config[KEY].as_str().unwrap()).to_string().as_bytes(),
-        );
-    }
-    assert_no_secrets("the metadata file", &fs::read(&metadata).unwrap());
-
-    // Exporting the output again with the same sources changes nothing.
-    let again = out.join("again");
-    let run = outport(export_args(
-        &first,
-        &["--build-sources", path_str(&sources)],
-        &[format!("type=oci,tar=false,dest={}", path_str(&again))],
-        &out.join("metadata2.json"),
-    ));
-    run.assert_success();
-    assert_eq!(
-        LayoutFiles::from_dir(&again).root()["digest"],
-        LayoutFiles::from_tar(&first).root()["digest"]
-    );
 }
 
 #[test]

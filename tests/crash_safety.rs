@@ -7,16 +7,16 @@
 //! instance in one line naming the destination and leaves that filesystem
 //! empty, while a sibling output elsewhere succeeds; two runs exporting to
 //! the same destinations at once both succeed and leave one whole output
-//! each, never a mix or a leftover.
+//! each, never a mix or a leftover (`concurrent.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::*;
 
 mod background;
+mod concurrent;
 pub(crate) mod tmpfs;
 mod trees;
 
@@ -114,45 +114,38 @@ fn sentinels(out: &Path) -> Vec<String> {
     vec!["sentinel".to_string(), file, undotted, link]
 }
 
-#[test]
-fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
-    let started = Instant::now();
-    let tmp = tempdir();
-    let cache = mkdir(tmp.path(), "cache");
-    let input = sample_image();
-
-    // What the built-in outputs are when whole (this also fills the
-    // compile cache, so the runs below start fast).
-    let reference = mkdir(tmp.path(), "reference");
+/// What the built-in outputs are when whole: the `local` output's tree and
+/// the `oci` tarball (this also fills the compile cache, so the runs after
+/// start fast).
+fn whole_outputs(
+    tmp: &Path,
+    input: &Path,
+    cache: &Path,
+) -> (std::collections::BTreeMap<String, Node>, LayoutFiles) {
+    let reference = mkdir(tmp, "reference");
     outport_in(
         &export_args(
-            &input,
+            input,
             &[
                 format!("type=local,dest={}", path_str(&reference.join("rootfs"))),
                 format!("type=oci,dest={}", path_str(&reference.join("x.tar"))),
             ],
         ),
-        &cache,
+        cache,
     )
     .assert_success();
-    let reference_rootfs = tree(&reference.join("rootfs"));
-    let reference_tar = valid_oci_tar(&reference.join("x.tar"));
+    (
+        tree(&reference.join("rootfs")),
+        valid_oci_tar(&reference.join("x.tar")),
+    )
+}
 
-    let out = mkdir(tmp.path(), "out");
-    let kept = sentinels(&out);
-    let kept_before: Vec<_> = kept.iter().map(|name| tree_or_file(&out, name)).collect();
-
-    // A live run, waiting in its instance with its staging directory locked.
-    let mut live = Running::start(
-        export_args(&input, &[sleeper("live", &out.join("live.txt"), "file")]),
-        &cache,
-        tmp.path().join("live.stderr"),
-    );
-    // The run to kill: two instances that never finish (a file output and
-    // a directory output), and two built-in ones that may finish first.
-    let mut doomed = Running::start(
+/// Starts the run to kill: two instances that never finish (a file output
+/// and a directory output), and two built-in ones that may finish first.
+fn start_doomed(input: &Path, out: &Path, cache: &Path, stderr: PathBuf) -> Running {
+    Running::start(
         export_args(
-            &input,
+            input,
             &[
                 sleeper("bad", &out.join("bad.txt"), "file"),
                 sleeper("bad-dir", &out.join("bad-dir"), "directory"),
@@ -163,31 +156,32 @@ fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
                 format!("type=oci,dest={},id=tarball", path_str(&out.join("x.tar"))),
             ],
         ),
-        &cache,
-        tmp.path().join("doomed.stderr"),
-    );
-    wait_until(
-        "both runs' waiting instances to stage their partial output",
-        &mut [&mut live, &mut doomed],
-        || {
-            staged_partial(&out, "live.txt", "live.txt")
-                && staged_partial(&out, "bad.txt", "bad.txt")
-                && staged_partial(&out, "bad-dir", "out.txt")
-        },
-    );
-    doomed.kill();
-    let live_staging = stagings(&out, "live.txt");
+        cache,
+        stderr,
+    )
+}
 
-    // Nothing at the unfinished destinations; a finished output is whole;
-    // the rest is staging directories (and what was there before).
+/// Checks what the killed run (`doomed`) left in `out`: nothing at the
+/// unfinished destinations; a finished output is whole (as `whole`); the
+/// rest is staging directories (and the `kept` entries that were there
+/// before). Returns the killed run's staging directories and the finished
+/// outputs' names.
+fn after_the_kill(
+    out: &Path,
+    kept: &[String],
+    whole: &(std::collections::BTreeMap<String, Node>, LayoutFiles),
+    live_staging: &[PathBuf],
+    doomed: &Running,
+) -> (Vec<PathBuf>, Vec<String>) {
+    let (reference_rootfs, reference_tar) = whole;
     let mut leftovers = Vec::new();
     let mut finished = Vec::new();
-    for name in dir_names(&out) {
+    for name in dir_names(out) {
         let path = out.join(&name);
         if kept.contains(&name) {
             continue;
         } else if name == "rootfs" {
-            assert_same_rootfs(&path, &reference_rootfs);
+            assert_same_rootfs(&path, reference_rootfs);
             finished.push(name);
         } else if name == "x.tar" {
             assert_eq!(valid_oci_tar(&path).files, reference_tar.files);
@@ -201,15 +195,70 @@ fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
             panic!(
                 "after SIGKILL, {} is in the output directory (it holds {:?})\n{}",
                 path.display(),
-                dir_names(&out),
+                dir_names(out),
                 doomed.describe()
             );
         }
     }
     for name in ["bad.txt", "bad-dir"] {
-        assert_eq!(stagings(&out, name).len(), 1, "{:?}", dir_names(&out));
+        assert_eq!(stagings(out, name).len(), 1, "{:?}", dir_names(out));
     }
-    assert_eq!(live_staging.len(), 1, "{:?}", dir_names(&out));
+    assert_eq!(live_staging.len(), 1, "{:?}", dir_names(out));
+    (leftovers, finished)
+}
+
+/// What `out` should hold once the next run removed the killed run's
+/// leftovers: the `kept` entries, the `finished` outputs, the next run's
+/// `good.tar` and the live run's staging directory.
+fn expected_after_next_run(
+    kept: &[String],
+    finished: &[String],
+    live_staging: &[PathBuf],
+) -> Vec<String> {
+    let mut want: Vec<String> = kept.to_vec();
+    want.extend(finished.iter().cloned());
+    want.push("good.tar".into());
+    want.extend(live_staging.iter().map(|p| {
+        p.file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned()
+    }));
+    want.sort();
+    want
+}
+
+#[test]
+fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
+    let started = Instant::now();
+    let tmp = tempdir();
+    let cache = mkdir(tmp.path(), "cache");
+    let input = sample_image();
+    let whole = whole_outputs(tmp.path(), &input, &cache);
+
+    let out = mkdir(tmp.path(), "out");
+    let kept = sentinels(&out);
+    let kept_before: Vec<_> = kept.iter().map(|name| tree_or_file(&out, name)).collect();
+
+    // A live run, waiting in its instance with its staging directory locked.
+    let mut live = Running::start(
+        export_args(&input, &[sleeper("live", &out.join("live.txt"), "file")]),
+        &cache,
+        tmp.path().join("live.stderr"),
+    );
+    let mut doomed = start_doomed(&input, &out, &cache, tmp.path().join("doomed.stderr"));
+    wait_until(
+        "both runs' waiting instances to stage their partial output",
+        &mut [&mut live, &mut doomed],
+        || {
+            staged_partial(&out, "live.txt", "live.txt")
+                && staged_partial(&out, "bad.txt", "bad.txt")
+                && staged_partial(&out, "bad-dir", "out.txt")
+        },
+    );
+    doomed.kill();
+    let live_staging = stagings(&out, "live.txt");
+    let (leftovers, finished) = after_the_kill(&out, &kept, &whole, &live_staging, &doomed);
 
     // Once the leftovers are old enough to be a dead run's, the next run
     // staging in the same directory removes them, and nothing else.
@@ -226,21 +275,10 @@ fn a_killed_run_leaves_no_output_and_the_next_run_removes_only_its_leftovers() {
         &cache,
     );
     run.assert_success();
-    assert_eq!(valid_oci_tar(&good).files, reference_tar.files);
-
-    let mut want: Vec<String> = kept.clone();
-    want.extend(finished.iter().cloned());
-    want.push("good.tar".into());
-    want.extend(live_staging.iter().map(|p| {
-        p.file_name()
-            .expect("a name")
-            .to_string_lossy()
-            .into_owned()
-    }));
-    want.sort();
+    assert_eq!(valid_oci_tar(&good).files, whole.1.files);
     assert_eq!(
         dir_names(&out),
-        want,
+        expected_after_next_run(&kept, &finished, &live_staging),
         "the next run should remove the killed run's staging directories {leftovers:?}, \
          and nothing else\n{}",
         run.describe()
@@ -358,106 +396,6 @@ fn a_full_filesystem_fails_the_instance_in_one_line_and_leaves_it_empty() {
             println!("skipped: mounting a tmpfs needs root (and CAP_SYS_ADMIN)");
             return;
         }
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Two runs at once
-// ---------------------------------------------------------------------------
-
-/// Rounds of two runs at once (the first places new outputs, the others
-/// replace existing ones).
-const ROUNDS: usize = 16;
-
-#[test]
-fn two_runs_to_the_same_destinations_at_once_leave_one_whole_output_each() {
-    let started = Instant::now();
-    let tmp = tempdir();
-    let cache = mkdir(tmp.path(), "cache");
-    let input = single_platform_sample(tmp.path(), "input", "amd64", SAMPLE_TAG);
-    let outputs = |dir: &Path| {
-        vec![
-            format!("type=oci,dest={},id=tarball", path_str(&dir.join("x.tar"))),
-            format!(
-                "type=oci,tar=false,dest={},id=layout,name={SAMPLE_NAME}",
-                path_str(&dir.join("layout"))
-            ),
-            format!(
-                "type=local,dest={},id=rootfs",
-                path_str(&dir.join("rootfs"))
-            ),
-        ]
-    };
-
-    // One run alone: what each output is when whole, checked by tools
-    // nobody here wrote (this also fills the compile cache).
-    let reference = mkdir(tmp.path(), "reference");
-    outport_in(&export_args(&input, &outputs(&reference)), &cache).assert_success();
-    let reference_tar = valid_oci_tar(&reference.join("x.tar"));
-    let reference_layout = valid_oci_dir(&reference.join("layout"));
-    let reference_rootfs = tree(&reference.join("rootfs"));
-    let bundle = tmp.path().join("bundle");
-    let image = format!("{}:{SAMPLE_TAG}", path_str(&reference.join("layout")));
-    umoci(&["unpack", "--rootless", "--image", &image, path_str(&bundle)]);
-    let unpacked = tree(&bundle.join("rootfs"));
-    for (path, node) in &reference_rootfs {
-        if let Node::File(_, bytes) = node {
-            assert!(
-                matches!(&unpacked.get(path), Some(Node::File(_, b)) if b == bytes),
-                "umoci's unpack of the layout has no {path} as the local output has it"
-            );
-        }
-    }
-
-    let out = mkdir(tmp.path(), "out");
-    let args = export_args(&input, &outputs(&out));
-    for round in 0..ROUNDS {
-        let barrier = Barrier::new(2);
-        let runs: Vec<Run> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        outport_in(&args, &cache)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a run's thread"))
-                .collect()
-        });
-        for run in &runs {
-            assert_eq!(
-                run.code,
-                Some(0),
-                "round {round}: both runs should succeed\n{}",
-                run.describe()
-            );
-        }
-        assert_eq!(
-            dir_names(&out),
-            ["layout", "rootfs", "x.tar"],
-            "round {round}: one output each, no staging leftover\n{}\n{}",
-            runs[0].describe(),
-            runs[1].describe()
-        );
-        assert_eq!(
-            valid_oci_tar(&out.join("x.tar")).files,
-            reference_tar.files,
-            "round {round}: x.tar"
-        );
-        assert_eq!(
-            valid_oci_dir(&out.join("layout")).files,
-            reference_layout.files,
-            "round {round}: layout"
-        );
-        assert_same_rootfs(&out.join("rootfs"), &reference_rootfs);
     }
     assert!(
         started.elapsed() < Duration::from_secs(60),

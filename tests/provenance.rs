@@ -174,6 +174,51 @@ fn one_attestation_per_platform_as_buildkit_lays_them_out() {
     assert!(entries[..2].iter().all(|e| !is_attestation(e)), "{index}");
     let found = attestations(&files, &index);
     assert_eq!(found.len(), 2, "{index}");
+    assert_each_platform_attested(&files, &index, &found);
+    // One invocation for the whole run.
+    assert_eq!(
+        found[0].statement["predicate"]["runDetails"]["metadata"]["invocationID"],
+        found[1].statement["predicate"]["runDetails"]["metadata"]["invocationID"]
+    );
+    // Layers are the input's, untouched.
+    let input = LayoutFiles::from_dir(&sample_image());
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            files.manifest(arch)["layers"],
+            input.manifest(arch)["layers"]
+        );
+    }
+
+    // The exporter's response names the attested index.
+    let doc = read_json(&metadata);
+    assert_eq!(
+        exporter_entry(&doc, "max")["response"]["containerimage.digest"],
+        files.root()["digest"]
+    );
+
+    assert_skopeo_reads_them(tmp.path(), &tarball, &found);
+
+    // attest=false in the same run: no attestation, build info still there.
+    let plain_files = LayoutFiles::from_dir(&plain);
+    assert!(attestations(&plain_files, &image_index(&plain_files)).is_empty());
+    assert_eq!(array_at(&image_index(&plain_files), "manifests").len(), 2);
+
+    // No credential anywhere.
+    assert_no_secrets("the tarball", &fs::read(&tarball).unwrap());
+    for (path, bytes) in &plain_files.files {
+        assert_no_secrets(path, bytes);
+    }
+    assert_no_secrets("the metadata file", &fs::read(&metadata).unwrap());
+    assert_no_secrets("stdout", &attested.stdout);
+    assert_no_secrets("stderr", attested.stderr.as_bytes());
+
+    assert_reproducible_and_replaced(&out, &max_args, &files);
+}
+
+/// Each platform's image manifest has exactly one attestation, whose
+/// statement is mode=max's (every argument, credentials stripped) and whose
+/// dependencies are the build info's sources, one for one.
+fn assert_each_platform_attested(files: &LayoutFiles, index: &Value, found: &[Attestation]) {
     for (arch, platform) in [("amd64", "linux%2Famd64"), ("arm64", "linux%2Farm64%2Fv8")] {
         let manifest = files.manifest_descriptor(arch);
         let digest = str_at(&manifest, "digest");
@@ -213,66 +258,41 @@ fn one_attestation_per_platform_as_buildkit_lays_them_out() {
             array_at(definition, "resolvedDependencies").len()
         );
     }
-    // One invocation for the whole run.
-    assert_eq!(
-        found[0].statement["predicate"]["runDetails"]["metadata"]["invocationID"],
-        found[1].statement["predicate"]["runDetails"]["metadata"]["invocationID"]
-    );
-    // Layers are the input's, untouched.
-    let input = LayoutFiles::from_dir(&sample_image());
-    for arch in ["amd64", "arm64"] {
-        assert_eq!(
-            files.manifest(arch)["layers"],
-            input.manifest(arch)["layers"]
-        );
-    }
+}
 
-    // The exporter's response names the attested index.
-    let doc = read_json(&metadata);
-    assert_eq!(
-        exporter_entry(&doc, "max")["response"]["containerimage.digest"],
-        files.root()["digest"]
-    );
-
+/// skopeo lists the attestations in the raw index and copies every
+/// instance of `tarball`.
+fn assert_skopeo_reads_them(tmp: &Path, tarball: &Path, found: &[Attestation]) {
     // skopeo lists them in the raw index and copies every instance.
-    let raw = skopeo_json(&["inspect", "--raw", &oci_archive(&tarball)]);
+    let raw = skopeo_json(&["inspect", "--raw", &oci_archive(tarball)]);
     let listed: Vec<&Value> = array_at(&raw, "manifests")
         .iter()
         .filter(|e| is_attestation(e))
         .collect();
     assert_eq!(listed.len(), 2, "{raw}");
-    for a in &found {
+    for a in found {
         assert!(
             listed.iter().any(|e| e["digest"] == a.entry["digest"]),
             "{raw}"
         );
     }
-    let copy = tmp.path().join("copy");
-    skopeo_copy_all(&oci_archive(&tarball), &oci_dir(&copy));
+    let copy = tmp.join("copy");
+    skopeo_copy_all(&oci_archive(tarball), &oci_dir(&copy));
     let copied = LayoutFiles::from_dir(&copy);
-    for a in &found {
+    for a in found {
         copied.blob(str_at(&a.entry, "digest"));
     }
+}
 
-    // attest=false in the same run: no attestation, build info still there.
-    let plain_files = LayoutFiles::from_dir(&plain);
-    assert!(attestations(&plain_files, &image_index(&plain_files)).is_empty());
-    assert_eq!(array_at(&image_index(&plain_files), "manifests").len(), 2);
-
-    // No credential anywhere.
-    assert_no_secrets("the tarball", &fs::read(&tarball).unwrap());
-    for (path, bytes) in &plain_files.files {
-        assert_no_secrets(path, bytes);
-    }
-    assert_no_secrets("the metadata file", &fs::read(&metadata).unwrap());
-    assert_no_secrets("stdout", &attested.stdout);
-    assert_no_secrets("stderr", attested.stderr.as_bytes());
-
+/// With SOURCE_DATE_EPOCH, the same run (`max_args`) gives the same bytes
+/// as `files`; attesting the attested image again replaces its provenance
+/// instead of adding a second one.
+fn assert_reproducible_and_replaced(out: &Path, max_args: &[&str], files: &LayoutFiles) {
     // With SOURCE_DATE_EPOCH, the same run gives the same bytes.
     let again = out.join("again.tar");
     run(
         &sample_image(),
-        &max_args,
+        max_args,
         &[format!("type=oci,dest={},name={NAME}", path_str(&again))],
     )
     .assert_success();
@@ -283,7 +303,7 @@ fn one_attestation_per_platform_as_buildkit_lays_them_out() {
     let twice = out.join("twice.tar");
     run(
         &again,
-        &max_args,
+        max_args,
         &[format!("type=oci,dest={},name={NAME}", path_str(&twice))],
     )
     .assert_success();

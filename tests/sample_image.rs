@@ -75,6 +75,45 @@ fn sample_is_small() {
     assert!(total < 1024 * 1024, "the sample image is {total} bytes");
 }
 
+/// A gzip layer of the sample whose uncompressed tar has `diff_id`.
+fn assert_gzip_layer(files: &LayoutFiles, layer: &serde_json::Value, diff_id: &serde_json::Value) {
+    assert_eq!(layer["mediaType"], MT_LAYER_GZIP, "{layer}");
+    let digest = str_at(layer, "digest");
+    let mut tar_bytes = Vec::new();
+    flate2::read::GzDecoder::new(files.blob(digest))
+        .read_to_end(&mut tar_bytes)
+        .unwrap_or_else(|e| panic!("gunzip layer {digest}: {e}"));
+    assert_eq!(
+        diff_id.as_str(),
+        Some(sha256_digest(&tar_bytes).as_str()),
+        "diff ID of layer {digest}"
+    );
+}
+
+/// The per-platform layer `layer` of the platform of descriptor `desc`: the
+/// platform file, a hard link and a whiteout of the base layer's README.
+fn assert_platform_layer(files: &LayoutFiles, layer: &serde_json::Value, desc: &serde_json::Value) {
+    let top = str_at(layer, "digest");
+    let entries = layer_entries(files.blob(top));
+    let platform = entries
+        .get("app/platform.txt")
+        .unwrap_or_else(|| panic!("no app/platform.txt in {top}"));
+    assert_eq!(
+        String::from_utf8_lossy(&platform.1),
+        format!("{}\n", platform_string(&desc["platform"]))
+    );
+    assert!(
+        entries
+            .get("app/hi")
+            .is_some_and(|e| e.0 == tar::EntryType::Link),
+        "no hard link app/hi in {top}"
+    );
+    assert!(
+        entries.contains_key("usr/share/sample/.wh.README"),
+        "no whiteout in {top}"
+    );
+}
+
 #[test]
 fn sample_is_a_consistent_two_platform_image() {
     let files = LayoutFiles::from_dir(&sample_image());
@@ -109,41 +148,13 @@ fn sample_is_a_consistent_two_platform_image() {
         assert_eq!(array_at(&config, "history").len(), layers.len(), "{config}");
 
         for (layer, diff_id) in layers.iter().zip(diff_ids) {
-            assert_eq!(layer["mediaType"], MT_LAYER_GZIP, "{layer}");
-            let digest = str_at(layer, "digest");
-            *layer_use.entry(digest.to_owned()).or_default() += 1;
-            let mut tar_bytes = Vec::new();
-            flate2::read::GzDecoder::new(files.blob(digest))
-                .read_to_end(&mut tar_bytes)
-                .unwrap_or_else(|e| panic!("gunzip layer {digest}: {e}"));
-            assert_eq!(
-                diff_id.as_str(),
-                Some(sha256_digest(&tar_bytes).as_str()),
-                "diff ID of layer {digest}"
-            );
+            assert_gzip_layer(&files, layer, diff_id);
+            *layer_use
+                .entry(str_at(layer, "digest").to_owned())
+                .or_default() += 1;
         }
 
-        // The per-platform layer: the platform file, a hard link and a
-        // whiteout of the base layer's README.
-        let top = str_at(&layers[layers.len() - 1], "digest");
-        let entries = layer_entries(files.blob(top));
-        let platform = entries
-            .get("app/platform.txt")
-            .unwrap_or_else(|| panic!("no app/platform.txt in {top}"));
-        assert_eq!(
-            String::from_utf8_lossy(&platform.1),
-            format!("{}\n", platform_string(&desc["platform"]))
-        );
-        assert!(
-            entries
-                .get("app/hi")
-                .is_some_and(|e| e.0 == tar::EntryType::Link),
-            "no hard link app/hi in {top}"
-        );
-        assert!(
-            entries.contains_key("usr/share/sample/.wh.README"),
-            "no whiteout in {top}"
-        );
+        assert_platform_layer(&files, &layers[layers.len() - 1], &desc);
     }
     // One base layer, shared by both platforms, holding the README that the
     // per-platform layers delete.
