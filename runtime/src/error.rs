@@ -21,7 +21,7 @@ pub enum Error {
         /// The file.
         path: std::path::PathBuf,
         /// Why.
-        source: crate::sandbox::policy::PolicyError,
+        source: crate::sandbox::policy::error::PolicyError,
     },
     /// Two instances have the same ID, or another usage mistake.
     #[error("{0}")]

@@ -13,7 +13,7 @@
 //! distribution tools refuse such a digest) and each `network-hosts` list into
 //! an [`AllowList`], so a run only looks them up.
 
-mod error;
+pub mod error;
 mod keys;
 mod limit_settings;
 
