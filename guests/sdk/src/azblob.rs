@@ -11,7 +11,7 @@
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::http::{Body, body_to_file, method_name, read_answer, reason, send_request};
+use crate::http::{Body, Transport, body_to_file, method_name, read_answer, reason, send_request};
 use crate::object_cache::ObjectStore;
 use crate::s3::encode_key;
 use crate::transfer::{Upload, upload_all};
@@ -87,9 +87,8 @@ impl Container {
             .collect();
         upload_all(&uploads, parallel, |i, outcome| {
             let key = &blobs[i].0;
-            let answer = outcome.map_err(|e| match e {
-                Ok(what) => Error::Network(format!("{}: PUT {key}: {what}", self.what())),
-                Err(e) => e,
+            let answer = outcome.map_err(|e| {
+                e.into_error(|what| Error::Network(format!("{}: PUT {key}: {what}", self.what())))
             })?;
             match answer.status {
                 // 409: put meanwhile by someone else; blobs are named by digest.
@@ -146,7 +145,7 @@ impl Container {
         let name = method_name(&method).to_owned();
         let target = key.unwrap_or("(the container)");
         let fail =
-            |what: String| Error::Network(format!("{}: {name} {target}: {what}", self.what()));
+            |what: Transport| Error::Network(format!("{}: {name} {target}: {what}", self.what()));
         send_request(
             method,
             self.insecure,
@@ -155,10 +154,7 @@ impl Container {
             headers,
             body,
         )
-        .map_err(|e| match e {
-            Ok(what) => fail(what),
-            Err(e) => e,
-        })
+        .map_err(|e| e.into_error(fail))
     }
 
     /// The answer's status, its `x-ms-error-code` (else the body's
