@@ -26,6 +26,7 @@ mod export_oci;
 mod export_registry;
 mod export_rootfs;
 mod image_options;
+mod input_registry;
 mod inputs;
 mod instances;
 mod layer_views;

@@ -2,7 +2,8 @@
 //! requests a client has in flight at once (uploads several at once: the s3
 //! cache backend, registry pushes), one answers a registry's transient
 //! "blob unknown" to manifest `PUT`s, one turns cross-repository mounts
-//! into plain upload sessions (a registry that refuses mounts).
+//! into plain upload sessions (a registry that refuses mounts), one counts
+//! blob and manifest downloads.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -306,6 +307,72 @@ fn unmount(mut client: TcpStream, mut server: TcpStream, count: &AtomicUsize) {
         return;
     };
     if server.write_all(&request).is_err() {
+        return;
+    }
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server_in, &mut client_out);
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upload.join();
+}
+
+/// A TCP relay on 127.0.0.1 to a registry that counts `GET`s of blobs and
+/// of manifests.
+pub struct BlobGets {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    counts: Arc<(AtomicUsize, AtomicUsize)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BlobGets {
+    /// Starts relaying to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> BlobGets {
+        let counts: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
+        let shared = counts.clone();
+        let (port, stop) = serve(upstream, move |client, server| {
+            count_gets(client, server, &shared)
+        });
+        BlobGets { port, counts, stop }
+    }
+
+    /// `GET /v2/…/blobs/…` requests seen.
+    pub fn blob_gets(&self) -> usize {
+        self.counts.0.load(Ordering::SeqCst)
+    }
+
+    /// `GET /v2/…/manifests/…` requests seen.
+    pub fn manifest_gets(&self) -> usize {
+        self.counts.1.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlobGets {
+    fn drop(&mut self) {
+        stop(&self.stop, self.port);
+    }
+}
+
+/// Forwards one connection both ways, counting the `GET` it starts with.
+fn count_gets(mut client: TcpStream, mut server: TcpStream, counts: &(AtomicUsize, AtomicUsize)) {
+    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let mut first = [0u8; 4096];
+    let Ok(n) = client.read(&mut first) else {
+        return;
+    };
+    let line = String::from_utf8_lossy(&first[..n]);
+    let line = line.lines().next().unwrap_or_default();
+    if line.starts_with("GET ") && line.contains("/blobs/") {
+        counts.0.fetch_add(1, Ordering::SeqCst);
+    }
+    if line.starts_with("GET ") && line.contains("/manifests/") {
+        counts.1.fetch_add(1, Ordering::SeqCst);
+    }
+    if server.write_all(&first[..n]).is_err() {
         return;
     }
     let upload = std::thread::spawn(move || {

@@ -28,7 +28,7 @@ pub async fn export(args: CacheExportArgs) -> CliResult {
         Ok(Ok(Some(cache))) => CacheSource::Cache(cache),
         Ok(Ok(None)) => {
             let input = parse_input(&args.input)?;
-            CacheSource::Image(open_image(input, &args.input).await?)
+            CacheSource::Image(open_image(input, &args.input, &args.run.run).await?)
         }
         Ok(Err(e)) => {
             return Err(CliError::failed(e));

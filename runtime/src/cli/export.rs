@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::host::bindings::types::CacheOperation;
-use crate::input::{Input, InputError};
+use crate::input::{Input, InputError, PullOptions};
 use crate::run::cache_plan::CacheSource;
 use crate::run::session::SessionResult;
 use crate::{InstanceResult, Limits, OutputSpec, Session, Status};
@@ -66,15 +66,44 @@ pub fn parse_input(input: &str) -> Result<Input, CliError> {
     Input::parse(input).map_err(input_error)
 }
 
-/// Reads the input image off the async threads (`display`: the argument).
+/// Reads the input image off the async threads (`display`: the argument);
+/// a `docker://` input is pulled as `run` says (`--src-insecure`, the blob
+/// store in the cache directory).
 pub async fn open_image(
     input: Input,
     display: &str,
+    run: &RunArgs,
 ) -> Result<Arc<outport_image::Image>, CliError> {
     let owned = display.to_owned();
-    match tokio::task::spawn_blocking(move || input.open(&owned)).await {
+    let cache = if run.engine.no_cache {
+        None
+    } else {
+        run.engine
+            .cache_dir
+            .clone()
+            .or_else(crate::engine::default_cache_dir)
+    };
+    let insecure = run.src_insecure;
+    let opened = tokio::task::spawn_blocking(move || {
+        // Without a cache directory, a store of this run alone.
+        let (store, _scratch) = match cache {
+            Some(dir) => (dir.join("blobs"), None),
+            None if matches!(input, Input::Registry(_)) => {
+                let dir = tempfile::tempdir().map_err(|e| {
+                    CliError::failed(format!("a temporary blob store for {owned}: {e}"))
+                })?;
+                (dir.path().to_owned(), Some(dir))
+            }
+            None => (PathBuf::new(), None),
+        };
+        input
+            .open(&owned, &PullOptions { insecure, store })
+            .map_err(input_error)
+    })
+    .await;
+    match opened {
         Ok(Ok(image)) => Ok(Arc::new(image)),
-        Ok(Err(e)) => Err(input_error(e)),
+        Ok(Err(e)) => Err(e),
         Err(e) => Err(CliError::failed(format!("reading {display}: {e}"))),
     }
 }
@@ -139,7 +168,7 @@ pub async fn run(args: ExportArgs) -> CliResult {
         Ok((plan, cache))
     });
     let (plan, cache_plan) = plans.map_err(CliError::usage)?;
-    let image = open_image(input, &args.input).await?;
+    let image = open_image(input, &args.input, &args.run).await?;
     let source = CacheSource::Image(image.clone());
     let result = session
         .run_with_cache(Some(image), plan, cache_plan, Some(source))

@@ -246,6 +246,10 @@ struct RunArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     progress: Progress,
+    /// Pull a `docker://` input over plain HTTP instead of HTTPS (a
+    /// registry on loopback or a trusted network; never guessed).
+    #[arg(long)]
+    src_insecure: bool,
     #[command(flatten)]
     plugins: PluginArgs,
     #[command(flatten)]

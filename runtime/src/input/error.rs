@@ -51,14 +51,6 @@ pub enum InputError {
         /// What the transport reads.
         expected: &'static str,
     },
-    /// A transport this build does not read yet (`docker://`).
-    #[error("input {input:?}: reading an image from {what} is not available yet")]
-    Unavailable {
-        /// The argument.
-        input: String,
-        /// What it would read from.
-        what: &'static str,
-    },
     /// Standard input is a terminal: nothing is piped in.
     #[error(
         "input \"-\": standard input is a terminal; pipe an OCI archive or a docker save into it"
@@ -88,6 +80,9 @@ pub enum InputError {
         /// What the daemon said, or why it could not be asked.
         source: crate::outbound::docker_daemon::DaemonError,
     },
+    /// The registry image could not be pulled.
+    #[error(transparent)]
+    Registry(#[from] super::registry::PullError),
     /// The image read is invalid (or its file is missing).
     #[error(transparent)]
     Image(#[from] outport_image::Error),
@@ -101,8 +96,8 @@ impl InputError {
             InputError::UnknownTransport { .. }
                 | InputError::Empty { .. }
                 | InputError::DaemonName { .. }
-                | InputError::Unavailable { .. }
                 | InputError::StdinTerminal
+                | InputError::Registry(super::registry::PullError::Reference { .. })
         )
     }
 }

@@ -4,8 +4,10 @@
 //! and why an input cannot be read ([`error`]).
 //! Reading and verifying the image itself is the `outport-image` crate's.
 
+pub(crate) mod blob_store;
 pub(crate) mod daemon;
 pub(crate) mod error;
+pub(crate) mod registry;
 pub(crate) mod spool;
 pub(crate) mod transport;
 
@@ -20,7 +22,8 @@ impl Input {
     /// threads). `display` is the argument as the user wrote it. Streams
     /// are read to their end and the image validated before this returns,
     /// so nothing is written anywhere from a truncated or invalid input.
-    pub(crate) fn open(&self, display: &str) -> Result<Image, InputError> {
+    /// A registry image (`docker://`) is pulled as `pull` says.
+    pub(crate) fn open(&self, display: &str, pull: &PullOptions) -> Result<Image, InputError> {
         match self {
             Input::Path(path) => Ok(outport_image::open(path)?),
             Input::OciLayout(p) => open_path(p, display, "oci", true),
@@ -31,12 +34,25 @@ impl Input {
                 Ok(outport_image::open_file(file, "-", None)?)
             }
             Input::DockerDaemon(image) => daemon::save(image, display),
-            Input::Registry(_) => Err(InputError::Unavailable {
-                input: display.to_owned(),
-                what: "a registry (docker://)",
-            }),
+            Input::Registry(reference) => registry::open(
+                &registry::Pull {
+                    reference,
+                    insecure: pull.insecure,
+                    store: &pull.store,
+                },
+                display,
+            ),
         }
     }
+}
+
+/// How a registry input is pulled.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// Plain HTTP (`--src-insecure`).
+    pub insecure: bool,
+    /// The blob store's directory.
+    pub store: std::path::PathBuf,
 }
 
 /// Opens the directory (`oci:`) or archive of a path transport, after
