@@ -274,7 +274,7 @@ fn a_blob_the_registry_serves_wrong_is_refused_and_not_stored() {
     let error = run.error_text();
     assert!(
         error.contains(&format!("registry {host}"))
-            && error.contains(&format!("GET /v2/"))
+            && error.contains("GET /v2/")
             && error.contains(&digest)
             && error.contains("not the blob's"),
         "{error}"

@@ -15,7 +15,22 @@ use std::sync::Arc;
 use outport_image::Image;
 use outport_oci::Sha256Digest;
 
-use super::registry::PullError;
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory of the store.
+    #[error("blob store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The image read from the store is invalid.
+    #[error(transparent)]
+    Image(#[from] outport_image::Error),
+}
 
 /// The blob store at a directory.
 #[derive(Clone, Debug)]
@@ -29,8 +44,8 @@ pub struct TempBlob {
     store: BlobStore,
 }
 
-fn store_error(path: &Path, source: std::io::Error) -> PullError {
-    PullError::Store {
+fn store_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
         path: path.display().to_string(),
         source,
     }
@@ -38,7 +53,7 @@ fn store_error(path: &Path, source: std::io::Error) -> PullError {
 
 impl BlobStore {
     /// The store at `dir`, created if missing.
-    pub fn open(dir: &Path) -> Result<BlobStore, PullError> {
+    pub fn open(dir: &Path) -> Result<BlobStore, StoreError> {
         for sub in ["blobs/sha256", "tmp"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(|e| store_error(&path, e))?;
@@ -58,7 +73,7 @@ impl BlobStore {
     }
 
     /// Stores `bytes`, whose digest the caller computed, unless there.
-    pub fn put(&self, digest: &Sha256Digest, bytes: &[u8]) -> Result<(), PullError> {
+    pub fn put(&self, digest: &Sha256Digest, bytes: &[u8]) -> Result<(), StoreError> {
         if self.has(digest, bytes.len() as u64) {
             return Ok(());
         }
@@ -68,7 +83,7 @@ impl BlobStore {
     }
 
     /// A new temporary blob.
-    pub fn temp(&self) -> Result<TempBlob, PullError> {
+    pub fn temp(&self) -> Result<TempBlob, StoreError> {
         let dir = self.root.join("tmp");
         let file = tempfile::NamedTempFile::new_in(&dir).map_err(|e| store_error(&dir, e))?;
         Ok(TempBlob {
@@ -86,7 +101,7 @@ impl BlobStore {
         media_type: &str,
         size: u64,
         display: &str,
-    ) -> Result<Image, super::InputError> {
+    ) -> Result<Image, StoreError> {
         let tmp = self.root.join("tmp");
         let layout = tempfile::Builder::new()
             .prefix("layout-")
@@ -113,14 +128,14 @@ impl BlobStore {
 
 impl TempBlob {
     /// Appends `data`.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), PullError> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.file
             .write_all(data)
             .map_err(|e| store_error(self.file.path(), e))
     }
 
     /// Puts the blob, checked by the caller to be `digest`, in place.
-    pub fn keep(self, digest: &Sha256Digest) -> Result<(), PullError> {
+    pub fn keep(self, digest: &Sha256Digest) -> Result<(), StoreError> {
         let target = self.store.path(digest);
         self.file
             .persist(&target)

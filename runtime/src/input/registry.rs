@@ -30,7 +30,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use wasmtime_wasi_http::WasiBody;
 
-use super::blob_store::BlobStore;
+use super::blob_store::{BlobStore, StoreError};
 use crate::host::http::HttpAccess;
 use crate::outbound::docker_config::Credentials;
 use crate::run::reporter::Silent;
@@ -79,14 +79,8 @@ pub enum PullError {
         message: String,
     },
     /// The blob store failed.
-    #[error("blob store {path}: {source}")]
-    Store {
-        /// The store's directory or file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Where and how to pull from.
@@ -103,9 +97,11 @@ pub struct Pull<'a> {
 /// runtime) and reads it from the blob store; `display` names the input.
 pub fn open(pull: &Pull<'_>, display: &str) -> Result<Image, super::InputError> {
     let handle = tokio::runtime::Handle::current();
-    let store = BlobStore::open(pull.store)?;
+    let store = BlobStore::open(pull.store).map_err(PullError::from)?;
     let (root, media_type, size) = handle.block_on(fetch(pull, display, &store))?;
-    let image = store.open_image(&root, &media_type, size, display)?;
+    let image = store
+        .open_image(&root, &media_type, size, display)
+        .map_err(PullError::from)?;
     Ok(image)
 }
 
@@ -173,7 +169,7 @@ async fn fetch(
             if media::INDEXES.contains(&child_type.as_str()) {
                 return Err(remote.error(
                     Method::GET,
-                    &digest.to_string(),
+                    digest.as_str(),
                     "an index inside an index is not read",
                 ));
             }
@@ -182,13 +178,22 @@ async fn fetch(
     } else {
         blobs.extend(manifest_blobs(&bytes));
     }
+    download_all(Arc::new(remote), blobs, store).await?;
+    Ok((root, media_type, size))
+}
+
+/// Downloads each of `blobs` the store lacks, [`PARALLEL`] at once.
+async fn download_all(
+    remote: Arc<Remote>,
+    blobs: Vec<(Sha256Digest, u64)>,
+    store: &BlobStore,
+) -> Result<(), PullError> {
     let mut wanted: Vec<(Sha256Digest, u64)> = Vec::new();
     for blob in blobs {
         if !wanted.iter().any(|(d, _)| *d == blob.0) && !store.has(&blob.0, blob.1) {
             wanted.push(blob);
         }
     }
-    let remote = Arc::new(remote);
     for chunk in wanted.chunks(PARALLEL) {
         let mut tasks = tokio::task::JoinSet::new();
         for (digest, size) in chunk.iter().cloned() {
@@ -200,7 +205,7 @@ async fn fetch(
             done.map_err(|e| remote.error(Method::GET, "blobs", &e.to_string()))??;
         }
     }
-    Ok((root, media_type, size))
+    Ok(())
 }
 
 /// The sha256 digest of `bytes`.
@@ -409,7 +414,7 @@ impl Remote {
                 ),
             ));
         }
-        file.keep(digest)
+        Ok(file.keep(digest)?)
     }
 }
 
