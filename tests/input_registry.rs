@@ -233,12 +233,11 @@ fn a_blob_the_registry_serves_wrong_is_refused_and_not_stored() {
     let host = registry("OUTPORT_TEST_REGISTRY");
     let storage = registry("OUTPORT_TEST_REGISTRY_STORAGE");
     let tmp = tempdir();
-    // An image with a layer of its own, pushed by skopeo.
-    let input = crafted(
-        tmp.path(),
-        &[layer_tar(&[file("corrupt.bin", &noise((64 << 10) + 17))])],
-    );
+    // An image with a layer of its own (no other run's), pushed by skopeo.
     let reference = format!("{host}/{}:1", unique_repo("corrupt"));
+    let mut data = noise(64 << 10);
+    data.extend_from_slice(reference.as_bytes());
+    let input = crafted(tmp.path(), &[layer_tar(&[file("corrupt.bin", &data)])]);
     skopeo(&[
         "--insecure-policy",
         "copy",

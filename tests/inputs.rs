@@ -159,7 +159,10 @@ fn unknown_transport_and_registry_are_usage_errors() {
             "docker-daemon:Not_A_Name",
             &["invalid repository path component"][..],
         ),
-        ("docker://localhost:5000/app:1", &["not available"][..]),
+        (
+            "docker://localhost:5000/Bad_Name:1",
+            &["invalid repository path component"][..],
+        ),
     ] {
         let run = export_from(None, input, std::slice::from_ref(&spec));
         run.assert_code(2);
