@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use crate::attestation_forms::check_form;
 use crate::common::*;
 
+mod usage;
+
 const SECRETS: &[&str] = &["pr0v-s3cr3t-t0ken", "pr0v-qs-secret", "pr0v-attr-pass"];
 /// 2023-11-14T22:13:20Z.
 const EPOCH: &str = "1700000000";
@@ -436,64 +438,6 @@ fn a_single_platform_image_becomes_an_index_with_its_attestation() {
     let raw = skopeo_json(&["inspect", "--raw", &oci_dir(&dest)]);
     assert_eq!(array_at(&raw, "manifests").len(), 2, "{raw}");
     skopeo_copy_all(&oci_dir(&dest), &oci_dir(&tmp.path().join("copy")));
-}
-
-#[test]
-fn bad_attest_values_are_usage_errors() {
-    let tmp = tempdir();
-    let out = tmp.path().join("out");
-    let refused =
-        |extra: &[&str], options: &str, env: &[(&str, &str)], mention: &str, words: &[&str]| {
-            let mut args = vec!["export".to_owned(), path_str(&sample_image()).to_owned()];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            args.push("--output".into());
-            args.push(format!(
-                "type=oci,{options}dest={}",
-                path_str(&out.join("x.tar"))
-            ));
-            let cache = tempdir();
-            let run = outport_with_cache(args, cache.path(), env);
-            run.assert_code(2);
-            run.assert_error(&[mention], words);
-            assert_eq!(run.error_text().lines().count(), 1, "{}", run.describe());
-            assert_empty_or_absent(&out);
-        };
-    let epoch = [("SOURCE_DATE_EPOCH", EPOCH)];
-    refused(
-        &["--attest", "sbom"],
-        "",
-        &epoch,
-        "sbom",
-        &["not supported"],
-    );
-    refused(
-        &["--attest", "type=provenance,mode=full"],
-        "",
-        &epoch,
-        "mode",
-        &["expected min or max"],
-    );
-    refused(
-        &["--attest", "provenance,colour=red"],
-        "",
-        &epoch,
-        "colour",
-        &["unknown"],
-    );
-    refused(
-        &[],
-        "attest=maybe,",
-        &epoch,
-        "attest",
-        &["expected true or false"],
-    );
-    refused(
-        &["--attest", "provenance"],
-        "",
-        &[("SOURCE_DATE_EPOCH", "yesterday")],
-        "SOURCE_DATE_EPOCH",
-        &["expected a number"],
-    );
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

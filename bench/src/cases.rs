@@ -238,13 +238,34 @@ fn three_floor(image: &Image, dests: &[PathBuf]) -> Cmd {
 }
 
 fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
+    let mut cases = floor_cases(env, image);
+    cases.extend(outport_cases(env, image));
+    // With many small blobs the script is bound by starting two `curl`
+    // processes per blob, and is no floor.
+    if image.blobs.len() <= PUT_FLOOR_MAX_BLOBS {
+        cases.push(put_floor(env, image));
+    }
+    cases.push(outport_case(
+        env,
+        image,
+        THREE_AT_ONCE,
+        &[
+            ("type=oci", "three-oci.tar"),
+            ("type=oci,tar=false", "three-oci-dir"),
+            ("type=docker", "three-docker.tar"),
+        ],
+    ));
+    cases.extend(skopeo_cases(env, image));
+    cases
+}
+
+/// The floors every export is measured against: `cp -r`, `openssl dgst`,
+/// and three copies at once.
+fn floor_cases(env: &Env, image: &Image) -> Vec<Case> {
     let work = &env.work;
     let cp_dest = work.join("cp");
     let floor_dests: Vec<PathBuf> = (1..=3).map(|i| work.join(format!("cp{i}"))).collect();
-    let registry = &env.registry.addr;
-    let oci = |dest: &Path| format!("oci:{}", dest.display());
-    let src = oci(&image.dir);
-    let mut cases = vec![
+    vec![
         Case {
             name: "cp",
             cmd: Cmd::new(
@@ -270,6 +291,14 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
             outputs: floor_dests.clone(),
             registry: false,
         },
+    ]
+}
+
+/// outport to one output of each built-in exporter, then the registry
+/// push.
+fn outport_cases(env: &Env, image: &Image) -> Vec<Case> {
+    let registry = &env.registry.addr;
+    vec![
         outport_case(env, image, "outport oci tar", &[("type=oci", "oci.tar")]),
         outport_case(
             env,
@@ -302,16 +331,35 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
             outputs: Vec::new(),
             registry: true,
         },
-        outport_case(
-            env,
-            image,
-            THREE_AT_ONCE,
-            &[
-                ("type=oci", "three-oci.tar"),
-                ("type=oci,tar=false", "three-oci-dir"),
-                ("type=docker", "three-docker.tar"),
+    ]
+}
+
+/// The floor of a registry push: the blobs `PUT` by a script.
+fn put_floor(env: &Env, image: &Image) -> Case {
+    Case {
+        name: PUT_FLOOR,
+        cmd: Cmd::new(
+            "bash",
+            [
+                OsString::from("-c"),
+                PUT_SCRIPT.into(),
+                "bash".into(),
+                (&env.registry.addr).into(),
+                image.dir.join("blobs/sha256").into(),
             ],
         ),
+        outputs: Vec::new(),
+        registry: true,
+    }
+}
+
+/// skopeo copying the image: to an OCI archive, a docker archive and a
+/// registry.
+fn skopeo_cases(env: &Env, image: &Image) -> Vec<Case> {
+    let work = &env.work;
+    let registry = &env.registry.addr;
+    let src = format!("oci:{}", image.dir.display());
+    vec![
         skopeo_case(
             env,
             "skopeo oci-archive",
@@ -351,34 +399,7 @@ fn full_cases(env: &Env, image: &Image) -> Vec<Case> {
             outputs: Vec::new(),
             registry: true,
         },
-    ];
-    // With many small blobs the script is bound by starting two `curl`
-    // processes per blob, and is no floor.
-    if image.blobs.len() <= PUT_FLOOR_MAX_BLOBS {
-        let at = cases
-            .iter()
-            .position(|c| c.name == "outport registry push")
-            .map_or(cases.len(), |i| i + 1);
-        cases.insert(
-            at,
-            Case {
-                name: PUT_FLOOR,
-                cmd: Cmd::new(
-                    "bash",
-                    [
-                        OsString::from("-c"),
-                        PUT_SCRIPT.into(),
-                        "bash".into(),
-                        registry.into(),
-                        image.dir.join("blobs/sha256").into(),
-                    ],
-                ),
-                outputs: Vec::new(),
-                registry: true,
-            },
-        );
-    }
-    cases
+    ]
 }
 
 fn skopeo_case(env: &Env, name: &'static str, args: &[&str], output: &str) -> Case {

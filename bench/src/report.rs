@@ -41,57 +41,7 @@ pub fn print(results: &Results) {
         results.runs
     );
     for group in &results.groups {
-        println!(
-            "\n## {} ({:.0} MiB of blobs)\n",
-            group.title,
-            mib(group.bytes)
-        );
-        println!("| case | median | MB/s | / limit | / skopeo |\n|---|---:|---:|---:|---:|");
-        for row in &group.rows {
-            let (time, rate) = match &row.outcome {
-                Outcome::Timed { .. } => {
-                    let m = row.median().unwrap_or(f64::NAN);
-                    (
-                        format!("{m:.3} s"),
-                        format!("{:.0}", group.bytes as f64 / m / 1e6),
-                    )
-                }
-                Outcome::NotAvailable(why) => (why.clone(), "-".to_owned()),
-            };
-            println!(
-                "| {} | {time} | {rate} | {} | {} |",
-                row.name,
-                fmt_ratio(row.vs_limit),
-                fmt_ratio(row.vs_skopeo)
-            );
-        }
-        if let Some(limit) = group.limit {
-            println!("\nlimit = max(cp, openssl) = {limit:.3} s");
-        }
-        if let Some(r) = group.three_vs_slowest {
-            println!("three at once / slowest alone = {r:.2}x (target <= 1.5x)");
-        }
-        if let Some(r) = group.three_vs_floor {
-            println!("three at once / (3 x cp + openssl at once) = {r:.2}x");
-        }
-        if let Some(floor) = group.put_floor {
-            let push = |name: &str| {
-                let m = group.rows.iter().find(|r| r.name == name)?.median()?;
-                Some(m / floor)
-            };
-            println!(
-                "registry PUT floor = {floor:.3} s; outport push / floor = {}, skopeo docker:// / floor = {}",
-                fmt_ratio(push("outport registry push")),
-                fmt_ratio(push("skopeo docker://"))
-            );
-        }
-        if let Some(rss) = group.outport_peak_rss {
-            println!(
-                "outport peak RSS (oci tar) = {:.1} MiB (target < {} MiB)",
-                mib(rss),
-                RSS_TARGET >> 20
-            );
-        }
+        print_group(group);
     }
     for group in &results.real {
         crate::real_cases::print(group);
@@ -101,6 +51,63 @@ pub fn print(results: &Results) {
     }
 }
 
+/// Prints one group's table and its ratios.
+fn print_group(group: &Group) {
+    println!(
+        "\n## {} ({:.0} MiB of blobs)\n",
+        group.title,
+        mib(group.bytes)
+    );
+    println!("| case | median | MB/s | / limit | / skopeo |\n|---|---:|---:|---:|---:|");
+    for row in &group.rows {
+        let (time, rate) = match &row.outcome {
+            Outcome::Timed { .. } => {
+                let m = row.median().unwrap_or(f64::NAN);
+                (
+                    format!("{m:.3} s"),
+                    format!("{:.0}", group.bytes as f64 / m / 1e6),
+                )
+            }
+            Outcome::NotAvailable(why) => (why.clone(), "-".to_owned()),
+        };
+        println!(
+            "| {} | {time} | {rate} | {} | {} |",
+            row.name,
+            fmt_ratio(row.vs_limit),
+            fmt_ratio(row.vs_skopeo)
+        );
+    }
+    if let Some(limit) = group.limit {
+        println!("\nlimit = max(cp, openssl) = {limit:.3} s");
+    }
+    if let Some(r) = group.three_vs_slowest {
+        println!("three at once / slowest alone = {r:.2}x (target <= 1.5x)");
+    }
+    if let Some(r) = group.three_vs_floor {
+        println!("three at once / (3 x cp + openssl at once) = {r:.2}x");
+    }
+    if let Some(floor) = group.put_floor {
+        let push = |name: &str| {
+            let m = group.rows.iter().find(|r| r.name == name)?.median()?;
+            Some(m / floor)
+        };
+        println!(
+            "registry PUT floor = {floor:.3} s; outport push / floor = {}, skopeo docker:// / floor = {}",
+            fmt_ratio(push("outport registry push")),
+            fmt_ratio(push("skopeo docker://"))
+        );
+    }
+    if let Some(rss) = group.outport_peak_rss {
+        println!(
+            "outport peak RSS (oci tar) = {:.1} MiB (target < {} MiB)",
+            mib(rss),
+            RSS_TARGET >> 20
+        );
+    }
+}
+
+/// Prints the built-in components' table and the command's cold and warm
+/// runs.
 fn print_components(c: &Components) {
     println!(
         "\n## built-in components\n\n| component | .wasm | cold compile | load from cache | instantiate (median / p99) |\n|---|---:|---:|---:|---:|"

@@ -54,4 +54,4 @@ pub use run::output_spec::{OutputSpec, assign_ids};
 pub use run::reporter::{LogLevel, Reporter, Silent};
 pub use run::session::{Session, SessionResult};
 pub use sandbox::limits::Limits;
-pub use sandbox::policy::Policy;
+pub use sandbox::policy::{Policy, PolicyError};

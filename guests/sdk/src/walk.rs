@@ -133,7 +133,7 @@ fn config_platform(digest: &str) -> Result<Option<Platform>, Error> {
         &image::get_blob(&manifest.config)?,
         &format!("config {}", manifest.config),
     )?;
-    Ok(Platform::from_document(&config.platform()))
+    Ok(Platform::from_document(&config.platform))
 }
 
 /// A descriptor of the contract from a descriptor read from a document.

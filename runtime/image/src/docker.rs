@@ -326,9 +326,9 @@ fn annotations(tag: &str) -> HashMap<String, String> {
 /// The platform an image config names, if it names one.
 fn platform(config: &ImageConfig) -> Option<Platform> {
     let mut builder = PlatformBuilder::default()
-        .architecture(Arch::from(config.architecture.as_deref()?))
-        .os(Os::from(config.os.as_deref()?));
-    if let Some(variant) = &config.variant {
+        .architecture(Arch::from(config.platform.architecture.as_deref()?))
+        .os(Os::from(config.platform.os.as_deref()?));
+    if let Some(variant) = &config.platform.variant {
         builder = builder.variant(variant.clone());
     }
     builder.build().ok()

@@ -139,37 +139,13 @@ pub struct Manifest<D = Descriptor> {
 /// fields and its layers' diff IDs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct ImageConfig {
-    /// CPU architecture (`amd64`).
-    #[serde(default)]
-    pub architecture: Option<String>,
-    /// Operating system (`linux`).
-    #[serde(default)]
-    pub os: Option<String>,
-    /// Operating system version.
-    #[serde(rename = "os.version", default)]
-    pub os_version: Option<String>,
-    /// Operating system features.
-    #[serde(rename = "os.features", default, deserialize_with = "or_default")]
-    pub os_features: Vec<String>,
-    /// CPU variant (`v8`).
-    #[serde(default)]
-    pub variant: Option<String>,
+    /// Its platform fields (`architecture`, `os`, `os.version`,
+    /// `os.features`, `variant`), as an index entry's platform.
+    #[serde(flatten)]
+    pub platform: Platform,
     /// The layers' diff IDs.
     #[serde(default)]
     pub rootfs: Option<RootFs>,
-}
-
-impl ImageConfig {
-    /// The platform fields, as an index entry's platform.
-    pub fn platform(&self) -> Platform {
-        Platform {
-            architecture: self.architecture.clone(),
-            os: self.os.clone(),
-            os_version: self.os_version.clone(),
-            os_features: self.os_features.clone(),
-            variant: self.variant.clone(),
-        }
-    }
 }
 
 /// The `rootfs` of an image config.
@@ -375,7 +351,7 @@ mod tests {
             r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:d"]}}"#,
         )
         .unwrap();
-        assert_eq!(config.platform().os.as_deref(), Some("linux"));
+        assert_eq!(config.platform.os.as_deref(), Some("linux"));
         #[cfg(feature = "oci-spec")]
         {
             let typed: Manifest<oci_spec::image::Descriptor> = serde_json::from_str(

@@ -435,7 +435,10 @@ pub(super) fn platform_key(platform: Option<&document::Platform>, config: &Image
     };
     let (os, arch, variant) = match platform {
         Some(p) if p.os.is_some() => from(&p.os, &p.architecture, &p.variant),
-        _ => from(&config.os, &config.architecture, &config.variant),
+        _ => {
+            let p = &config.platform;
+            from(&p.os, &p.architecture, &p.variant)
+        }
     };
     let os = if os.is_empty() { "unknown".into() } else { os };
     let arch = if arch.is_empty() {

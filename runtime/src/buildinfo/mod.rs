@@ -245,40 +245,54 @@ impl Variants {
             attesting,
         };
         if let Some(request) = &inputs.provenance {
-            let redacted: (Vec<Source>, BTreeMap<&String, String>) = (
-                sources::dedup(inputs.sources.clone()),
-                inputs
-                    .attrs
-                    .iter()
-                    .map(|(k, v)| (k, sources::redact(v)))
-                    .collect(),
-            );
-            let seed = serde_json::to_string(&redacted).unwrap_or_default();
-            let invocation_id = request.invocation_id(&seed);
-            let finished = request.finished();
-            for choice in attested_choices {
-                let key = (choice.info, choice.names.clone(), choice.oci_artifact);
-                if variants.attested.contains_key(&key) {
-                    continue;
-                }
-                let base = variants.base(choice.info);
-                let plan = provenance::Attach {
-                    request,
-                    names: &choice.names,
-                    infos: &full,
-                    invocation_id: &invocation_id,
-                    finished,
-                    oci_artifact: choice.oci_artifact,
-                };
-                let attested = provenance::attach(&base, &plan).map_err(|source| ImageError {
-                    image: image.name().to_string(),
-                    step: Step::Provenance,
-                    source,
-                })?;
-                variants.attested.insert(key, Arc::new(attested));
-            }
+            variants.attest(image, (inputs, request), attested_choices, &full)?;
         }
         Ok(variants)
+    }
+
+    /// Attaches a provenance attestation, as `request` asks, to the
+    /// variant of each of `choices` (once per build-info choice, subject
+    /// names and form) of `image`; `full` holds every platform's build info.
+    fn attest(
+        &mut self,
+        image: &Arc<Image>,
+        (inputs, request): (&BuildInputs, &provenance::Request),
+        choices: Vec<&Choice>,
+        full: &BTreeMap<String, sources::BuildInfo>,
+    ) -> Result<(), Error> {
+        let redacted: (Vec<Source>, BTreeMap<&String, String>) = (
+            sources::dedup(inputs.sources.clone()),
+            inputs
+                .attrs
+                .iter()
+                .map(|(k, v)| (k, sources::redact(v)))
+                .collect(),
+        );
+        let seed = serde_json::to_string(&redacted).unwrap_or_default();
+        let invocation_id = request.invocation_id(&seed);
+        let finished = request.finished();
+        for choice in choices {
+            let key = (choice.info, choice.names.clone(), choice.oci_artifact);
+            if self.attested.contains_key(&key) {
+                continue;
+            }
+            let base = self.base(choice.info);
+            let plan = provenance::Attach {
+                request,
+                names: &choice.names,
+                infos: full,
+                invocation_id: &invocation_id,
+                finished,
+                oci_artifact: choice.oci_artifact,
+            };
+            let attested = provenance::attach(&base, &plan).map_err(|source| ImageError {
+                image: image.name().to_string(),
+                step: Step::Provenance,
+                source,
+            })?;
+            self.attested.insert(key, Arc::new(attested));
+        }
+        Ok(())
     }
 
     /// The image with the build info `info` chose, before attestations.

@@ -132,21 +132,7 @@ pub async fn run(args: ExportArgs) -> CliResult {
             "only one output can go to standard output (dest=-)",
         ));
     }
-    let epoch = args
-        .source_date_epoch
-        .clone()
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
-        .filter(|s| !s.trim().is_empty());
-    let source_date_epoch = match epoch.as_deref().map(|s| s.trim().parse::<u64>()) {
-        None => None,
-        Some(Ok(seconds)) => Some(seconds),
-        Some(Err(_)) => {
-            return Err(CliError::usage(format!(
-                "source date epoch {:?} (--source-date-epoch or SOURCE_DATE_EPOCH): expected a number of seconds since 1970",
-                epoch.unwrap_or_default()
-            )));
-        }
-    };
+    let (epoch, source_date_epoch) = source_date_epoch(&args)?;
     let build_info =
         crate::buildinfo::BuildInputs::from_args(args.build_sources.as_deref(), &args.attrs)
             .and_then(|mut b| {
@@ -183,24 +169,57 @@ pub async fn run(args: ExportArgs) -> CliResult {
         Box::new(std::io::stdout())
     };
     let mut code = summarize(&result, &mut summary);
-    if let Some(path) = &args.iidfile {
-        let written = crate::output::iidfile::image_id(&result, args.iidfile_from.as_deref())
-            .and_then(|id| {
-                crate::output::atomic::write_file(path, id.as_bytes()).map_err(|e| {
-                    crate::Error::Io {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    }
-                })
-            });
-        match written {
-            Ok(()) => {
-                let _ = writeln!(summary, "image ID -> {}", path.display());
-            }
-            Err(e) => code = exit_code(Err(CliError::failed(e))),
-        }
+    if let Some(path) = &args.iidfile
+        && let Some(failed) =
+            write_iidfile(&result, path, args.iidfile_from.as_deref(), &mut summary)
+    {
+        code = failed;
     }
     Ok(write_metadata(&result, args.metadata_file.as_ref(), &mut summary).unwrap_or(code))
+}
+
+/// The source date epoch (`--source-date-epoch`, else `SOURCE_DATE_EPOCH`;
+/// blank is none): as given, and in seconds.
+fn source_date_epoch(args: &ExportArgs) -> Result<(Option<String>, Option<u64>), CliError> {
+    let epoch = args
+        .source_date_epoch
+        .clone()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|s| !s.trim().is_empty());
+    let seconds = match epoch.as_deref().map(|s| s.trim().parse::<u64>()) {
+        None => None,
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => {
+            return Err(CliError::usage(format!(
+                "source date epoch {:?} (--source-date-epoch or SOURCE_DATE_EPOCH): expected a number of seconds since 1970",
+                epoch.unwrap_or_default()
+            )));
+        }
+    };
+    Ok((epoch, seconds))
+}
+
+/// Writes the image ID of `result` (`--iidfile-from` picks the instance)
+/// to `path` and says so in `summary`; the exit code of a failure.
+fn write_iidfile(
+    result: &SessionResult,
+    path: &std::path::Path,
+    from: Option<&str>,
+    summary: &mut dyn Write,
+) -> Option<u8> {
+    let written = crate::output::iidfile::image_id(result, from).and_then(|id| {
+        crate::output::atomic::write_file(path, id.as_bytes()).map_err(|e| crate::Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    });
+    match written {
+        Ok(()) => {
+            let _ = writeln!(summary, "image ID -> {}", path.display());
+            None
+        }
+        Err(e) => Some(exit_code(Err(CliError::failed(e)))),
+    }
 }
 
 /// Prints one line per instance (exporters, then cache instances) and the

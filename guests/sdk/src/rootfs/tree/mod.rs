@@ -28,6 +28,38 @@ const OPAQUE: &str = ".wh..wh..opq";
 /// How many symlinks one path may go through.
 const MAX_HOPS: usize = 40;
 
+/// Why an entry of a layer is left out of the tree (with a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftOut {
+    /// Its path goes through more than `MAX_HOPS` symlinks.
+    LinkLoop,
+    /// A component of its path (this one) is not a directory.
+    NotADirectory(String),
+    /// A hard link whose target climbs above the root.
+    ClimbsAbove,
+    /// A hard link to the root.
+    NamesTheRoot,
+    /// A hard link to something other than a regular file.
+    NotRegular,
+    /// A hard link to nothing.
+    Missing,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeftOut::LinkLoop => f.write_str("too many levels of symbolic links"),
+            LeftOut::NotADirectory(path) => write!(f, "{path} is not a directory"),
+            LeftOut::ClimbsAbove => f.write_str("it climbs above the root"),
+            LeftOut::NamesTheRoot => f.write_str("it names the root"),
+            LeftOut::NotRegular => f.write_str("not a regular file"),
+            LeftOut::Missing => f.write_str("no such file"),
+        }
+    }
+}
+
+impl std::error::Error for LeftOut {}
+
 /// A root filesystem: relative path (`etc/os-release`, no leading or
 /// trailing slash) → node, in path order (a directory before its contents).
 #[derive(Debug, Default, Clone)]
@@ -122,9 +154,9 @@ impl Tree {
 
     /// The file a hard link entry names: its kind (sharing its content)
     /// and metadata.
-    fn hard_link_target(&self, target: &str) -> Result<(Kind, Meta), String> {
-        let mut comps = clean(target).ok_or("it climbs above the root")?;
-        let name = comps.pop().ok_or("it names the root")?;
+    fn hard_link_target(&self, target: &str) -> Result<(Kind, Meta), LeftOut> {
+        let mut comps = clean(target).ok_or(LeftOut::ClimbsAbove)?;
+        let name = comps.pop().ok_or(LeftOut::NamesTheRoot)?;
         let mut path = self.resolve(&comps)?;
         path.push(name);
         match self.nodes.get(&join(&path)) {
@@ -134,8 +166,8 @@ impl Tree {
                     ..
                 },
             ) => Ok((node.kind.clone(), node.meta.clone())),
-            Some(_) => Err("not a regular file".to_owned()),
-            None => Err("no such file".to_owned()),
+            Some(_) => Err(LeftOut::NotRegular),
+            None => Err(LeftOut::Missing),
         }
     }
 
@@ -209,7 +241,7 @@ impl Tree {
     /// (an absolute target starts again at the root, `..` stops at the
     /// root), a missing directory taken as one to create. Fails when a
     /// component is not a directory or links loop.
-    pub fn resolve(&self, comps: &[String]) -> Result<Vec<String>, String> {
+    pub fn resolve(&self, comps: &[String]) -> Result<Vec<String>, LeftOut> {
         let mut pending: VecDeque<String> = comps.iter().cloned().collect();
         let mut out: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -228,7 +260,7 @@ impl Tree {
                 Some(Kind::Symlink(target)) => {
                     hops += 1;
                     if hops > MAX_HOPS {
-                        return Err("too many levels of symbolic links".to_owned());
+                        return Err(LeftOut::LinkLoop);
                     }
                     out.pop();
                     if target.starts_with('/') {
@@ -238,7 +270,7 @@ impl Tree {
                         pending.push_front(part.to_owned());
                     }
                 }
-                Some(_) => return Err(format!("{} is not a directory", join(&out))),
+                Some(_) => return Err(LeftOut::NotADirectory(join(&out))),
             }
         }
         Ok(out)
