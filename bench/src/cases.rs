@@ -3,7 +3,7 @@
 //! once; each case the median of several runs with the page cache warm.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
