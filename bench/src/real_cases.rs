@@ -115,9 +115,6 @@ fn cases(env: &Env, image: &RealImage, work: &Path) -> Vec<Case> {
         Cmd::new("bash", args)
     };
     let gnu_dest = work.join("gnu-tar");
-    let umoci_dest = work.join("umoci");
-    let skopeo_dest = work.join("skopeo-zstd");
-    let src = format!("oci:{}:{TAG}", image.dir.display());
     let mut cases: Vec<Case> = vec![
         (
             SERIAL,
@@ -137,34 +134,7 @@ fn cases(env: &Env, image: &RealImage, work: &Path) -> Vec<Case> {
     ];
     // Debian's umoci (0.4.7) reads no zstd layer.
     if image.packing == Packing::Gzip {
-        cases.push((
-            UMOCI,
-            Cmd::new(
-                "umoci",
-                [
-                    OsString::from("unpack"),
-                    "--image".into(),
-                    format!("{}:{TAG}", image.dir.display()).into(),
-                    umoci_dest.clone().into(),
-                ],
-            ),
-            vec![umoci_dest],
-        ));
-        cases.push((
-            SKOPEO_ZSTD,
-            Cmd::new(
-                "skopeo",
-                [
-                    "copy".to_owned(),
-                    "--quiet".to_owned(),
-                    "--dest-compress-format".to_owned(),
-                    "zstd".to_owned(),
-                    src,
-                    format!("oci:{}:{TAG}", skopeo_dest.display()),
-                ],
-            ),
-            vec![skopeo_dest],
-        ));
+        cases.extend(gzip_floors(image, work));
     }
     let outport = |name, spec: &str, out: &str| -> Case {
         let dest = work.join(out);
@@ -194,6 +164,44 @@ fn cases(env: &Env, image: &RealImage, work: &Path) -> Vec<Case> {
         ));
     }
     cases
+}
+
+/// The floors only a gzip image has: `umoci unpack` and skopeo's copy to
+/// zstd.
+fn gzip_floors(image: &RealImage, work: &Path) -> [Case; 2] {
+    let umoci_dest = work.join("umoci");
+    let skopeo_dest = work.join("skopeo-zstd");
+    let src = format!("oci:{}:{TAG}", image.dir.display());
+    [
+        (
+            UMOCI,
+            Cmd::new(
+                "umoci",
+                [
+                    OsString::from("unpack"),
+                    "--image".into(),
+                    format!("{}:{TAG}", image.dir.display()).into(),
+                    umoci_dest.clone().into(),
+                ],
+            ),
+            vec![umoci_dest],
+        ),
+        (
+            SKOPEO_ZSTD,
+            Cmd::new(
+                "skopeo",
+                [
+                    "copy".to_owned(),
+                    "--quiet".to_owned(),
+                    "--dest-compress-format".to_owned(),
+                    "zstd".to_owned(),
+                    src,
+                    format!("oci:{}:{TAG}", skopeo_dest.display()),
+                ],
+            ),
+            vec![skopeo_dest],
+        ),
+    ]
 }
 
 /// Times `cmd` `env.runs` times, removing `outputs` and syncing before each.

@@ -128,31 +128,7 @@ fn generate(dir: &Path, packing: Packing) -> Result<()> {
     let mut diff_ids = Vec::new();
     let mut summary = Vec::new();
     for (n, tree) in TREES.iter().enumerate() {
-        let out = layout.join(format!("layer{n}"));
-        let pack = Cmd::new(
-            "bash",
-            [
-                "-c".into(),
-                PACK.into(),
-                "bash".into(),
-                (*tree).into(),
-                out.clone().into_os_string(),
-                compressor.into(),
-                decompressor.into(),
-            ],
-        );
-        runner::run_ok(&pack)?;
-        let diff = fs::read_to_string(out.with_extension("diff"))?;
-        let (diff_hex, tar_len) = diff.trim().split_once(' ').context("bad .diff file")?;
-        // Hashed as it streams: a whole layer read into this process would
-        // count in every child's peak RSS (a fork inherits the high-water
-        // mark).
-        let mut hasher = Sha256::new();
-        let size = std::io::copy(&mut fs::File::open(&out)?, &mut hasher)?;
-        let hex = hex::encode(hasher.finalize());
-        fs::rename(&out, blobs.join(&hex))?;
-        fs::remove_file(out.with_extension("diff"))?;
-        let tar_len: u64 = tar_len.parse()?;
+        let (hex, size, diff_hex, tar_len) = pack_layer(layout, n, tree, compressor, decompressor)?;
         layers.push(json!({
             "mediaType": packing.media_type(),
             "digest": format!("sha256:{hex}"),
@@ -197,6 +173,42 @@ fn generate(dir: &Path, packing: Packing) -> Result<()> {
     fs::write(layout.join(".generated"), GENERATION)?;
     fs::rename(tmp.keep(), dir)?;
     Ok(())
+}
+
+/// Packs `tree` into layer `n` of `layout` with `compressor`; returns its
+/// hex digest, its size, the hex digest of its tar and the tar's length.
+fn pack_layer(
+    layout: &Path,
+    n: usize,
+    tree: &str,
+    compressor: &str,
+    decompressor: &str,
+) -> Result<(String, u64, String, u64)> {
+    let out = layout.join(format!("layer{n}"));
+    let pack = Cmd::new(
+        "bash",
+        [
+            "-c".into(),
+            PACK.into(),
+            "bash".into(),
+            tree.into(),
+            out.clone().into_os_string(),
+            compressor.into(),
+            decompressor.into(),
+        ],
+    );
+    runner::run_ok(&pack)?;
+    let diff = fs::read_to_string(out.with_extension("diff"))?;
+    let (diff_hex, tar_len) = diff.trim().split_once(' ').context("bad .diff file")?;
+    // Hashed as it streams: a whole layer read into this process would
+    // count in every child's peak RSS (a fork inherits the high-water
+    // mark).
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut fs::File::open(&out)?, &mut hasher)?;
+    let hex = hex::encode(hasher.finalize());
+    fs::rename(&out, layout.join("blobs/sha256").join(&hex))?;
+    fs::remove_file(out.with_extension("diff"))?;
+    Ok((hex, size, diff_hex.to_owned(), tar_len.parse()?))
 }
 
 /// Writes a JSON blob; returns its descriptor.

@@ -57,7 +57,9 @@ use oci_spec::image::MediaType;
 
 pub use blob::{Blob, BlobReader};
 pub use chunk::{CHUNK_SIZE, Chunk};
-pub use convert::{Budget, Compression, ConvertOptions, Converted, Converter, MAX_PAX_HEADER};
+pub use convert::{
+    Budget, Compression, ConvertOptions, Converted, Converter, LevelError, MAX_PAX_HEADER,
+};
 pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;
 

@@ -115,32 +115,8 @@ fn network_with(
             "no account name: give account_name= (or {ENV_ACCOUNT})"
         )));
     }
-    let from_option = options
-        .iter()
-        .any(|(k, v)| k == OPT_KEY && !v.trim().is_empty());
-    let (auth, source) = match get(options, OPT_KEY, ENV_KEY) {
-        Some(key) => {
-            let source = if from_option {
-                format!("option {OPT_KEY}")
-            } else {
-                ENV_KEY.to_owned()
-            };
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(key.as_bytes())
-                .map_err(|_| usage(format!("the account key ({source}) is not base64")))?;
-            (AzureAuth::SharedKey(decoded), source)
-        }
-        None if !url.query.is_empty() => (
-            AzureAuth::Sas(url.query.clone()),
-            "the SAS token of account_url".to_owned(),
-        ),
-        None => {
-            return Err(usage(format!(
-                "no credentials for Azure Storage account {account}: give {OPT_KEY}= (or \
-                 {ENV_KEY}) or a SAS token in account_url"
-            )));
-        }
-    };
+    let (auth, source) = credentials(options, get(options, OPT_KEY, ENV_KEY), &url, &account)
+        .map_err(|e| usage(e.to_string()))?;
     let allowed = AllowList::parse(&[url.authority.as_str()])
         .map_err(|e| usage(format!("account_url: {e}")))?;
     // What the component gets: no key, no SAS token, the rest resolved.
@@ -170,6 +146,61 @@ fn network_with(
             source,
         },
     ))
+}
+
+/// The account's credentials: `key` (from the option, else the
+/// environment) as a Shared Key, else the SAS token of the URL; with where
+/// they came from. The error is what is missing or wrong.
+fn credentials(
+    options: &[(String, String)],
+    key: Option<String>,
+    url: &AccountUrl,
+    account: &str,
+) -> Result<(AzureAuth, String), CredentialsError> {
+    let from_option = options
+        .iter()
+        .any(|(k, v)| k == OPT_KEY && !v.trim().is_empty());
+    match key {
+        Some(key) => {
+            let source = if from_option {
+                format!("option {OPT_KEY}")
+            } else {
+                ENV_KEY.to_owned()
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(key.as_bytes())
+                .map_err(|_| CredentialsError::NotBase64 {
+                    from: source.clone(),
+                })?;
+            Ok((AzureAuth::SharedKey(decoded), source))
+        }
+        None if !url.query.is_empty() => Ok((
+            AzureAuth::Sas(url.query.clone()),
+            "the SAS token of account_url".to_owned(),
+        )),
+        None => Err(CredentialsError::Missing {
+            account: account.to_owned(),
+        }),
+    }
+}
+
+/// Why an account has no usable credentials.
+#[derive(Debug, thiserror::Error)]
+enum CredentialsError {
+    /// The key is not base64.
+    #[error("the account key ({from}) is not base64")]
+    NotBase64 {
+        /// Where it came from (not the key).
+        from: String,
+    },
+    /// Neither a key nor a SAS token.
+    #[error(
+        "no credentials for Azure Storage account {account}: give {OPT_KEY}= (or {ENV_KEY}) or a SAS token in account_url"
+    )]
+    Missing {
+        /// The account.
+        account: String,
+    },
 }
 
 #[cfg(test)]

@@ -55,19 +55,39 @@ pub(super) async fn convert_all(
 }
 
 /// Checks that `diff_id`, what the uncompressed tar of `layer` hashes to,
-/// is what every config of `image` listing the layer says; else the
-/// message naming both.
-pub(super) fn check_diff_id(image: &Image, layer: &Blob, diff_id: &str) -> Result<(), String> {
+/// is what every config of `image` listing the layer says.
+pub(super) fn check_diff_id(
+    image: &Image,
+    layer: &Blob,
+    diff_id: &str,
+) -> Result<(), DiffIdMismatch> {
     let digest = layer.descriptor().digest().to_string();
     match diff_ids::expected(image, &digest)
         .into_iter()
         .find(|expected| expected != diff_id)
     {
         None => Ok(()),
-        Some(expected) => Err(format!(
-            "{}: layer {digest}: its uncompressed tar hashes to {diff_id}, but the image config says {:?}",
-            image.name(),
-            truncate(&expected, 100)
-        )),
+        Some(expected) => Err(DiffIdMismatch {
+            image: image.name().to_owned(),
+            layer: digest,
+            diff_id: diff_id.to_owned(),
+            expected: truncate(&expected, 100).to_owned(),
+        }),
     }
+}
+
+/// A layer whose uncompressed tar is not the one the image's config names.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{image}: layer {layer}: its uncompressed tar hashes to {diff_id}, but the image config says {expected:?}"
+)]
+pub(super) struct DiffIdMismatch {
+    /// The image's name.
+    image: String,
+    /// The layer's digest.
+    layer: String,
+    /// What its tar hashes to.
+    diff_id: String,
+    /// What the config says (shortened: it is input).
+    expected: String,
 }

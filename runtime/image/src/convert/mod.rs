@@ -23,86 +23,24 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use oci_spec::image::{Descriptor, MediaType};
+use oci_spec::image::Descriptor;
 
 use crate::blob::{Blob, BlobReader, FileRegion};
 use crate::digest::Hasher;
 use crate::error::Error;
 
 mod budget;
+mod compression;
 mod tar_times;
 
 pub use budget::Budget;
 use budget::{Metered, Spent};
+pub use compression::{Compression, LevelError};
 pub use tar_times::MAX_PAX_HEADER;
 use tar_times::rewrite_timestamps;
 
 /// Buffer size of the conversion pipeline.
 const CHUNK: usize = 1 << 20;
-
-/// How a layer's tar is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// A plain tar.
-    Uncompressed,
-    /// gzip (deflate).
-    Gzip,
-    /// Zstandard.
-    Zstd,
-}
-
-impl Compression {
-    /// The compression of a blob starting with `head` (its first bytes).
-    pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::Uncompressed
-        }
-    }
-
-    /// `uncompressed`, `gzip` or `zstd`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Uncompressed => "uncompressed",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    /// The OCI layer media type of a tar compressed this way.
-    pub fn media_type(self) -> MediaType {
-        match self {
-            Compression::Uncompressed => MediaType::ImageLayer,
-            Compression::Gzip => MediaType::ImageLayerGzip,
-            Compression::Zstd => MediaType::ImageLayerZstd,
-        }
-    }
-
-    /// Checks a compression level: 0–9 for gzip, 1–22 for zstd, none for
-    /// uncompressed layers.
-    pub fn check_level(self, level: i32) -> Result<(), String> {
-        let range = match self {
-            Compression::Uncompressed => {
-                return Err("uncompressed layers take no compression level".to_owned());
-            }
-            Compression::Gzip => 0..=9,
-            Compression::Zstd => 1..=22,
-        };
-        if range.contains(&level) {
-            Ok(())
-        } else {
-            Err(format!(
-                "compression level {level} is out of range for {} ({}-{})",
-                self.name(),
-                range.start(),
-                range.end()
-            ))
-        }
-    }
-}
 
 /// What a conversion asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +110,12 @@ enum Failure {
 impl From<String> for Failure {
     fn from(message: String) -> Failure {
         Failure::Failed(message)
+    }
+}
+
+impl From<LevelError> for Failure {
+    fn from(e: LevelError) -> Failure {
+        Failure::Failed(e.to_string())
     }
 }
 
