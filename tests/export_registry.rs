@@ -4,7 +4,8 @@
 //! uploaded twice, basic auth from a docker config the guest never sees,
 //! the policy's allow-list, a registry that refuses, nothing listening,
 //! blob uploads several at once (seen by a counting relay); credential
-//! helpers in `helpers`.
+//! helpers in `helpers`; the token-auth registry (both flows, push and
+//! pull) in `token`.
 
 use serde_json::Value;
 
@@ -15,6 +16,7 @@ use crate::export_rootfs::{crafted, file, layer_tar};
 mod helpers;
 mod names;
 mod registries;
+mod token;
 
 pub(crate) use registries::*;
 
