@@ -50,6 +50,7 @@ pub use components::builtin::{Builtin, CACHE_BACKENDS, EXPORTERS};
 pub use engine::{Engine, EngineConfig, LoadedComponent, Origin};
 pub use error::Error;
 pub use instance::{Failure, FailureKind, InstanceResult, Status, instantiate_bare};
+pub use run::context::ImageSource;
 pub use run::output_spec::{OutputSpec, assign_ids};
 pub use run::reporter::{LogLevel, Reporter, Silent};
 pub use run::session::{Session, SessionResult};

@@ -3,7 +3,7 @@
 //! cache backend, registry pushes), one answers a registry's transient
 //! "blob unknown" to manifest `PUT`s, one turns cross-repository mounts
 //! into plain upload sessions (a registry that refuses mounts), one counts
-//! blob and manifest downloads.
+//! blob and manifest downloads, one records every request line.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -371,6 +371,64 @@ fn count_gets(mut client: TcpStream, mut server: TcpStream, counts: &(AtomicUsiz
     }
     if line.starts_with("GET ") && line.contains("/manifests/") {
         counts.1.fetch_add(1, Ordering::SeqCst);
+    }
+    if server.write_all(&first[..n]).is_err() {
+        return;
+    }
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server_in, &mut client_out);
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = upload.join();
+}
+
+/// A TCP relay on 127.0.0.1 to a registry that records the request line
+/// (`METHOD TARGET HTTP/1.1`) each connection starts with (`wasi:http`
+/// and the host's pulls open a connection per request).
+pub struct Requests {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Requests {
+    /// Starts relaying to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> Requests {
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let shared = lines.clone();
+        let (port, stop) = serve(upstream, move |client, server| {
+            record(client, server, &shared)
+        });
+        Requests { port, lines, stop }
+    }
+
+    /// The request lines seen so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        stop(&self.stop, self.port);
+    }
+}
+
+/// Forwards one connection both ways, recording its request line.
+fn record(mut client: TcpStream, mut server: TcpStream, lines: &Mutex<Vec<String>>) {
+    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let mut first = [0u8; 4096];
+    let Ok(n) = client.read(&mut first) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&first[..n]);
+    if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
+        lines.lock().unwrap().push(line.to_owned());
     }
     if server.write_all(&first[..n]).is_err() {
         return;

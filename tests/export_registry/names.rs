@@ -1,11 +1,13 @@
 //! Several `name=`s in one push: each registry gets the blobs once, the
 //! other names of the same registry mount them (cross-repository mounts),
-//! and a registry that refuses mounts gets the upload.
+//! and a registry that refuses mounts gets the upload; a push to the
+//! registry a `docker://` input came from mounts from the input's
+//! repository.
 
 use serde_json::Value;
 
 use super::*;
-use crate::common::relay::NoMount;
+use crate::common::relay::{NoMount, Requests};
 use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// `(uploaded, present, mounted)` from the log line of the push to `name`.
@@ -136,4 +138,84 @@ fn a_registry_that_refuses_mounts_gets_the_upload() {
         &oci_dir(&back),
     ]);
     LayoutFiles::from_dir(&back).verify();
+}
+
+#[test]
+fn a_push_to_the_inputs_registry_mounts_from_the_inputs_repository() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let config = docker_config(tmp.path(), &serde_json::json!({}));
+    let relay = Requests::start(&host);
+    let at = |repo: &str| format!("127.0.0.1:{}/{repo}:1", relay.port);
+    let source = at(&unique_repo("mount-source"));
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &oci_dir(&one_layer_image(tmp.path())),
+        &format!("docker://{source}"),
+    ]);
+    let source_repo = source.split_once('/').map(|(_, r)| r).unwrap_or_default();
+    let source_repo = source_repo.trim_end_matches(":1").to_owned();
+    let blobs = blob_count(&source);
+    // As it is, every blob (config and layers) is the input's; with its
+    // layers recompressed, only the config is.
+    for (case, extra, mounted) in [
+        ("same", "", blobs),
+        ("zstd", ",compression=zstd,force-compression=true", 1),
+    ] {
+        let name = at(&unique_repo(&format!("mount-{case}")));
+        let before = relay.lines().len();
+        let mut args = vec![
+            "export".to_owned(),
+            format!("docker://{source}"),
+            "--src-insecure".into(),
+            "--progress".into(),
+            "plain".into(),
+            "--output".into(),
+            format!("type=registry,name={name},registry.insecure=true,id=push{extra}"),
+        ];
+        args.extend([
+            "--metadata-file".into(),
+            path_str(&tmp.path().join(format!("{case}.json"))).into(),
+        ]);
+        let cache = mkdir(tmp.path(), &format!("cache-{case}"));
+        let run = outport_with_cache(&args, &cache, &[("DOCKER_CONFIG", path_str(&config))]);
+        run.assert_success();
+        assert_eq!(counts(&run, &name), (blobs - mounted, 0, mounted), "{case}");
+        let lines = relay.lines()[before..].to_vec();
+        let from = format!("&from={}", source_repo.replace('/', "%2F"));
+        let mounts = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with("POST ") && l.contains("?mount=sha256%3A") && l.contains(&from)
+            })
+            .count();
+        assert_eq!(mounts, blobs, "{case}: {lines:#?}");
+        let puts = lines
+            .iter()
+            .filter(|l| l.starts_with("PUT ") && l.contains("/blobs/uploads/"))
+            .count();
+        assert_eq!(puts, blobs - mounted, "{case}: {lines:#?}");
+        let meta = read_json(&tmp.path().join(format!("{case}.json")));
+        let direct = name.replacen(&format!("127.0.0.1:{}", relay.port), &host, 1);
+        assert_eq!(
+            pushed_digest(&direct),
+            str_at(
+                &exporter_entry(&meta, "push")["response"],
+                "containerimage.digest"
+            )
+        );
+        let back = tmp.path().join(format!("back-{case}"));
+        skopeo(&[
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{direct}"),
+            &oci_dir(&back),
+        ]);
+        LayoutFiles::from_dir(&back).verify();
+    }
 }

@@ -8,7 +8,8 @@
 //! `oci` and `docker` exporters use) and `distribution::Registry` pushes
 //! it to every `name=` at once: blobs each registry lacks (layer bytes
 //! streamed by the host; other names of the same registry mount them from
-//! the first), then manifests, then the index, then the tag. The host allows
+//! the first, and a registry a `docker://` input came from mounts them from
+//! the input's repository), then manifests, then the index, then the tag. The host allows
 //! only the registries of `name=` (or the policy's hosts) and adds the
 //! credentials; this component never sees them.
 

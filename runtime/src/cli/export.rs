@@ -11,7 +11,7 @@ use crate::host::bindings::types::CacheOperation;
 use crate::input::{Input, InputError, PullOptions};
 use crate::run::cache_plan::CacheSource;
 use crate::run::session::SessionResult;
-use crate::{InstanceResult, Limits, OutputSpec, Session, Status};
+use crate::{ImageSource, InstanceResult, Limits, OutputSpec, Session, Status};
 
 use super::error::{CliError, CliResult, EXIT_FAILED, EXIT_OK, exit_code};
 use super::render::{self, CliReporter, Mode};
@@ -154,6 +154,12 @@ pub async fn run(args: ExportArgs) -> CliResult {
         Ok((plan, cache))
     });
     let (plan, cache_plan) = plans.map_err(CliError::usage)?;
+    // Exporters pushing to the registry of a docker:// input mount its
+    // layers from there.
+    let session = session.image_source(match &input {
+        Input::Registry(reference) => ImageSource::of_reference(reference),
+        _ => None,
+    });
     let image = open_image(input, &args.input, &args.run).await?;
     let source = CacheSource::Image(image.clone());
     let result = session

@@ -22,7 +22,9 @@ use super::damaged::DamagedInput;
 use super::types::{is_media_type, to_wit};
 use super::uncompressed::{VIEW, convert_all};
 use crate::host::bindings::HostError;
-use crate::host::bindings::image::{Compression, ConvertOptions, ConvertedLayer, Host, HostBlob};
+use crate::host::bindings::image::{
+    Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource,
+};
 use crate::host::bindings::types::{Descriptor, Error};
 use crate::image::BlobHandle;
 use crate::run::context::RunContext;
@@ -108,6 +110,14 @@ pub const MAX_INLINE_BLOB: u64 = 16 << 20;
 impl Host for ImageView<'_> {
     async fn root(&mut self) -> wasmtime::Result<Descriptor> {
         Ok(to_wit(self.ctx.image()?.root()))
+    }
+
+    async fn source(&mut self) -> wasmtime::Result<Option<ImageSource>> {
+        let source = self.ctx.run.as_ref().and_then(|r| r.image_source.as_ref());
+        Ok(source.map(|s| ImageSource {
+            registry: s.registry.clone(),
+            repository: s.repository.clone(),
+        }))
     }
 
     async fn get_blob(&mut self, digest: String) -> Result<Resource<BlobHandle>, HostError> {

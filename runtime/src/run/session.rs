@@ -18,7 +18,7 @@ use crate::host::bindings::types::CacheOperation;
 use crate::image::ahead::VerifyAhead;
 use crate::instance::{InstanceResult, InstanceSpec, Role};
 use crate::run::cache_plan::{CacheChoice, CacheInstance, CachePlan, CacheSource, cache_images};
-use crate::run::context::RunContext;
+use crate::run::context::{ImageSource, RunContext};
 use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with};
 use crate::run::reporter::Reporter;
 use crate::run::tasks::{Launch, Tasks};
@@ -86,6 +86,7 @@ pub struct Session {
     policy: Policy,
     plugins: PluginDirs,
     source_date_epoch: Option<u64>,
+    image_source: Option<ImageSource>,
 }
 
 impl Session {
@@ -101,6 +102,7 @@ impl Session {
             policy: Policy::default(),
             plugins: PluginDirs::default(),
             source_date_epoch: None,
+            image_source: None,
         }
     }
 
@@ -129,6 +131,13 @@ impl Session {
     /// `rewrite-timestamp=true`).
     pub fn source_date_epoch(mut self, epoch: Option<u64>) -> Self {
         self.source_date_epoch = epoch;
+        self
+    }
+
+    /// Sets the registry repository the input image was pulled from, which
+    /// exporters may mount its layers from (`image.source`; default: none).
+    pub fn image_source(mut self, source: Option<ImageSource>) -> Self {
+        self.image_source = source;
         self
     }
 
@@ -277,6 +286,7 @@ impl Session {
         let caches = cache_images(&cache, source.as_ref())?;
         let context = Arc::new(RunContext {
             source_date_epoch: self.source_date_epoch,
+            image_source: self.image_source.clone(),
             ..RunContext::default()
         });
         let count = plan.len() + cache.instances.len();

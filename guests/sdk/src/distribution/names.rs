@@ -8,12 +8,16 @@
 //! (`POST /v2/NAME/blobs/uploads/?mount=DIGEST&from=FIRST`), one request
 //! and no bytes. A registry that refuses a mount opens an upload session
 //! instead (`202`), and the blob is uploaded there; one that does not know
-//! the `mount` parameter is asked the usual way. Manifests follow, children
-//! first, then each name's tag.
+//! the `mount` parameter is asked the usual way. When the runtime pulled the
+//! input image from a registry (`image.source`), the first name of that
+//! same registry mounts each blob it lacks from the input's repository the
+//! same way, instead of uploading it. Manifests follow, children first,
+//! then each name's tag.
 
 use std::collections::BTreeSet;
 
 use super::{PARALLEL_UPLOADS, PushStats, Registry};
+use crate::bindings::outport::exporter::image;
 use crate::bindings::wasi::http::types::Method;
 use crate::http::Body;
 use crate::transfer::{Upload, upload_all};
@@ -47,21 +51,10 @@ impl Registry {
             .collect();
         let mut stats = vec![PushStats::default(); targets.len()];
         let firsts = first_of_registry(targets);
-        // The first name of each registry uploads what its registry lacks.
-        let mut pending = Vec::new();
-        for (i, target) in targets.iter().enumerate() {
-            if firsts[i] != i {
-                continue;
-            }
-            for blob in &blobs {
-                let digest = blob.descriptor().digest;
-                if target.registry.has_blob(&digest)? {
-                    stats[i].present += 1;
-                } else {
-                    pending.push((i, target.registry.upload_to_session(&digest, blob)?));
-                }
-            }
-        }
+        // The first name of each registry uploads what its registry lacks,
+        // or mounts it from the input's repository.
+        let source = input_source();
+        let pending = first_names(targets, &firsts, &blobs, source.as_ref(), &mut stats)?;
         upload(targets, pending, &mut stats)?;
         // The others mount from it.
         let mut pending = Vec::new();
@@ -129,6 +122,52 @@ impl Registry {
             _ => self.upload_to_session(digest, blob).map(Some),
         }
     }
+}
+
+/// The repository the input image was pulled from (`image.source`), if
+/// the runtime pulled it from a registry.
+fn input_source() -> Option<Registry> {
+    image::source().map(|s| Registry {
+        authority: s.registry,
+        repository: s.repository,
+        insecure: false,
+    })
+}
+
+/// What the first name of each registry does with each blob: nothing when
+/// the registry has it; a mount from `source` when that is another
+/// repository of the same registry (a blob not there gets the upload
+/// session the registry opens instead); else an upload.
+fn first_names<'a>(
+    targets: &[Target],
+    firsts: &[usize],
+    blobs: &[&'a Blob],
+    source: Option<&Registry>,
+    stats: &mut [PushStats],
+) -> Result<Vec<Pending<'a>>, Error> {
+    let mut pending = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        if firsts[i] != i {
+            continue;
+        }
+        let to = &target.registry;
+        let from = source.filter(|s| s.authority == to.authority && s.repository != to.repository);
+        for &blob in blobs {
+            let digest = blob.descriptor().digest;
+            if to.has_blob(&digest)? {
+                stats[i].present += 1;
+                continue;
+            }
+            match from {
+                Some(from) => match to.mount(&digest, from, blob)? {
+                    Some(session) => pending.push((i, session)),
+                    None => stats[i].mounted += 1,
+                },
+                None => pending.push((i, to.upload_to_session(&digest, blob)?)),
+            }
+        }
+    }
+    Ok(pending)
 }
 
 /// For each target, the index of the first target of the same registry
