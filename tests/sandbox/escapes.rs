@@ -19,6 +19,18 @@ fn escapes_from_the_destination_are_refused() {
                 && response["test.refused.read-through-symlink"].is_string()),
         "{response:#}"
     );
+    // The host's own file creation (`blob.write-files`) refuses the same
+    // paths, and a path through or onto a planted symlink.
+    for (what, says) in [
+        ("write-files-parent", "not a relative path of plain names"),
+        ("write-files-absolute", "not a relative path of plain names"),
+        ("write-files-through-symlink", "its directory"),
+        ("write-files-onto-symlink", "File exists"),
+    ] {
+        let key = format!("test.refused.{what}");
+        let error = response[&key].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{key}: {error:?} in {response:#}");
+    }
     assert!(!Path::new("/x").exists());
 }
 

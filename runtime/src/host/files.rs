@@ -41,9 +41,10 @@ impl Host for FilesView<'_> {
             return Err(Error::Io("set-mode: the descriptor's grant is read-only".into()).into());
         }
         let mode = mode & ALLOWED_MODE;
-        let result =
-            tokio::task::spawn_blocking(move || file.set_permissions(Permissions::from_mode(mode)))
-                .await?;
+        // One `fchmod`, on the calling thread: the instance's store may
+        // block it for file I/O (as wasmtime-wasi's own calls do), and a hop
+        // to a blocking thread and back cost more than the call.
+        let result = file.set_permissions(Permissions::from_mode(mode));
         Ok(result.map_err(|e| Error::Io(format!("set-mode {mode:o}: {e}")))?)
     }
 }

@@ -23,7 +23,7 @@ use super::types::{is_media_type, to_wit};
 use super::uncompressed::{VIEW, convert_all};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::{
-    Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource,
+    Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource, NewFile,
 };
 use crate::host::bindings::types::{Descriptor, Error};
 use crate::image::BlobHandle;
@@ -32,6 +32,7 @@ use crate::sandbox::limits::{LimitReached, Limits, OutputQuota};
 use crate::sandbox::text::truncate;
 
 mod conversions;
+mod write_files;
 
 /// What the `image` interface works on for one instance.
 pub struct ImageCtx {
@@ -346,6 +347,15 @@ impl HostBlob for ImageView<'_> {
         let damaged = self.ctx.damaged.clone();
         let stream = self.table.get_mut(&dest)?;
         Ok(copy_to_stream(reader, stream.as_mut(), &damaged).await?)
+    }
+
+    async fn write_files(
+        &mut self,
+        this: Resource<BlobHandle>,
+        dir: Resource<WasiDescriptor>,
+        files: Vec<NewFile>,
+    ) -> Result<u64, HostError> {
+        self.write_files_call(this, dir, files).await
     }
 
     async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {

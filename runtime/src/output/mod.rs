@@ -3,6 +3,7 @@
 //! files that describe a run (metadata file, iidfile).
 
 pub(crate) mod atomic;
+pub(crate) mod beneath;
 pub mod destination;
 pub mod iidfile;
 pub mod metadata;

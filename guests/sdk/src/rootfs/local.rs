@@ -7,16 +7,19 @@
 //!   above the root and every parent is a directory the tree resolved
 //!   (symlinks followed inside the root): nothing is ever written through a
 //!   symlink, and no call asks to follow one (`path-flags` without
-//!   `symlink-follow`); files are created with `exclusive`, so an existing
-//!   path (a symlink planted there) is never opened;
+//!   `symlink-follow`); files are created new, so an existing path (a
+//!   symlink planted there) is never opened: the host creates a layer's
+//!   files a batch at a time (`blob.write-files`) beneath the directory,
+//!   following no symlink, with their bytes, modes and times;
 //! - a symlink whose target is absolute or climbs above the root is written
 //!   as the relative path it means inside the root, so no symlink of the
 //!   output points outside it;
 //! - a hard link can only name a regular file of the tree;
 //! - devices and FIFOs are left out, with a warning;
-//! - modes are set through the host's `files.set-mode` (which
-//!   `wasi:filesystem` lacks), on a descriptor opened without following
-//!   symlinks; the host drops setuid/setgid bits; owners are not set (the
+//! - modes are set by the host (`blob.write-files` for files, `files.set-mode`
+//!   for directories and hard-linked files, on a descriptor opened without
+//!   following symlinks), which `wasi:filesystem` cannot; the host drops
+//!   setuid/setgid bits; owners are not set (the
 //!   runtime does not run guests with the right to chown); modification
 //!   times are set.
 //!
@@ -25,8 +28,9 @@
 use std::collections::BTreeMap;
 
 use super::tree::{ContentId, Kind, Tree, contained_target};
-use super::{FileBytes, Plan, stream_contents};
+use super::{Plan, by_layer};
 use crate::bindings::outport::exporter::files;
+use crate::bindings::outport::exporter::image::NewFile;
 use crate::bindings::outport::exporter::types::Error;
 use crate::bindings::wasi::clocks::wall_clock::Datetime;
 use crate::bindings::wasi::filesystem::types::{
@@ -101,11 +105,14 @@ fn create_dirs(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error
     Ok(count)
 }
 
-/// Writes each content of `tree` once, at its first path (`contents`);
-/// returns how many files. A file no other path links to gets its mode
-/// and time at once, on the descriptor it was written through (no second
-/// open by path); hard-linked ones get theirs in the last pass, path by
-/// path, as directories do.
+/// Files one `blob.write-files` call creates at most.
+const BATCH: usize = 512;
+
+/// Writes each content of `tree` once, at its first path (`contents`), with
+/// its mode and time: the host creates a layer's files a batch at a time
+/// (`blob.write-files`), copying their bytes out of the layer's view.
+/// Returns how many files. Hard-linked ones get their mode and time again
+/// in the last pass, path by path, as directories do.
 fn write_contents(
     plan: &Plan,
     tree: &Tree,
@@ -115,27 +122,36 @@ fn write_contents(
 ) -> Result<u64, Error> {
     let mut count = 0u64;
     let ids: Vec<_> = contents.keys().copied().collect();
-    stream_contents(plan, &ids, &mut |id, bytes: FileBytes<'_>| {
-        let primary = contents[&id][0];
-        let path = format!("{prefix}{primary}");
-        let file = dest::create_new(dir, &path)?;
-        let size = match tree.nodes.get(primary).map(|n| &n.kind) {
-            Some(Kind::File { size, .. }) => *size,
-            _ => 0,
-        };
-        bytes.write_at(&file, 0, size, &path)?;
-        if let [_] = contents[&id].as_slice()
-            && let Some(node) = tree.nodes.get(primary)
-        {
-            files::set_mode(&file, node.meta.mode & 0o7777)?;
-            if let Err(e) = file.set_times(NewTimestamp::NoChange, mtime(node.meta.mtime)) {
-                log::debug(&format!("{path}: cannot set its time: {}", e.name()));
-            }
+    let layers = by_layer(plan, &ids);
+    let mut progress = log::Progress::start("writing files", layers.len() as u64);
+    for (blob, ids) in layers {
+        for batch in ids.chunks(BATCH) {
+            let files: Vec<NewFile> = batch
+                .iter()
+                .map(|id| new_file(tree, contents[id][0], prefix, id.offset))
+                .collect();
+            count += blob.write_files(dir, &files)?;
         }
-        count += 1;
-        Ok(())
-    })?;
+        progress.step();
+    }
     Ok(count)
+}
+
+/// What the host needs to create the file at `path` of `tree` (under
+/// `prefix`), whose bytes start at `start` of its layer's view.
+fn new_file(tree: &Tree, path: &str, prefix: &str, start: u64) -> NewFile {
+    let node = tree.nodes.get(path);
+    let len = match node.map(|n| &n.kind) {
+        Some(Kind::File { size, .. }) => *size,
+        _ => 0,
+    };
+    NewFile {
+        path: format!("{prefix}{path}"),
+        start,
+        len,
+        mode: node.map_or(0o644, |n| n.meta.mode & 0o7777),
+        mtime: node.map(|n| n.meta.mtime),
+    }
 }
 
 /// Creates the other paths of `tree`: hard links to the files written,

@@ -334,19 +334,9 @@ pub fn stream_contents(
     wanted: &[ContentId],
     sink: &mut dyn FnMut(ContentId, FileBytes<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let mut by_layer: BTreeMap<(usize, usize), Vec<ContentId>> = BTreeMap::new();
-    for id in wanted {
-        by_layer
-            .entry((id.platform, id.layer))
-            .or_default()
-            .push(*id);
-    }
-    let mut progress = log::Progress::start("writing files", by_layer.len() as u64);
-    for ((platform, layer), mut ids) in by_layer {
-        ids.sort_unstable_by_key(|id| id.ordinal);
-        ids.dedup_by_key(|id| id.ordinal);
-        let digest = &plan.sources[platform].layers[layer];
-        let blob = &plan.views[digest];
+    let layers = by_layer(plan, wanted);
+    let mut progress = log::Progress::start("writing files", layers.len() as u64);
+    for (blob, ids) in layers {
         for id in ids {
             let start = id.offset;
             sink(id, FileBytes { blob, start })?;
@@ -354,6 +344,30 @@ pub fn stream_contents(
         progress.step();
     }
     Ok(())
+}
+
+/// The contents of `wanted` by layer, in layer order, each with its
+/// layer's uncompressed view, and in tar order inside a layer.
+pub fn by_layer<'a>(
+    plan: &'a Plan,
+    wanted: &[ContentId],
+) -> Vec<(&'a image::Blob, Vec<ContentId>)> {
+    let mut by_layer: BTreeMap<(usize, usize), Vec<ContentId>> = BTreeMap::new();
+    for id in wanted {
+        by_layer
+            .entry((id.platform, id.layer))
+            .or_default()
+            .push(*id);
+    }
+    by_layer
+        .into_iter()
+        .map(|((platform, layer), mut ids)| {
+            ids.sort_unstable_by_key(|id| id.ordinal);
+            ids.dedup_by_key(|id| id.ordinal);
+            let digest = &plan.sources[platform].layers[layer];
+            (&plan.views[digest], ids)
+        })
+        .collect()
 }
 
 /// The response: `containerimage.digest` (the image's root), and

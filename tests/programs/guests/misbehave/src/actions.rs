@@ -282,9 +282,13 @@ pub(crate) fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Er
         "parent-at",
         dest::write_file(&dir, "../x", b"escaped").map_err(|e| format!("{e:?}")),
     );
+    attempt("write-files-parent", write_one(&dir, "../x"));
+    attempt("write-files-absolute", write_one(&dir, "/x"));
     match dir.symlink_at("../sentinel", "link") {
         Err(e) => attempt("symlink", Err(format!("{e:?}"))),
         Ok(()) => {
+            attempt("write-files-through-symlink", write_one(&dir, "link/escaped"));
+            attempt("write-files-onto-symlink", write_one(&dir, "link"));
             attempt(
                 "through-symlink",
                 dest::write_file(&dir, "link/escaped", b"escaped").map_err(|e| format!("{e:?}")),
@@ -302,6 +306,22 @@ pub(crate) fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Er
     } else {
         Err(Error::Other(format!("escaped: {}", escaped.join(", "))))
     }
+}
+
+/// Has the host create `path` in `dir` (`blob.write-files`), with the
+/// first byte of the image's root as its bytes.
+fn write_one(dir: &Descriptor, path: &str) -> Result<(), String> {
+    let blob = image::get_blob(&image::root().digest).map_err(|e| format!("{e:?}"))?;
+    let file = NewFile {
+        path: path.to_owned(),
+        start: 0,
+        len: 1,
+        mode: 0o644,
+        mtime: None,
+    };
+    blob.write_files(dir, &[file])
+        .map(drop)
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Recurses `n` levels; the update after the call keeps it from becoming

@@ -11,7 +11,8 @@
 //! - `put-blob-flood`: creates distinct 8 MiB blobs until the host refuses;
 //! - `flood`: writes 8 MiB to its destination itself (`wasi:filesystem`);
 //! - `escape`: tries to reach outside its destination (`/etc/passwd`, `/x`,
-//!   `../x`, a symlink to `../sentinel` and a write through it); answers
+//!   `../x`, a symlink to `../sentinel` and a write through it, the same
+//!   paths and the symlink itself through `blob.write-files`); answers
 //!   `test.refused.WHAT=ERROR` for each refused attempt, and fails
 //!   `escaped: ...` if any succeeded;
 //! - `resource-bomb`: holds ever more blob handles and input-streams;
@@ -54,9 +55,13 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::write::GzEncoder;
-use outport_exporter::bindings::outport::exporter::image::{Compression, ConvertOptions};
+use outport_exporter::bindings::outport::exporter::image::{
+    Compression, ConvertOptions, NewFile,
+};
 
-use outport_exporter::bindings::wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+use outport_exporter::bindings::wasi::filesystem::types::{
+    Descriptor, DescriptorFlags, OpenFlags, PathFlags,
+};
 
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,

@@ -1,0 +1,162 @@
+//! The instance's side of `blob.write-files`: many files created beneath a
+//! directory the guest holds, each with its bytes out of one blob, its mode
+//! and its time, in one host call (one hop to a blocking thread for the
+//! whole list, where `local` used to make four guest calls a file).
+
+use std::fs::{File, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustix::fs::{Timespec, Timestamps, UTIME_OMIT, futimens};
+use wasmtime::component::Resource;
+use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
+
+use super::ImageView;
+use crate::host::bindings::HostError;
+use crate::host::bindings::image::NewFile;
+use crate::host::bindings::types::Error;
+use crate::image::BlobHandle;
+use crate::output::beneath::{Beneath, BeneathError};
+use crate::sandbox::limits::LimitReached;
+use crate::sandbox::text::truncate;
+
+/// Permission bits a guest may set (as `files.set-mode`): never
+/// set-user-ID or set-group-ID.
+const ALLOWED_MODE: u32 = 0o1777;
+
+/// Why the list stopped.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// A file could not be created or given its mode.
+    #[error("write-files: {path}: {source}")]
+    File {
+        /// The file's path, as the guest gave it (shown truncated, escaped).
+        path: String,
+        #[source]
+        source: BeneathError,
+    },
+    /// Its mode could not be set.
+    #[error("write-files: {path}: setting its mode: {source}")]
+    Mode {
+        /// The file's path.
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blob failed (damaged, unreadable).
+    #[error(transparent)]
+    Blob(outport_image::Error),
+    /// The instance's deadline passed.
+    #[error("write-files: time limit of {0} s exceeded")]
+    Deadline(u64),
+}
+
+impl ImageView<'_> {
+    /// `blob.write-files`: checks every range and charges the bytes first,
+    /// then creates the files on one blocking thread.
+    pub(super) async fn write_files_call(
+        &mut self,
+        this: Resource<BlobHandle>,
+        dir: Resource<WasiDescriptor>,
+        files: Vec<NewFile>,
+    ) -> Result<u64, HostError> {
+        let blob = self.table.get(&this)?.clone();
+        let dir = self.writable_dir(&dir)?;
+        let mut total = 0u64;
+        for file in &files {
+            if let Err(e) = blob.check_range(file.start, file.len) {
+                return self.blob_result(Err(e));
+            }
+            total = total.saturating_add(file.len);
+        }
+        let charged = self.ctx.quota.charge(total);
+        charged.map_err(|hit| self.limit(hit))?;
+        let deadline = self.ctx.deadline;
+        let timeout = self.ctx.limits.timeout.as_secs();
+        let written =
+            tokio::task::spawn_blocking(move || write_all(&dir, &blob, &files, deadline, timeout))
+                .await?;
+        match written {
+            Ok(count) => Ok(count),
+            Err(WriteError::Blob(e)) => self.blob_result(Err(e)),
+            Err(e @ WriteError::Deadline(secs)) => Err(self.limit(LimitReached {
+                name: "time",
+                value: secs,
+                message: e.to_string(),
+            })),
+            Err(e) => Err(Error::Io(e.to_string()).into()),
+        }
+    }
+
+    /// The directory behind `dir` if the guest's grant lets it write there.
+    fn writable_dir(&self, dir: &Resource<WasiDescriptor>) -> Result<Arc<File>, HostError> {
+        match self.table.get(dir)? {
+            WasiDescriptor::Dir(d) if !d.perms.write_not_permitted() => Ok(d.dir.clone()),
+            WasiDescriptor::Dir(_) => {
+                Err(Error::Io("write-files: the directory's grant is read-only".into()).into())
+            }
+            WasiDescriptor::File(_) => {
+                Err(Error::Io("write-files: the descriptor is not a directory".into()).into())
+            }
+        }
+    }
+}
+
+/// Creates every file of `files` beneath `dir`, in order; stops at the
+/// first failure or past `deadline`.
+fn write_all(
+    dir: &File,
+    blob: &BlobHandle,
+    files: &[NewFile],
+    deadline: Option<Instant>,
+    timeout: u64,
+) -> Result<u64, WriteError> {
+    let mut beneath = Beneath::new(dir);
+    for file in files {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(WriteError::Deadline(timeout));
+        }
+        let shown = || format!("{:?}", truncate(&file.path, 200));
+        let out = beneath
+            .create(&file.path)
+            .map_err(|source| WriteError::File {
+                path: shown(),
+                source,
+            })?;
+        if file.len > 0 {
+            blob.copy_range_to_file(file.start, file.len, &out, 0)
+                .map_err(WriteError::Blob)?;
+        }
+        let mode = Permissions::from_mode(file.mode & ALLOWED_MODE);
+        out.set_permissions(mode)
+            .map_err(|source| WriteError::Mode {
+                path: shown(),
+                source,
+            })?;
+        if let Some(mtime) = file.mtime {
+            set_mtime(&out, mtime);
+        }
+    }
+    Ok(files.len() as u64)
+}
+
+/// Sets the modification time of `file` to `seconds` since 1970, its
+/// access time untouched; a time the filesystem cannot hold leaves the
+/// time of the writing (as the contract says).
+fn set_mtime(file: &File, seconds: u64) {
+    let Ok(seconds) = i64::try_from(seconds) else {
+        return;
+    };
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: seconds,
+            tv_nsec: 0,
+        },
+    };
+    let _ = futimens(file, &times);
+}
