@@ -287,7 +287,10 @@ pub(crate) fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Er
     match dir.symlink_at("../sentinel", "link") {
         Err(e) => attempt("symlink", Err(format!("{e:?}"))),
         Ok(()) => {
-            attempt("write-files-through-symlink", write_one(&dir, "link/escaped"));
+            attempt(
+                "write-files-through-symlink",
+                write_one(&dir, "link/escaped"),
+            );
             attempt("write-files-onto-symlink", write_one(&dir, "link"));
             attempt(
                 "through-symlink",

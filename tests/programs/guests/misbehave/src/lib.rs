@@ -55,9 +55,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::write::GzEncoder;
-use outport_exporter::bindings::outport::exporter::image::{
-    Compression, ConvertOptions, NewFile,
-};
+use outport_exporter::bindings::outport::exporter::image::{Compression, ConvertOptions, NewFile};
 
 use outport_exporter::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, OpenFlags, PathFlags,
