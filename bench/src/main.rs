@@ -13,11 +13,15 @@
 //! - [`real_image`] builds the real image (this machine's `/usr` trees as
 //!   gzip and zstd layers) and [`real_cases`] measures it against the
 //!   floors of plain tools (decompression, GNU tar, umoci, skopeo);
+//! - [`pull_cases`] pulls the real gzip image from a local registry
+//!   (`docker://`, cold and warm blob store) against skopeo and umoci, and
+//!   pushes it to two names against one;
 //! - [`report`] prints the table and writes the JSON.
 
 mod cases;
 mod components;
 mod inputs;
+mod pull_cases;
 mod real_cases;
 mod real_image;
 mod registry;
@@ -45,9 +49,10 @@ struct Args {
     /// Where inputs (cached), outputs and results.json go.
     #[arg(long, default_value = "target/bench")]
     dir: PathBuf,
-    /// Which images: `all`, `synthetic` (the generated ones) or `real`
-    /// (this machine's /usr as gzip and zstd layers).
-    #[arg(long, default_value = "all", value_parser = ["all", "synthetic", "real"])]
+    /// Which images: `all`, `synthetic` (the generated ones), `real`
+    /// (this machine's /usr as gzip and zstd layers) or `registry` (the
+    /// real gzip image pulled from and pushed to a local registry).
+    #[arg(long, default_value = "all", value_parser = ["all", "synthetic", "real", "registry"])]
     images: String,
 }
 
@@ -68,7 +73,7 @@ fn main() -> Result<()> {
     let dir = std::fs::canonicalize(&args.dir)?;
 
     eprintln!("== inputs (under {}) ==", dir.join("inputs").display());
-    let synthetic = args.images != "real";
+    let synthetic = args.images == "all" || args.images == "synthetic";
     let images = if synthetic {
         inputs::ensure_all(&dir.join("inputs"), args.size << 20)?
     } else {
@@ -105,9 +110,17 @@ fn main() -> Result<()> {
         groups.push(cases::measure(&env, image)?);
     }
     let mut real_groups = Vec::new();
-    for image in &real {
+    let real_cases = args.images == "all" || args.images == "real";
+    for image in real.iter().filter(|_| real_cases) {
         eprintln!("== real image, {} layers ==", image.packing.name());
         real_groups.push(real_cases::measure(&env, image)?);
+    }
+
+    let mut pull = None;
+    let gzip = real.iter().find(|i| i.packing == real_image::Packing::Gzip);
+    if let Some(image) = gzip.filter(|_| args.images == "all" || args.images == "registry") {
+        eprintln!("== real gzip image from a registry ==");
+        pull = Some(pull_cases::measure(&env, image)?);
     }
 
     let results = report::Results {
@@ -116,6 +129,7 @@ fn main() -> Result<()> {
         groups,
         components,
         real: real_groups,
+        pull,
     };
     report::print(&results);
     let json = dir.join("results.json");

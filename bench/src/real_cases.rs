@@ -32,7 +32,8 @@ pub struct RealRow {
 }
 
 impl RealRow {
-    fn median(&self) -> Option<f64> {
+    /// The median wall time, if it ran.
+    pub(crate) fn median(&self) -> Option<f64> {
         (!self.secs.is_empty()).then(|| median(&self.secs))
     }
 }
@@ -205,7 +206,7 @@ fn gzip_floors(image: &RealImage, work: &Path) -> [Case; 2] {
 }
 
 /// Times `cmd` `env.runs` times, removing `outputs` and syncing before each.
-fn time(env: &Env, name: &str, cmd: &Cmd, outputs: &[PathBuf]) -> Result<RealRow> {
+pub(crate) fn time(env: &Env, name: &str, cmd: &Cmd, outputs: &[PathBuf]) -> Result<RealRow> {
     let mut runs = Vec::new();
     for _ in 0..env.runs {
         clean(outputs)?;
@@ -236,7 +237,8 @@ fn time(env: &Env, name: &str, cmd: &Cmd, outputs: &[PathBuf]) -> Result<RealRow
     })
 }
 
-fn clean(outputs: &[PathBuf]) -> Result<()> {
+/// Removes each of `outputs` (a file or a directory) that exists.
+pub(crate) fn clean(outputs: &[PathBuf]) -> Result<()> {
     for path in outputs {
         if path.is_dir() {
             std::fs::remove_dir_all(path)?;

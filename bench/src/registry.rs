@@ -1,6 +1,7 @@
 //! A throw-away `docker-registry` (Debian's `distribution`) on 127.0.0.1:
 //! started with empty storage before each timed push, so every push uploads
-//! every blob, and stopped after it.
+//! every blob, and stopped after it. Its access log (one line per request,
+//! with the bytes of each answer) goes to a file, [`Registry::access_log`].
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -38,6 +39,11 @@ impl Registry {
             .is_ok_and(|s| s.success())
     }
 
+    /// The running registry's access log (Apache's combined format).
+    pub fn access_log(&self) -> PathBuf {
+        self.dir.join("access.log")
+    }
+
     /// Starts a registry with empty storage and waits until it answers.
     pub fn start(&self) -> Result<Running> {
         if self.dir.exists() {
@@ -53,11 +59,12 @@ impl Registry {
                 self.addr
             ),
         )?;
+        let log = std::fs::File::create(self.access_log())?;
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start docker-registry")?;

@@ -24,6 +24,8 @@ pub struct Results {
     pub components: Option<Components>,
     /// The real image's variants.
     pub real: Vec<crate::real_cases::RealGroup>,
+    /// The real gzip image pulled from and pushed to a registry.
+    pub pull: Option<crate::pull_cases::PullGroup>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -45,6 +47,9 @@ pub fn print(results: &Results) {
     }
     for group in &results.real {
         crate::real_cases::print(group);
+    }
+    if let Some(group) = &results.pull {
+        crate::pull_cases::print(group);
     }
     if let Some(c) = &results.components {
         print_components(c);
@@ -198,6 +203,7 @@ pub fn write_json(results: &Results, path: &Path) -> Result<()> {
             "export_warm": cli(&c.warm),
         })),
         "real": results.real.iter().map(crate::real_cases::to_json).collect::<Vec<_>>(),
+        "pull": results.pull.as_ref().map(crate::pull_cases::to_json),
     });
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
