@@ -232,7 +232,12 @@ fn write_iidfile(
 /// failures' errors; returns the exit code the results call for.
 pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
     let line = |summary: &mut dyn Write, r: &InstanceResult, key: &str, note: &str| {
-        let dest = r.dest.as_deref().unwrap_or("(no local output)");
+        let dest = match (r.dest.as_deref(), r.load) {
+            (Some(dest), true) => format!("{dest} and the docker daemon"),
+            (Some(dest), false) => dest.to_owned(),
+            (None, true) => "the docker daemon".to_owned(),
+            (None, false) => "(no local output)".to_owned(),
+        };
         let _ = match &r.status {
             Status::Ok => writeln!(
                 summary,

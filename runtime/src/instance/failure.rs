@@ -8,6 +8,8 @@ use wasmtime::Store;
 
 use super::state::InstanceState;
 use crate::host::bindings::types::Error as GuestError;
+use crate::output::destination::PlaceError;
+use crate::output::tree::TreeError;
 use crate::sandbox::limits::Limits;
 
 /// Bytes a guest may pass to the host in one call (arguments of an import,
@@ -234,6 +236,28 @@ fn table_or_instances(phase: &str, e: &wasmtime::Error, limits: &Limits) -> Opti
             limits.instances
         ),
     ))
+}
+
+/// The failure for an output that could not be placed.
+pub(super) fn placing_failed(e: PlaceError, limits: &Limits) -> Failure {
+    let kind = match &e {
+        PlaceError::Deadline => FailureKind::Limit {
+            name: "time",
+            value: limits.timeout.as_secs(),
+        },
+        PlaceError::Tree(TreeError::TooLarge(bytes)) => FailureKind::Limit {
+            name: "output",
+            value: *bytes,
+        },
+        PlaceError::Tree(TreeError::Io { .. }) | PlaceError::Io { .. } => FailureKind::Host,
+        PlaceError::Tree(_)
+        | PlaceError::Missing
+        | PlaceError::NotRegular { .. }
+        | PlaceError::DirectoryToStdout
+        | PlaceError::DirectoryToDaemon
+        | PlaceError::Changed(_) => FailureKind::Output,
+    };
+    Failure::new(kind, e.to_string())
 }
 
 #[cfg(test)]

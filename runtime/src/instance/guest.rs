@@ -18,6 +18,7 @@ use crate::host::bindings::types::{CacheOperation, Destination, OutputKind};
 use crate::host::http::HttpAccess;
 use crate::host::stdio::GuestLog;
 use crate::outbound::docker_config::Credentials;
+use crate::outbound::docker_daemon::Daemon;
 use crate::output::destination::{PREOPEN, Staging, Target};
 use crate::run::context::RunContext;
 use crate::run::reporter::Reporter;
@@ -46,6 +47,8 @@ impl Phase {
 pub(super) struct Finished {
     pub(super) response: BTreeMap<String, String>,
     pub(super) destination: Option<Destination>,
+    /// The docker daemon the output is loaded into (`load`).
+    pub(super) daemon: Option<Daemon>,
 }
 
 /// An instantiated component, by world.
@@ -64,10 +67,32 @@ pub(super) async fn execute(
     (reporter, log): (Arc<dyn Reporter>, GuestLog),
     (staging, phase): (&mut Option<Staging>, &Phase),
 ) -> Result<Finished, Failure> {
-    if let Some(dest) = &spec.dest {
+    // The daemon is found and asked before the component runs: a refused
+    // DOCKER_HOST or a daemon not answering fails the instance at once.
+    let daemon = match spec.load {
+        true => {
+            let daemon = Daemon::from_env().map_err(|e| Failure::host(e.to_string()))?;
+            daemon
+                .ping()
+                .await
+                .map_err(|e| Failure::host(e.to_string()))?;
+            Some(daemon)
+        }
+        false => None,
+    };
+    let target = match (&spec.dest, spec.load) {
+        (Some(dest), _) => Some(Target::parse(dest)),
+        (None, true) => Some(Target::Daemon),
+        (None, false) => None,
+    };
+    if let Some(target) = target {
+        let what = spec
+            .dest
+            .as_deref()
+            .unwrap_or("the docker daemon's staging file");
         *staging = Some(
-            Staging::create(Target::parse(dest))
-                .map_err(|e| Failure::host(format!("cannot prepare dest {dest}: {e}")))?,
+            Staging::create(target)
+                .map_err(|e| Failure::host(format!("cannot prepare dest {what}: {e}")))?,
         );
     }
     let (wasi, source) = wasi_context(role, log.clone(), staging.as_ref())?;
@@ -112,6 +137,7 @@ pub(super) async fn execute(
     Ok(Finished {
         response: collect_response(entries)?,
         destination,
+        daemon,
     })
 }
 
@@ -210,17 +236,11 @@ async fn validate(
     }
     .map_err(|e| trap("validate", &e, store, &spec.limits))?
     .map_err(guest_error)?;
-    let allowed = match (spec.limits.destination, kind) {
-        (DestinationRule::Directory, OutputKind::File) => Some("directory"),
-        (DestinationRule::File, OutputKind::Directory) => Some("file"),
-        _ => None,
-    };
-    if let Some(allowed) = allowed {
-        return Err(Failure::new(
-            FailureKind::Policy,
-            format!("the policy lets this component write only a {allowed} destination"),
-        ));
-    }
+    check_rule(
+        spec.limits.destination,
+        kind,
+        (spec.load, spec.dest.is_some()),
+    )?;
     let destination = match (staging.as_ref(), kind) {
         (None, OutputKind::None) => None,
         (None, _) => {
@@ -245,6 +265,31 @@ async fn validate(
         })?;
     }
     Ok(destination)
+}
+
+/// Checks the output kind, loading into the docker daemon (`load`) and a
+/// `dest=` (`to_path`) against the policy's `destination` rule.
+fn check_rule(
+    rule: DestinationRule,
+    kind: OutputKind,
+    (load, to_path): (bool, bool),
+) -> Result<(), Failure> {
+    let refused = match (rule, kind) {
+        (DestinationRule::Directory | DestinationRule::File, _) if load => {
+            "the policy does not let this component load into the docker daemon"
+        }
+        (DestinationRule::Daemon, _) if !load || to_path => {
+            "the policy lets this component write only into the docker daemon (load, no dest=)"
+        }
+        (DestinationRule::Directory, OutputKind::File) => {
+            "the policy lets this component write only a directory destination"
+        }
+        (DestinationRule::File, OutputKind::Directory) => {
+            "the policy lets this component write only a file destination"
+        }
+        _ => return Ok(()),
+    };
+    Err(Failure::new(FailureKind::Policy, refused))
 }
 
 /// Calls the instance's `export` (or `export-cache`, `import-cache`) and

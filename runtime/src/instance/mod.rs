@@ -3,6 +3,7 @@
 
 pub mod failure;
 mod guest;
+mod load;
 mod place;
 mod response;
 pub(crate) mod state;
@@ -40,6 +41,9 @@ pub struct InstanceSpec {
     pub kind: String,
     /// Destination (`dest=`), if given.
     pub dest: Option<String>,
+    /// Whether the file output is loaded into the docker daemon (`load`;
+    /// a `docker` output without `dest=`), after `dest=` when both.
+    pub load: bool,
     /// Options passed to the component.
     pub options: Vec<(String, String)>,
     /// Limits for this instance.
@@ -73,6 +77,8 @@ pub struct InstanceResult {
     pub response: BTreeMap<String, String>,
     /// Where the output went (`dest=`), if anywhere.
     pub dest: Option<String>,
+    /// Whether the output was (or was to be) loaded into the docker daemon.
+    pub load: bool,
     /// Wall time of the instance.
     pub elapsed: Duration,
 }
@@ -151,6 +157,7 @@ pub async fn run_as(
         status,
         response,
         dest: spec.dest,
+        load: spec.load,
         elapsed: started.elapsed(),
     }
 }

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::failure::{Failure, FailureKind};
+use super::failure::{Failure, FailureKind, placing_failed};
 use super::guest::Finished;
+use super::load;
 use super::{InstanceSpec, Role};
-use crate::output::destination::{Checks, PlaceError, Staging};
-use crate::output::tree::{Links, TreeError};
+use crate::output::destination::{Checks, Staging};
+use crate::output::tree::Links;
 use crate::run::reporter::{LogLevel, Reporter};
-use crate::sandbox::limits::Limits;
 
 /// Checks the instance's staged output and moves it into place (a cache
 /// import's layout verified first), off the async executor and no later
@@ -26,6 +26,11 @@ pub(super) async fn place(
     let (Some(staging), Some(destination)) = (staging, finished.destination) else {
         return Ok(finished.response);
     };
+    if let Some(daemon) = &finished.daemon {
+        let response = finished.response.clone();
+        return load::load_then_place(daemon, response, (staging, destination), spec, deadline)
+            .await;
+    }
     let cache = matches!(role, Role::CacheExport(_) | Role::CacheImport(..));
     let import = matches!(role, Role::CacheImport(..));
     let checks = Checks {
@@ -58,27 +63,6 @@ pub(super) async fn place(
         Ok(Err(failure)) => Err(failure),
         Err(e) => Err(Failure::host(format!("placing the output failed: {e}"))),
     }
-}
-
-/// The failure for an output that could not be placed.
-fn placing_failed(e: PlaceError, limits: &Limits) -> Failure {
-    let kind = match &e {
-        PlaceError::Deadline => FailureKind::Limit {
-            name: "time",
-            value: limits.timeout.as_secs(),
-        },
-        PlaceError::Tree(TreeError::TooLarge(bytes)) => FailureKind::Limit {
-            name: "output",
-            value: *bytes,
-        },
-        PlaceError::Tree(TreeError::Io { .. }) | PlaceError::Io { .. } => FailureKind::Host,
-        PlaceError::Tree(_)
-        | PlaceError::Missing
-        | PlaceError::NotRegular { .. }
-        | PlaceError::DirectoryToStdout
-        | PlaceError::Changed(_) => FailureKind::Output,
-    };
-    Failure::new(kind, e.to_string())
 }
 
 /// Removes a failed instance's staging directory, saying so when its

@@ -1,8 +1,12 @@
 //! The host's connection to the docker daemon's Engine API, over its unix
 //! socket (`DOCKER_HOST=unix://PATH`, else `/var/run/docker.sock`): HTTP/1.1
 //! by `hyper`, one connection per request. A component never gets the
-//! socket. A `tcp://` host is refused: the Engine API over TCP without TLS
-//! is root on the daemon's machine for anyone on the network.
+//! socket. A `tcp://` host is refused unless `OUTPORT_DOCKER_ALLOW_TCP=1`
+//! asks for it: the Engine API over TCP without TLS is root on the
+//! daemon's machine for anyone who can reach the port (TLS is not
+//! supported). Loading an image (`POST /images/load`) is in [`load`].
+
+pub mod load;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +15,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use wasmtime_wasi_http::io::TokioIo;
+
+/// The environment variable that lets a `tcp://` `DOCKER_HOST` be used.
+pub const ALLOW_TCP_ENV: &str = "OUTPORT_DOCKER_ALLOW_TCP";
 
 /// Largest error or load answer read from the daemon (1 MiB).
 const ANSWER_LIMIT: usize = 1 << 20;
@@ -52,6 +60,22 @@ pub enum DaemonError {
         /// The error.
         source: std::io::Error,
     },
+    /// The daemon refused an image sent to it (`POST /images/load`).
+    #[error("docker daemon at {host} refused the image: {message}")]
+    LoadRefused {
+        /// The daemon.
+        host: String,
+        /// The daemon's message, one line.
+        message: String,
+    },
+    /// The daemon's answer is not one the Engine API gives.
+    #[error("docker daemon at {host}: {problem}")]
+    Answer {
+        /// The daemon.
+        host: String,
+        /// What is wrong with it, one line.
+        problem: String,
+    },
     /// The daemon answered with an error.
     #[error("docker daemon at {host}: {message} (HTTP {status})")]
     Refused {
@@ -64,39 +88,84 @@ pub enum DaemonError {
     },
 }
 
-/// A docker daemon reached through its unix socket.
+/// Where the daemon listens.
+#[derive(Clone, Debug)]
+enum Endpoint {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// `HOST:PORT`, plain HTTP (only when asked for).
+    Tcp(String),
+}
+
+/// A docker daemon reached through its unix socket (or, when asked for,
+/// plain TCP).
 #[derive(Clone, Debug)]
 pub struct Daemon {
-    socket: PathBuf,
+    endpoint: Endpoint,
     host: String,
 }
 
 impl Daemon {
-    /// The daemon `DOCKER_HOST` names, else `unix:///var/run/docker.sock`.
+    /// The daemon `DOCKER_HOST` names, else `unix:///var/run/docker.sock`;
+    /// a TCP host only with `OUTPORT_DOCKER_ALLOW_TCP=1`, and never with
+    /// `DOCKER_TLS_VERIFY` set (TLS is not supported).
     pub fn from_env() -> Result<Daemon, DaemonError> {
         let host = std::env::var("DOCKER_HOST")
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
-        Daemon::at(&host)
+        let allow_tcp = std::env::var(ALLOW_TCP_ENV).is_ok_and(|v| v == "1");
+        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
+        let daemon = Daemon::at(&host, allow_tcp)?;
+        if tls && matches!(daemon.endpoint, Endpoint::Tcp(_)) {
+            return Err(DaemonError::Host {
+                host,
+                problem: "DOCKER_TLS_VERIFY is set, and TLS to the docker daemon is not supported",
+            });
+        }
+        Ok(daemon)
     }
 
-    /// The daemon at `host` (`unix://PATH`).
-    pub fn at(host: &str) -> Result<Daemon, DaemonError> {
+    /// The daemon at `host`: `unix://PATH`, or `tcp://HOST:PORT` when
+    /// `allow_tcp`.
+    pub fn at(host: &str, allow_tcp: bool) -> Result<Daemon, DaemonError> {
         let refuse = |problem| DaemonError::Host {
             host: host.to_owned(),
             problem,
         };
-        match host.split_once("://") {
-            Some(("unix", path)) if !path.is_empty() => Ok(Daemon {
-                socket: PathBuf::from(path),
-                host: host.to_owned(),
-            }),
-            Some(("tcp" | "http" | "https", _)) => Err(refuse(
-                "a TCP docker host is refused (the Engine API over TCP gives root on the daemon's machine); use unix://PATH",
-            )),
-            _ => Err(refuse("not a unix://PATH docker host")),
-        }
+        let endpoint = match host.split_once("://") {
+            Some(("unix", path)) if !path.is_empty() => Endpoint::Unix(PathBuf::from(path)),
+            Some(("tcp" | "http", _)) if !allow_tcp => {
+                return Err(refuse(
+                    "a TCP docker host is refused (the Engine API over TCP gives root on the daemon's machine); use unix://PATH, or set OUTPORT_DOCKER_ALLOW_TCP=1",
+                ));
+            }
+            Some(("tcp" | "http", address)) => {
+                let address = address.trim_end_matches('/');
+                if address.is_empty() || address.contains('/') {
+                    return Err(refuse("not a tcp://HOST:PORT docker host"));
+                }
+                let address = if address.contains(':') {
+                    address.to_owned()
+                } else {
+                    format!("{address}:2375")
+                };
+                Endpoint::Tcp(address)
+            }
+            Some(("https", _)) => {
+                return Err(refuse("TLS to the docker daemon is not supported"));
+            }
+            _ => return Err(refuse("not a unix://PATH docker host")),
+        };
+        Ok(Daemon {
+            endpoint,
+            host: host.to_owned(),
+        })
+    }
+
+    /// `DOCKER_HOST` as given, naming the daemon in messages.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// Sends `request` on a new connection and returns the answer's head
@@ -110,12 +179,38 @@ impl Daemon {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| DaemonError::Connect {
-                host: self.host.clone(),
-                source,
-            })?;
+        let connect = |source| DaemonError::Connect {
+            host: self.host.clone(),
+            source,
+        };
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect)?;
+                self.exchange(stream, request).await
+            }
+            Endpoint::Tcp(address) => {
+                let stream = tokio::net::TcpStream::connect(address.as_str())
+                    .await
+                    .map_err(connect)?;
+                self.exchange(stream, request).await
+            }
+        }
+    }
+
+    /// One HTTP/1.1 exchange on `stream`.
+    async fn exchange<S, B>(
+        &self,
+        stream: S,
+        request: Request<B>,
+    ) -> Result<Response<Incoming>, DaemonError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let http = |source| DaemonError::Http {
             host: self.host.clone(),
             source,
@@ -162,6 +257,21 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// `GET /_ping`: whether the daemon answers at all.
+    pub async fn ping(&self) -> Result<(), DaemonError> {
+        let request = Daemon::request(hyper::Method::GET, "/_ping")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| DaemonError::Host {
+                host: format!("{} ({e})", self.host),
+                problem: "cannot make the request",
+            })?;
+        let answer = self.send(request).await?;
+        match answer.status() {
+            StatusCode::OK => Ok(()),
+            _ => Err(self.refused(answer).await),
+        }
     }
 
     /// The error for an answer that is not a success: the daemon's

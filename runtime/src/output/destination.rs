@@ -46,6 +46,9 @@ pub enum Target {
     Path(PathBuf),
     /// The runtime's standard output (`dest=-`), for a file output.
     Stdout,
+    /// The docker daemon (`load` without `dest=`), for a file output: the
+    /// host streams it to the daemon, nothing is placed.
+    Daemon,
 }
 
 impl Target {
@@ -89,12 +92,15 @@ impl Staging {
     /// Creates the staging directory for `target`: beside it (same
     /// filesystem, so the final rename is atomic), or in the temporary
     /// directory for standard output. Missing parent directories are
-    /// created, and removed again if the output is not committed. Leftover
+    /// created, and removed again if the output is not committed. The
+    /// docker daemon's output is staged in the temporary directory too.
+    /// Leftover
     /// staging directories of dead runs in the same directory are removed
     /// first.
     pub fn create(target: Target) -> io::Result<Staging> {
         let (parent_path, stem) = match &target {
             Target::Stdout => (std::env::temp_dir(), OsString::from("stdout")),
+            Target::Daemon => (std::env::temp_dir(), OsString::from("docker-load")),
             Target::Path(p) => {
                 let parent = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -141,7 +147,10 @@ impl Staging {
     /// returns what the guest is told about its destination.
     pub fn grant(&self, kind: OutputKind) -> Result<Destination, GrantError> {
         let file = match (&self.target, kind) {
+            (Target::Daemon, OutputKind::None) => return Err(GrantError::NothingToLoad),
             (_, OutputKind::None) => return Err(GrantError::NoDestination),
+            (Target::Daemon, OutputKind::Directory) => return Err(GrantError::DirectoryToDaemon),
+            (Target::Daemon, OutputKind::File) => Some(self.file_name()),
             (Target::Stdout, OutputKind::Directory) => return Err(GrantError::DirectoryToStdout),
             (Target::Stdout, OutputKind::File) => Some(self.file_name()),
             (Target::Path(p), OutputKind::File) if p.is_dir() => {
@@ -162,6 +171,7 @@ impl Staging {
     fn file_name(&self) -> String {
         match &self.target {
             Target::Stdout => "stdout".to_string(),
+            Target::Daemon => "image.tar".to_string(),
             Target::Path(p) => p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -175,9 +185,16 @@ impl Staging {
     }
 
     /// Checks the finished output against `checks` and moves it into
-    /// place. For a file output, `destination.file` is the name the guest
-    /// was told to write; it must be a regular file.
-    pub fn commit(mut self, destination: &Destination, checks: &Checks) -> Result<(), PlaceError> {
+    /// place ([`Staging::check`], then [`Staging::place`]).
+    pub fn commit(self, destination: &Destination, checks: &Checks) -> Result<(), PlaceError> {
+        self.check(destination, checks)?;
+        self.place(destination, checks.deadline)
+    }
+
+    /// Checks the finished output against `checks`. For a file output,
+    /// `destination.file` is the name the guest was told to write; it must
+    /// be a regular file.
+    pub fn check(&self, destination: &Destination, checks: &Checks) -> Result<(), PlaceError> {
         let links = match destination.file {
             // Besides the output file, the tree may hold the guest's own
             // leftovers; they are sized, not placed.
@@ -190,37 +207,57 @@ impl Staging {
             deadline: checks.deadline,
         };
         tree::check(&self.dir, &rules)?;
+        let Some(name) = &destination.file else {
+            return Ok(());
+        };
+        let meta = match self.dir.symlink_metadata(name) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(PlaceError::Missing);
+            }
+            Err(e) => return Err(io_error("cannot read the output file")(e)),
+        };
+        if !meta.is_file() {
+            let what = if meta.is_symlink() {
+                "a symlink"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            };
+            return Err(PlaceError::NotRegular {
+                name: crate::sandbox::text::one_line(name).into_owned(),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    /// The checked output file, opened without following a link, and its
+    /// size when opened (for the docker daemon to load).
+    pub fn open_output(
+        &self,
+        destination: &Destination,
+    ) -> Result<(std::fs::File, u64), PlaceError> {
+        let name = destination
+            .file
+            .as_deref()
+            .ok_or(PlaceError::DirectoryToDaemon)?;
+        placing::open_regular(&self.dir, name)
+    }
+
+    /// Moves the checked output into place: renamed to its destination,
+    /// streamed to standard output (no later than `deadline`), or, for the
+    /// docker daemon (which the caller loaded it into), removed.
+    pub fn place(mut self, destination: &Destination, deadline: Instant) -> Result<(), PlaceError> {
         match (&self.target, &destination.file) {
-            (target, Some(name)) => {
-                let meta = match self.dir.symlink_metadata(name) {
-                    Ok(meta) => meta,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err(PlaceError::Missing);
-                    }
-                    Err(e) => return Err(io_error("cannot read the output file")(e)),
-                };
-                if !meta.is_file() {
-                    let what = if meta.is_symlink() {
-                        "a symlink"
-                    } else if meta.is_dir() {
-                        "a directory"
-                    } else {
-                        "a special file"
-                    };
-                    return Err(PlaceError::NotRegular {
-                        name: crate::sandbox::text::one_line(name).into_owned(),
-                        what,
-                    });
-                }
-                match target {
-                    Target::Stdout => placing::stream_to_stdout(&self.dir, name, checks.deadline)?,
-                    Target::Path(dest) => {
-                        let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
-                        self.dir
-                            .rename(name, &self.parent, dest_name)
-                            .map_err(io_error("cannot move the output into place"))?;
-                    }
-                }
+            (Target::Daemon, Some(_)) => {}
+            (Target::Stdout, Some(name)) => placing::stream_to_stdout(&self.dir, name, deadline)?,
+            (Target::Path(dest), Some(name)) => {
+                let dest_name = dest.file_name().unwrap_or(OsStr::new("output"));
+                self.dir
+                    .rename(name, &self.parent, dest_name)
+                    .map_err(io_error("cannot move the output into place"))?;
             }
             (Target::Path(dest), None) => {
                 self.restore_placeholders()?;
@@ -229,6 +266,7 @@ impl Staging {
                     .map_err(io_error("cannot move the output into place"))?;
             }
             (Target::Stdout, None) => return Err(PlaceError::DirectoryToStdout),
+            (Target::Daemon, None) => return Err(PlaceError::DirectoryToDaemon),
         }
         self.done = true;
         // The staging name now holds the previous output, or nothing.

@@ -63,6 +63,38 @@ impl OutputSpec {
     }
 }
 
+/// The exporter type whose output is loaded into the docker daemon when it
+/// has no `dest=` (buildx's `--load`).
+pub const LOADS_BY_DEFAULT: &str = "docker";
+
+/// Takes the runtime's `load=true|false` out of `options`: whether the
+/// output of `spec` is loaded into the docker daemon. Without it, a
+/// `docker` output without `dest=` is loaded.
+pub fn take_load(spec: &OutputSpec, options: &mut Vec<(String, String)>) -> Result<bool, Error> {
+    let err = |message: String| Error::OutputSpec {
+        spec: format!("type={}", spec.kind),
+        message,
+    };
+    let mut load = None;
+    let mut kept = Vec::with_capacity(options.len());
+    for (key, value) in options.drain(..) {
+        if key != "load" {
+            kept.push((key, value));
+            continue;
+        }
+        if load.is_some() {
+            return Err(err("\"load\" is given twice".to_string()));
+        }
+        load = Some(match value.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(err(format!("load={value:?}: expected true or false"))),
+        });
+    }
+    *options = kept;
+    Ok(load.unwrap_or(spec.kind == LOADS_BY_DEFAULT && spec.dest.is_none()))
+}
+
 /// Why a CSV record does not split.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CsvError {
@@ -183,6 +215,27 @@ mod tests {
                 ("x".into(), "say \"hi\"".into())
             ]
         );
+    }
+
+    #[test]
+    fn load_is_the_runtime_s() {
+        let take = |s: &str| {
+            let spec = OutputSpec::parse(s).unwrap();
+            let mut options = spec.options.clone();
+            take_load(&spec, &mut options).map(|load| (load, options))
+        };
+        assert_eq!(take("type=docker").unwrap(), (true, vec![]));
+        assert_eq!(take("type=docker,dest=x.tar").unwrap(), (false, vec![]));
+        assert_eq!(
+            take("type=docker,dest=x.tar,load=true,name=a").unwrap(),
+            (true, vec![("name".into(), "a".into())])
+        );
+        assert_eq!(take("type=docker,load=false").unwrap(), (false, vec![]));
+        assert_eq!(take("type=oci,dest=x").unwrap(), (false, vec![]));
+        assert_eq!(take("type=oci,load=true").unwrap(), (true, vec![]));
+        let msg = |s: &str| take(s).unwrap_err().to_string();
+        assert!(msg("type=docker,load=yes").contains("expected true or false"));
+        assert!(msg("type=docker,load=true,load=false").contains("given twice"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::image::ahead::VerifyAhead;
 use crate::instance::{InstanceResult, InstanceSpec, Role};
 use crate::run::cache_plan::{CacheChoice, CacheInstance, CachePlan, CacheSource, cache_images};
 use crate::run::context::{ImageSource, RunContext};
-use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with};
+use crate::run::output_spec::{OutputSpec, assign_ids, assign_ids_with, take_load};
 use crate::run::reporter::Reporter;
 use crate::run::tasks::{Launch, Tasks};
 use crate::sandbox::limits::Limits;
@@ -160,17 +160,19 @@ impl Session {
         for (spec, id) in outputs.iter().zip(ids) {
             let mut options = spec.options.clone();
             let choice = buildinfo::take_options(&id, &mut options)?;
+            let load = take_load(spec, &mut options)?;
             if spec.kind == builtin::IMAGE_ALIAS && !options.iter().any(|(k, _)| k == "push") {
                 // The exporter refuses it: outport keeps no image store.
                 options.push(("push".to_string(), "false".to_string()));
             }
-            let (instance, component) = self.instance(
+            let (mut instance, component) = self.instance(
                 (&format!("output {id}"), id),
                 spec,
                 options,
                 (builtin::EXPORTERS, builtin::EXPORTER_ALIASES),
                 (&mut loaded, |n, c| self.engine.link(n, c)),
             )?;
+            instance.load = load;
             plan.push((instance, component, choice));
         }
         Ok(Plan { instances: plan })
@@ -233,6 +235,7 @@ impl Session {
             id,
             kind: spec.kind.clone(),
             dest: spec.dest.clone(),
+            load: false,
             options,
             limits: resolved.limits,
             network,

@@ -30,6 +30,7 @@ struct Spawned {
     id: String,
     kind: String,
     dest: Option<String>,
+    load: bool,
     ignore_error: bool,
 }
 
@@ -84,6 +85,7 @@ impl Tasks {
             id: spec.id.clone(),
             kind: spec.kind.clone(),
             dest: spec.dest.clone(),
+            load: spec.load,
             ignore_error,
         });
         let engine = self.engine.clone();
@@ -139,6 +141,7 @@ impl Tasks {
                     status: Status::Failed(Failure::new(FailureKind::Cancelled, why.clone())),
                     response: BTreeMap::new(),
                     dest: spawned.dest,
+                    load: spawned.load,
                     elapsed: Default::default(),
                 });
                 (result, ignore_error)

@@ -78,13 +78,17 @@ pub struct Limits {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum DestinationRule {
-    /// A file or a directory.
+    /// A file, a directory, or the docker daemon.
     #[default]
     Any,
     /// Only a directory.
     Directory,
-    /// Only a single file.
+    /// Only a single file, at a path or on standard output: not loaded into
+    /// the docker daemon.
     File,
+    /// Only the docker daemon (`load`): a file output loaded into it, and
+    /// no `dest=`.
+    Daemon,
 }
 
 impl Default for Limits {

@@ -29,6 +29,9 @@ pub enum PlaceError {
     /// The output is a directory and the destination standard output.
     #[error("a directory cannot go to standard output")]
     DirectoryToStdout,
+    /// The output is a directory and the destination the docker daemon.
+    #[error("a directory cannot be loaded into the docker daemon")]
+    DirectoryToDaemon,
     /// Reading, moving or streaming the output failed.
     #[error("{what}: {source}")]
     Io {
@@ -66,6 +69,15 @@ pub enum GrantError {
     /// A directory output with `dest=-`.
     #[error("dest=- (standard output) needs a file output, this one writes a directory")]
     DirectoryToStdout,
+    /// A directory output to be loaded into the docker daemon.
+    #[error(
+        "only a file (a docker tarball) can be loaded into the docker daemon, this output is a directory"
+    )]
+    DirectoryToDaemon,
+    /// Loading into the docker daemon asked of a component that writes
+    /// nothing.
+    #[error("this exporter writes nothing to load into the docker daemon")]
+    NothingToLoad,
     /// A file output whose destination is an existing directory.
     #[error("dest {} is a directory; this output is a file", .0.display())]
     IsDirectory(PathBuf),

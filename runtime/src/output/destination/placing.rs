@@ -20,19 +20,8 @@ const STREAM_CHUNK: usize = 1 << 20;
 /// output, opened without following a link, no further than its size
 /// when opened and no later than `deadline`.
 pub(super) fn stream_to_stdout(dir: &Dir, name: &str, deadline: Instant) -> Result<(), PlaceError> {
-    let file = dir
-        .open_with(name, &no_follow_read())
-        .map_err(io_error("cannot open the output file"))?;
-    let meta = file
-        .metadata()
-        .map_err(io_error("cannot read the output file"))?;
-    if !meta.is_file() {
-        return Err(PlaceError::NotRegular {
-            name: crate::sandbox::text::one_line(name).into_owned(),
-            what: "not a regular file any more",
-        });
-    }
-    let mut reader = file.into_std().take(meta.len());
+    let (file, len) = open_regular(dir, name)?;
+    let mut reader = file.take(len);
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; STREAM_CHUNK];
     loop {
@@ -50,6 +39,24 @@ pub(super) fn stream_to_stdout(dir: &Dir, name: &str, deadline: Instant) -> Resu
     }
     out.flush()
         .map_err(io_error("cannot write to standard output"))
+}
+
+/// The regular file `name` of the staging tree, opened without following
+/// a link, and its size when opened.
+pub(super) fn open_regular(dir: &Dir, name: &str) -> Result<(std::fs::File, u64), PlaceError> {
+    let file = dir
+        .open_with(name, &no_follow_read())
+        .map_err(io_error("cannot open the output file"))?;
+    let meta = file
+        .metadata()
+        .map_err(io_error("cannot read the output file"))?;
+    if !meta.is_file() {
+        return Err(PlaceError::NotRegular {
+            name: crate::sandbox::text::one_line(name).into_owned(),
+            what: "not a regular file any more",
+        });
+    }
+    Ok((file.into_std(), meta.len()))
 }
 
 pub(super) fn no_follow_read() -> OpenOptions {
