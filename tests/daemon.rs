@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// The test daemon's `DOCKER_HOST`; `None` (with one line saying why) when
 /// dockerd cannot run on this machine and CI is not true.
-fn docker_host() -> Option<String> {
+pub(crate) fn docker_host() -> Option<String> {
     if let Ok(host) = std::env::var("OUTPORT_TEST_DOCKER_HOST") {
         return Some(host);
     }
@@ -30,7 +30,7 @@ fn docker_host() -> Option<String> {
 }
 
 /// `docker ARGS` against `host`; panics with its stderr when it fails.
-fn docker(host: &str, args: &[&str]) -> String {
+pub(crate) fn docker(host: &str, args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .env("DOCKER_HOST", host)
@@ -46,7 +46,7 @@ fn docker(host: &str, args: &[&str]) -> String {
 
 /// `outport export INPUT --output SPEC` with `DOCKER_HOST=host` and
 /// optionally `stdin`.
-fn export_with(host: &str, input: &str, spec: &str, stdin: Option<&Path>) -> Run {
+pub(crate) fn export_with(host: &str, input: &str, spec: &str, stdin: Option<&Path>) -> Run {
     let cache = tempdir();
     let args: Vec<OsString> = vec![
         "export".into(),

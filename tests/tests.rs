@@ -19,6 +19,7 @@ mod cache_s3;
 mod compile_cache;
 mod crash_safety;
 mod daemon;
+mod daemon_load;
 mod docs_layout;
 mod docs_links;
 mod export_docker;
