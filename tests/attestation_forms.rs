@@ -2,7 +2,9 @@
 //! on the oci, docker and registry exporters): what each holds, that
 //! skopeo reads and copies both, and that the `local` and `tar` exporters
 //! find the provenance in both (also by `subject` alone) and name it with
-//! `attestation-prefix`.
+//! `attestation-prefix`, and that an output whose options rewrite the image
+//! manifests (zstd, uncompressed layers, timestamps) attests the manifests
+//! it writes.
 
 use std::fs;
 use std::path::Path;
@@ -15,6 +17,7 @@ use crate::export_registry::{registry, skopeo_insecure, unique_repo};
 const ARTIFACT_TYPE: &str = "application/vnd.docker.attestation.manifest.v1+json";
 const MT_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MT_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// Checks the form of the attestation manifest `manifest` (listed in
 /// `index` as `entry`): an OCI artifact when `artifact`, else BuildKit's
@@ -289,4 +292,73 @@ fn copy_layout_without_reference_annotations(parent: &Path, from: &Path) -> std:
         }
     });
     to
+}
+
+/// Each attestation entry of the layout at `dir`: the image manifest it
+/// names (by `vnd.docker.reference.digest`, and by `subject` in the
+/// artifact form) is one the index lists and the layout holds, and the
+/// provenance statement's subject is that manifest's digest. Returns the
+/// image manifests attested.
+#[track_caller]
+fn attested_manifests(dir: &Path, artifact: bool) -> Vec<Value> {
+    let files = LayoutFiles::from_dir(dir);
+    files.verify();
+    let index = files.blob_json(str_at(&files.root(), "digest"));
+    let found = attestations(&files);
+    assert_eq!(found.len(), 2, "{index}");
+    let mut attested = Vec::new();
+    for (entry, manifest, statement) in &found {
+        check_form(&files, &index, entry, manifest, artifact);
+        let subject = str_at(&entry["annotations"], "vnd.docker.reference.digest");
+        let bytes = files.blob(subject);
+        assert_eq!(sha256_digest(bytes), subject, "the manifest's own digest");
+        if artifact {
+            assert_eq!(manifest["subject"]["digest"], subject, "{manifest}");
+            assert_eq!(manifest["subject"]["size"], bytes.len() as u64);
+        }
+        let statement = parse_json("the provenance statement", statement);
+        let hex = subject.trim_start_matches("sha256:");
+        assert!(
+            array_at(&statement, "subject")
+                .iter()
+                .any(|s| s["digest"]["sha256"] == hex),
+            "the statement's subject is not {subject}: {}",
+            statement["subject"]
+        );
+        attested.push(parse_json("the image manifest", bytes));
+    }
+    // skopeo reads the index as written and copies every manifest.
+    assert_eq!(skopeo_json(&["inspect", "--raw", &oci_dir(dir)]), index);
+    let copy = dir.with_extension("copy");
+    skopeo_copy_all(&oci_dir(dir), &oci_dir(&copy));
+    LayoutFiles::from_dir(&copy).verify();
+    attested
+}
+
+#[test]
+fn rewritten_manifests_are_the_attested_subjects() {
+    let tmp = tempdir();
+    let zstd = tmp.path().join("zstd");
+    let plain = tmp.path().join("plain");
+    export_attested(&[
+        format!(
+            "type=oci,tar=false,compression=zstd,force-compression=true,dest={}",
+            path_str(&zstd)
+        ),
+        format!(
+            "type=oci,tar=false,compression=uncompressed,force-compression=true,rewrite-timestamp=true,oci-artifact=false,dest={}",
+            path_str(&plain)
+        ),
+    ])
+    .assert_success();
+    for (dir, artifact, media_type) in [
+        (&zstd, true, MT_LAYER_ZSTD),
+        (&plain, false, MT_LAYER_PLAIN),
+    ] {
+        for manifest in attested_manifests(dir, artifact) {
+            for layer in array_at(&manifest, "layers") {
+                assert_eq!(layer["mediaType"], media_type, "{manifest}");
+            }
+        }
+    }
 }

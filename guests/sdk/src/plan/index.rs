@@ -1,9 +1,11 @@
-//! Rewriting an index: its entries pointed to what their manifests became,
-//! its media type and annotations set.
+//! Rewriting an index: its entries pointed to what their manifests became
+//! (image manifests first, then the attestations that name them), its media
+//! type and annotations set.
 
 use serde_json::{Map, Value};
 
 use super::edit::{put, set_annotations};
+use super::subjects::refers;
 use super::walker::Walker;
 use crate::bindings::outport::exporter::image::Blob;
 use crate::bindings::outport::exporter::types::Error;
@@ -42,11 +44,14 @@ impl Walker<'_> {
             None => return Err(Error::InvalidImage(format!("{what} has no \"manifests\""))),
         };
         let docker = media::is_docker(&target);
-        for entry in entries.iter_mut() {
-            let entry = entry
-                .as_object_mut()
-                .ok_or_else(|| Error::InvalidImage(format!("{what}: an entry is not an object")))?;
-            changed |= self.index_entry(entry, docker, depth, &what)?;
+        // Image manifests first: what refers to them follows what they become.
+        for referrers in [false, true] {
+            for entry in entries.iter_mut().filter(|e| refers(e) == referrers) {
+                let entry = entry.as_object_mut().ok_or_else(|| {
+                    Error::InvalidImage(format!("{what}: an entry is not an object"))
+                })?;
+                changed |= self.index_entry(entry, docker, depth, &what)?;
+            }
         }
         if is_root && !self.opts.index.is_empty() {
             if docker {
@@ -90,6 +95,9 @@ impl Walker<'_> {
         if node.media_type != child_type {
             entry.insert("mediaType".into(), Value::String(node.media_type));
             changed = true;
+        }
+        if attestation {
+            changed |= self.follow_reference(entry);
         }
         if docker && entry.remove("annotations").is_some() {
             changed = true;

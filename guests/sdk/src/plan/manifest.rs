@@ -58,6 +58,7 @@ impl Walker<'_> {
         let (config_digest, config_changed) =
             self.manifest_config(obj, config, &diff_ids, annotate, &what)?;
         changed |= config_changed;
+        changed |= self.follow_subject(obj);
         if target != media_type {
             retype(obj, &target, &what);
         }
@@ -160,7 +161,8 @@ impl Walker<'_> {
     }
 
     /// The layers of a manifest: converted by the host when `convert` says
-    /// so, their media types set for the manifest's family (`docker`).
+    /// so, in-toto statements pointed at what their subjects became, their
+    /// media types set for the manifest's family (`docker`).
     /// Returns the new diff IDs by layer (none: unchanged) and whether a
     /// descriptor changed.
     fn layers(
@@ -173,6 +175,7 @@ impl Walker<'_> {
         let mut diff_ids = vec![None; layers.len()];
         let mut changed = false;
         let mut to_convert = Vec::new();
+        let mut followed = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
             let layer = layer
                 .as_object()
@@ -181,9 +184,23 @@ impl Walker<'_> {
             if convert.is_some() && media::is_convertible_layer(media_type) {
                 let digest = str_field(layer, "digest", what)?;
                 to_convert.push((i, digest.to_owned(), image::get_blob(digest)?));
+            } else if let Some(statement) = self.follow_statement(layer, what)? {
+                let digest = str_field(layer, "digest", what)?;
+                followed.push((i, digest.to_owned(), statement));
             } else {
                 self.leaf(layer, what)?;
             }
+        }
+        for (i, digest, statement) in followed {
+            let d = statement.descriptor();
+            if let Some(layer) = layers[i].as_object_mut() {
+                layer.insert("digest".into(), Value::String(d.digest.clone()));
+                layer.insert("size".into(), Value::from(d.size));
+            }
+            // A statement is not compressed: its diff ID is its digest.
+            diff_ids[i] = Some(d.digest);
+            self.add_leaf(&digest, statement);
+            changed = true;
         }
         if let Some(options) = convert.filter(|_| !to_convert.is_empty()) {
             let handles: Vec<&Blob> = to_convert.iter().map(|(_, _, b)| b).collect();

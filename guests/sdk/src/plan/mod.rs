@@ -13,13 +13,15 @@
 //!
 //! [`Rewrites`] says what to change; the walker (`walker`) visits each blob
 //! once, an index (`index`) and a manifest (`manifest`) are rewritten with
-//! the JSON edits of `edit`; [`Plan`] and its [`Root`] are what comes out.
+//! the JSON edits of `edit`, attestations pointed at what their subjects
+//! became (`subjects`); [`Plan`] and its [`Root`] are what comes out.
 
 mod edit;
 mod index;
 mod manifest;
 mod rewrites;
 mod root;
+mod subjects;
 mod walker;
 
 pub use rewrites::{IMAGE_NAME, REF_NAME, Rewrites};
