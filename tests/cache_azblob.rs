@@ -1,12 +1,14 @@
 //! The azblob cache backend against Azurite (started by `scripts/test`,
 //! checking Shared Key signatures): BuildKit's blob names, a round trip
 //! byte for byte, the first existing name imported, re-exports that upload
-//! nothing, a wrong key, a missing container, a closed port, and the key
-//! in no output, log or metadata.
+//! nothing, a wrong key, a missing container, a closed port, the key in
+//! no output, log or metadata, and retries of `503` answers and dropped
+//! connections (through a relay).
 
 use std::net::TcpListener;
 
 use crate::cache_local::{buildkit_cache, read_cache};
+use crate::common::flaky::{Fault, Flaky};
 use crate::common::*;
 
 mod azurite;
@@ -160,5 +162,32 @@ fn every_cache_backend_page_lists_what_describe_returns() {
     }
     for name in described.keys() {
         crate::cache_local::assert_docs_match_describe(name);
+    }
+}
+
+#[test]
+fn answers_503_and_dropped_connections_are_retried() {
+    let az = azurite();
+    let tmp = tempdir();
+    let bk = buildkit_cache(tmp.path(), "bk", true);
+    let rest = az.url.trim_start_matches("http://");
+    let (upstream, path) = rest.split_at(rest.find('/').expect("a path in the account URL"));
+    for fault in [Fault::Unavailable(2), Fault::Drop(2)] {
+        let relay = Flaky::start(upstream, fault);
+        let container = new_container("retried");
+        let spec = format!(
+            "type=azblob,account_url=http://127.0.0.1:{}{path},account_name={},container={container},mode=max",
+            relay.port, az.account
+        );
+        let metadata = tmp.path().join("retried.json");
+        let run = azblob_export(&az, &bk.dir, &spec, &metadata);
+        run.assert_success();
+        assert_no_key(&az, &run, &[&metadata]);
+        assert_eq!(relay.faults(), 2, "{fault:?}");
+        assert!(run.stderr.contains("attempt 3 of 3"), "{}", run.describe());
+        let mut expected: Vec<String> = bk.layers.iter().map(|d| format!("blobs/{d}")).collect();
+        expected.push("manifests/buildkit".into());
+        expected.sort();
+        assert_eq!(blob_names(&az, &container), expected, "{fault:?}");
     }
 }

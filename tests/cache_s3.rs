@@ -3,7 +3,8 @@
 //! not uploaded twice but refreshed after `touch_refresh`, uploads in
 //! flight bounded by `upload_parallelism` (seen by a relay in front of
 //! moto), refused credentials, an unreachable endpoint, `ignore-error`, and
-//! the secret in no output.
+//! the secret in no output; in `retries.rs`, retries and `accept-encoding`
+//! through a relay that fails requests.
 
 use std::fs;
 use std::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::common::relay::PutCounter;
 use crate::common::*;
 
 mod moto;
+mod retries;
 
 use moto::*;
 

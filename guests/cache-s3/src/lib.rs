@@ -68,6 +68,21 @@ const OPTIONS: &[OptionSpec] = &[
         "a blob already in the bucket whose Last-Modified is older than this Go duration (24h, 30m, 1h30m, 0s) is copied onto itself to refresh it",
     )
     .default("24h"),
+    OptionSpec::once(
+        "disable_accept_encoding",
+        "true: send no Accept-Encoding header (by default the host asks for `identity`, signed), for stores behind a front end that rewrites it",
+    )
+    .default("false"),
+    OptionSpec::once(
+        "retry_mode",
+        "standard or adaptive: how the host retries a request that failed with a 5xx or 429 answer or a dropped connection (adaptive: a throttling answer also slows the instance's next requests)",
+    )
+    .default("standard"),
+    OptionSpec::once(
+        "retry_max_attempts",
+        "attempts per request the host can send again (no body or a small one; blob uploads are sent once), a positive integer",
+    )
+    .default("3"),
 ];
 
 const NAME: &str = "s3 cache";
@@ -131,6 +146,9 @@ impl Settings {
                 TouchRefresh::parse(text).map_err(|e| Error::InvalidOption(e.to_string()))?
             }
         };
+        // Read by the host, which signs and retries the requests.
+        parsed.bool("disable_accept_encoding", false)?;
+        retry_options(&parsed)?;
         let prefix = parsed.str("prefix").unwrap_or("");
         let names: Vec<String> = parsed
             .str("name")
@@ -160,6 +178,26 @@ impl Settings {
             touch_refresh,
         })
     }
+}
+
+/// Checks `retry_mode` and `retry_max_attempts` as the host reads them.
+fn retry_options(parsed: &Parsed<'_>) -> Result<(), Error> {
+    if let Some(mode) = parsed.str("retry_mode")
+        && mode != "standard"
+        && mode != "adaptive"
+    {
+        return Err(Error::InvalidOption(format!(
+            "retry_mode={mode:?}: expected \"standard\" or \"adaptive\""
+        )));
+    }
+    if let Some(n) = parsed.str("retry_max_attempts")
+        && n.parse::<u32>().ok().filter(|n| *n > 0).is_none()
+    {
+        return Err(Error::InvalidOption(format!(
+            "retry_max_attempts={n:?}: expected a positive integer"
+        )));
+    }
+    Ok(())
 }
 
 struct S3Cache;

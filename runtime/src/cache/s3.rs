@@ -4,10 +4,14 @@
 //! The endpoint is `endpoint_url` when given (`http://127.0.0.1:9000`),
 //! else `s3.REGION.amazonaws.com`; the backend may reach it and, for
 //! virtual-hosted-style requests, `BUCKET.` it, nothing else. Requests to
-//! it are signed with the credentials of [`AwsCredentials::load`].
+//! it are signed with the credentials of [`AwsCredentials::load`], ask for
+//! `accept-encoding: identity` unless `disable_accept_encoding=true`, and
+//! are retried as `retry_mode` and `retry_max_attempts` say
+//! ([`RetryPolicy`]).
 
 use crate::error::Error;
 use crate::outbound::aws_credentials::AwsCredentials;
+use crate::outbound::retry::RetryPolicy;
 use crate::outbound::sigv4::S3Signing;
 use crate::sandbox::allow_list::AllowList;
 
@@ -43,6 +47,16 @@ pub fn network(what: &str, options: &[(String, String)]) -> Result<(AllowList, S
     let allowed = AllowList::parse(&[authority.as_str(), virtual_host.as_str()])
         .or_else(|_| AllowList::parse(&[authority.as_str()]))
         .map_err(|e| Error::Usage(format!("{what}: endpoint: {e}")))?;
+    let retry = RetryPolicy::from_options(get).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    let identity_encoding = match get("disable_accept_encoding") {
+        None | Some("false") => true,
+        Some("true") => false,
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "{what}: disable_accept_encoding={other:?}: expected true or false"
+            )));
+        }
+    };
     let credentials = AwsCredentials::load().map_err(|e| Error::Usage(format!("{what}: {e}")))?;
     Ok((
         allowed,
@@ -51,6 +65,8 @@ pub fn network(what: &str, options: &[(String, String)]) -> Result<(AllowList, S
             bucket,
             region,
             credentials,
+            identity_encoding,
+            retry,
         },
     ))
 }

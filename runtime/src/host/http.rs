@@ -17,13 +17,16 @@
 //! - a request to the instance's storage endpoint (the `s3` cache
 //!   backend's S3 endpoint, the `azblob` one's Azure Storage account:
 //!   [`Signing`]) is signed by the host instead (SigV4, Shared Key or a SAS
-//!   token); a `403` or `401` from it is logged as refused credentials;
+//!   token); a `403` or `401` from it is logged as refused credentials,
+//!   and a `5xx`, `429` or failed connection is retried when the host can
+//!   send the request again (`signed`);
 //! - connect, first-byte and between-bytes timeouts come from the limits
 //!   (a guest may ask for shorter ones);
 //! - every failure is logged as one line naming the host.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
@@ -42,6 +45,8 @@ use crate::outbound::signing::Signing;
 use crate::run::reporter::{LogLevel, Reporter};
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
+
+mod signed;
 
 /// A future the hooks hand back to `wasmtime-wasi-http`.
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -63,6 +68,11 @@ struct Inner {
     reporter: Arc<dyn Reporter>,
     /// The last problem the host saw, added to the instance's error.
     problem: Mutex<Option<String>>,
+    /// The instance's deadline: no retry waits past it.
+    deadline: Option<Instant>,
+    /// After a throttling answer in `adaptive` retry mode, no request to
+    /// the storage endpoint starts before this.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl HttpAccess {
@@ -89,6 +99,8 @@ impl HttpAccess {
                 },
                 reporter,
                 problem: Mutex::new(None),
+                deadline: Instant::now().checked_add(limits.timeout),
+                paused_until: Mutex::new(None),
             }),
         }
     }
@@ -282,31 +294,6 @@ impl Inner {
         }
     }
 
-    /// Signs `request` for the storage endpoint and sends it; a refusal of
-    /// the credentials is logged naming the endpoint and where they came
-    /// from.
-    async fn send_signed(
-        &self,
-        signing: &Signing,
-        mut request: Request<WasiBody>,
-        options: Option<RequestOptions>,
-        endpoint: &str,
-    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        if let Err(e) = signing.sign(&mut request) {
-            let message = format!("{endpoint}: cannot sign the request: {e}");
-            self.problem(&message);
-            return Err(Error::InternalError(Some(message)));
-        }
-        let (response, io) = self
-            .forward(request, self.timeouts(options), endpoint)
-            .await?;
-        let status = response.status();
-        if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
-            self.problem(&signing.refused(endpoint, status));
-        }
-        Ok((response, io))
-    }
-
     /// Sets the `authorization` header for `to`: a cached token, else
     /// basic auth.
     fn authorize(&self, request: &mut Request<WasiBody>, to: &Registry<'_>) {
@@ -336,26 +323,35 @@ impl Inner {
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        match default_send_request(request, Some(options)).await {
-            Ok((response, io)) => {
-                tracing::debug!(
-                    "[{}] wasi:http: {method} {registry}{path} -> {}",
-                    self.instance_id,
-                    response.status().as_u16()
-                );
-                Ok((
-                    response.map(BodyExt::boxed_unsync),
-                    Box::new(io) as IoFuture,
-                ))
-            }
-            Err(e) => {
+        self.forward_quietly(request, options, registry)
+            .await
+            .inspect_err(|e| {
                 self.problem(&format!(
                     "{method} {registry}{path} failed: {}",
-                    one_line(&e)
-                ));
-                Err(e)
-            }
-        }
+                    one_line(e)
+                ))
+            })
+    }
+
+    /// Sends `request` as it is; a failure is the caller's to report.
+    async fn forward_quietly(
+        &self,
+        request: Request<WasiBody>,
+        options: RequestOptions,
+        registry: &str,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let (response, io) = default_send_request(request, Some(options)).await?;
+        tracing::debug!(
+            "[{}] wasi:http: {method} {registry}{path} -> {}",
+            self.instance_id,
+            response.status().as_u16()
+        );
+        Ok((
+            response.map(BodyExt::boxed_unsync),
+            Box::new(io) as IoFuture,
+        ))
     }
 }
 

@@ -3,6 +3,7 @@
 //! account. The component never sees the secret either way.
 
 use crate::outbound::azure_shared_key::{AzureAuth, AzureSigning};
+use crate::outbound::retry::RetryPolicy;
 use crate::outbound::sigv4::S3Signing;
 
 /// How the host signs one instance's requests to its storage endpoint.
@@ -31,6 +32,16 @@ impl Signing {
         match self {
             Signing::S3(s) => s.covers(authority),
             Signing::Azure(a) => a.covers(authority),
+        }
+    }
+
+    /// How failed requests are retried: the `s3` backend's
+    /// `retry_mode`/`retry_max_attempts`; the defaults for Azure, whose SDK
+    /// (and so BuildKit's azblob cache) retries too but takes no option.
+    pub fn retry(&self) -> RetryPolicy {
+        match self {
+            Signing::S3(s) => s.retry,
+            Signing::Azure(_) => RetryPolicy::default(),
         }
     }
 

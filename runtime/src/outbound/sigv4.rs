@@ -7,18 +7,26 @@
 //! request (method, the path as sent, sorted query, the signed headers,
 //! payload hash), the string to sign over its SHA-256, and the HMAC-SHA256
 //! chain of date, region and service. Bodies stream, so the payload hash is
-//! `UNSIGNED-PAYLOAD`. Signed headers: `host`, `content-md5`, `range` and
-//! every `x-amz-*` header.
+//! `UNSIGNED-PAYLOAD`. Signed headers: `host`, `content-md5`, `range`,
+//! `accept-encoding` and every `x-amz-*` header.
+//!
+//! As the AWS SDK does (and so BuildKit), every request asks for
+//! `accept-encoding: identity`, signed, so that nothing on the way
+//! compresses an answer; `disable_accept_encoding=true` sends no
+//! `accept-encoding` at all, for stores behind a front end that rewrites
+//! the header (Google Cloud Storage's appends `gzip(gfe)`, which breaks a
+//! signature over it).
 
 use hmac::{Hmac, Mac};
 use http::HeaderValue;
-use http::header::{AUTHORIZATION, HOST};
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, HOST};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 use crate::outbound::aws_credentials::AwsCredentials;
+use crate::outbound::retry::RetryPolicy;
 
 /// The payload hash of a request whose body is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -35,6 +43,11 @@ pub struct S3Signing {
     pub region: String,
     /// The credentials signed with.
     pub credentials: AwsCredentials,
+    /// `accept-encoding: identity` on every request (else none):
+    /// `disable_accept_encoding=false`.
+    pub identity_encoding: bool,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
 }
 
 /// Why a request could not be signed.
@@ -90,6 +103,11 @@ impl S3Signing {
             "x-amz-content-sha256",
             HeaderValue::from_str(payload_hash).map_err(bad)?,
         );
+        if self.identity_encoding {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        } else {
+            headers.remove(ACCEPT_ENCODING);
+        }
         if let Some(token) = &self.credentials.session_token {
             let mut value = HeaderValue::from_str(token).map_err(bad)?;
             value.set_sensitive(true);
@@ -100,7 +118,8 @@ impl S3Signing {
             .iter()
             .filter(|(name, _)| {
                 let n = name.as_str();
-                n == "host" || n == "content-md5" || n == "range" || n.starts_with("x-amz-")
+                matches!(n, "host" | "content-md5" | "range" | "accept-encoding")
+                    || n.starts_with("x-amz-")
             })
             .map(|(name, value)| {
                 let value = String::from_utf8_lossy(value.as_bytes());
@@ -221,6 +240,8 @@ mod tests {
                 session_token: None,
                 source: "test".into(),
             },
+            identity_encoding: false,
+            retry: RetryPolicy::default(),
         };
         let mut request = http::Request::get("https://examplebucket.s3.amazonaws.com/test.txt")
             .header("range", "bytes=0-9")
