@@ -103,17 +103,7 @@ impl Settings {
                 "container={container:?}: expected a container name"
             )));
         }
-        let names: Vec<String> = parsed
-            .str("name")
-            .unwrap_or("buildkit")
-            .split(';')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if names.is_empty() {
-            return Err(Error::InvalidOption("name= names no cache".to_owned()));
-        }
+        let names = object_cache::names(&parsed)?;
         let prefix = parsed.str("prefix").unwrap_or("");
         Ok(Settings {
             container: Container {
@@ -205,10 +195,7 @@ impl Guest for AzblobCache {
 
     fn validate(options: Options, operation: CacheOperation) -> Result<OutputKind, Error> {
         Settings::parse(&options)?;
-        Ok(match operation {
-            CacheOperation::ExportCache => OutputKind::None,
-            CacheOperation::ImportCache => OutputKind::Directory,
-        })
+        Ok(object_cache::output_kind(operation))
     }
 
     fn export_cache(request: Request) -> Result<Vec<ResponseEntry>, Error> {

@@ -25,6 +25,7 @@ mod objects;
 mod refresh;
 
 use outport_exporter::bindings::cache::Guest;
+use outport_exporter::object_cache;
 use outport_exporter::options::{OptionSpec, Parsed, describe};
 use outport_exporter::s3::Bucket;
 use outport_exporter::{
@@ -150,17 +151,7 @@ impl Settings {
         parsed.bool("disable_accept_encoding", false)?;
         retry_options(&parsed)?;
         let prefix = parsed.str("prefix").unwrap_or("");
-        let names: Vec<String> = parsed
-            .str("name")
-            .unwrap_or("buildkit")
-            .split(';')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if names.is_empty() {
-            return Err(Error::InvalidOption("name= names no cache".to_owned()));
-        }
+        let names = object_cache::names(&parsed)?;
         Ok(Settings {
             bucket: Bucket {
                 endpoint,
@@ -214,10 +205,7 @@ impl Guest for S3Cache {
 
     fn validate(options: Options, operation: CacheOperation) -> Result<OutputKind, Error> {
         Settings::parse(&options)?;
-        Ok(match operation {
-            CacheOperation::ExportCache => OutputKind::None,
-            CacheOperation::ImportCache => OutputKind::Directory,
-        })
+        Ok(object_cache::output_kind(operation))
     }
 
     fn export_cache(request: Request) -> Result<Vec<ResponseEntry>, Error> {

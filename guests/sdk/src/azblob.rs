@@ -11,11 +11,12 @@
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::http::{Body, Transport, body_to_file, method_name, read_answer, reason, send_request};
+use crate::http::{Body, Transport, method_name, read_answer, send_request};
 use crate::object_cache::ObjectStore;
+use crate::object_cache::store::{StoreAnswer, error_code, refused, to_file, uploaded, whole};
 use crate::s3::encode_key;
 use crate::transfer::{Upload, upload_all};
-use crate::{Blob, Error, log};
+use crate::{Blob, Error};
 
 /// Largest body of an answer read for its status and error only.
 const ERROR_BYTES: u64 = 64 << 10;
@@ -86,24 +87,10 @@ impl Container {
             })
             .collect();
         upload_all(&uploads, parallel, |i, outcome| {
-            let key = &blobs[i].0;
-            let answer = outcome.map_err(|e| {
-                e.into_error(|what| Error::Network(format!("{}: PUT {key}: {what}", self.what())))
-            })?;
-            match answer.status {
-                // 409: put meanwhile by someone else; blobs are named by digest.
-                201 | 409 => {
-                    log::debug(&format!(
-                        "uploaded {key} ({} bytes)",
-                        blobs[i].1.descriptor().size
-                    ));
-                    Ok(())
-                }
-                status => {
-                    let code = error_code(&answer.body);
-                    Err(self.refused("PUT", key, status, code))
-                }
-            }
+            let (key, blob) = &blobs[i];
+            // 409: put meanwhile by someone else; blobs are named by digest.
+            let size = blob.descriptor().size;
+            uploaded(&self.what(), key, size, outcome, &[201, 409])
         })
     }
 
@@ -130,9 +117,8 @@ impl Container {
         body: Body<'_>,
     ) -> Result<(u16, Option<String>), Error> {
         let response = self.send(method, key, headers, body)?;
-        let (status, code, _) =
-            self.read(key.unwrap_or("(the container)"), response, ERROR_BYTES)?;
-        Ok((status, code))
+        let answer = self.read(key.unwrap_or("(the container)"), response, ERROR_BYTES)?;
+        Ok((answer.status, answer.code))
     }
 
     fn send(
@@ -164,7 +150,7 @@ impl Container {
         what: &str,
         response: IncomingResponse,
         limit: u64,
-    ) -> Result<(u16, Option<String>, Vec<u8>), Error> {
+    ) -> Result<StoreAnswer, Error> {
         let header = response
             .headers()
             .get("x-ms-error-code")
@@ -172,8 +158,11 @@ impl Container {
             .and_then(|v| String::from_utf8(v.clone()).ok());
         let answer = read_answer(response, limit)
             .map_err(|e| Error::Network(format!("{}: {what}: {e}", self.what())))?;
-        let code = header.or_else(|| error_code(&answer.body));
-        Ok((answer.status, code, answer.body))
+        Ok(StoreAnswer {
+            status: answer.status,
+            code: header.or_else(|| error_code(&answer.body)),
+            body: answer.body,
+        })
     }
 
     /// The path of the container (`key` none, with `?restype=container`)
@@ -195,12 +184,7 @@ impl Container {
 
     /// The error for an unexpected answer: status and Azure's error code.
     fn refused(&self, method: &str, key: &str, status: u16, code: Option<String>) -> Error {
-        let code = code.map(|c| format!(": {c}")).unwrap_or_default();
-        Error::Network(format!(
-            "{} refused {method} {key}: {status} {}{code}",
-            self.what(),
-            reason(status)
-        ))
+        refused(&self.what(), method, key, status, code.as_deref())
     }
 }
 
@@ -211,36 +195,16 @@ impl ObjectStore for Container {
 
     fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
         let response = self.send(Method::Get, Some(key), &[], Body::None)?;
-        let (status, code, body) = self.read(key, response, limit)?;
-        match status {
-            200 if (body.len() as u64) < limit => Ok(Some(body)),
-            200 => Err(Error::Network(format!(
-                "{}: blob {key} is larger than {limit} bytes",
-                self.what()
-            ))),
-            404 => Ok(None),
-            _ => Err(self.refused("GET", key, status, code)),
-        }
+        let answer = self.read(key, response, limit)?;
+        whole(&self.what(), "blob", key, answer, limit)
     }
 
     fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
         let response = self.send(Method::Get, Some(key), &[], Body::None)?;
-        if response.status() != 200 {
-            let (status, code, _) = self.read(key, response, ERROR_BYTES)?;
-            return Err(self.refused("GET", key, status, code));
-        }
-        body_to_file(response, file, |what| {
-            Error::Network(format!("{}: GET {key}: {what}", self.what()))
+        to_file(&self.what(), key, response, file, |r| {
+            self.read(key, r, ERROR_BYTES)
         })
     }
-}
-
-/// The `<Code>` of an Azure (or S3) XML error body.
-fn error_code(body: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
-    text.split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code.to_owned())
 }
 
 #[cfg(test)]
@@ -248,7 +212,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_error_codes() {
+    fn paths() {
         let c = Container {
             authority: "127.0.0.1:1".into(),
             insecure: true,
@@ -260,10 +224,5 @@ mod tests {
             c.path(Some("p/blobs/sha256:ab")),
             "/devstoreaccount1/cache/p/blobs/sha256:ab"
         );
-        assert_eq!(
-            error_code(b"<?xml?><Error><Code>BlobNotFound</Code></Error>").as_deref(),
-            Some("BlobNotFound")
-        );
-        assert_eq!(error_code(b""), None);
     }
 }

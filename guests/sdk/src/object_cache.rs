@@ -3,7 +3,14 @@
 //! cache config under `{manifests}{name}` with every layer's `annotations`
 //! giving its media type and size. [`annotated_config`] makes the config to
 //! store; [`import`] reads one back into an OCI layout. The store is any
-//! [`ObjectStore`] (the SDK's `s3::Bucket`, `azblob::Container`).
+//! [`ObjectStore`] (the SDK's `s3::Bucket`, `azblob::Container`); what
+//! their clients share is in `store` (answers, refusals), what their
+//! components share in `settings` ([`names`], [`output_kind`]).
+
+mod settings;
+pub(crate) mod store;
+
+pub use settings::{names, output_kind};
 
 use serde_json::{Value, json};
 

@@ -13,10 +13,11 @@ use time::format_description::well_known::{Rfc2822, Rfc3339};
 
 use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::bindings::wasi::http::types::{IncomingResponse, Method};
-use crate::http::{Body, Transport, body_to_file, method_name, read_answer, reason, send_request};
+use crate::http::{Body, Transport, method_name, read_answer, send_request};
 use crate::object_cache::ObjectStore;
+use crate::object_cache::store::{StoreAnswer, error_code, refused, to_file, uploaded, whole};
 use crate::transfer::{Upload, upload_all};
-use crate::{Blob, Error, log};
+use crate::{Blob, Error};
 
 /// Largest body of an answer read for its status and error only.
 const ERROR_BYTES: u64 = 64 << 10;
@@ -51,11 +52,11 @@ impl Bucket {
             .first()
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(http_date);
-        let (status, body) = self.read(key, response, ERROR_BYTES)?;
-        match status {
+        let answer = self.read(key, response, ERROR_BYTES)?;
+        match answer.status {
             200 => Ok(Some(Head { last_modified })),
             404 => Ok(None),
-            _ => Err(self.refused("HEAD", key, status, &body)),
+            _ => Err(self.refused("HEAD", key, &answer)),
         }
     }
 
@@ -76,12 +77,12 @@ impl Bucket {
             ("x-amz-meta-updated-at", stamp),
             ("content-length", "0".to_owned()),
         ];
-        let (status, body) = self.small(Method::Put, key, &headers, Body::None)?;
+        let answer = self.small(Method::Put, key, &headers, Body::None)?;
         // A copy may fail after its 200 has been sent: the body says so.
-        let failed = String::from_utf8_lossy(&body).contains("<Error>");
-        match status {
+        let failed = String::from_utf8_lossy(&answer.body).contains("<Error>");
+        match answer.status {
             200 if !failed => Ok(()),
-            _ => Err(self.refused("PUT (copy onto itself)", key, status, &body)),
+            _ => Err(self.refused("PUT (copy onto itself)", key, &answer)),
         }
     }
 
@@ -103,84 +104,49 @@ impl Bucket {
             })
             .collect();
         upload_all(&uploads, parallel, |i, outcome| {
-            let key = &blobs[i].0;
-            let answer = outcome.map_err(|e| {
-                e.into_error(|what| Error::Network(format!("{}: PUT {key}: {what}", self.what())))
-            })?;
-            match answer.status {
-                200 | 201 | 204 => {
-                    log::debug(&format!(
-                        "uploaded {key} ({} bytes)",
-                        blobs[i].1.descriptor().size
-                    ));
-                    Ok(())
-                }
-                status => Err(self.refused("PUT", key, status, &answer.body)),
-            }
+            let (key, blob) = &blobs[i];
+            let size = blob.descriptor().size;
+            uploaded(&self.what(), key, size, outcome, &[200, 201, 204])
         })
     }
 
     /// Stores `bytes` as `key`.
     pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
         let length = [("content-length", bytes.len().to_string())];
-        let (status, answer) = self.small(Method::Put, key, &length, Body::Bytes(bytes))?;
-        match status {
+        let answer = self.small(Method::Put, key, &length, Body::Bytes(bytes))?;
+        match answer.status {
             200 | 201 | 204 => Ok(()),
-            _ => Err(self.refused("PUT", key, status, &answer)),
+            _ => Err(self.refused("PUT", key, &answer)),
         }
     }
 
-    /// The bytes of object `key` (at most `limit`); `None` when it does not
-    /// exist.
-    fn get_object(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
-        let response = self.send(Method::Get, key, &[], Body::None)?;
-        let (status, body) = self.read(key, response, limit)?;
-        match status {
-            200 if (body.len() as u64) < limit => Ok(Some(body)),
-            200 => Err(Error::Network(format!(
-                "{}: object {key} is larger than {limit} bytes",
-                self.what()
-            ))),
-            404 => Ok(None),
-            _ => Err(self.refused("GET", key, status, &body)),
-        }
-    }
-
-    /// Writes object `key` into `file` from offset 0, the host splicing the
-    /// response body into it; returns the bytes written.
-    fn get_object_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
-        let response = self.send(Method::Get, key, &[], Body::None)?;
-        if response.status() != 200 {
-            let (status, body) = self.read(key, response, ERROR_BYTES)?;
-            return Err(self.refused("GET", key, status, &body));
-        }
-        body_to_file(response, file, |what| {
-            Error::Network(format!("{}: GET {key}: {what}", self.what()))
-        })
-    }
-
-    /// A request whose answer is small: its status and body.
+    /// A request whose answer is small: its status, code and body.
     fn small(
         &self,
         method: Method,
         key: &str,
         headers: &[(&str, String)],
         body: Body<'_>,
-    ) -> Result<(u16, Vec<u8>), Error> {
+    ) -> Result<StoreAnswer, Error> {
         let response = self.send(method, key, headers, body)?;
         self.read(key, response, ERROR_BYTES)
     }
 
-    /// The answer's status and its body, up to `limit` bytes.
+    /// The answer's status, S3's error code and its body, up to `limit`
+    /// bytes.
     fn read(
         &self,
         key: &str,
         response: IncomingResponse,
         limit: u64,
-    ) -> Result<(u16, Vec<u8>), Error> {
-        read_answer(response, limit)
-            .map(|a| (a.status, a.body))
-            .map_err(|e| Error::Network(format!("{}: {key}: {e}", self.what())))
+    ) -> Result<StoreAnswer, Error> {
+        let answer = read_answer(response, limit)
+            .map_err(|e| Error::Network(format!("{}: {key}: {e}", self.what())))?;
+        Ok(StoreAnswer {
+            status: answer.status,
+            code: error_code(&answer.body),
+            body: answer.body,
+        })
     }
 
     /// `(authority, path)` of object `key`.
@@ -218,19 +184,15 @@ impl Bucket {
         format!("S3 bucket {} at {}", self.name, self.endpoint)
     }
 
-    /// The error for an unexpected answer: status and S3's error code.
-    fn refused(&self, method: &str, key: &str, status: u16, body: &[u8]) -> Error {
-        let text = String::from_utf8_lossy(body);
-        let code = text
-            .split_once("<Code>")
-            .and_then(|(_, rest)| rest.split_once("</Code>"))
-            .map(|(code, _)| format!(": {code}"))
-            .unwrap_or_default();
-        Error::Network(format!(
-            "{} refused {method} {key}: {status} {}{code}",
-            self.what(),
-            reason(status)
-        ))
+    /// The error for an unexpected answer to `method` on `key`.
+    fn refused(&self, method: &str, key: &str, answer: &StoreAnswer) -> Error {
+        refused(
+            &self.what(),
+            method,
+            key,
+            answer.status,
+            answer.code.as_deref(),
+        )
     }
 }
 
@@ -240,11 +202,16 @@ impl ObjectStore for Bucket {
     }
 
     fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, Error> {
-        self.get_object(key, limit)
+        let response = self.send(Method::Get, key, &[], Body::None)?;
+        let answer = self.read(key, response, limit)?;
+        whole(&self.what(), "object", key, answer, limit)
     }
 
     fn get_to_file(&self, key: &str, file: &Descriptor) -> Result<u64, Error> {
-        self.get_object_to_file(key, file)
+        let response = self.send(Method::Get, key, &[], Body::None)?;
+        to_file(&self.what(), key, response, file, |r| {
+            self.read(key, r, ERROR_BYTES)
+        })
     }
 }
 
