@@ -12,7 +12,7 @@ use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// `(uploaded, present, mounted)` from the log line of the push to `name`.
 #[track_caller]
-fn counts(run: &Run, name: &str) -> (usize, usize, usize) {
+pub(super) fn counts(run: &Run, name: &str) -> (usize, usize, usize) {
     let text = format!("{}{}", run.stdout_text(), run.stderr);
     let prefix = format!("[push] pushed {name}: ");
     let line = text

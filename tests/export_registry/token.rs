@@ -3,7 +3,9 @@
 //! pulled back from it (`docker://`) with basic credentials from `auths`
 //! (a `GET` to the realm) and with an identity token from a credential
 //! helper (the OAuth2 refresh-token grant, a `POST`); a failing helper and
-//! a wrong password are one line each, with nothing pushed or written.
+//! a wrong password are one line each, with nothing pushed or written; a
+//! push of an image pulled from there mounts its blobs with one token
+//! for both repositories.
 
 use std::path::{Path, PathBuf};
 
@@ -227,4 +229,60 @@ fn a_failing_helper_or_a_wrong_password_is_one_line_and_writes_nothing() {
         assert_eq!(registry.pushed(&name), None, "{case}: pushed");
         assert!(!dest.exists(), "{case}: the pull wrote its output");
     }
+}
+
+#[test]
+fn a_push_of_a_pulled_image_mounts_with_one_token_for_both_repositories() {
+    let registry = token_registry();
+    let tmp = tempdir();
+    let source_repo = unique_repo("token-mount-source");
+    let target_repo = unique_repo("token-mount-target");
+    let source = format!("{}/{source_repo}:1", registry.host);
+    let target = format!("{}/{target_repo}:1", registry.host);
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("--dest-creds={}:{}", registry.user, registry.password),
+        &oci_dir(&sample_image()),
+        &format!("docker://{source}"),
+    ]);
+    let config = docker_config(
+        tmp.path(),
+        &serde_json::json!({"auths": {registry.host.clone(): {"auth": registry.encoded(&registry.password)}}}),
+    );
+    let metadata = tmp.path().join("metadata.json");
+    let args = [
+        "export".to_owned(),
+        format!("docker://{source}"),
+        "--src-insecure".into(),
+        "--progress".into(),
+        "plain".into(),
+        "--output".into(),
+        format!("type=registry,name={target},registry.insecure=true,id=push"),
+        "--metadata-file".into(),
+        path_str(&metadata).into(),
+    ];
+    let cache = mkdir(tmp.path(), "cache");
+    let run = outport_with_cache(&args, &cache, &[("DOCKER_CONFIG", path_str(&config))]);
+    run.assert_success();
+    let (uploaded, present, mounted) = super::names::counts(&run, &target);
+    assert!(
+        uploaded == 0 && present == 0 && mounted > 0,
+        "{}",
+        run.describe()
+    );
+    // The mounts' token covers pushing to the target and pulling from the
+    // source, as the registry's challenge asked.
+    let both = registry.grants(&target_repo).into_iter().any(|l| {
+        (l.contains(&format!("repository:{target_repo}:pull,push "))
+            || l.contains(&format!("repository:{target_repo}:push,pull ")))
+            && l.contains(&format!("repository:{source_repo}:pull"))
+            && l.ends_with("status=200")
+    });
+    assert!(both, "{:?}", registry.grants(&target_repo));
+    let digest = root(&read_json(&metadata), "push");
+    assert_eq!(registry.pushed(&target).as_deref(), Some(digest.as_str()));
 }
