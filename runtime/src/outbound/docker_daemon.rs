@@ -294,3 +294,33 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_always_tcp_only_when_asked_tls_never() {
+        let problem = |host: &str, allow_tcp| match Daemon::at(host, allow_tcp) {
+            Err(DaemonError::Host { problem, .. }) => problem,
+            other => panic!("{host}: {other:?}"),
+        };
+        assert!(matches!(
+            Daemon::at("unix:///run/d.sock", false).map(|d| d.endpoint),
+            Ok(Endpoint::Unix(p)) if p == std::path::Path::new("/run/d.sock")
+        ));
+        assert!(problem("tcp://127.0.0.1:2375", false).contains("OUTPORT_DOCKER_ALLOW_TCP=1"));
+        assert!(matches!(
+            Daemon::at("tcp://127.0.0.1:2375/", true).map(|d| d.endpoint),
+            Ok(Endpoint::Tcp(a)) if a == "127.0.0.1:2375"
+        ));
+        assert!(matches!(
+            Daemon::at("tcp://docker", true).map(|d| d.endpoint),
+            Ok(Endpoint::Tcp(a)) if a == "docker:2375"
+        ));
+        assert!(problem("https://127.0.0.1:2376", true).contains("TLS"));
+        assert!(problem("tcp://h:1/x", true).contains("tcp://HOST:PORT"));
+        assert!(problem("ssh://user@host", true).contains("unix://PATH"));
+        assert!(problem("unix://", false).contains("unix://PATH"));
+    }
+}
