@@ -4,7 +4,8 @@
 //! flight bounded by `upload_parallelism` (seen by a relay in front of
 //! moto), refused credentials, an unreachable endpoint, `ignore-error`, and
 //! the secret in no output; in `retries.rs`, retries and `accept-encoding`
-//! through a relay that fails requests.
+//! through a relay that fails requests; in `credentials.rs`, credentials as
+//! options and the bucket and region from the environment.
 
 use std::fs;
 use std::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::cache_local::{buildkit_cache, cache_export, cache_import, read_cache}
 use crate::common::relay::PutCounter;
 use crate::common::*;
 
+mod credentials;
 mod moto;
 mod retries;
 

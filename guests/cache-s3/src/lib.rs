@@ -35,8 +35,25 @@ use refresh::TouchRefresh;
 
 /// The options of both operations (`ignore-error` is the runtime's).
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::once("bucket", "the bucket (required)"),
-    OptionSpec::once("region", "the bucket's region (required)"),
+    OptionSpec::once("bucket", "the bucket (required; the host also reads AWS_BUCKET)"),
+    OptionSpec::once(
+        "region",
+        "the bucket's region (required; the host also reads AWS_REGION)",
+    ),
+    OptionSpec::once(
+        "access_key_id",
+        "the access key, with secret_access_key (default: the environment's or the shared \
+         credentials file's); read by the host and never passed to the component",
+    ),
+    OptionSpec::once(
+        "secret_access_key",
+        "the secret of access_key_id; read by the host, which signs every request with it, and \
+         never passed to the component",
+    ),
+    OptionSpec::once(
+        "session_token",
+        "the session token of temporary credentials given as options; read by the host only",
+    ),
     OptionSpec::once("prefix", "prefix of every object key").default(""),
     OptionSpec::once(
         "name",
