@@ -208,6 +208,19 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// A blob the input only names could not be fetched (see
+    /// [`crate::Fetch`]): the fetcher's one-line reason.
+    #[error("{input}: blob {digest} ({context}): {source}")]
+    Fetch {
+        /// The input.
+        input: String,
+        /// The blob's digest.
+        digest: String,
+        /// What refers to it.
+        context: String,
+        /// The fetcher's error.
+        source: crate::FetchError,
+    },
     /// A layer could not be converted (decompressed, its tar rewritten, or
     /// compressed again).
     #[error("{input}: converting layer {digest}: {message}")]
@@ -272,12 +285,16 @@ pub enum Error {
 
 impl Error {
     /// Whether a blob's bytes turned out not to be the blob (they do not
-    /// match its digest or size, or could not be read or written whole):
+    /// match its digest or size, or could not be read, fetched or written
+    /// whole):
     /// whatever a consumer wrote from them is not the image.
     pub fn is_damaged_blob(&self) -> bool {
         matches!(
             self,
-            Error::DigestMismatch { .. } | Error::ShortBlob { .. } | Error::BlobIo { .. }
+            Error::DigestMismatch { .. }
+                | Error::ShortBlob { .. }
+                | Error::BlobIo { .. }
+                | Error::Fetch { .. }
         )
     }
 

@@ -55,7 +55,7 @@ use std::sync::Arc;
 pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
-pub use blob::{Blob, BlobReader};
+pub use blob::{Blob, BlobReader, Fetch, FetchError};
 pub use chunk::{CHUNK_SIZE, Chunk};
 pub use convert::{
     Budget, Compression, ConvertOptions, Converted, Converter, LevelError, MAX_PAX_HEADER,
@@ -76,7 +76,7 @@ use validate::Walker;
 pub fn open(input: &str) -> Result<Image, Error> {
     let split = select::split_input(input)?;
     let source = Source::open(&split.path, &split.display)?;
-    load(&source, split.reference.as_deref(), input)
+    load(&source, split.reference.as_deref(), input, None)
 }
 
 /// Opens and validates the image at `path` (a directory or an archive),
@@ -84,7 +84,21 @@ pub fn open(input: &str) -> Result<Image, Error> {
 /// in messages and as [`Image::name`]. Nothing is split off the path.
 pub fn open_path(path: &Path, display: &str, reference: Option<&str>) -> Result<Image, Error> {
     let source = Source::open(path, display)?;
-    load(&source, reference, display)
+    load(&source, reference, display, None)
+}
+
+/// Like [`open_path`], for a layout that holds every index, manifest and
+/// config of the image but not necessarily its layers: a layer missing
+/// from `blobs/sha256/` is fetched by `fetch` the first time a consumer
+/// reads it (see [`Blob::fetch`]), never before.
+pub fn open_path_fetching(
+    path: &Path,
+    display: &str,
+    reference: Option<&str>,
+    fetch: Arc<dyn Fetch>,
+) -> Result<Image, Error> {
+    let source = Source::open(path, display)?;
+    load(&source, reference, display, Some(fetch))
 }
 
 /// Opens and validates the tar archive (OCI archive or docker save) that
@@ -92,13 +106,18 @@ pub fn open_path(path: &Path, display: &str, reference: Option<&str>) -> Result<
 /// The file is read by offset, never extracted, and kept open by the blobs.
 pub fn open_file(file: File, display: &str, reference: Option<&str>) -> Result<Image, Error> {
     let source = Source::from_file(file, display)?;
-    load(&source, reference, display)
+    load(&source, reference, display, None)
 }
 
 /// Chooses the image of `source` and walks it. A docker save whose
 /// `index.json` lists no image (Docker 25+ saving an untagged image writes
 /// `"manifests": null`) is read through its `manifest.json`.
-fn load(source: &Source, reference: Option<&str>, name: &str) -> Result<Image, Error> {
+fn load(
+    source: &Source,
+    reference: Option<&str>,
+    name: &str,
+    fetch: Option<Arc<dyn Fetch>>,
+) -> Result<Image, Error> {
     let docker = docker::is_docker_save(source)?;
     let chosen = if layout::is_layout(source)? && !(docker && layout::lists_nothing(source)?) {
         layout::load(source, reference)?
@@ -107,8 +126,11 @@ fn load(source: &Source, reference: Option<&str>, name: &str) -> Result<Image, E
     } else {
         return Err(layout::not_an_image(source));
     };
-    let graph =
-        Walker::new(source, chosen.known).walk(&chosen.root, &chosen.holder, &chosen.context)?;
+    let graph = Walker::new(source, chosen.known).fetching(fetch).walk(
+        &chosen.root,
+        &chosen.holder,
+        &chosen.context,
+    )?;
     Ok(Image {
         name: name.to_owned(),
         root: chosen.root,

@@ -10,7 +10,7 @@ use oci_spec::image::Descriptor;
 use outport_oci::{Sha256Digest, media};
 use serde_json::Value;
 
-use crate::blob::Blob;
+use crate::blob::{Blob, Fetch};
 use crate::digest::is_sha256_digest;
 use crate::error::Error;
 use crate::source::Source;
@@ -71,6 +71,8 @@ pub(crate) struct Walker<'a> {
     source: &'a Source,
     /// Prepared blobs by digest, with the name of their file for messages.
     known: HashMap<String, (Arc<Blob>, String)>,
+    /// Gets layers the source does not hold (a registry's), on first read.
+    fetch: Option<Arc<dyn Fetch>>,
     graph: Graph,
 }
 
@@ -89,8 +91,16 @@ impl<'a> Walker<'a> {
         Walker {
             source,
             known,
+            fetch: None,
             graph: Graph::default(),
         }
+    }
+
+    /// The same walker, with layers missing from `blobs/sha256/` left to
+    /// `fetch` the first time a consumer reads them.
+    pub(crate) fn fetching(mut self, fetch: Option<Arc<dyn Fetch>>) -> Walker<'a> {
+        self.fetch = fetch;
+        self
     }
 
     /// Validates everything reachable from `root` (found in file `holder`,
@@ -142,7 +152,7 @@ impl<'a> Walker<'a> {
             return self.check_size(desc, actual, context);
         }
 
-        let (blob, name) = self.find(desc, &checked, context)?;
+        let (blob, name) = self.find(desc, &checked, kind, context)?;
         self.check_size(desc, blob.stored_len(), context)?;
         self.graph
             .by_digest
@@ -152,11 +162,13 @@ impl<'a> Walker<'a> {
     }
 
     /// The blob of `desc` (digest `digest`) and the name of its file: a
-    /// prepared one, or the file under `blobs/sha256/`.
+    /// prepared one, the file under `blobs/sha256/`, or (a layer) one to
+    /// fetch.
     fn find(
         &mut self,
         desc: &Descriptor,
         digest: &Sha256Digest,
+        kind: Kind,
         context: &str,
     ) -> Result<(Arc<Blob>, String), Error> {
         if let Some(found) = self.known.remove(digest.as_str()) {
@@ -165,6 +177,10 @@ impl<'a> Walker<'a> {
         let rel = digest.blob_path();
         let name = self.source.member_display(&rel);
         let Some(region) = self.source.locate(&rel)? else {
+            if let (Kind::Layer { .. }, Some(fetch)) = (kind, &self.fetch) {
+                let blob = Blob::deferred(desc.clone(), Arc::clone(fetch), self.input(), context);
+                return Ok((Arc::new(blob), name));
+            }
             return Err(Error::MissingBlob {
                 path: name,
                 context: context.to_owned(),

@@ -28,7 +28,8 @@ pub async fn export(args: CacheExportArgs) -> CliResult {
         Ok(Ok(Some(cache))) => CacheSource::Cache(cache),
         Ok(Ok(None)) => {
             let input = parse_input(&args.input)?;
-            CacheSource::Image(open_image(input, &args.input, &args.run.run).await?)
+            let opened = open_image(input, &args.input, &args.run.run).await?;
+            CacheSource::Image(std::sync::Arc::new(opened.image))
         }
         Ok(Err(e)) => {
             return Err(CliError::failed(e));
@@ -87,5 +88,5 @@ fn finish(
     reporter.finish();
     let mut out = std::io::stdout();
     let code = summarize(&result, &mut out);
-    Ok(write_metadata(&result, metadata, &mut out).unwrap_or(code))
+    Ok(write_metadata(&result, metadata, None, &mut out).unwrap_or(code))
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::host::bindings::types::CacheOperation;
-use crate::input::{Input, InputError, PullOptions};
+use crate::input::{Input, InputError, Opened, PullOptions};
 use crate::run::cache_plan::CacheSource;
 use crate::run::session::SessionResult;
 use crate::{ImageSource, InstanceResult, Limits, OutputSpec, Session, Status};
@@ -69,11 +69,7 @@ pub fn parse_input(input: &str) -> Result<Input, CliError> {
 /// Reads the input image off the async threads (`display`: the argument);
 /// a `docker://` input is pulled as `run` says (`--src-insecure`, the blob
 /// store in the cache directory).
-pub async fn open_image(
-    input: Input,
-    display: &str,
-    run: &RunArgs,
-) -> Result<Arc<outport_image::Image>, CliError> {
+pub async fn open_image(input: Input, display: &str, run: &RunArgs) -> Result<Opened, CliError> {
     let owned = display.to_owned();
     let cache = if run.engine.no_cache {
         None
@@ -86,25 +82,28 @@ pub async fn open_image(
     let insecure = run.src_insecure;
     let opened = tokio::task::spawn_blocking(move || {
         // Without a cache directory, a store of this run alone.
-        let (store, _scratch) = match cache {
-            Some(dir) => (dir.join("blobs"), None),
-            None if matches!(input, Input::Registry(_)) => {
-                let dir = tempfile::tempdir().map_err(|e| {
-                    CliError::failed(format!("a temporary blob store for {owned}: {e}"))
-                })?;
-                (dir.path().to_owned(), Some(dir))
-            }
-            None => (PathBuf::new(), None),
-        };
+        let store = cache.map(|dir| dir.join("blobs"));
         input
             .open(&owned, &PullOptions { insecure, store })
             .map_err(input_error)
     })
     .await;
     match opened {
-        Ok(Ok(image)) => Ok(Arc::new(image)),
+        Ok(Ok(opened)) => Ok(opened),
         Ok(Err(e)) => Err(e),
         Err(e) => Err(CliError::failed(format!("reading {display}: {e}"))),
+    }
+}
+
+/// After the run: prunes the blob store the input was read from to
+/// `--blob-store-max`, keeping the blobs the run used. A failure is a
+/// warning: the export is done.
+pub fn tidy_store(opened: &Opened, run: &RunArgs) {
+    let Some((store, used)) = &opened.store else {
+        return;
+    };
+    if let Err(e) = store.prune(run.blob_store_max, used) {
+        eprintln!("warning: {e}");
     }
 }
 
@@ -160,13 +159,15 @@ pub async fn run(args: ExportArgs) -> CliResult {
         Input::Registry(reference) => ImageSource::of_reference(reference),
         _ => None,
     });
-    let image = open_image(input, &args.input, &args.run).await?;
+    let opened = open_image(input, &args.input, &args.run).await?;
+    let image = Arc::new(opened.image.clone());
     let source = CacheSource::Image(image.clone());
     let result = session
         .run_with_cache(Some(image), plan, cache_plan, Some(source))
         .await
         .map_err(CliError::failed)?;
     reporter.finish();
+    tidy_store(&opened, &args.run);
 
     // With an output on stdout, the summary goes to stderr.
     let mut summary: Box<dyn Write> = if to_stdout {
@@ -181,7 +182,13 @@ pub async fn run(args: ExportArgs) -> CliResult {
     {
         code = failed;
     }
-    Ok(write_metadata(&result, args.metadata_file.as_ref(), &mut summary).unwrap_or(code))
+    let metadata = write_metadata(
+        &result,
+        args.metadata_file.as_ref(),
+        Some(&opened.source),
+        &mut summary,
+    );
+    Ok(metadata.unwrap_or(code))
 }
 
 /// The source date epoch (`--source-date-epoch`, else `SOURCE_DATE_EPOCH`;
@@ -288,10 +295,11 @@ pub fn summarize(result: &SessionResult, summary: &mut dyn Write) -> u8 {
 pub fn write_metadata(
     result: &SessionResult,
     path: Option<&PathBuf>,
+    source: Option<&crate::output::metadata::Source>,
     summary: &mut dyn Write,
 ) -> Option<u8> {
     let path = path?;
-    if let Err(e) = crate::output::metadata::write(path, result) {
+    if let Err(e) = crate::output::metadata::write(path, result, source) {
         return Some(exit_code(Err(CliError::failed(format!(
             "metadata file: {e}"
         )))));

@@ -9,6 +9,7 @@ mod new;
 mod policy;
 mod push;
 mod render;
+mod size;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -250,6 +251,12 @@ struct RunArgs {
     /// registry on loopback or a trusted network; never guessed).
     #[arg(long)]
     src_insecure: bool,
+    /// Most bytes the blob store of `docker://` inputs keeps (in the cache
+    /// directory's `blobs/`): after the run, least recently used blobs are
+    /// removed until it fits, never one the run used (`10GiB`, `500m`,
+    /// bytes; `0` keeps only the run's).
+    #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = size::parse_size)]
+    blob_store_max: u64,
     #[command(flatten)]
     plugins: PluginArgs,
     #[command(flatten)]

@@ -282,6 +282,13 @@ impl HostBlob for ImageView<'_> {
         this: Resource<BlobHandle>,
     ) -> Result<Resource<DynInputStream>, HostError> {
         let blob = self.table.get(&this)?.clone();
+        // A layer still to fetch (a registry's) is fetched off the async
+        // threads before the guest reads it.
+        if !blob.is_present() {
+            let fetched = blob.clone();
+            let result = tokio::task::spawn_blocking(move || fetched.fetch()).await?;
+            self.blob_result(result)?;
+        }
         let stream: DynInputStream = Box::new(BlobInputStream {
             reader: blob.open(),
             done: false,

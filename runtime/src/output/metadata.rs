@@ -33,10 +33,33 @@ pub struct MetadataFile {
     pub cache: Vec<InstanceEntry>,
     /// Frontend response keys (none yet: outport runs no frontend).
     pub frontend: BTreeMap<String, String>,
+    /// The input image: how it was named and the digest of the index or
+    /// manifest read (`outport export` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
     /// The legacy flat keys: the image exporters' responses merged, never a
-    /// key named `exporters`, `cache` or `frontend`.
+    /// key named `exporters`, `cache`, `frontend` or `source`.
     #[serde(flatten)]
     pub legacy: Response,
+}
+
+/// The input image of an export.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The input as it was read: a registry image's reference normalised
+    /// as docker does (`docker://alpine` → `docker.io/library/alpine:latest`),
+    /// else the INPUT argument (`oci:DIR:REF`, a path, `docker-daemon:NAME`,
+    /// `-`).
+    #[serde(rename = "ref")]
+    #[schemars(length(min = 1))]
+    pub reference: String,
+    /// The digest of the image index or manifest the export started from:
+    /// the one the registry served for the reference, or the one chosen in
+    /// the input (for a legacy `docker save`, the manifest outport
+    /// synthesised from its `manifest.json`).
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub digest: String,
 }
 
 /// One instance.
@@ -166,7 +189,7 @@ struct DescriptorSchema {
 
 /// The keys of the file's own; a response key of the same name is left out
 /// of the legacy flat keys.
-const OWN_KEYS: [&str; 3] = ["exporters", "cache", "frontend"];
+const OWN_KEYS: [&str; 4] = ["exporters", "cache", "frontend", "source"];
 
 /// Builds the metadata document for a session.
 pub fn document(result: &SessionResult) -> MetadataFile {
@@ -190,6 +213,7 @@ pub fn document(result: &SessionResult) -> MetadataFile {
             })
             .collect(),
         frontend: BTreeMap::new(),
+        source: None,
         legacy: Response(legacy),
     }
 }
@@ -246,9 +270,13 @@ pub fn to_bytes(file: &MetadataFile) -> serde_json::Result<Vec<u8>> {
 }
 
 /// Writes the metadata document to `path` atomically (temporary file in the
-/// same directory, then rename).
-pub fn write(path: &Path, result: &SessionResult) -> Result<(), Error> {
-    let text = to_bytes(&document(result)).map_err(|e| Error::Io {
+/// same directory, then rename), with the input's `source` when known.
+pub fn write(path: &Path, result: &SessionResult, source: Option<&Source>) -> Result<(), Error> {
+    let file = MetadataFile {
+        source: source.cloned(),
+        ..document(result)
+    };
+    let text = to_bytes(&file).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

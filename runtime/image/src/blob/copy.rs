@@ -47,8 +47,9 @@ impl Blob {
         offset: u64,
     ) -> Result<u64, Error> {
         let end = self.check_range(start, len)?;
+        let data = self.present_data()?;
         self.verify()?;
-        let copied = match &self.data {
+        let copied = match &data {
             Data::File(region) if start <= region.len => {
                 let rest = FileRegion {
                     file: Arc::clone(&region.file),
@@ -95,7 +96,7 @@ impl Blob {
 
     fn copy(&self, dest: &File, offset: u64) -> Result<u64, CopyError> {
         let size = self.size();
-        match &self.data {
+        match &self.present_data()? {
             Data::Memory(bytes) => {
                 let bytes = usize::try_from(size)
                     .ok()
@@ -124,6 +125,7 @@ impl Blob {
                 }
                 self.copy_slow(dest, offset)
             }
+            Data::Deferred(_) => self.copy_slow(dest, offset),
         }
     }
 

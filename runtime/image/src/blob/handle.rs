@@ -166,6 +166,8 @@ impl Blob {
         match &self.data {
             Data::Memory(bytes) => bytes.len() as u64,
             Data::File(region) => region.len,
+            // The fetcher checks the size.
+            Data::Deferred(_) => self.size(),
         }
     }
 

@@ -22,4 +22,14 @@ impl Label {
             source,
         }
     }
+
+    /// A failed fetch of this blob.
+    pub(super) fn fetch_error(&self, source: super::fetch::FetchError) -> Error {
+        Error::Fetch {
+            input: self.input.clone(),
+            digest: self.digest.clone(),
+            context: self.context.clone(),
+            source,
+        }
+    }
 }

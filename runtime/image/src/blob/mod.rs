@@ -4,6 +4,8 @@
 //!
 //! - `handle`: the [`Blob`] type, its constructors and what it says of
 //!   itself;
+//! - `fetch`: blobs fetched on first read ([`Fetch`], a registry's
+//!   layers);
 //! - `storage`: where a blob's bytes are ([`FileRegion`], memory); `label`:
 //!   what messages about a blob name;
 //! - `stream`: the verifying cursor every consumer reads through;
@@ -14,6 +16,7 @@
 
 mod claim;
 mod copy;
+mod fetch;
 mod handle;
 mod label;
 mod reader;
@@ -21,6 +24,7 @@ mod storage;
 mod stream;
 mod verify;
 
+pub use fetch::{Fetch, FetchError};
 pub use handle::Blob;
 pub use reader::BlobReader;
 pub(crate) use storage::FileRegion;

@@ -8,7 +8,8 @@ use super::stream::Stream;
 use crate::error::Error;
 
 impl Blob {
-    /// A reader over the blob's bytes that verifies size and digest at the end.
+    /// A reader over the blob's bytes that verifies size and digest at the
+    /// end; a blob still to fetch is fetched by the first read (blocking).
     pub fn open(&self) -> BlobReader {
         BlobReader {
             stream: self.stream(),
@@ -20,8 +21,12 @@ impl Blob {
     /// consumers: while another consumer is hashing this blob, it blocks
     /// until that one is done, and then reads without hashing. So however
     /// many consumers read a blob at once, its bytes are hashed (and read
-    /// from disk) once. May block: call it off the async executor.
+    /// from disk) once. A blob still to fetch is fetched first (a failed
+    /// fetch fails the first read). May block: call it off the async
+    /// executor.
     pub fn open_shared(&self) -> BlobReader {
+        // A failure is met again by the reader's first read.
+        let _ = self.fetch();
         let claim = self.claim_or_wait();
         BlobReader {
             stream: Stream {
@@ -45,6 +50,7 @@ impl Blob {
             });
         }
         let len = usize::try_from(size).map_err(|_| self.too_large(limit))?;
+        self.fetch()?;
         let mut out = vec![0; len];
         let mut stream = self.stream();
         let mut filled = 0;

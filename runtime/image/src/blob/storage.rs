@@ -19,4 +19,6 @@ pub(crate) struct FileRegion {
 pub(super) enum Data {
     Memory(Arc<[u8]>),
     File(FileRegion),
+    /// Not here yet: fetched on first read.
+    Deferred(Arc<super::fetch::Deferred>),
 }

@@ -80,6 +80,12 @@ impl Stream {
         if want == 0 {
             return Ok(0);
         }
+        if let Data::Deferred(deferred) = &self.data {
+            let region = deferred
+                .region(&self.verified)
+                .map_err(|source| self.label.fetch_error(source))?;
+            self.data = Data::File(region);
+        }
         let n = match &self.data {
             Data::Memory(bytes) => {
                 let start = usize::try_from(self.pos).unwrap_or(usize::MAX);
@@ -106,6 +112,7 @@ impl Stream {
                     }
                 }
             }
+            Data::Deferred(_) => 0,
         };
         if n == 0 {
             return Err(self.short());

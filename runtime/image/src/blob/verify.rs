@@ -27,7 +27,7 @@ impl Blob {
     }
 
     /// Verifies the blob now, on the calling thread, if it is stored in a
-    /// file, not verified yet and no other consumer is verifying it; else
+    /// file (not one still to fetch), not verified yet and no other consumer is verifying it; else
     /// returns at once. Stops early (leaving it unverified) once `stop` is
     /// set. A mismatch is not reported here: the blob stays unverified and
     /// the consumers that read it meet the error themselves. Meant to run
@@ -35,7 +35,9 @@ impl Blob {
     /// busy copies meanwhile and waits for the verdict (see
     /// [`Blob::copy_to_file`]), so nothing is hashed twice.
     pub fn verify_if_idle(&self, stop: &AtomicBool) {
-        if self.is_verified() || matches!(self.data, Data::Memory(_)) {
+        // A blob still to fetch is left to its consumers: verifying ahead
+        // must not download what no instance reads.
+        if self.is_verified() || !matches!(self.data, Data::File(_)) {
             return;
         }
         if let Some(claim) = Claim::take(&self.verifying) {
