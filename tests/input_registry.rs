@@ -6,6 +6,8 @@
 //! are one-line errors naming the registry and the request, with nothing
 //! written.
 
+mod fetching;
+
 use std::path::Path;
 
 use crate::common::relay::BlobGets;
@@ -14,7 +16,7 @@ use crate::export_registry::{registry, unique_repo};
 use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// skopeo pushes the multi-platform sample to `reference`.
-fn push_sample(reference: &str) {
+pub(crate) fn push_sample(reference: &str) {
     skopeo(&[
         "--insecure-policy",
         "copy",
@@ -166,7 +168,7 @@ fn exports_from_a_registry_as_from_a_layout_and_again_from_the_store() {
 /// `outport export docker://REFERENCE --output type=oci` with `extra`
 /// arguments, a fresh cache and an empty docker config; the run and the
 /// output's path.
-fn pull_one(tmp: &Path, reference: &str, extra: &[&str]) -> (Run, std::path::PathBuf) {
+pub(crate) fn pull_one(tmp: &Path, reference: &str, extra: &[&str]) -> (Run, std::path::PathBuf) {
     let dest = tmp.join("out.tar");
     let config = mkdir(tmp, "docker-config");
     let cache = mkdir(tmp, "cache");

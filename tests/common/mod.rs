@@ -7,10 +7,12 @@
 //! outport), `tools.rs` (skopeo, umoci, python), `dirs.rs` (directories and
 //! copies of the sample), `layout.rs` (reading OCI layouts: `LayoutFiles`),
 //! `layout_edit.rs` (changing them on disk: `Layout`), `tarballs.rs`
-//! (packing, cutting, `docker save`); `relay.rs` (TCP relays), `flaky.rs`
-//! (a relay that fails requests, drops connections, rewrites a header).
+//! (packing, cutting, `docker save`); `relay.rs` and `blob_relay.rs` (TCP
+//! relays), `flaky.rs` (a relay that fails requests, drops connections,
+//! rewrites a header).
 #![allow(dead_code)] // each test module uses its own subset
 
+pub mod blob_relay;
 pub mod flaky;
 pub mod relay;
 

@@ -3,7 +3,8 @@
 //! cache backend, registry pushes), one answers a registry's transient
 //! "blob unknown" to manifest `PUT`s, one turns cross-repository mounts
 //! into plain upload sessions (a registry that refuses mounts), one counts
-//! blob and manifest downloads, one records every request line.
+//! blob and manifest downloads, one records every request line. Relays
+//! that break blob downloads are in `blob_relay.rs`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -56,7 +57,7 @@ impl Drop for PutCounter {
 /// Listens on a free port of 127.0.0.1 and hands each client, with a new
 /// connection to `upstream`, to `handle` on its own thread, until the flag
 /// returned is set (see [`stop`]). Returns the port and that flag.
-fn serve(
+pub(crate) fn serve(
     upstream: &str,
     handle: impl Fn(TcpStream, TcpStream) + Clone + Send + 'static,
 ) -> (u16, Arc<AtomicBool>) {
@@ -81,7 +82,7 @@ fn serve(
 }
 
 /// Stops the relay listening on `port` whose flag is `flag`.
-fn stop(flag: &AtomicBool, port: u16) {
+pub(crate) fn stop(flag: &AtomicBool, port: u16) {
     flag.store(true, Ordering::SeqCst);
     // Wakes the accepting thread so that it sees the flag.
     let _ = TcpStream::connect(("127.0.0.1", port));
