@@ -7,6 +7,8 @@
 //! written.
 
 mod fetching;
+mod store;
+mod trust;
 
 use std::path::Path;
 
@@ -145,6 +147,19 @@ fn exports_from_a_registry_as_from_a_layout_and_again_from_the_store() {
         };
         assert_eq!(digest(&layout_meta), digest(&registry_meta), "{id}");
     }
+
+    // The metadata names the input: the normalised reference or the
+    // argument, and the index both read.
+    let listed = read_json(&layout.join("index.json"));
+    let index = str_at(&array_at(&listed, "manifests")[0], "digest");
+    assert_eq!(
+        registry_meta["source"],
+        serde_json::json!({"ref": reference, "digest": index})
+    );
+    assert_eq!(
+        layout_meta["source"],
+        serde_json::json!({"ref": oci_dir(&layout), "digest": index})
+    );
 
     // Again, through a relay that counts blob downloads: none.
     let relay = BlobGets::start(&host);

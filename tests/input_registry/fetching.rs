@@ -129,7 +129,7 @@ fn layers_are_fetched_when_read_and_once() {
 
 /// Pushes an image with a layer of about `len` bytes of its own to a new
 /// repository; its reference and the layout pushed.
-fn push_big(tmp: &Path, test: &str, len: usize) -> (String, PathBuf) {
+pub(super) fn push_big(tmp: &Path, test: &str, len: usize) -> (String, PathBuf) {
     let host = registry("OUTPORT_TEST_REGISTRY");
     let reference = format!("{host}/{}:1", unique_repo(test));
     let mut data = noise(len);

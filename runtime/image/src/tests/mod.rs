@@ -3,6 +3,7 @@
 
 mod copying;
 mod editing;
+mod fetching;
 mod inputs;
 mod nulls;
 mod reading;
