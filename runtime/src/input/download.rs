@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
 
 use super::blob_store::{BlobStore, TempBlob};
-use super::registry::PullError;
+use super::error::PullError;
 use super::remote::Remote;
 use crate::host::http::HttpAccess;
 use crate::outbound::docker_config::Credentials;

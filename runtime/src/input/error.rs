@@ -1,5 +1,8 @@
 //! Why the input image could not be read: a usage mistake in the INPUT
-//! argument (exit 2), or a failure reading it (exit 1).
+//! argument (exit 2), or a failure reading it (exit 1); why a registry
+//! image could not be pulled ([`PullError`]).
+
+use http::Method;
 
 /// The transports, as usage messages list them.
 pub(crate) const TRANSPORTS: &str = "oci:DIR[:REF], oci-archive:FILE[:REF], \
@@ -82,7 +85,7 @@ pub enum InputError {
     },
     /// The registry image could not be pulled.
     #[error(transparent)]
-    Registry(#[from] super::registry::PullError),
+    Registry(#[from] PullError),
     /// The image read is invalid (or its file is missing).
     #[error(transparent)]
     Image(#[from] outport_image::Error),
@@ -97,7 +100,46 @@ impl InputError {
                 | InputError::Empty { .. }
                 | InputError::DaemonName { .. }
                 | InputError::StdinTerminal
-                | InputError::Registry(super::registry::PullError::Reference { .. })
+                | InputError::Registry(PullError::Reference { .. })
         )
     }
+}
+
+/// Why an image could not be pulled. One line naming the registry, the
+/// request and the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The reference is not one.
+    #[error("input {input:?}: {source}")]
+    Reference {
+        /// The argument.
+        input: String,
+        /// Why.
+        #[source]
+        source: outport_oci::reference::ReferenceError,
+    },
+    /// The docker config could not be read.
+    #[error("input {input:?}: {source}")]
+    Credentials {
+        /// The argument.
+        input: String,
+        /// Why.
+        #[source]
+        source: crate::outbound::docker_config::CredentialsError,
+    },
+    /// A request failed or was answered wrongly.
+    #[error("registry {registry}: {method} {path}: {message}")]
+    Request {
+        /// `host[:port]`.
+        registry: String,
+        /// The method.
+        method: Method,
+        /// The path asked for.
+        path: String,
+        /// The answer, or what went wrong.
+        message: String,
+    },
+    /// The blob store failed.
+    #[error(transparent)]
+    Store(#[from] super::blob_store::StoreError),
 }

@@ -28,53 +28,15 @@ use outport_image::Image;
 use outport_oci::{Reference, Sha256Digest, media};
 use serde_json::Value;
 
-use super::blob_store::{BlobStore, StoreError};
+use super::blob_store::BlobStore;
 use super::download::{PARALLEL, RegistryFetch, download};
+use super::error::PullError;
 use super::remote::{Remote, digest_of};
 use crate::host::http::HttpAccess;
 use crate::outbound::docker_config::Credentials;
 use crate::run::reporter::Silent;
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
-
-/// Why an image could not be pulled. One line naming the registry, the
-/// request and the answer.
-#[derive(Debug, thiserror::Error)]
-pub enum PullError {
-    /// The reference is not one.
-    #[error("input {input:?}: {source}")]
-    Reference {
-        /// The argument.
-        input: String,
-        /// Why.
-        #[source]
-        source: outport_oci::reference::ReferenceError,
-    },
-    /// The docker config could not be read.
-    #[error("input {input:?}: {source}")]
-    Credentials {
-        /// The argument.
-        input: String,
-        /// Why.
-        #[source]
-        source: crate::outbound::docker_config::CredentialsError,
-    },
-    /// A request failed or was answered wrongly.
-    #[error("registry {registry}: {method} {path}: {message}")]
-    Request {
-        /// `host[:port]`.
-        registry: String,
-        /// The method.
-        method: Method,
-        /// The path asked for.
-        path: String,
-        /// The answer, or what went wrong.
-        message: String,
-    },
-    /// The blob store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Where and how to pull from.
 pub struct Pull<'a> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use wasmtime_wasi_http::WasiBody;
 
-use super::registry::PullError;
+use super::error::PullError;
 use crate::host::http::HttpAccess;
 
 /// Largest manifest or index read (distribution's own limit).

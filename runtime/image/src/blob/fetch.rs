@@ -1,55 +1,16 @@
 //! Blobs the input does not hold yet (a registry's layers): fetched by a
 //! [`Fetch`] the first time a consumer reads one, once however many read
-//! it at once, and from then on read from the file the fetch left.
+//! it at once, and from then on read from the file the fetch left (the
+//! fetch itself, [`Deferred`], is in `storage`).
 
-use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use oci_spec::image::Descriptor;
 
 use super::handle::Blob;
 use super::label::Label;
-use super::storage::{Data, FileRegion};
+use super::storage::{Data, Deferred, Fetch};
 use crate::error::Error;
-
-/// Why a fetch failed: the fetcher's own error, shared by every consumer
-/// of the blob.
-pub type FetchError = Arc<dyn std::error::Error + Send + Sync>;
-
-/// Gets the bytes of blobs an input only names (e.g. a registry's layers).
-pub trait Fetch: Send + Sync + std::fmt::Debug {
-    /// Fetches the blob of `descriptor` (blocking; called off the async
-    /// threads) and returns a file holding exactly its bytes, which the
-    /// fetcher has checked against the descriptor's digest and size.
-    fn fetch(&self, descriptor: &Descriptor) -> Result<File, FetchError>;
-}
-
-/// A blob to fetch on first use, and the outcome once fetched.
-#[derive(Debug)]
-pub(crate) struct Deferred {
-    descriptor: Descriptor,
-    fetch: Arc<dyn Fetch>,
-    fetched: OnceLock<Result<FileRegion, FetchError>>,
-}
-
-impl Deferred {
-    /// The file region of the blob, fetched by the first caller (the
-    /// others wait for it); marks the blob `verified` once fetched.
-    pub(super) fn region(&self, verified: &AtomicBool) -> Result<FileRegion, FetchError> {
-        let fetched = self.fetched.get_or_init(|| {
-            let file = self.fetch.fetch(&self.descriptor)?;
-            // The fetcher checked the bytes against the digest.
-            verified.store(true, Ordering::Release);
-            Ok(FileRegion {
-                file: Arc::new(file),
-                offset: 0,
-                len: self.descriptor.size(),
-            })
-        });
-        fetched.clone()
-    }
-}
 
 impl Blob {
     /// A blob of `input` that `fetch` gets the first time it is read;

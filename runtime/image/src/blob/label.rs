@@ -24,7 +24,7 @@ impl Label {
     }
 
     /// A failed fetch of this blob.
-    pub(super) fn fetch_error(&self, source: super::fetch::FetchError) -> Error {
+    pub(super) fn fetch_error(&self, source: super::storage::FetchError) -> Error {
         Error::Fetch {
             input: self.input.clone(),
             digest: self.digest.clone(),

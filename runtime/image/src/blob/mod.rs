@@ -24,7 +24,7 @@ mod storage;
 mod stream;
 mod verify;
 
-pub use fetch::{Fetch, FetchError};
 pub use handle::Blob;
 pub use reader::BlobReader;
 pub(crate) use storage::FileRegion;
+pub use storage::{Fetch, FetchError};
