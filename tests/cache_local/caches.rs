@@ -28,12 +28,22 @@ pub(crate) struct BuildkitCache {
 /// on it (the final one), and an intermediate step whose result is the side
 /// layer (kept by `mode=max` only).
 pub(crate) fn buildkit_cache(parent: &Path, name: &str, image_manifest: bool) -> BuildkitCache {
+    buildkit_cache_sized(parent, name, image_manifest, 1000)
+}
+
+/// [`buildkit_cache`] with layers of about `layer_bytes` bytes each.
+pub(crate) fn buildkit_cache_sized(
+    parent: &Path,
+    name: &str,
+    image_manifest: bool,
+    layer_bytes: usize,
+) -> BuildkitCache {
     let dir = mkdir(parent, name);
     fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     let layout = Layout::open(&dir);
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let blobs: Vec<(String, u64)> = (0..3)
-        .map(|i| layout.add_blob(&noise(1000 + i * 100)[i..]))
+        .map(|i| layout.add_blob(&noise(layer_bytes + i * 100)[i..]))
         .collect();
     let layers: Vec<String> = blobs.iter().map(|(d, _)| d.clone()).collect();
     let key = |s: &str| sha256_digest(s.as_bytes());

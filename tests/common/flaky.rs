@@ -4,7 +4,8 @@
 //! `Accept-Encoding` header of every request as Google Cloud Storage's
 //! front end does (appending `gzip(gfe)`). It records the
 //! `Accept-Encoding` of every request. One connection is one request
-//! (`wasi:http` opens a connection per request).
+//! (`wasi:http` opens a connection per request). Its faults can be kept
+//! for requests with a body over a size (blob uploads).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -34,6 +35,12 @@ pub struct Flaky {
 impl Flaky {
     /// Starts relaying to `upstream` (`host:port`) with `fault`.
     pub fn start(upstream: &str, fault: Fault) -> Flaky {
+        Flaky::start_over(upstream, fault, None)
+    }
+
+    /// As [`Flaky::start`], the fault kept for requests whose
+    /// `Content-Length` is over `body_over` bytes, when given.
+    pub fn start_over(upstream: &str, fault: Fault, body_over: Option<u64>) -> Flaky {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let relay = Flaky {
@@ -57,6 +64,7 @@ impl Flaky {
                 let (faults, encodings, upstream) =
                     (faults.clone(), encodings.clone(), upstream.clone());
                 std::thread::spawn(move || {
+                    let fault = (fault, body_over);
                     handle(client, &upstream, fault, &faults, &encodings);
                 });
             }
@@ -87,7 +95,7 @@ impl Drop for Flaky {
 fn handle(
     mut client: TcpStream,
     upstream: &str,
-    fault: Fault,
+    (fault, body_over): (Fault, Option<u64>),
     faults: &AtomicUsize,
     encodings: &Mutex<Vec<Option<String>>>,
 ) {
@@ -109,12 +117,19 @@ fn handle(
             .then(|| value.trim().to_owned())
     });
     encodings.lock().unwrap().push(encoding);
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<u64>().ok())?
+    });
+    let targeted = body_over.is_none_or(|over| length.is_some_and(|n| n > over));
     let take_fault = |n: usize| {
-        faults
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
-                (f < n).then_some(f + 1)
-            })
-            .is_ok()
+        targeted
+            && faults
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                    (f < n).then_some(f + 1)
+                })
+                .is_ok()
     };
     match fault {
         Fault::Drop(n) if take_fault(n) => {

@@ -47,6 +47,7 @@ use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
 
 mod signed;
+mod spool;
 
 /// A future the hooks hand back to `wasmtime-wasi-http`.
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -73,6 +74,9 @@ struct Inner {
     /// After a throttling answer in `adaptive` retry mode, no request to
     /// the storage endpoint starts before this.
     paused_until: Mutex<Option<Instant>>,
+    /// Request bodies spooled to be sent again, against the instance's
+    /// `scratch` budget.
+    scratch: Arc<spool::ScratchUse>,
 }
 
 impl HttpAccess {
@@ -101,6 +105,7 @@ impl HttpAccess {
                 problem: Mutex::new(None),
                 deadline: Instant::now().checked_add(limits.timeout),
                 paused_until: Mutex::new(None),
+                scratch: Arc::new(spool::ScratchUse::new(limits.scratch_bytes)),
             }),
         }
     }

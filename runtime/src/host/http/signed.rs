@@ -4,12 +4,14 @@
 //! again.
 //!
 //! The host can send a request again when it holds its whole body: none
-//! (`GET`, `HEAD`, a copy of an object onto itself), or a body whose
+//! (`GET`, `HEAD`, a copy of an object onto itself), a body whose
 //! `content-length` is at most [`REPLAYABLE`] bytes (a cache config),
-//! which it reads before the first attempt. A request whose body is larger
-//! (a blob upload, which the host streams from the blob as the component
-//! asks) is sent once: its bytes are gone once sent, so its failure goes
-//! back to the component, which fails with it.
+//! which it reads into memory before the first attempt, or a larger one
+//! (a blob upload) that it spools to an unlinked temporary file first,
+//! charged against the instance's `scratch` budget ([`Spool`]). A body
+//! without a `content-length`, or one the budget cannot take, is streamed
+//! and sent once: its bytes are gone once sent, so its failure goes back
+//! to the component, which fails with it.
 
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
+use super::spool::Spool;
 use super::{Inner, IoFuture, copy_head, one_line};
 use crate::outbound::retry::{RetryMode, RetryPolicy};
 use crate::outbound::signing::Signing;
@@ -31,6 +34,8 @@ pub const REPLAYABLE: u64 = 1 << 20;
 enum Held {
     /// Its head and whole body: it can be sent again.
     Again(Request<WasiBody>, Bytes),
+    /// Its head and its body in a file: it can be sent again.
+    Spooled(Request<WasiBody>, Spool),
     /// A streamed body: sent once.
     Once(Request<WasiBody>),
 }
@@ -53,12 +58,13 @@ impl Inner {
         let options = self.timeouts(options);
         let policy = signing.retry();
         let what = format!("{} {endpoint}{}", request.method(), request.uri().path());
-        let (head, body) = match hold(request).await {
+        let (head, body) = match self.hold(request).await {
             Ok(Held::Once(request)) => {
                 let outcome = self.attempt(signing, request, options, endpoint).await;
                 return self.report(signing, outcome, endpoint, &what, 1);
             }
-            Ok(Held::Again(head, body)) => (head, body),
+            Ok(Held::Again(head, body)) => (head, Replay::Memory(body)),
+            Ok(Held::Spooled(head, spool)) => (head, Replay::File(spool)),
             Err(e) => {
                 self.problem(&format!(
                     "{what}: reading the request body: {}",
@@ -71,9 +77,7 @@ impl Inner {
         loop {
             self.wait_out_throttling(policy).await;
             let mut request = copy_head(&head);
-            *request.body_mut() = Full::new(body.clone())
-                .map_err(|never| match never {})
-                .boxed_unsync();
+            *request.body_mut() = body.again();
             let outcome = self.attempt(signing, request, options, endpoint).await;
             let Some(why) = worth_retrying(&outcome) else {
                 return self.report(signing, outcome, endpoint, &what, attempt);
@@ -194,21 +198,58 @@ fn worth_retrying(outcome: &Outcome) -> Option<String> {
     }
 }
 
-/// Reads the body of `request` when the host can hold it: none declared
-/// on a `GET` or `HEAD`, or a `content-length` of at most [`REPLAYABLE`].
-async fn hold(request: Request<WasiBody>) -> Result<Held, Error> {
-    let length = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let small = match length {
-        Some(n) => n <= REPLAYABLE,
-        None => request.method() == Method::GET || request.method() == Method::HEAD,
-    };
-    if !small {
-        return Ok(Held::Once(request));
+/// A body the host can send again.
+enum Replay {
+    /// Held in memory.
+    Memory(Bytes),
+    /// Spooled to a file.
+    File(Spool),
+}
+
+impl Replay {
+    /// The whole body, for one more attempt.
+    fn again(&self) -> WasiBody {
+        match self {
+            Replay::Memory(bytes) => Full::new(bytes.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            Replay::File(spool) => spool.body(),
+        }
     }
+}
+
+impl Inner {
+    /// Reads the body of `request` when the host can hold it: none
+    /// declared on a `GET` or `HEAD`, a `content-length` of at most
+    /// [`REPLAYABLE`] in memory, a larger one in a file when the
+    /// instance's scratch budget can take it.
+    async fn hold(&self, request: Request<WasiBody>) -> Result<Held, Error> {
+        let length = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let small = match length {
+            Some(n) if n > REPLAYABLE => {
+                let Some(charge) = self.scratch.charge(n) else {
+                    return Ok(Held::Once(request));
+                };
+                let head = copy_head(&request);
+                let spool = Spool::fill(request.into_body(), charge, self.deadline).await?;
+                return Ok(Held::Spooled(head, spool));
+            }
+            Some(_) => true,
+            None => request.method() == Method::GET || request.method() == Method::HEAD,
+        };
+        if !small {
+            return Ok(Held::Once(request));
+        }
+        hold_small(request).await
+    }
+}
+
+/// Reads the whole body of `request`, at most [`REPLAYABLE`] bytes.
+async fn hold_small(request: Request<WasiBody>) -> Result<Held, Error> {
     let head = copy_head(&request);
     // REPLAYABLE fits a usize on every target outport builds for.
     let limit = usize::try_from(REPLAYABLE).unwrap_or(usize::MAX);
