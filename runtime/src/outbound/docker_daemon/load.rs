@@ -82,6 +82,7 @@ impl Daemon {
         for name in &names {
             ids.push(self.image_id(&name.familiar()).await?);
         }
+        ids.sort_unstable();
         ids.dedup();
         match ids.as_slice() {
             [id] => Ok(Loaded {
