@@ -59,15 +59,7 @@ impl Daemon {
             .header(hyper::header::CONTENT_LENGTH, len)
             .body(body)
             .map_err(|e| self.answer_error(format!("cannot make the request: {e}")))?;
-        let answer = self.send(request).await?;
-        if answer.status() != StatusCode::OK {
-            return Err(self.refused(answer).await);
-        }
-        let body = Limited::new(answer.into_body(), ANSWER_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| self.answer_error(format!("reading its answer to the load: {e}")))?
-            .to_bytes();
+        let body = self.ok_body(request, "its answer to the load").await?;
         let (names, ids) = match read_answer(&body) {
             Answer::Loaded { names, ids } => (names, ids),
             Answer::Refused(message) => {
@@ -99,20 +91,31 @@ impl Daemon {
         let request = Daemon::request(hyper::Method::GET, &format!("/images/{name}/json"))
             .body(Empty::<Bytes>::new())
             .map_err(|e| self.answer_error(format!("cannot make the request: {e}")))?;
-        let answer = self.send(request).await?;
-        if answer.status() != StatusCode::OK {
-            return Err(self.refused(answer).await);
-        }
-        let body = Limited::new(answer.into_body(), ANSWER_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| self.answer_error(format!("reading image {name}: {e}")))?
-            .to_bytes();
+        let body = self.ok_body(request, &format!("image {name}")).await?;
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("Id").and_then(|id| id.as_str()).map(str::to_owned))
             .and_then(|id| Sha256Digest::parse(&id).ok())
             .ok_or_else(|| self.answer_error(format!("image {name} has no sha256 Id")))
+    }
+
+    /// Sends `request` and reads the whole of a `200 OK` answer (at most
+    /// `ANSWER_LIMIT` bytes); any other status is the daemon's refusal.
+    async fn ok_body<B>(&self, request: hyper::Request<B>, what: &str) -> Result<Bytes, DaemonError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let answer = self.send(request).await?;
+        if answer.status() != StatusCode::OK {
+            return Err(self.refused(answer).await);
+        }
+        Ok(Limited::new(answer.into_body(), ANSWER_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| self.answer_error(format!("reading {what}: {e}")))?
+            .to_bytes())
     }
 
     fn answer_error(&self, problem: String) -> DaemonError {
