@@ -177,6 +177,60 @@ fn whiteouts_opaque_dirs_and_links_match_umoci() {
     }
 }
 
+/// Layers of thousands of files in many directories: enough that the host
+/// creates each batch of files on several threads (`blob.write-files`).
+fn many_files_layers() -> (Vec<u8>, Vec<u8>) {
+    let paths: Vec<(String, Vec<u8>, u32)> = (0..2400u32)
+        .map(|i| {
+            let path = format!("many/d{:02}/f{i:04}", i % 48);
+            let bytes = format!("file {i} ").repeat((i % 37) as usize).into_bytes();
+            let mode = [0o644, 0o755, 0o600, 0o444][(i % 4) as usize];
+            (path, bytes, mode)
+        })
+        .collect();
+    let dirs: Vec<String> = (0..48).map(|d| format!("many/d{d:02}/")).collect();
+    let mut entries = vec![dir("many/")];
+    entries.extend(dirs.iter().map(|d| dir(d)));
+    entries.extend(paths.iter().map(|(path, bytes, mode)| Raw {
+        mode: *mode,
+        ..file(path, bytes)
+    }));
+    let lower = layer_tar(&entries);
+    let whiteouts: Vec<String> = (0..2400u32)
+        .step_by(97)
+        .map(|i| format!("many/d{:02}/.wh.f{i:04}", i % 48))
+        .collect();
+    let mut upper: Vec<Raw> = whiteouts.iter().map(|w| file(w, b"")).collect();
+    upper.push(file("many/d07/f0007", b"replaced in the upper layer"));
+    (lower, layer_tar(&upper))
+}
+
+#[test]
+fn many_files_match_umoci() {
+    let tmp = tempdir();
+    let (lower, upper) = many_files_layers();
+    let input = crafted(tmp.path(), &[lower, upper]);
+    let local = tmp.path().join("local");
+    export_ok(&input, &[format!("type=local,dest={}", path_str(&local))]);
+    let reference = Snapshot::of_dir(&umoci_rootfs(tmp.path(), &input));
+    assert!(
+        reference.items.contains_key("many/d47/f2399"),
+        "{reference:?}"
+    );
+    assert!(!reference.items.contains_key("many/d00/f0000"));
+    let ours = Snapshot::of_dir(&local);
+    assert_same_tree(&ours, &reference, "local");
+    let files = |snap: &Snapshot| -> BTreeMap<String, u32> {
+        snap.modes
+            .iter()
+            .filter(|(path, _)| *path == "many" || path.starts_with("many/"))
+            .map(|(path, mode)| (path.clone(), *mode))
+            .collect()
+    };
+    assert_eq!(files(&ours), files(&reference), "modes");
+    assert_eq!(files(&ours).len(), 1 + 48 + 2400 - 25);
+}
+
 #[test]
 fn multi_platform_split_and_merged() {
     let tmp = tempdir();

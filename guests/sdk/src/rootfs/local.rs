@@ -106,7 +106,7 @@ fn create_dirs(tree: &Tree, dir: &Descriptor, prefix: &str) -> Result<u64, Error
 }
 
 /// Files one `blob.write-files` call creates at most.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 
 /// Writes each content of `tree` once, at its first path (`contents`), with
 /// its mode and time: the host creates a layer's files a batch at a time

@@ -292,6 +292,7 @@ pub(crate) fn escape(destination: &Destination) -> Result<Vec<ResponseEntry>, Er
                 write_one(&dir, "link/escaped"),
             );
             attempt("write-files-onto-symlink", write_one(&dir, "link"));
+            attempt("write-files-many", write_many(&dir));
             attempt(
                 "through-symlink",
                 dest::write_file(&dir, "link/escaped", b"escaped").map_err(|e| format!("{e:?}")),
@@ -323,6 +324,30 @@ fn write_one(dir: &Descriptor, path: &str) -> Result<(), String> {
         mtime: None,
     };
     blob.write_files(dir, &[file])
+        .map(drop)
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Has the host create a long list of files (long enough to be created on
+/// several threads) in which two paths, a third and three quarters of the
+/// way in (in different threads' runs), go through the planted symlink
+/// `link`: the call must fail naming the first.
+fn write_many(dir: &Descriptor) -> Result<(), String> {
+    let blob = image::get_blob(&image::root().digest).map_err(|e| format!("{e:?}"))?;
+    let files: Vec<NewFile> = (0..600)
+        .map(|i| NewFile {
+            path: match i {
+                200 => "link/first-bad".to_owned(),
+                450 => "link/second-bad".to_owned(),
+                _ => format!("many-{i}"),
+            },
+            start: 0,
+            len: 1,
+            mode: 0o644,
+            mtime: None,
+        })
+        .collect();
+    blob.write_files(dir, &files)
         .map(drop)
         .map_err(|e| format!("{e:?}"))
 }
