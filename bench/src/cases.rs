@@ -5,8 +5,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use crate::fresh_fs::{self, FreshFs};
 use crate::inputs::{Image, Role};
 use crate::registry::Registry;
 use crate::runner::{self, Cmd, median};
@@ -16,13 +17,18 @@ use crate::runner::{self, Cmd, median};
 pub struct Env {
     /// The outport binary.
     pub outport: PathBuf,
-    /// Where outputs are written (emptied before each run).
+    /// The benchmark's directory (inputs, results, the pulls' source
+    /// registry).
+    pub dir: PathBuf,
+    /// Where outputs are written: [`Env::fresh`]'s mount point.
     pub work: PathBuf,
+    /// Makes the filesystem of each timed run.
+    pub fresh: FreshFs,
     /// outport's compile cache (warm for every timed export).
     pub cache: PathBuf,
     /// Timed runs per case.
     pub runs: usize,
-    /// The registry pushes go to.
+    /// The registry pushes go to (its storage in the output directory).
     pub registry: Registry,
 }
 
@@ -441,8 +447,8 @@ fn outport_cmd(env: &Env, image: &Image, specs: &[String]) -> Cmd {
     Cmd::new(&env.outport, args).env("OUTPORT_CACHE_DIR", &env.cache)
 }
 
-/// Times `case` `env.runs` times, each after removing its outputs and
-/// flushing dirty pages (and with a fresh registry for a push).
+/// Times `case` `env.runs` times, each in a fresh filesystem (and with a
+/// fresh registry for a push).
 fn time_case(env: &Env, case: &Case) -> Result<Outcome> {
     if case.registry && !Registry::available() {
         return Ok(Outcome::NotAvailable(
@@ -452,13 +458,12 @@ fn time_case(env: &Env, case: &Case) -> Result<Outcome> {
     let mut secs = Vec::new();
     let mut max_rss = 0;
     for _ in 0..env.runs {
-        clean(&case.outputs)?;
-        runner::run_ok(&Cmd::new("sync", Vec::<OsString>::new()))?;
+        let _fs = env.fresh.before_run(&case.outputs)?;
         let _registry = case.registry.then(|| env.registry.start()).transpose()?;
-        let run = runner::run(&case.cmd)?;
+        let run = runner::run(&env.fresh.cmd(&case.cmd))?;
         if !run.success {
             let first = run.stderr.lines().next().unwrap_or("no message").to_owned();
-            clean(&case.outputs)?;
+            fresh_fs::clean(&case.outputs)?;
             if first.contains("unknown exporter type \"registry\"") {
                 return Ok(Outcome::NotAvailable("n/a (no registry exporter)".into()));
             }
@@ -467,23 +472,6 @@ fn time_case(env: &Env, case: &Case) -> Result<Outcome> {
         secs.push(run.elapsed.as_secs_f64());
         max_rss = max_rss.max(run.max_rss);
     }
-    clean(&case.outputs)?;
+    fresh_fs::clean(&case.outputs)?;
     Ok(Outcome::Timed { secs, max_rss })
-}
-
-fn clean(outputs: &[PathBuf]) -> Result<()> {
-    for path in outputs {
-        let result = if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-        match result {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", path.display()));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }

@@ -108,6 +108,7 @@ pub fn measure(env: &Env, image: &std::path::Path) -> Result<Components> {
 
 /// `outport export` of `image` to every built-in, with compile cache `cache`.
 pub fn cli_run(env: &Env, image: &std::path::Path, cache: &std::path::Path) -> Result<CliRun> {
+    let _fs = env.fresh.before_run(&[])?;
     let out = tempfile::tempdir_in(&env.work)?;
     let dest = |name: &str| out.path().join(name).display().to_string();
     let mut args = vec![
@@ -128,7 +129,7 @@ pub fn cli_run(env: &Env, image: &std::path::Path, cache: &std::path::Path) -> R
     let cmd = Cmd::new(&env.outport, args)
         .env("OUTPORT_CACHE_DIR", cache)
         .env("OUTPORT_LOG", "info");
-    let run = runner::run_ok(&cmd).context("export to every built-in")?;
+    let run = runner::run_ok(&env.fresh.cmd(&cmd)).context("export to every built-in")?;
     let count = |what: &str| run.stderr.lines().filter(|l| l.contains(what)).count();
     Ok(CliRun {
         secs: run.elapsed.as_secs_f64(),

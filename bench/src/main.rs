@@ -7,6 +7,8 @@
 //!
 //! - [`inputs`] generates the images deterministically (cached);
 //! - [`runner`] times commands (median of several runs, peak RSS by `wait4`);
+//! - [`fresh_fs`] makes a fresh filesystem for each timed run's outputs
+//!   (and [`interrupt`] unmounts it after Ctrl-C);
 //! - [`registry`] runs a throw-away `docker-registry` on loopback;
 //! - [`cases`] says what is measured for each image;
 //! - [`components`] times compiling and instantiating the built-ins;
@@ -15,18 +17,22 @@
 //!   floors of plain tools (decompression, GNU tar, umoci, skopeo);
 //! - [`pull_cases`] pulls the real gzip image from a local registry
 //!   (`docker://`, cold and warm blob store) against skopeo and umoci, and
-//!   pushes it to two names against one;
+//!   pushes it to two names against one; [`timed`] times their cases and
+//!   prints and writes their rows;
 //! - [`report`] prints the table and writes the JSON.
 
 mod cases;
 mod components;
+mod fresh_fs;
 mod inputs;
+mod interrupt;
 mod pull_cases;
 mod real_cases;
 mod real_image;
 mod registry;
 mod report;
 mod runner;
+mod timed;
 
 use std::path::PathBuf;
 
@@ -85,15 +91,22 @@ fn main() -> Result<()> {
         real_image::ensure(&dir.join("inputs"))?
     };
 
-    let registry = registry::Registry::new(&dir)?;
+    let work = dir.join("work");
+    let fresh = fresh_fs::FreshFs::prepare(
+        &work,
+        &dir.join("outputs.ext4"),
+        filesystem_bytes(&images, &real),
+    )?;
+    eprintln!("== {} ==", fresh.describe());
     let env = cases::Env {
         outport,
-        work: dir.join("work"),
+        registry: registry::Registry::new(&work)?,
+        dir: dir.clone(),
+        work,
+        fresh,
         cache: dir.join("component-cache"),
         runs: args.runs,
-        registry,
     };
-    std::fs::create_dir_all(&env.work)?;
     let components = match images.iter().find(|i| i.role == inputs::Role::MemoryOnly) {
         Some(small) => {
             eprintln!("== components ==");
@@ -124,6 +137,8 @@ fn main() -> Result<()> {
     }
 
     let results = report::Results {
+        filesystem: env.fresh.describe(),
+        filesystem_json: env.fresh.to_json(),
         runs: args.runs,
         size_mib: args.size,
         groups,
@@ -136,4 +151,19 @@ fn main() -> Result<()> {
     report::write_json(&results, &json)?;
     println!("\nresults written to {}", json.display());
     Ok(())
+}
+
+/// The size of the outputs' filesystem: the largest case's outputs and
+/// temporary files, with room to spare. A synthetic image is written up to
+/// three times at once (plus skopeo's temporary copy); the real image's
+/// tree and the uncompressed layers it is made from are both written, with
+/// the blob store of a pull.
+fn filesystem_bytes(images: &[inputs::Image], real: &[real_image::RealImage]) -> u64 {
+    let synthetic = images.iter().map(|i| 4 * i.bytes).max().unwrap_or(0);
+    let real = (real.iter())
+        .map(|i| 2 * (i.uncompressed + i.compressed))
+        .max()
+        .unwrap_or(0);
+    let spare = 1 << 30;
+    (synthetic.max(real) + spare).next_multiple_of(1 << 20)
 }

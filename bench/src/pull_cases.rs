@@ -15,10 +15,11 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::cases::Env;
-use crate::real_cases::{RealRow, clean, time};
+use crate::fresh_fs;
 use crate::real_image::{RealImage, TAG};
 use crate::registry::Registry;
 use crate::runner::{self, Cmd};
+use crate::timed::{self, RealRow, Setup, Target};
 
 const OCI: &str = "outport docker:// -> oci tar, empty blob store";
 const SKOPEO_OCI: &str = "skopeo copy docker:// oci-archive:";
@@ -44,29 +45,19 @@ const COSTS: &[(&str, &str, &str, f64)] = &[
     ("warm / cold (no target)", WARM, OCI, f64::INFINITY),
 ];
 
-/// One case and the blob bytes the registry served per run of it.
-#[derive(Debug)]
-pub struct PullRow {
-    /// Its times.
-    pub row: RealRow,
-    /// Bytes of blob `GET`s answered per timed run (pulls only).
-    pub downloaded: Option<u64>,
-}
-
 /// Everything measured.
 #[derive(Debug)]
 pub struct PullGroup {
     /// Bytes of the image's layers, compressed.
     pub compressed: u64,
-    /// The rows, in table order.
-    pub rows: Vec<PullRow>,
+    /// The rows, in table order (pulls with the blob bytes downloaded).
+    pub rows: Vec<RealRow>,
 }
 
 /// Starts a registry, pushes `image` to it and measures every case.
 pub fn measure(env: &Env, image: &RealImage) -> Result<PullGroup> {
-    let work = env.work.join("pull");
-    std::fs::create_dir_all(&work)?;
-    let registry = Registry::new(&work)?;
+    // The source stays on the main disk: the cases only read it.
+    let registry = Registry::new(&env.dir.join("pull"))?;
     let _running = registry.start()?;
     let source = format!("{}/real/app:1", registry.addr);
     eprintln!("  skopeo copy to {source} (untimed)");
@@ -83,23 +74,20 @@ pub fn measure(env: &Env, image: &RealImage) -> Result<PullGroup> {
     ))?;
     // The compile cache warm (untimed), as for every timed export.
     runner::run_ok(&Cmd::new(&env.outport, ["exporters"]).env("OUTPORT_CACHE_DIR", &env.cache))?;
-    let store = env.cache.join("blobs");
+    link_store(&env.cache.join("blobs"), &env.fresh.blob_dir())?;
     let mut rows = Vec::new();
-    for (name, cmd, mut outputs, pull) in cases(env, image, &work, &registry.addr, &source) {
-        eprintln!("  {name}");
-        if name == WARM {
-            // Fill the store once, untimed.
-            clean(&outputs)?;
-            runner::run_ok(&cmd)?;
-        } else if pull {
-            outputs.push(store.clone());
+    for case in cases(env, image, &source) {
+        eprintln!("  {}", case.name);
+        let mut outputs = case.outputs.clone();
+        if case.pull && case.fill.is_none() {
+            outputs.push(env.fresh.blob_dir());
         }
-        let before = served_bytes(&registry.access_log())?;
-        let row = time(env, name, &cmd, &outputs)?;
-        let after = served_bytes(&registry.access_log())?;
-        let downloaded = (pull && !row.secs.is_empty())
-            .then(|| after.saturating_sub(before) / row.secs.len() as u64);
-        rows.push(PullRow { row, downloaded });
+        let setup = Setup {
+            fill: case.fill.as_ref(),
+            registry: case.push.then_some(&env.registry),
+            served_by: case.pull.then_some(&registry),
+        };
+        rows.push(timed::time(env, case.name, &case.cmd, &outputs, setup)?);
     }
     Ok(PullGroup {
         compressed: image.compressed,
@@ -107,33 +95,63 @@ pub fn measure(env: &Env, image: &RealImage) -> Result<PullGroup> {
     })
 }
 
-/// A case: its name, command, outputs and whether it pulls.
-type Case = (&'static str, Cmd, Vec<PathBuf>, bool);
+/// Points outport's blob store (`$OUTPORT_CACHE_DIR/blobs`) at `target`,
+/// in the output directory, so that the store is written in each run's
+/// fresh filesystem; the compile cache stays where it is.
+fn link_store(store: &Path, target: &Path) -> Result<()> {
+    if std::fs::read_link(store).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    fresh_fs::clean(&[store.to_owned()])?;
+    std::os::unix::fs::symlink(target, store)
+        .with_context(|| format!("linking {} to {}", store.display(), target.display()))
+}
 
-fn cases(env: &Env, image: &RealImage, work: &Path, addr: &str, source: &str) -> Vec<Case> {
-    let outport = |name, input: &str, spec: String, dest: Option<PathBuf>| -> Case {
-        let mut args: Vec<OsString> = vec!["export".into(), input.into()];
-        args.extend(["--src-insecure", "--progress", "quiet", "--output"].map(OsString::from));
-        args.push(spec.into());
-        let cmd = Cmd::new(&env.outport, args).env("OUTPORT_CACHE_DIR", &env.cache);
-        (name, cmd, dest.into_iter().collect(), true)
-    };
+/// A case and what its runs need.
+struct Case {
+    name: &'static str,
+    cmd: Cmd,
+    outputs: Vec<PathBuf>,
+    /// Pulls from the source registry: its downloads are counted and the
+    /// blob store starts empty (unless `fill` fills it).
+    pull: bool,
+    /// Run before each timed run, untimed.
+    fill: Option<Cmd>,
+    /// Pushes to the benchmark's registry, started empty for each run.
+    push: bool,
+}
+
+fn cases(env: &Env, image: &RealImage, source: &str) -> Vec<Case> {
+    let work = env.work.join("pull");
     let docker = format!("docker://{source}");
-    let oci_tar = work.join("outport.tar");
-    let local = work.join("outport-local");
-    let skopeo_tar = work.join("skopeo.tar");
-    let skopeo_dir = work.join("skopeo-layout");
+    let outport = |name, spec: &str, dest: PathBuf| -> Case {
+        let mut args: Vec<OsString> = vec!["export".into(), (&docker).into()];
+        args.extend(["--src-insecure", "--progress", "quiet", "--output"].map(OsString::from));
+        args.push(format!("{spec},dest={}", dest.display()).into());
+        let cmd = Cmd::new(&env.outport, args).env("OUTPORT_CACHE_DIR", &env.cache);
+        let (pull, fill, push) = (true, None, false);
+        let outputs = vec![dest];
+        Case {
+            name,
+            cmd,
+            outputs,
+            pull,
+            fill,
+            push,
+        }
+    };
+    let (skopeo_tar, skopeo_dir) = (work.join("skopeo.tar"), work.join("skopeo-layout"));
     let umoci_dir = work.join("umoci-rootfs");
     let skopeo = |to: String| {
-        [
+        let args = [
             "copy",
             "--quiet",
             "--insecure-policy",
             "--src-tls-verify=false",
-            &docker,
-            &to,
-        ]
-        .map(str::to_owned)
+        ];
+        let mut args = args.map(str::to_owned).to_vec();
+        args.extend([docker.clone(), to]);
+        args
     };
     let skopeo_umoci = format!(
         "set -e; skopeo {}; umoci unpack --image {}:{TAG} {}",
@@ -141,106 +159,79 @@ fn cases(env: &Env, image: &RealImage, work: &Path, addr: &str, source: &str) ->
         skopeo_dir.display(),
         umoci_dir.display()
     );
-    // Each push to new repositories (a fresh pair per run), so that every
-    // blob is uploaded: the registry's HEAD is per repository.
-    let push = |names: &str| {
-        format!(
-            r#"n=$(date +%s%N); exec "$0" export oci:{}:{TAG} --progress quiet --output "type=registry,\"name={names}\",registry.insecure=true""#,
-            image.dir.display(),
-        )
+    let plain = |name, cmd, outputs| {
+        let (pull, fill, push) = (true, None, false);
+        Case {
+            name,
+            cmd,
+            outputs,
+            pull,
+            fill,
+            push,
+        }
     };
-    let script = |body: String| {
-        Cmd::new(
-            "bash",
-            [
-                OsString::from("-c"),
-                body.into(),
-                env.outport.clone().into(),
-            ],
-        )
-        .env("OUTPORT_CACHE_DIR", &env.cache)
-    };
-    let (oci_spec, local_spec) = (
-        format!("type=oci,dest={}", oci_tar.display()),
-        format!("type=local,dest={}", local.display()),
+    // The warm run: its store filled by a first run to another file (so
+    // that nothing is deleted before the timed run).
+    let mut warm = outport(WARM, "type=oci", work.join("outport-warm.tar"));
+    let fill = outport(WARM, "type=oci", work.join("outport-fill.tar"));
+    warm.outputs.extend(fill.outputs);
+    warm.fill = Some(fill.cmd);
+    let skopeo_oci = Cmd::new(
+        "skopeo",
+        skopeo(format!("oci-archive:{}", skopeo_tar.display())),
     );
     vec![
-        outport(OCI, &docker, oci_spec.clone(), Some(oci_tar.clone())),
-        (
-            SKOPEO_OCI,
-            Cmd::new(
-                "skopeo",
-                skopeo(format!("oci-archive:{}", skopeo_tar.display())),
-            ),
-            vec![skopeo_tar],
-            true,
-        ),
-        outport(LOCAL, &docker, local_spec, Some(local)),
-        (
+        outport(OCI, "type=oci", work.join("outport.tar")),
+        plain(SKOPEO_OCI, skopeo_oci, vec![skopeo_tar]),
+        outport(LOCAL, "type=local", work.join("outport-local")),
+        plain(
             SKOPEO_UMOCI,
             Cmd::new("bash", ["-c".to_owned(), skopeo_umoci]),
             vec![skopeo_dir, umoci_dir],
-            true,
         ),
-        outport(WARM, &docker, oci_spec, Some(oci_tar)),
-        (
-            PUSH_ONE,
-            script(push(&format!("{addr}/one-$n/app:1"))),
-            Vec::new(),
-            false,
-        ),
-        (
-            PUSH_TWO,
-            script(push(&format!("{addr}/one-$n/app:1,{addr}/two-$n/app:1"))),
-            Vec::new(),
-            false,
-        ),
+        warm,
+        push_case(env, image, PUSH_ONE, "one-$n/app:1"),
+        push_case(env, image, PUSH_TWO, "one-$n/app:1,two-$n/app:1"),
     ]
 }
 
-/// Bytes of the answers to blob `GET`s in a registry access log (Apache's
-/// combined format: `… "GET /v2/NAME/blobs/sha256:… HTTP/1.1" 200 BYTES …`).
-fn served_bytes(log: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(log)
-        .with_context(|| format!("reading the registry's access log {}", log.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (_, request) = line.split_once("\"GET /v2/")?;
-            let (target, rest) = request.split_once('"')?;
-            if !target.contains("/blobs/sha256:") {
-                return None;
-            }
-            let mut fields = rest.split_whitespace();
-            let _status = fields.next()?;
-            fields.next()?.parse::<u64>().ok()
-        })
-        .sum())
-}
-
-fn find(group: &PullGroup, name: &str) -> Option<f64> {
-    group.rows.iter().find(|r| r.row.name == name)?.row.median()
+/// Pushing `image` from its layout to the benchmark's registry under
+/// `names` (`$n` a new number for each run).
+fn push_case(env: &Env, image: &RealImage, name: &'static str, names: &str) -> Case {
+    let addr = &env.registry.addr;
+    let names: Vec<String> = names.split(',').map(|n| format!("{addr}/{n}")).collect();
+    let body = format!(
+        r#"n=$(date +%s%N); exec "$0" export oci:{}:{TAG} --progress quiet --output "type=registry,\"name={}\",registry.insecure=true""#,
+        image.dir.display(),
+        names.join(","),
+    );
+    let args = [
+        OsString::from("-c"),
+        body.into(),
+        env.outport.clone().into(),
+    ];
+    let cmd = Cmd::new("bash", args).env("OUTPORT_CACHE_DIR", &env.cache);
+    let (pull, fill, push) = (false, None, true);
+    Case {
+        name,
+        cmd,
+        outputs: Vec::new(),
+        pull,
+        fill,
+        push,
+    }
 }
 
 /// Each target: its name, the ratio, whether it is met.
-fn targets(group: &PullGroup) -> Vec<(&'static str, Option<f64>, bool)> {
-    let mut out = Vec::new();
-    for &(name, slow, fast, least) in SPEEDUPS {
-        let ratio = find(group, slow).zip(find(group, fast)).map(|(s, f)| s / f);
-        out.push((name, ratio, ratio.is_some_and(|r| r >= least)));
-    }
-    for &(name, case, reference, most) in COSTS {
-        let ratio = find(group, case)
-            .zip(find(group, reference))
-            .map(|(c, r)| c / r);
-        out.push((name, ratio, ratio.is_some_and(|r| r <= most)));
-    }
-    out
+fn targets(group: &PullGroup) -> Vec<Target> {
+    let speedups = SPEEDUPS.iter().map(|t| timed::speedup(&group.rows, t));
+    let costs = COSTS.iter().map(|t| timed::cost(&group.rows, t));
+    speedups.chain(costs).collect()
 }
 
 /// Bytes the warm run downloaded, if it was measured.
 fn warm_bytes(group: &PullGroup) -> Option<u64> {
-    group.rows.iter().find(|r| r.row.name == WARM)?.downloaded
+    group.rows.iter().find(|r| r.name == WARM)?.downloaded
 }
 
 /// Prints the table and the targets.
@@ -249,22 +240,7 @@ pub fn print(group: &PullGroup) {
         "\n## real gzip image from a local registry ({:.0} MB of layers)\n",
         group.compressed as f64 / 1e6
     );
-    println!(
-        "| case | median | CPU s (cores busy) | peak RSS | blob bytes downloaded per run |\n|---|---:|---:|---:|---:|"
-    );
-    for PullRow { row, downloaded } in &group.rows {
-        let bytes = downloaded.map_or_else(String::new, |b| format!("{b}"));
-        match (row.median(), &row.note) {
-            (Some(m), _) => println!(
-                "| {} | {m:.2} s | {:.1} ({:.2}) | {:.1} MiB | {bytes} |",
-                row.name,
-                row.cpu,
-                row.cpu / m,
-                row.max_rss as f64 / f64::from(1 << 20)
-            ),
-            (None, note) => println!("| {} | {} | | | |", row.name, note.as_deref().unwrap_or("")),
-        }
-    }
+    timed::print_rows(&group.rows, true);
     for (name, ratio, met) in targets(group) {
         let verdict = if met { "met" } else { "MISSED" };
         match ratio {
@@ -282,30 +258,11 @@ pub fn print(group: &PullGroup) {
 
 /// The group as JSON, for `results.json`.
 pub fn to_json(group: &PullGroup) -> Value {
-    let rows: Vec<Value> = group
-        .rows
-        .iter()
-        .map(|PullRow { row, downloaded }| {
-            json!({
-                "case": row.name,
-                "runs_secs": row.secs,
-                "median_secs": row.median(),
-                "cpu_secs": row.cpu,
-                "max_rss_bytes": row.max_rss,
-                "blob_bytes_downloaded_per_run": downloaded,
-                "note": row.note,
-            })
-        })
-        .collect();
-    let targets: Vec<Value> = targets(group)
-        .into_iter()
-        .map(|(name, ratio, met)| json!({"target": name, "ratio": ratio, "met": met}))
-        .collect();
     json!({
         "image": "real-gzip, docker://",
         "compressed_bytes": group.compressed,
-        "rows": rows,
-        "targets": targets,
+        "rows": timed::rows_json(&group.rows, true),
+        "targets": timed::targets_json(targets(group)),
         "warm_bytes_downloaded": warm_bytes(group),
     })
 }

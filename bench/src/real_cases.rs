@@ -14,29 +14,8 @@ use serde_json::{Value, json};
 
 use crate::cases::Env;
 use crate::real_image::{Packing, RealImage, TAG};
-use crate::runner::{self, Cmd, median};
-
-/// One measured case.
-#[derive(Debug)]
-pub struct RealRow {
-    /// What ran.
-    pub name: String,
-    /// Each run's wall time, in seconds (empty: it failed).
-    pub secs: Vec<f64>,
-    /// CPU seconds (user + system) of the run with the median wall time.
-    pub cpu: f64,
-    /// Largest peak RSS over the runs, in bytes.
-    pub max_rss: u64,
-    /// Why it was not measured, if it was not.
-    pub note: Option<String>,
-}
-
-impl RealRow {
-    /// The median wall time, if it ran.
-    pub(crate) fn median(&self) -> Option<f64> {
-        (!self.secs.is_empty()).then(|| median(&self.secs))
-    }
-}
+use crate::runner::{self, Cmd};
+use crate::timed::{self, RealRow, Setup, Target};
 
 /// Everything measured on one variant.
 #[derive(Debug)]
@@ -77,7 +56,6 @@ const SPEEDUP: (&str, &str, &str, f64) = (
 /// Measures every case on `image`.
 pub fn measure(env: &Env, image: &RealImage) -> Result<RealGroup> {
     let work = env.work.join("real");
-    std::fs::create_dir_all(&work)?;
     // Warm the page cache with the layers, and the compile cache with the
     // built-ins (untimed).
     runner::run_ok(&Cmd::new(
@@ -88,7 +66,7 @@ pub fn measure(env: &Env, image: &RealImage) -> Result<RealGroup> {
     let mut rows = Vec::new();
     for (name, cmd, outputs) in cases(env, image, &work) {
         eprintln!("  {name}");
-        rows.push(time(env, name, &cmd, &outputs)?);
+        rows.push(timed::time(env, name, &cmd, &outputs, Setup::default())?);
     }
     Ok(RealGroup {
         packing: image.packing,
@@ -205,66 +183,17 @@ fn gzip_floors(image: &RealImage, work: &Path) -> [Case; 2] {
     ]
 }
 
-/// Times `cmd` `env.runs` times, removing `outputs` and syncing before each.
-pub(crate) fn time(env: &Env, name: &str, cmd: &Cmd, outputs: &[PathBuf]) -> Result<RealRow> {
-    let mut runs = Vec::new();
-    for _ in 0..env.runs {
-        clean(outputs)?;
-        runner::run_ok(&Cmd::new("sync", Vec::<OsString>::new()))?;
-        let run = runner::run(cmd)?;
-        if !run.success {
-            clean(outputs)?;
-            let first = run.stderr.lines().next().unwrap_or("no message").to_owned();
-            return Ok(RealRow {
-                name: name.to_owned(),
-                secs: Vec::new(),
-                cpu: 0.0,
-                max_rss: 0,
-                note: Some(format!("failed: {first}")),
-            });
-        }
-        runs.push(run);
-    }
-    clean(outputs)?;
-    runs.sort_by_key(|r| r.elapsed);
-    let middle = &runs[runs.len() / 2];
-    Ok(RealRow {
-        name: name.to_owned(),
-        secs: runs.iter().map(|r| r.elapsed.as_secs_f64()).collect(),
-        cpu: middle.cpu_secs,
-        max_rss: runs.iter().map(|r| r.max_rss).max().unwrap_or(0),
-        note: None,
-    })
-}
-
-/// Removes each of `outputs` (a file or a directory) that exists.
-pub(crate) fn clean(outputs: &[PathBuf]) -> Result<()> {
-    for path in outputs {
-        if path.is_dir() {
-            std::fs::remove_dir_all(path)?;
-        } else if path.exists() {
-            std::fs::remove_file(path)?;
-        }
-    }
-    Ok(())
-}
-
-fn find(group: &RealGroup, name: &str) -> Option<f64> {
-    group.rows.iter().find(|r| r.name == name)?.median()
-}
-
-/// Each target of the group: its name, the ratio, whether it is met.
-fn targets(group: &RealGroup) -> Vec<(&'static str, Option<f64>, bool)> {
-    let mut out = Vec::new();
-    for &(name, row, floor, most) in TARGETS {
-        let ratio = find(group, row).zip(find(group, floor)).map(|(a, b)| a / b);
-        let met = group.packing == Packing::Gzip && ratio.is_some_and(|r| r <= most);
-        out.push((name, ratio, met));
-    }
-    let (name, slow, fast, least) = SPEEDUP;
-    if let (Some(s), Some(f)) = (find(group, slow), find(group, fast)) {
-        let ratio = s / f;
-        out.push((name, Some(ratio), ratio >= least));
+/// Each target of the group: its name, the ratio, whether it is met
+/// (only the gzip image's can be).
+fn targets(group: &RealGroup) -> Vec<Target> {
+    let mut out: Vec<Target> = TARGETS
+        .iter()
+        .map(|t| timed::cost(&group.rows, t))
+        .map(|(name, ratio, met)| (name, ratio, met && group.packing == Packing::Gzip))
+        .collect();
+    let speedup = timed::speedup(&group.rows, &SPEEDUP);
+    if speedup.1.is_some() {
+        out.push(speedup);
     }
     out
 }
@@ -278,19 +207,7 @@ pub fn print(group: &RealGroup) {
         mb(group.compressed),
         mb(group.uncompressed)
     );
-    println!("| case | median | CPU s (cores busy) | peak RSS |\n|---|---:|---:|---:|");
-    for row in &group.rows {
-        match (row.median(), &row.note) {
-            (Some(m), _) => println!(
-                "| {} | {m:.2} s | {:.1} ({:.2}) | {:.1} MiB |",
-                row.name,
-                row.cpu,
-                row.cpu / m,
-                row.max_rss as f64 / f64::from(1 << 20)
-            ),
-            (None, note) => println!("| {} | {} | | |", row.name, note.as_deref().unwrap_or("")),
-        }
-    }
+    timed::print_rows(&group.rows, false);
     for (name, ratio, met) in targets(group) {
         let verdict = match (group.packing, met) {
             (Packing::Zstd, _) => "a target for gzip only",
@@ -306,29 +223,11 @@ pub fn print(group: &RealGroup) {
 
 /// The group as JSON, for `results.json`.
 pub fn to_json(group: &RealGroup) -> Value {
-    let rows: Vec<Value> = group
-        .rows
-        .iter()
-        .map(|r| {
-            json!({
-                "case": r.name,
-                "runs_secs": r.secs,
-                "median_secs": r.median(),
-                "cpu_secs": r.cpu,
-                "max_rss_bytes": r.max_rss,
-                "note": r.note,
-            })
-        })
-        .collect();
-    let targets: Vec<Value> = targets(group)
-        .into_iter()
-        .map(|(name, ratio, met)| json!({"target": name, "ratio": ratio, "met": met}))
-        .collect();
     json!({
         "image": format!("real-{}", group.packing.name()),
         "compressed_bytes": group.compressed,
         "uncompressed_bytes": group.uncompressed,
-        "rows": rows,
-        "targets": targets,
+        "rows": timed::rows_json(&group.rows, false),
+        "targets": timed::targets_json(targets(group)),
     })
 }

@@ -44,6 +44,28 @@ impl Registry {
         self.dir.join("access.log")
     }
 
+    /// Bytes of the answers to blob `GET`s so far, from the access log
+    /// (Apache's combined format: `… "GET /v2/NAME/blobs/sha256:…
+    /// HTTP/1.1" 200 BYTES …`).
+    pub fn served_blob_bytes(&self) -> Result<u64> {
+        let log = self.access_log();
+        let text = std::fs::read_to_string(&log)
+            .with_context(|| format!("reading the registry's access log {}", log.display()))?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let (_, request) = line.split_once("\"GET /v2/")?;
+                let (target, rest) = request.split_once('"')?;
+                if !target.contains("/blobs/sha256:") {
+                    return None;
+                }
+                let mut fields = rest.split_whitespace();
+                let _status = fields.next()?;
+                fields.next()?.parse::<u64>().ok()
+            })
+            .sum())
+    }
+
     /// Starts a registry with empty storage and waits until it answers.
     pub fn start(&self) -> Result<Running> {
         if self.dir.exists() {

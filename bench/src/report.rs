@@ -14,6 +14,10 @@ const RSS_TARGET: u64 = 100 << 20;
 /// Everything one run measured.
 #[derive(Debug)]
 pub struct Results {
+    /// Where the outputs were written ([`crate::fresh_fs`]).
+    pub filesystem: String,
+    /// The same, for the JSON.
+    pub filesystem_json: Value,
     /// Timed runs per case.
     pub runs: usize,
     /// `--size` in MiB.
@@ -39,8 +43,8 @@ fn fmt_ratio(r: Option<f64>) -> String {
 /// Prints the tables.
 pub fn print(results: &Results) {
     println!(
-        "\n# outport-bench: median of {} runs, page cache warm",
-        results.runs
+        "\n# outport-bench: median of {} runs, page cache warm\n\n{}",
+        results.runs, results.filesystem
     );
     for group in &results.groups {
         print_group(group);
@@ -195,6 +199,7 @@ pub fn write_json(results: &Results, path: &Path) -> Result<()> {
     let doc = json!({
         "runs": results.runs,
         "size_mib": results.size_mib,
+        "output_filesystem": results.filesystem_json,
         "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_owned()),
         "groups": groups,
         "components": results.components.as_ref().map(|c| json!({
