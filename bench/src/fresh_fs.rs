@@ -19,6 +19,7 @@
 //! after removing the previous outputs, and one line says that the figures
 //! may then depend on case order.
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct FreshFs {
     bytes: u64,
     /// Why outputs are on the main disk instead, if they are.
     fallback: Option<String>,
+    /// A run's filesystem could not be unmounted: no more runs.
+    stuck: Cell<bool>,
 }
 
 /// One timed run's filesystem, unmounted when dropped.
@@ -72,6 +75,7 @@ impl FreshFs {
             backing: backing.to_owned(),
             bytes,
             fallback: None,
+            stuck: Cell::new(false),
         };
         if let Err(e) = fs.try_mount() {
             eprintln!(
@@ -130,6 +134,9 @@ impl FreshFs {
     /// [`Self::blob_dir`] created, and `sync` run. Untimed.
     pub fn before_run(&self, outputs: &[PathBuf]) -> Result<Run<'_>> {
         interrupt::check()?;
+        if self.stuck.get() {
+            bail!("{} is still mounted: stopping", self.root.display());
+        }
         let run = match self.fallback {
             None => self.mount()?,
             Some(_) => {
@@ -200,6 +207,7 @@ impl Drop for Run<'_> {
             && let Err(e) = unmount(&self.fs.root)
         {
             eprintln!("bench: {e:#}");
+            self.fs.stuck.set(true);
         }
     }
 }
