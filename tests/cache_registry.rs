@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cache_local::{
     BuildkitCache, MT_CACHE_CONFIG, buildkit_cache, cache_import_args, read_cache,
 };
-use crate::common::relay::PutCounter;
+use crate::common::relay::InFlight;
 use crate::common::*;
 use crate::export_registry::{
     AuthRegistry, PARALLEL_UPLOADS, assert_not_pushed, auth_registry, docker_config, registry,
@@ -112,7 +112,7 @@ fn export_has_buildkits_shape_and_imports_like_a_local_export() {
     let bk = buildkit_cache(tmp.path(), "bk", true);
     // Through a relay that sees the uploads in flight: all four blobs (three
     // layers and the cache config) at once.
-    let counter = PutCounter::start(&host, PARALLEL_UPLOADS);
+    let counter = InFlight::puts(&host, PARALLEL_UPLOADS);
     for (image_manifest, extra) in [(true, ""), (false, ",image-manifest=false")] {
         let reference = format!("127.0.0.1:{}/{}:v1", counter.port, unique_repo("shape"));
         let spec = format!("type=registry,ref={reference},registry.insecure=true,mode=max{extra}");

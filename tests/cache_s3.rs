@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 use crate::cache_local::{buildkit_cache, cache_export, cache_import, read_cache};
-use crate::common::relay::PutCounter;
+use crate::common::relay::InFlight;
 use crate::common::*;
 
 mod credentials;
@@ -426,7 +426,7 @@ fn upload_parallelism_bounds_the_uploads_in_flight() {
     let upstream = moto.endpoint.trim_start_matches("http://");
     let mut stored = Vec::new();
     for parallel in [4, 1] {
-        let counter = PutCounter::start(upstream, parallel);
+        let counter = InFlight::puts(upstream, parallel);
         let bucket = new_bucket(&moto, &format!("parallel{parallel}"));
         let spec = format!(
             "type=s3,bucket={bucket},region=us-east-1,endpoint_url=http://127.0.0.1:{},use_path_style=true,mode=max,upload_parallelism={parallel}",

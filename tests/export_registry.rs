@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::common::relay::{BlobUnknown, PutCounter};
+use crate::common::relay::{BlobUnknown, InFlight};
 use crate::common::*;
 use crate::export_rootfs::{crafted, file, layer_tar};
 
@@ -101,7 +101,7 @@ fn blobs_are_uploaded_several_at_once_and_the_image_verifies() {
         .collect();
     let input = crafted(tmp.path(), &layers);
     let repo = unique_repo("parallel");
-    let counter = PutCounter::start(&host, PARALLEL_UPLOADS);
+    let counter = InFlight::puts(&host, PARALLEL_UPLOADS);
     let via_relay = format!("127.0.0.1:{}/{repo}:many", counter.port);
     let outputs = [format!(
         "type=registry,name={via_relay},registry.insecure=true,id=push"

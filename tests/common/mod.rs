@@ -7,7 +7,8 @@
 //! outport), `tools.rs` (skopeo, umoci, python), `dirs.rs` (directories and
 //! copies of the sample), `layout.rs` (reading OCI layouts: `LayoutFiles`),
 //! `layout_edit.rs` (changing them on disk: `Layout`), `tarballs.rs`
-//! (packing, cutting, `docker save`); `relay.rs` and `blob_relay.rs` (TCP
+//! (packing, cutting, `docker save`); `relay_core.rs` (the TCP relay every
+//! test relay is: a hook per relay), `relay.rs` and `blob_relay.rs` (the
 //! relays), `flaky.rs` (a relay that fails requests, drops connections,
 //! rewrites a header).
 #![allow(dead_code)] // each test module uses its own subset
@@ -15,6 +16,7 @@
 pub mod blob_relay;
 pub mod flaky;
 pub mod relay;
+pub mod relay_core;
 
 mod dirs;
 mod json;

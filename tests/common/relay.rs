@@ -1,444 +1,314 @@
-//! TCP relays between a client and a real server: one counts the `PUT`
-//! requests a client has in flight at once (uploads several at once: the s3
-//! cache backend, registry pushes), one answers a registry's transient
-//! "blob unknown" to manifest `PUT`s, one turns cross-repository mounts
-//! into plain upload sessions (a registry that refuses mounts), one counts
-//! blob and manifest downloads, one records every request line. Relays
-//! that break blob downloads are in `blob_relay.rs`.
+//! Relays (see `relay_core.rs`) between a client and a real server: one
+//! counts the requests of a kind a client has in flight at once (`PUT`s:
+//! uploads of the s3 cache backend and registry pushes; `GET`s of chosen
+//! blobs: a pull's downloads), one answers a registry's transient "blob
+//! unknown" to manifest `PUT`s, one turns cross-repository mounts into
+//! plain upload sessions (a registry that refuses mounts), one counts blob
+//! and manifest downloads, one records every request line. Relays that
+//! break blob downloads are in `blob_relay.rs`.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-/// A TCP relay on 127.0.0.1 to `upstream` that counts `PUT` requests in
-/// flight: one is from its first bytes (`wasi:http` opens a connection per
-/// request) until the first bytes of its answer. Answers to `PUT`s are
-/// held back until `hold_until` of them have been in flight at once (or,
-/// once, 30 s passed), so a client that really sends that many at once is seen
-/// doing so, however fast the server is.
-pub struct PutCounter {
+use super::relay_core::{Hook, Relay, Request, Verdict, answer};
+
+/// A relay that counts the requests of a kind in flight: one is from its
+/// head until the first bytes of its answer are passed on. Those answers
+/// are held back until `hold_until` of them have been in flight at once
+/// (or, once, 30 s passed), then for `at_least` more, so a client that
+/// really sends that many at once is seen doing so however fast the
+/// server is, and one that sends more at once is seen sending them.
+pub struct InFlight {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
-    state: Arc<(Mutex<PutsInFlight>, Condvar)>,
-    stop: Arc<AtomicBool>,
+    hook: Arc<Hold>,
+    _relay: Relay,
+}
+
+/// Which requests count, and how many are in flight.
+struct Hold {
+    counts: Box<dyn Fn(&Request) -> bool + Send + Sync>,
+    hold_until: usize,
+    at_least: Duration,
+    state: Mutex<Counts>,
+    released: Condvar,
 }
 
 #[derive(Default)]
-struct PutsInFlight {
+struct Counts {
     now: usize,
     peak: usize,
     released: bool,
 }
 
-impl PutCounter {
-    /// Starts relaying to `upstream` (`host:port`).
-    pub fn start(upstream: &str, hold_until: usize) -> PutCounter {
-        let state: Arc<(Mutex<PutsInFlight>, Condvar)> = Arc::default();
-        let shared = state.clone();
-        let (port, stop) = serve(upstream, move |client, server| {
-            relay(client, server, &shared, hold_until)
+impl InFlight {
+    /// Counts `PUT`s, relaying to `upstream` (`host:port`).
+    pub fn puts(upstream: &str, hold_until: usize) -> InFlight {
+        let counts = |r: &Request| r.method() == "PUT";
+        InFlight::start(upstream, Box::new(counts), hold_until, Duration::ZERO)
+    }
+
+    /// Counts `GET`s of the blobs `digests`, each answer held back at
+    /// least `at_least` (see [`InFlight`]), relaying to `upstream`.
+    pub fn blob_gets(
+        upstream: &str,
+        digests: Vec<String>,
+        hold_until: usize,
+        at_least: Duration,
+    ) -> InFlight {
+        let counts = move |r: &Request| {
+            r.is_get_of("/blobs/") && digests.iter().any(|d| r.target().ends_with(d.as_str()))
+        };
+        InFlight::start(upstream, Box::new(counts), hold_until, at_least)
+    }
+
+    fn start(
+        upstream: &str,
+        counts: Box<dyn Fn(&Request) -> bool + Send + Sync>,
+        hold_until: usize,
+        at_least: Duration,
+    ) -> InFlight {
+        let hook = Arc::new(Hold {
+            counts,
+            hold_until,
+            at_least,
+            state: Mutex::default(),
+            released: Condvar::new(),
         });
-        PutCounter { port, state, stop }
-    }
-
-    /// The most `PUT`s seen in flight at once.
-    pub fn peak(&self) -> usize {
-        self.state.0.lock().unwrap().peak
-    }
-}
-
-impl Drop for PutCounter {
-    fn drop(&mut self) {
-        stop(&self.stop, self.port);
-    }
-}
-
-/// Listens on a free port of 127.0.0.1 and hands each client, with a new
-/// connection to `upstream`, to `handle` on its own thread, until the flag
-/// returned is set (see [`stop`]). Returns the port and that flag.
-pub(crate) fn serve(
-    upstream: &str,
-    handle: impl Fn(TcpStream, TcpStream) + Clone + Send + 'static,
-) -> (u16, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let upstream = upstream.to_owned();
-    let stopped = stop.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            if stopped.load(Ordering::SeqCst) {
-                break;
-            }
-            let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
-                continue;
-            };
-            let handle = handle.clone();
-            std::thread::spawn(move || handle(client, server));
+        let relay = Relay::start(upstream, hook.clone());
+        InFlight {
+            port: relay.port,
+            hook,
+            _relay: relay,
         }
-    });
-    (port, stop)
+    }
+
+    /// The most requests seen in flight at once.
+    pub fn peak(&self) -> usize {
+        self.hook.state.lock().unwrap().peak
+    }
 }
 
-/// Stops the relay listening on `port` whose flag is `flag`.
-pub(crate) fn stop(flag: &AtomicBool, port: u16) {
-    flag.store(true, Ordering::SeqCst);
-    // Wakes the accepting thread so that it sees the flag.
-    let _ = TcpStream::connect(("127.0.0.1", port));
+impl Hook for Hold {
+    fn request(&self, request: &mut Request) -> Verdict {
+        if (self.counts)(request) {
+            let mut counts = self.state.lock().unwrap();
+            counts.now += 1;
+            counts.peak = counts.peak.max(counts.now);
+            if counts.peak >= self.hold_until {
+                counts.released = true;
+                self.released.notify_all();
+            }
+        }
+        Verdict::Forward
+    }
+
+    fn answer(&self, request: &Request, server: &mut TcpStream, client: &mut TcpStream) {
+        let mut first = [0u8; 4096];
+        let n = server.read(&mut first).unwrap_or(0);
+        if (self.counts)(request) {
+            let counts = self.state.lock().unwrap();
+            let (mut counts, _) = self
+                .released
+                .wait_timeout_while(counts, Duration::from_secs(30), |c| !c.released)
+                .unwrap();
+            // Held once at most: after a timeout, answers pass.
+            counts.released = true;
+            drop(counts);
+            std::thread::sleep(self.at_least);
+            self.state.lock().unwrap().now -= 1;
+        }
+        if client.write_all(&first[..n]).is_ok() {
+            let _ = std::io::copy(server, client);
+        }
+    }
 }
 
-/// A TCP relay on 127.0.0.1 to a registry that answers the first `times`
-/// manifest `PUT`s itself, `400` with `MANIFEST_BLOB_UNKNOWN`, as
-/// distribution does while another push of the same blob rewrites the
-/// repository's link to it; everything else goes through.
+/// A relay to a registry that answers the first `times` manifest `PUT`s
+/// itself, `400` with `MANIFEST_BLOB_UNKNOWN`, as distribution does while
+/// another push of the same blob rewrites the repository's link to it;
+/// everything else goes through.
 pub struct BlobUnknown {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
-    refused: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+    hook: Arc<Refuse>,
+    _relay: Relay,
+}
+
+struct Refuse {
+    times: usize,
+    refused: AtomicUsize,
 }
 
 impl BlobUnknown {
     /// Starts relaying to `upstream` (`host:port`).
     pub fn start(upstream: &str, times: usize) -> BlobUnknown {
-        let refused = Arc::new(AtomicUsize::new(0));
-        let count = refused.clone();
-        let (port, stop) = serve(upstream, move |client, server| {
-            refuse_or_forward(client, server, &count, times)
+        let hook = Arc::new(Refuse {
+            times,
+            refused: AtomicUsize::new(0),
         });
+        let relay = Relay::start(upstream, hook.clone());
         BlobUnknown {
-            port,
-            refused,
-            stop,
+            port: relay.port,
+            hook,
+            _relay: relay,
         }
     }
 
     /// How many manifest `PUT`s it answered itself.
     pub fn refused(&self) -> usize {
-        self.refused.load(Ordering::SeqCst)
+        self.hook.refused.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for BlobUnknown {
-    fn drop(&mut self) {
-        stop(&self.stop, self.port);
+impl Hook for Refuse {
+    fn request(&self, request: &mut Request) -> Verdict {
+        let manifest_put = request.method() == "PUT" && request.target().contains("/manifests/");
+        if !manifest_put {
+            return Verdict::Forward;
+        }
+        if self.refused.fetch_add(1, Ordering::SeqCst) < self.times {
+            let body = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
+            return Verdict::Answer(answer("400 Bad Request", "application/json", body));
+        }
+        self.refused.fetch_sub(1, Ordering::SeqCst);
+        Verdict::Forward
     }
 }
 
-/// Answers a manifest `PUT` with `MANIFEST_BLOB_UNKNOWN` while fewer than
-/// `times` were; forwards anything else both ways.
-fn refuse_or_forward(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    count: &AtomicUsize,
-    times: usize,
-) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    // The head of the request, and as much of its body as came with it.
-    let head_end = loop {
-        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match client.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
-    let manifest_put = head.starts_with("put ")
-        && head
-            .lines()
-            .next()
-            .is_some_and(|l| l.contains("/manifests/"));
-    if manifest_put && count.fetch_add(1, Ordering::SeqCst) < times {
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        while request.len() < head_end + length {
-            match client.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
-        }
-        let body = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
-        let _ = write!(
-            client,
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    }
-    if manifest_put {
-        count.fetch_sub(1, Ordering::SeqCst);
-    }
-    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    if server.write_all(&request).is_err() {
-        return;
-    }
-    let upload = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client, &mut server);
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut server_in, &mut client_out);
-    let _ = client_out.shutdown(std::net::Shutdown::Write);
-    let _ = upload.join();
-}
-
-/// Forwards one connection both ways, counting it if it is a `PUT`.
-fn relay(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    state: &(Mutex<PutsInFlight>, Condvar),
-    hold_until: usize,
-) {
-    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let mut first = [0u8; 4096];
-    let Ok(n) = client.read(&mut first) else {
-        return;
-    };
-    let is_put = first[..n].starts_with(b"PUT ");
-    if is_put {
-        let mut puts = state.0.lock().unwrap();
-        puts.now += 1;
-        puts.peak = puts.peak.max(puts.now);
-        if puts.peak >= hold_until {
-            puts.released = true;
-            state.1.notify_all();
-        }
-    }
-    if server.write_all(&first[..n]).is_err() {
-        return;
-    }
-    let upload = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client, &mut server);
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
-    let mut answer = [0u8; 4096];
-    let n = server_in.read(&mut answer).unwrap_or(0);
-    if is_put {
-        let puts = state.0.lock().unwrap();
-        let (mut puts, _) = state
-            .1
-            .wait_timeout_while(puts, std::time::Duration::from_secs(30), |p| !p.released)
-            .unwrap();
-        // Held once at most: after a timeout, answers pass.
-        puts.released = true;
-        puts.now -= 1;
-    }
-    if client_out.write_all(&answer[..n]).is_ok() {
-        let _ = std::io::copy(&mut server_in, &mut client_out);
-    }
-    let _ = client_out.shutdown(std::net::Shutdown::Write);
-    let _ = upload.join();
-}
-
-/// A TCP relay on 127.0.0.1 to a registry that drops the query of every
+/// A relay to a registry that drops the query of every
 /// `POST …/blobs/uploads/?mount=…`, so the registry opens an upload session
 /// (`202`) instead of mounting: a registry that refuses mounts.
 pub struct NoMount {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
-    refused: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
+    hook: Arc<Unmount>,
+    _relay: Relay,
+}
+
+#[derive(Default)]
+struct Unmount {
+    refused: AtomicUsize,
 }
 
 impl NoMount {
     /// Starts relaying to `upstream` (`host:port`).
     pub fn start(upstream: &str) -> NoMount {
-        let refused = Arc::new(AtomicUsize::new(0));
-        let count = refused.clone();
-        let (port, stop) = serve(upstream, move |client, server| {
-            unmount(client, server, &count)
-        });
+        let hook: Arc<Unmount> = Arc::default();
+        let relay = Relay::start(upstream, hook.clone());
         NoMount {
-            port,
-            refused,
-            stop,
+            port: relay.port,
+            hook,
+            _relay: relay,
         }
     }
 
     /// How many mounts it turned into upload sessions.
     pub fn refused(&self) -> usize {
-        self.refused.load(Ordering::SeqCst)
+        self.hook.refused.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for NoMount {
-    fn drop(&mut self) {
-        stop(&self.stop, self.port);
-    }
-}
-
-/// Forwards one connection, without the query of a mount request.
-fn unmount(mut client: TcpStream, mut server: TcpStream, count: &AtomicUsize) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    let line_end = loop {
-        if let Some(at) = request.windows(2).position(|w| w == b"\r\n") {
-            break at;
+impl Hook for Unmount {
+    fn request(&self, request: &mut Request) -> Verdict {
+        if request.method() == "POST" && request.target().contains("/blobs/uploads/?mount=") {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            let version = request.line().splitn(3, ' ').nth(2).unwrap_or_default();
+            let path = request.target().split('?').next().unwrap_or_default();
+            let line = format!("POST {path} {version}");
+            request.set_line(&line);
         }
-        match client.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    };
-    let line = String::from_utf8_lossy(&request[..line_end]).to_string();
-    if line.starts_with("POST ") && line.contains("/blobs/uploads/?mount=") {
-        count.fetch_add(1, Ordering::SeqCst);
-        let mut parts = line.splitn(3, ' ');
-        let (method, target, version) = (
-            parts.next().unwrap_or_default(),
-            parts.next().unwrap_or_default(),
-            parts.next().unwrap_or_default(),
-        );
-        let path = target.split('?').next().unwrap_or_default();
-        let rest = request.split_off(line_end);
-        request = format!("{method} {path} {version}").into_bytes();
-        request.extend_from_slice(&rest);
+        Verdict::Forward
     }
-    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    if server.write_all(&request).is_err() {
-        return;
-    }
-    let upload = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client, &mut server);
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut server_in, &mut client_out);
-    let _ = client_out.shutdown(std::net::Shutdown::Write);
-    let _ = upload.join();
 }
 
-/// A TCP relay on 127.0.0.1 to a registry that counts `GET`s of blobs and
-/// of manifests.
+/// A relay to a registry that counts `GET`s of blobs and of manifests.
 pub struct BlobGets {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
-    counts: Arc<(AtomicUsize, AtomicUsize)>,
-    stop: Arc<AtomicBool>,
+    hook: Arc<CountGets>,
+    _relay: Relay,
+}
+
+#[derive(Default)]
+struct CountGets {
+    blobs: AtomicUsize,
+    manifests: AtomicUsize,
 }
 
 impl BlobGets {
     /// Starts relaying to `upstream` (`host:port`).
     pub fn start(upstream: &str) -> BlobGets {
-        let counts: Arc<(AtomicUsize, AtomicUsize)> = Arc::default();
-        let shared = counts.clone();
-        let (port, stop) = serve(upstream, move |client, server| {
-            count_gets(client, server, &shared)
-        });
-        BlobGets { port, counts, stop }
+        let hook: Arc<CountGets> = Arc::default();
+        let relay = Relay::start(upstream, hook.clone());
+        BlobGets {
+            port: relay.port,
+            hook,
+            _relay: relay,
+        }
     }
 
     /// `GET /v2/…/blobs/…` requests seen.
     pub fn blob_gets(&self) -> usize {
-        self.counts.0.load(Ordering::SeqCst)
+        self.hook.blobs.load(Ordering::SeqCst)
     }
 
     /// `GET /v2/…/manifests/…` requests seen.
     pub fn manifest_gets(&self) -> usize {
-        self.counts.1.load(Ordering::SeqCst)
+        self.hook.manifests.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for BlobGets {
-    fn drop(&mut self) {
-        stop(&self.stop, self.port);
+impl Hook for CountGets {
+    fn request(&self, request: &mut Request) -> Verdict {
+        if request.is_get_of("/blobs/") {
+            self.blobs.fetch_add(1, Ordering::SeqCst);
+        }
+        if request.is_get_of("/manifests/") {
+            self.manifests.fetch_add(1, Ordering::SeqCst);
+        }
+        Verdict::Forward
     }
 }
 
-/// Forwards one connection both ways, counting the `GET` it starts with.
-fn count_gets(mut client: TcpStream, mut server: TcpStream, counts: &(AtomicUsize, AtomicUsize)) {
-    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let mut first = [0u8; 4096];
-    let Ok(n) = client.read(&mut first) else {
-        return;
-    };
-    let line = String::from_utf8_lossy(&first[..n]);
-    let line = line.lines().next().unwrap_or_default();
-    if line.starts_with("GET ") && line.contains("/blobs/") {
-        counts.0.fetch_add(1, Ordering::SeqCst);
-    }
-    if line.starts_with("GET ") && line.contains("/manifests/") {
-        counts.1.fetch_add(1, Ordering::SeqCst);
-    }
-    if server.write_all(&first[..n]).is_err() {
-        return;
-    }
-    let upload = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client, &mut server);
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut server_in, &mut client_out);
-    let _ = client_out.shutdown(std::net::Shutdown::Write);
-    let _ = upload.join();
-}
-
-/// A TCP relay on 127.0.0.1 to a registry that records the request line
-/// (`METHOD TARGET HTTP/1.1`) each connection starts with (`wasi:http`
-/// and the host's pulls open a connection per request).
+/// A relay to a registry that records the request line (`METHOD TARGET
+/// HTTP/1.1`) of each request.
 pub struct Requests {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
-    lines: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
+    hook: Arc<Lines>,
+    _relay: Relay,
 }
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
 
 impl Requests {
     /// Starts relaying to `upstream` (`host:port`).
     pub fn start(upstream: &str) -> Requests {
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let shared = lines.clone();
-        let (port, stop) = serve(upstream, move |client, server| {
-            record(client, server, &shared)
-        });
-        Requests { port, lines, stop }
+        let hook: Arc<Lines> = Arc::default();
+        let relay = Relay::start(upstream, hook.clone());
+        Requests {
+            port: relay.port,
+            hook,
+            _relay: relay,
+        }
     }
 
     /// The request lines seen so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.hook.0.lock().unwrap().clone()
     }
 }
 
-impl Drop for Requests {
-    fn drop(&mut self) {
-        stop(&self.stop, self.port);
+impl Hook for Lines {
+    fn request(&self, request: &mut Request) -> Verdict {
+        if !request.line().is_empty() {
+            self.0.lock().unwrap().push(request.line().to_owned());
+        }
+        Verdict::Forward
     }
-}
-
-/// Forwards one connection both ways, recording its request line.
-fn record(mut client: TcpStream, mut server: TcpStream, lines: &Mutex<Vec<String>>) {
-    let (Ok(mut client_out), Ok(mut server_in)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let mut first = [0u8; 4096];
-    let Ok(n) = client.read(&mut first) else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&first[..n]);
-    if let Some(line) = text.lines().next().filter(|l| !l.is_empty()) {
-        lines.lock().unwrap().push(line.to_owned());
-    }
-    if server.write_all(&first[..n]).is_err() {
-        return;
-    }
-    let upload = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client, &mut server);
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
-    let _ = std::io::copy(&mut server_in, &mut client_out);
-    let _ = client_out.shutdown(std::net::Shutdown::Write);
-    let _ = upload.join();
 }
