@@ -7,6 +7,7 @@
 //! written.
 
 mod fetching;
+mod parallel;
 mod store;
 mod trust;
 
