@@ -135,6 +135,24 @@ impl HttpAccess {
         Ok(response)
     }
 
+    /// The hosts it may reach.
+    #[cfg(test)]
+    pub(crate) fn allowed(&self) -> &AllowList {
+        &self.inner.allowed
+    }
+
+    /// The credentials it adds.
+    #[cfg(test)]
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.inner.credentials
+    }
+
+    /// Whether `other` is a clone of it (the same credentials and tokens).
+    #[cfg(test)]
+    pub(crate) fn is_clone_of(&self, other: &HttpAccess) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// No network at all.
     pub fn denied(instance_id: &str, reporter: Arc<dyn Reporter>) -> Self {
         HttpAccess::new(

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::WasiBody;
 
 use super::blob_store::{BlobStore, TempBlob};
 use super::error::PullError;
-use super::remote::Remote;
+use super::remote::{Remote, shown_url};
 use crate::host::http::HttpAccess;
 use crate::outbound::docker_config::Credentials;
 use crate::run::reporter::Silent;
@@ -289,15 +289,22 @@ fn resolve(base: &str, location: &str) -> Result<String, String> {
     if location.starts_with("http://") || location.starts_with("https://") {
         return Ok(location.to_owned());
     }
-    let uri: http::Uri = base.parse().map_err(|e| format!("{base}: {e}"))?;
+    let uri: http::Uri = base
+        .parse()
+        .map_err(|e| format!("{}: {e}", shown_url(base)))?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(format!("a redirect to {location:?} from {base}"));
+        return Err(format!(
+            "a redirect to {:?} from {}",
+            shown_url(location),
+            shown_url(base)
+        ));
     };
     if location.starts_with('/') && !location.starts_with("//") {
         return Ok(format!("{scheme}://{authority}{location}"));
     }
     Err(format!(
-        "answered a redirect to {location:?}, which is not followed"
+        "answered a redirect to {:?}, which is not followed",
+        shown_url(location)
     ))
 }
 
@@ -310,10 +317,10 @@ fn redirect_access(
     next: &str,
     access: &HttpAccess,
 ) -> Result<HttpAccess, String> {
+    let shown = shown_url(next);
     let parsed: http::Uri = next
         .parse()
-        .map_err(|e| format!("a redirect to {next}: {e}"))?;
-    let shown = shown_url(next);
+        .map_err(|e| format!("a redirect to {shown}: {e}"))?;
     if parsed.scheme_str() == Some("http") && !remote.insecure {
         return Err(format!(
             "answered a redirect to plain HTTP ({shown}), which is not followed without --src-insecure"
@@ -344,8 +351,5 @@ fn redirect_access(
     ))
 }
 
-/// A URL as messages show it: without its query (signed URLs carry
-/// credentials there).
-fn shown_url(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
+#[cfg(test)]
+mod tests;

@@ -63,7 +63,7 @@ impl Remote {
     ) -> Result<Response<WasiBody>, PullError> {
         let uri: http::Uri = url
             .parse()
-            .map_err(|e| self.error(Method::GET, shown, &format!("{url}: {e}")))?;
+            .map_err(|e| self.error(Method::GET, shown, &format!("{}: {e}", shown_url(url))))?;
         let authority = uri.authority().map(|a| a.as_str().to_owned());
         let mut builder = Request::builder().method(Method::GET).uri(uri);
         if let Some(authority) = authority {
@@ -109,7 +109,8 @@ impl Remote {
             .unwrap_or_default();
         let message = match (status, location) {
             (s, Some(to)) if s.is_redirection() => format!(
-                "{what}answered {s}, a redirect to {to}, which is not followed (only blob downloads follow redirects)"
+                "{what}answered {s}, a redirect to {}, which is not followed (only blob downloads follow redirects)",
+                shown_url(&to)
             ),
             (StatusCode::UNAUTHORIZED, _) => format!(
                 "{what}answered {status}{}",
@@ -208,6 +209,12 @@ impl Remote {
         }
         Ok(())
     }
+}
+
+/// A URL as messages show it: without its query (signed URLs carry
+/// credentials there).
+pub(super) fn shown_url(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 /// `": CODE message"` of a registry's JSON error answer, if it is one.
