@@ -1,5 +1,6 @@
-//! The blob store's cap: after a run, least recently used blobs go until
-//! the store fits `--blob-store-max`, never one the run used.
+//! The blob store's cap: after a run (`outport export` or `outport cache
+//! export`), least recently used blobs go until the store fits
+//! `--blob-store-max`, never one the run used.
 
 use super::fetching::push_big;
 use super::pull_one;
@@ -49,4 +50,67 @@ fn the_store_is_pruned_to_its_cap_keeping_the_runs_blobs() {
     );
     run.assert_code(2);
     run.assert_error(&["--blob-store-max"], &["is not a size"]);
+}
+
+/// The blobs of the single-platform image at `reference`: its manifest,
+/// config and layers, as (digest, size).
+fn blobs_of(reference: &str) -> Vec<(String, u64)> {
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{reference}"),
+    ]);
+    let manifest = parse_json("manifest", raw.as_bytes());
+    let mut blobs = vec![(sha256_digest(raw.as_bytes()), raw.len() as u64)];
+    for descriptor in std::iter::once(&manifest["config"]).chain(array_at(&manifest, "layers")) {
+        let size = descriptor["size"].as_u64().expect("a size");
+        blobs.push((str_at(descriptor, "digest").to_owned(), size));
+    }
+    blobs
+}
+
+#[test]
+fn a_cache_export_prunes_the_store_as_an_export_does() {
+    let tmp = tempdir();
+    let (old, _) = push_big(&mkdir(tmp.path(), "old"), "cache-prune-old", 64 << 10);
+    let (new, _) = push_big(&mkdir(tmp.path(), "new"), "cache-prune-new", 64 << 10);
+    let first = mkdir(tmp.path(), "first");
+    let (run, _) = pull_one(&first, &old, &["--src-insecure"]);
+    run.assert_success();
+    let cache = first.join("cache");
+    let store = cache.join("blobs/blobs/sha256");
+    let stored = |digest: &str| store.join(digest_hex(digest)).exists();
+    assert!(stored(&last_layer(&old)));
+
+    // A cap that holds the new image's blobs and not the old one's too.
+    let blobs = blobs_of(&new);
+    let cap = blobs.iter().map(|(_, size)| size).sum::<u64>() + 1024;
+    let dest = tmp.path().join("exported-cache");
+    let config = mkdir(tmp.path(), "docker-config");
+    let run = outport_with_cache(
+        [
+            "cache",
+            "export",
+            &format!("docker://{new}"),
+            "--src-insecure",
+            "--blob-store-max",
+            &cap.to_string(),
+            "--export-cache",
+            &format!("type=local,dest={}", path_str(&dest)),
+        ],
+        &cache,
+        &[("DOCKER_CONFIG", path_str(&config))],
+    );
+    run.assert_success();
+    assert!(dest.join("index.json").exists(), "{}", run.describe());
+    let total: u64 = std::fs::read_dir(&store)
+        .expect("the store")
+        .map(|e| e.expect("an entry").metadata().expect("metadata").len())
+        .sum();
+    assert!(total <= cap, "the store holds {total} bytes, over {cap}");
+    assert!(!stored(&last_layer(&old)), "the old run's layer was kept");
+    for (digest, _) in &blobs {
+        assert!(stored(digest), "the run's {digest} was removed");
+    }
 }

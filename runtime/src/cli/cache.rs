@@ -8,10 +8,13 @@ use crate::host::bindings::types::CacheOperation;
 use crate::run::cache_plan::CacheSource;
 
 use super::error::{CliError, CliResult};
-use super::export::{open_image, parse_input, parse_specs, session, summarize, write_metadata};
+use super::export::{
+    open_image, parse_input, parse_specs, session, summarize, tidy_store, write_metadata,
+};
 use super::render::CliReporter;
-use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs};
+use super::{CacheExportArgs, CacheImportArgs, CacheRunArgs, RunArgs};
 use crate::Session;
+use crate::input::Opened;
 use crate::run::cache_plan::CachePlan;
 use crate::run::session::Plan;
 
@@ -24,12 +27,15 @@ pub async fn export(args: CacheExportArgs) -> CliResult {
         Cache::read_dir(std::path::Path::new(&input), &Selector::default())
     })
     .await;
-    let source = match read {
-        Ok(Ok(Some(cache))) => CacheSource::Cache(cache),
+    let (source, opened) = match read {
+        Ok(Ok(Some(cache))) => (CacheSource::Cache(cache), None),
         Ok(Ok(None)) => {
             let input = parse_input(&args.input)?;
             let opened = open_image(input, &args.input, &args.run.run).await?;
-            CacheSource::Image(std::sync::Arc::new(opened.image))
+            (
+                CacheSource::Image(Arc::new(opened.image.clone())),
+                Some(opened),
+            )
         }
         Ok(Err(e)) => {
             return Err(CliError::failed(e));
@@ -38,13 +44,12 @@ pub async fn export(args: CacheExportArgs) -> CliResult {
             return Err(CliError::failed(format!("reading {}: {e}", args.input)));
         }
     };
-    finish(
-        session
-            .run_with_cache(None, Plan::default(), plan, Some(source))
-            .await,
-        &reporter,
-        args.run.metadata_file.as_ref(),
-    )
+    let result = session
+        .run_with_cache(None, Plan::default(), plan, Some(source))
+        .await;
+    // A docker:// input's blob store is pruned as `outport export` does.
+    let tidy = opened.as_ref().map(|opened| (opened, &args.run.run));
+    finish(result, &reporter, args.run.metadata_file.as_ref(), tidy)
 }
 
 /// `outport cache import --import-cache SPEC --dest DIR`.
@@ -63,6 +68,7 @@ pub async fn import(args: CacheImportArgs) -> CliResult {
             .await,
         &reporter,
         args.run.metadata_file.as_ref(),
+        None,
     )
 }
 
@@ -79,13 +85,19 @@ fn prepare(
     Ok((session, reporter, plan))
 }
 
+/// After the run: the summary, the metadata file, and the blob store of
+/// the input in `tidy` (with its run's options) pruned.
 fn finish(
     result: Result<crate::SessionResult, crate::Error>,
     reporter: &Arc<CliReporter>,
     metadata: Option<&std::path::PathBuf>,
+    tidy: Option<(&Opened, &RunArgs)>,
 ) -> CliResult {
     let result = result.map_err(CliError::failed)?;
     reporter.finish();
+    if let Some((opened, run)) = tidy {
+        tidy_store(opened, run);
+    }
     let mut out = std::io::stdout();
     let code = summarize(&result, &mut out);
     Ok(write_metadata(&result, metadata, None, &mut out).unwrap_or(code))
