@@ -344,30 +344,23 @@ impl Inner {
         options: RequestOptions,
         registry: &str,
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        self.forward_quietly(request, options, registry)
+        let what = request_line(&request, registry);
+        self.forward_quietly(request, options, &what)
             .await
-            .inspect_err(|e| {
-                self.problem(&format!(
-                    "{method} {registry}{path} failed: {}",
-                    one_line(e)
-                ))
-            })
+            .inspect_err(|e| self.problem(&format!("{what} failed: {}", one_line(e))))
     }
 
-    /// Sends `request` as it is; a failure is the caller's to report.
+    /// Sends `request` as it is (`what`: it as [`request_line`] names it);
+    /// a failure is the caller's to report.
     async fn forward_quietly(
         &self,
         request: Request<WasiBody>,
         options: RequestOptions,
-        registry: &str,
+        what: &str,
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
         let (response, io) = default_send_request(request, Some(options)).await?;
         tracing::debug!(
-            "[{}] wasi:http: {method} {registry}{path} -> {}",
+            "[{}] wasi:http: {what} -> {}",
             self.instance_id,
             response.status().as_u16()
         );
@@ -384,6 +377,12 @@ struct Registry<'a> {
     name: &'a str,
     repository: Option<&'a str>,
     login: Option<&'a Login>,
+}
+
+/// `METHOD host[:port]/path`: a request to `to` as logs and errors name it
+/// (without its query, which may carry a signature).
+fn request_line(request: &Request<WasiBody>, to: &str) -> String {
+    format!("{} {to}{}", request.method(), request.uri().path())
 }
 
 /// A request with the method, URI and headers of `request` and no body.

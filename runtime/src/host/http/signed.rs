@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 use super::spool::Spool;
-use super::{Inner, IoFuture, copy_head, one_line};
+use super::{Inner, IoFuture, copy_head, one_line, request_line};
 use crate::outbound::retry::{RetryMode, RetryPolicy};
 use crate::outbound::signing::Signing;
 use crate::run::reporter::LogLevel;
@@ -57,10 +57,12 @@ impl Inner {
     ) -> Outcome {
         let options = self.timeouts(options);
         let policy = signing.retry();
-        let what = format!("{} {endpoint}{}", request.method(), request.uri().path());
+        let what = request_line(&request, endpoint);
         let (head, body) = match self.hold(request).await {
             Ok(Held::Once(request)) => {
-                let outcome = self.attempt(signing, request, options, endpoint).await;
+                let outcome = self
+                    .attempt(signing, request, options, endpoint, &what)
+                    .await;
                 return self.report(signing, outcome, endpoint, &what, 1);
             }
             Ok(Held::Again(head, body)) => (head, Replay::Memory(body)),
@@ -78,7 +80,9 @@ impl Inner {
             self.wait_out_throttling(policy).await;
             let mut request = copy_head(&head);
             *request.body_mut() = body.again();
-            let outcome = self.attempt(signing, request, options, endpoint).await;
+            let outcome = self
+                .attempt(signing, request, options, endpoint, &what)
+                .await;
             let Some(why) = worth_retrying(&outcome) else {
                 return self.report(signing, outcome, endpoint, &what, attempt);
             };
@@ -105,20 +109,21 @@ impl Inner {
         }
     }
 
-    /// Signs `request` and sends it once.
+    /// Signs `request` (`what`, to `endpoint`) and sends it once.
     async fn attempt(
         &self,
         signing: &Signing,
         mut request: Request<WasiBody>,
         options: RequestOptions,
         endpoint: &str,
+        what: &str,
     ) -> Outcome {
         if let Err(e) = signing.sign(&mut request) {
             let message = format!("{endpoint}: cannot sign the request: {e}");
             self.problem(&message);
             return Err(Error::InternalError(Some(message)));
         }
-        self.forward_quietly(request, options, endpoint).await
+        self.forward_quietly(request, options, what).await
     }
 
     /// Logs what the last attempt at `what` got when it is a failure, and
