@@ -2,9 +2,12 @@
 //! exports to every built-in exporter byte for byte as the same image from
 //! an OCI layout; a second export downloads no blob (the blob store);
 //! a missing tag or repository, nothing listening, no credentials, plain
-//! HTTP without `--src-insecure` and a blob whose bytes are not its digest
-//! are one-line errors naming the registry and the request, with nothing
-//! written.
+//! HTTP without `--src-insecure`, a schema 1 manifest or a document that is
+//! no manifest, and a blob whose bytes are not its digest are one-line
+//! errors naming the registry and the request, with nothing written.
+//! Layers are fetched when read, at most four at once (`fetching.rs`,
+//! `parallel.rs`); the blob store is capped (`store.rs`); redirects and
+//! credentials (`trust.rs`).
 
 mod fetching;
 mod parallel;
@@ -13,7 +16,7 @@ mod trust;
 
 use std::path::Path;
 
-use crate::common::relay::BlobGets;
+use crate::common::relay::{BlobGets, Manifest};
 use crate::common::*;
 use crate::export_registry::{registry, unique_repo};
 use crate::export_rootfs::{crafted, file, layer_tar};
@@ -244,6 +247,45 @@ fn registry_errors_are_one_line_naming_the_request() {
     run.assert_code(1);
     run.assert_error(&[&host], &["--src-insecure"]);
     assert!(!dest.exists());
+}
+
+#[test]
+fn schema_1_and_foreign_documents_are_one_line_errors() {
+    let host = registry("OUTPORT_TEST_REGISTRY");
+    let tmp = tempdir();
+    let schema1 = r#"{"schemaVersion":1,"name":"outport-test/old","tag":"1","architecture":"amd64","fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],"history":[{"v1Compatibility":"{}"}]}"#;
+    let cases = [
+        (
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            schema1,
+            "answered a docker schema 1 manifest, which is not read",
+        ),
+        (
+            "application/json",
+            r#"{"hello":"world"}"#,
+            "answered a document of media type \"application/json\", not a manifest or index",
+        ),
+    ];
+    for (i, (content_type, body, says)) in cases.into_iter().enumerate() {
+        let relay = Manifest::start(&host, content_type, body);
+        let via = format!("127.0.0.1:{}", relay.port);
+        let dir = mkdir(tmp.path(), &format!("case-{i}"));
+        let (run, dest) = pull_one(
+            &dir,
+            &format!("{via}/outport-test/old:1"),
+            &["--src-insecure"],
+        );
+        run.assert_code(1);
+        let error = run.error_text();
+        assert!(
+            error.lines().count() == 1
+                && error.contains(&format!("registry {via}"))
+                && error.contains("GET /v2/outport-test/old/manifests/1")
+                && error.contains(says),
+            "{content_type}: {error}"
+        );
+        assert!(!dest.exists(), "{content_type}: an output was written");
+    }
 }
 
 #[test]

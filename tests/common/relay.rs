@@ -4,8 +4,9 @@
 //! blobs: a pull's downloads), one answers a registry's transient "blob
 //! unknown" to manifest `PUT`s, one turns cross-repository mounts into
 //! plain upload sessions (a registry that refuses mounts), one counts blob
-//! and manifest downloads, one records every request line. Relays that
-//! break blob downloads are in `blob_relay.rs`.
+//! and manifest downloads, one records every request line, one serves a
+//! manifest of its own. Relays that break blob downloads are in
+//! `blob_relay.rs`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -308,6 +309,45 @@ impl Hook for Lines {
     fn request(&self, request: &mut Request) -> Verdict {
         if !request.line().is_empty() {
             self.0.lock().unwrap().push(request.line().to_owned());
+        }
+        Verdict::Forward
+    }
+}
+
+/// A relay to a registry that answers every manifest `GET` itself with a
+/// document of its own: what an old registry serves (a schema 1 manifest),
+/// or something that is not a manifest at all.
+pub struct Manifest {
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+    _relay: Relay,
+}
+
+struct Serve {
+    content_type: String,
+    body: String,
+}
+
+impl Manifest {
+    /// Starts relaying to `upstream` (`host:port`), manifests answered
+    /// `200` with `body` of `content_type`.
+    pub fn start(upstream: &str, content_type: &str, body: &str) -> Manifest {
+        let hook = Serve {
+            content_type: content_type.to_owned(),
+            body: body.to_owned(),
+        };
+        let relay = Relay::start(upstream, Arc::new(hook));
+        Manifest {
+            port: relay.port,
+            _relay: relay,
+        }
+    }
+}
+
+impl Hook for Serve {
+    fn request(&self, request: &mut Request) -> Verdict {
+        if request.is_get_of("/manifests/") {
+            return Verdict::Answer(answer("200 OK", &self.content_type, &self.body));
         }
         Verdict::Forward
     }
