@@ -50,6 +50,49 @@ fn a_layer_whose_tar_is_not_its_diff_id_fails_and_writes_nothing() {
     }
 }
 
+/// `uncompressed-layers` does not wait for its views: each is usable once
+/// its own layer is ready, and a bad layer fails only what uses its view,
+/// and the instance when it returns, even if nothing read that view.
+#[test]
+fn a_bad_layer_whose_view_is_never_read_still_fails_the_instance() {
+    let tmp = tempdir();
+    let intact = single_platform_sample(tmp.path(), "intact", "amd64", "latest");
+    let input = single_platform_sample(tmp.path(), "input", "amd64", "latest");
+    let real = layer_tar(&[file("real.txt", b"the bytes of the layer")]);
+    let claimed = layer_tar(&[file("claimed.txt", b"what the config says")]);
+    let blob = gzip(&real);
+    let layer = sha256_digest(&blob);
+    add_layer_blobs(&input, &[(blob, &claimed, MT_LAYER_GZIP)]);
+    let spec = |out: &Path| {
+        format!(
+            "type=wasm,component={},action=first-view-only,dest={},id=lazy",
+            outport_test_programs::MISBEHAVE,
+            path_str(&out.join("out.txt"))
+        )
+    };
+    let out = mkdir(tmp.path(), "out-intact");
+    let run = export(intact.as_os_str(), &[spec(&out)], None);
+    run.assert_success();
+    assert_eq!(fs::read(out.join("out.txt")).unwrap(), b"complete output");
+
+    let out = mkdir(tmp.path(), "out");
+    let run = export(input.as_os_str(), &[spec(&out)], None);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("first view read:"),
+        "{}",
+        run.describe()
+    );
+    run.assert_error(&[short(&layer)], &["config says"]);
+    let error = run.error_text();
+    assert_eq!(error.lines().count(), 1, "{}", run.describe());
+    assert!(
+        error.contains("checked when the component returned"),
+        "{error}"
+    );
+    assert_empty_or_absent(&out);
+}
+
 #[test]
 fn views_count_against_the_instances_scratch_limit() {
     let tmp = tempdir();

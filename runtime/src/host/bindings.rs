@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
     },
     with: {
         "wasi": wasmtime_wasi::p2::bindings,
-        "outport:exporter/image.blob": crate::image::BlobHandle,
+        "outport:exporter/image.blob": crate::host::uncompressed::BlobResource,
     },
 });
 

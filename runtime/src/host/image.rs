@@ -20,7 +20,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 use super::blob_stream::{BlobInputStream, copy_to_stream};
 use super::damaged::DamagedInput;
 use super::types::{is_media_type, to_wit};
-use super::uncompressed::{VIEW, convert_all};
+use super::uncompressed::{BlobResource, PendingView, VIEW, convert_all, start_views};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::{
     Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource, NewFile,
@@ -32,6 +32,7 @@ use crate::sandbox::limits::{LimitReached, Limits, OutputQuota};
 use crate::sandbox::text::truncate;
 
 mod conversions;
+mod views;
 mod write_files;
 
 /// What the `image` interface works on for one instance.
@@ -46,6 +47,9 @@ pub struct ImageCtx {
     own_blob_bytes: u64,
     /// Bytes of converted layers handed to the instance (`scratch-bytes`).
     scratch_used: u64,
+    /// Every uncompressed view handed to the instance, ready or not: each
+    /// is checked when the export ends, read or not.
+    views: Vec<Arc<PendingView>>,
     limits: Limits,
     deadline: Option<Instant>,
     /// Bytes the host writes for the instance (`output-bytes`).
@@ -72,6 +76,7 @@ impl ImageCtx {
             own_blobs: HashMap::new(),
             own_blob_bytes: 0,
             scratch_used: 0,
+            views: Vec::new(),
             limits: limits.clone(),
             deadline,
             quota: OutputQuota::new(limits.output_bytes),
@@ -121,20 +126,24 @@ impl Host for ImageView<'_> {
         }))
     }
 
-    async fn get_blob(&mut self, digest: String) -> Result<Resource<BlobHandle>, HostError> {
-        let image = self.ctx.image()?;
+    async fn get_blob(&mut self, digest: String) -> Result<Resource<BlobResource>, HostError> {
+        let image = self.ctx.image()?.clone();
         if !outport_image::is_sha256_digest(&digest) {
             return Err(HostError::from(Error::InvalidImage(format!(
                 "get-blob: {:?} is not a digest (sha256: and 64 lowercase hex digits)",
                 truncate(&digest, 100)
             ))));
         }
-        let found = image
+        let mut found = image
             .blob(&digest)
             .or_else(|| self.ctx.own_blobs.get(&digest))
             .cloned();
+        if found.is_none() {
+            // It may be a view still in the making.
+            found = self.view_by_digest(&digest).await;
+        }
         match found {
-            Some(blob) => Ok(self.table.push(blob)?),
+            Some(blob) => Ok(self.table.push(BlobResource::Blob(blob))?),
             None => Err(HostError::from(Error::InvalidImage(format!(
                 "image {} has no blob {digest}",
                 image.name()
@@ -146,7 +155,7 @@ impl Host for ImageView<'_> {
         &mut self,
         media_type: String,
         data: Vec<u8>,
-    ) -> Result<Resource<BlobHandle>, HostError> {
+    ) -> Result<Resource<BlobResource>, HostError> {
         if !is_media_type(&media_type) {
             return Err(HostError::from(Error::InvalidImage(format!(
                 "put-blob: {:?} is not a media type (type/subtype)",
@@ -192,12 +201,12 @@ impl Host for ImageView<'_> {
         };
         let blob = Arc::new(Blob::new_in_memory(descriptor, data.into()));
         self.ctx.own_blobs.insert(digest, blob.clone());
-        Ok(self.table.push(blob)?)
+        Ok(self.table.push(BlobResource::Blob(blob))?)
     }
 
     async fn convert_layers(
         &mut self,
-        layers: Vec<Resource<BlobHandle>>,
+        layers: Vec<Resource<BlobResource>>,
         options: ConvertOptions,
     ) -> Result<Vec<Option<ConvertedLayer>>, HostError> {
         let Some(run) = self.ctx.run.clone() else {
@@ -220,10 +229,7 @@ impl Host for ImageView<'_> {
                 "convert-layers: {e}"
             ))));
         }
-        let blobs = layers
-            .iter()
-            .map(|layer| self.table.get(layer).cloned())
-            .collect::<Result<Vec<_>, _>>()?;
+        let blobs = self.blobs_of(&layers).await?;
         let (parallel, budget) = self.conversion_budget(&options)?;
         // Layers convert in parallel, as many at once as there are cores
         // and as the instance's memory limit holds.
@@ -233,55 +239,51 @@ impl Host for ImageView<'_> {
 
     async fn uncompressed_layers(
         &mut self,
-        layers: Vec<Resource<BlobHandle>>,
-    ) -> Result<Vec<Resource<BlobHandle>>, HostError> {
+        layers: Vec<Resource<BlobResource>>,
+    ) -> Result<Vec<Resource<BlobResource>>, HostError> {
         let Some(run) = self.ctx.run.clone() else {
             return Err(HostError::from(Error::Unsupported(
                 "uncompressed-layers: only available during an export".into(),
             )));
         };
-        let blobs = layers
-            .iter()
-            .map(|layer| self.table.get(layer).cloned())
-            .collect::<Result<Vec<_>, _>>()?;
+        let blobs = self.blobs_of(&layers).await?;
         let (parallel, budget) = self.conversion_budget(&VIEW)?;
-        let outcomes = convert_all(&run, blobs.clone(), VIEW, budget, parallel).await?;
-        let mut views = Vec::with_capacity(blobs.len());
-        for (layer, outcome) in blobs.into_iter().zip(outcomes) {
-            let view = match outcome {
-                Ok(None) => {
-                    let digest = layer.descriptor().digest().to_string();
-                    self.check_view(&layer, &digest)?;
-                    layer
-                }
-                Ok(Some(converted)) => self.take_view(&layer, &converted)?,
-                Err(e) => {
-                    self.ctx.damaged.note_failed_view(&e);
-                    return Err(self.conversion_error(e));
-                }
-            };
-            views.push(self.table.push(view)?);
+        // The views are made in the background: each is ready when its own
+        // layer is decompressed and checked, and any use of it waits.
+        let pending = start_views(&run, blobs, budget, parallel);
+        let mut views = Vec::with_capacity(pending.len());
+        for view in pending {
+            self.ctx.views.push(view.clone());
+            views.push(self.table.push(BlobResource::View(view))?);
         }
         Ok(views)
     }
 }
 
 impl HostBlob for ImageView<'_> {
-    async fn descriptor(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<Descriptor> {
-        Ok(to_wit(self.table.get(&this)?.descriptor()))
+    async fn descriptor(&mut self, this: Resource<BlobResource>) -> wasmtime::Result<Descriptor> {
+        // A view's descriptor is known once the view is ready; a view that
+        // failed has none, and the call traps with its error.
+        match self.blob_of(&this).await {
+            Ok(blob) => Ok(to_wit(blob.descriptor())),
+            Err(e) => Err(match e.into_guest() {
+                Ok(error) => wasmtime::Error::msg(format!("blob.descriptor: {error}")),
+                Err(trap) => trap,
+            }),
+        }
     }
 
-    async fn bytes(&mut self, this: Resource<BlobHandle>) -> Result<Vec<u8>, HostError> {
-        let blob = self.table.get(&this)?.clone();
+    async fn bytes(&mut self, this: Resource<BlobResource>) -> Result<Vec<u8>, HostError> {
+        let blob = self.blob_of(&this).await?;
         let result = tokio::task::spawn_blocking(move || blob.read_all(MAX_INLINE_BLOB)).await?;
         self.blob_result(result)
     }
 
     async fn read(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
     ) -> Result<Resource<DynInputStream>, HostError> {
-        let blob = self.table.get(&this)?.clone();
+        let blob = self.blob_of(&this).await?;
         // A layer still to fetch (a registry's) is fetched off the async
         // threads before the guest reads it.
         if !blob.is_present() {
@@ -299,11 +301,11 @@ impl HostBlob for ImageView<'_> {
 
     async fn copy_to_file(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
         dest: Resource<WasiDescriptor>,
         offset: u64,
     ) -> Result<u64, HostError> {
-        let blob = self.table.get(&this)?.clone();
+        let blob = self.blob_of(&this).await?;
         let file = self.writable_file(&dest, "copy-to-file")?;
         let charged = self.ctx.quota.charge(blob.size());
         charged.map_err(|hit| self.limit(hit))?;
@@ -313,13 +315,13 @@ impl HostBlob for ImageView<'_> {
 
     async fn copy_range_to_file(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
         start: u64,
         len: u64,
         dest: Resource<WasiDescriptor>,
         offset: u64,
     ) -> Result<u64, HostError> {
-        let blob = self.table.get(&this)?.clone();
+        let blob = self.blob_of(&this).await?;
         let file = self.writable_file(&dest, "copy-range-to-file")?;
         // A range past the blob's end is refused before anything is charged.
         if let Err(e) = blob.check_range(start, len) {
@@ -342,10 +344,10 @@ impl HostBlob for ImageView<'_> {
 
     async fn copy_to_stream(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
         dest: Resource<DynOutputStream>,
     ) -> Result<u64, HostError> {
-        let blob = self.table.get(&this)?.clone();
+        let blob = self.blob_of(&this).await?;
         let charged = self.ctx.quota.charge(blob.size());
         charged.map_err(|hit| self.limit(hit))?;
         // Shares verification with concurrent consumers of the same blob
@@ -358,14 +360,14 @@ impl HostBlob for ImageView<'_> {
 
     async fn write_files(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
         dir: Resource<WasiDescriptor>,
         files: Vec<NewFile>,
     ) -> Result<u64, HostError> {
         self.write_files_call(this, dir, files).await
     }
 
-    async fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, this: Resource<BlobResource>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
     }

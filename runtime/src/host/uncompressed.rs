@@ -6,11 +6,14 @@
 //! A view is the run's converter asked to decompress the layer
 //! ([`VIEW`]): so it is made once per run, shared by every instance that
 //! asks, bounded by the asking instance's budget, and kept in an unnamed
-//! temporary file until the run ends.
+//! temporary file until the run ends. `uncompressed-layers` does not wait
+//! for its views: it starts them ([`start_views`], in the order asked) and
+//! hands out [`PendingView`]s, each ready when its own layer is.
 
 use std::sync::Arc;
 
 use outport_image::{Blob, Budget, Compression, ConvertOptions, Converted, Image};
+use tokio::sync::{Semaphore, watch};
 
 use crate::image::BlobHandle;
 use crate::image::diff_ids;
@@ -52,6 +55,91 @@ pub(super) async fn convert_all(
         outcomes.push(task.await?);
     }
     Ok(outcomes)
+}
+
+/// What a `blob` resource of an instance is (the resource type of the
+/// `image` interface's bindings).
+#[derive(Debug, Clone)]
+pub enum BlobResource {
+    /// A blob of the image, or one the instance made.
+    Blob(BlobHandle),
+    /// A layer's uncompressed view (`uncompressed-layers`), which may still
+    /// be in the making: any use of it waits until it is ready.
+    View(Arc<PendingView>),
+}
+
+/// How a view's conversion ended, shared by everyone waiting for it.
+pub(super) type ViewOutcome = Result<Option<Arc<Converted>>, Arc<outport_image::Error>>;
+
+/// A layer's uncompressed view as `uncompressed-layers` hands it out:
+/// the layer, and the outcome of its conversion once it has ended.
+#[derive(Debug)]
+pub struct PendingView {
+    /// The layer the view is of.
+    pub(super) layer: BlobHandle,
+    outcome: watch::Receiver<Option<ViewOutcome>>,
+}
+
+impl PendingView {
+    /// The conversion's outcome, waiting for it to end; a trap if it
+    /// stopped without one (its thread panicked).
+    pub(super) async fn outcome(&self) -> wasmtime::Result<ViewOutcome> {
+        let mut outcome = self.outcome.clone();
+        let ended = outcome.wait_for(Option::is_some).await;
+        match ended.as_deref() {
+            Ok(Some(outcome)) => Ok(outcome.clone()),
+            _ => Err(wasmtime::Error::msg(format!(
+                "the uncompressed view of layer {} stopped without an outcome",
+                self.layer.descriptor().digest()
+            ))),
+        }
+    }
+}
+
+/// Starts making the uncompressed view of each of `layers` in the
+/// background and returns at once, one [`PendingView`] per layer, in
+/// order. Layers start in that order, at most `parallel` at once, each
+/// within `budget`; a layer whose views were all dropped before it
+/// started (the instance ended) is not started.
+pub(super) fn start_views(
+    run: &Arc<RunContext>,
+    layers: Vec<BlobHandle>,
+    budget: Budget,
+    parallel: usize,
+) -> Vec<Arc<PendingView>> {
+    let mut views = Vec::with_capacity(layers.len());
+    let mut jobs = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (done, outcome) = watch::channel(None);
+        views.push(Arc::new(PendingView {
+            layer: layer.clone(),
+            outcome,
+        }));
+        jobs.push((layer, done));
+    }
+    let permits = Arc::new(Semaphore::new(parallel.max(1)));
+    let run = run.clone();
+    tokio::spawn(async move {
+        for (layer, done) in jobs {
+            if done.is_closed() {
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            if done.is_closed() {
+                continue;
+            }
+            let run = run.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let outcome = run.converter.convert(&layer, &VIEW, &budget);
+                // No one may be waiting any more: the outcome is then dropped.
+                let _ = done.send(Some(outcome.map_err(Arc::new)));
+            });
+        }
+    });
+    views
 }
 
 /// Checks that `diff_id`, what the uncompressed tar of `layer` hashes to,

@@ -10,7 +10,7 @@ use super::state::InstanceState;
 use crate::host::bindings::types::Error as GuestError;
 use crate::output::destination::PlaceError;
 use crate::output::tree::TreeError;
-use crate::sandbox::limits::Limits;
+use crate::sandbox::limits::{LimitReached, Limits};
 
 /// Bytes a guest may pass to the host in one call (arguments of an import,
 /// or the result of `export`), counted as wasmtime lifts them: above the
@@ -135,6 +135,23 @@ pub fn guest_error(e: GuestError) -> Failure {
         GuestError::Other(m) => ("other", m),
     };
     Failure::new(FailureKind::Guest(kind), message)
+}
+
+/// The failure for an uncompressed view of a layer that failed when the
+/// export of `phase` ended, after the guest returned (`error`, as a call
+/// using the view would have had it; `hit`, the limit it reached, if one).
+pub fn view_failure(phase: &str, error: GuestError, hit: Option<LimitReached>) -> Failure {
+    let after = "(an uncompressed layer view, checked when the component returned; its output is discarded)";
+    match (error, hit) {
+        (GuestError::Limit(_), Some(hit)) => {
+            Failure::limit(hit.name, hit.value, format!("{phase}: {}", hit.message))
+        }
+        (GuestError::InvalidImage(m), _) => {
+            Failure::new(FailureKind::DamagedInput, format!("{m} {after}"))
+        }
+        (GuestError::Io(m), _) => Failure::host(format!("{phase}: {m} {after}")),
+        (other, _) => guest_error(other),
+    }
 }
 
 /// The failure for a trap or host error during `phase`, naming the limit

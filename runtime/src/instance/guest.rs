@@ -9,11 +9,12 @@ use outport_image::Image;
 use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::failure::{Failure, FailureKind, guest_error, trap};
+use super::failure::{Failure, FailureKind, guest_error, trap, view_failure};
 use super::response::collect_response;
 use super::state::{Grants, InstanceState};
 use super::store::new_store;
 use super::{InstanceSpec, Role, SOURCE_PREOPEN};
+use crate::host::HostView;
 use crate::host::bindings::types::{CacheOperation, Destination, OutputKind};
 use crate::host::http::HttpAccess;
 use crate::host::stdio::GuestLog;
@@ -344,12 +345,21 @@ async fn call(
                 None => failure,
             }
         })?;
-    drop(store);
     if let Some(damage) = damaged.get() {
         return Err(Failure::new(
             FailureKind::DamagedInput,
             format!("{damage} (the component went on after this error; its output is discarded)"),
         ));
+    }
+    // Every uncompressed view the guest was handed is checked, read or not:
+    // a layer that does not match its diff ID fails the instance.
+    let settled = store.data_mut().image().settle_views().await;
+    if let Err(e) = settled {
+        let hit = store.data().image.limit_hit.clone();
+        return Err(match e.into_guest() {
+            Ok(error) => view_failure(phase_name, error, hit),
+            Err(e) => trap(phase_name, &e, &store, &spec.limits),
+        });
     }
     Ok(entries)
 }

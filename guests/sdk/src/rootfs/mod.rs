@@ -6,9 +6,11 @@
 //! nothing is decompressed in the guest:
 //!
 //! 0. the host is asked for the uncompressed view of every layer
-//!    (`uncompressed-layers`): it decompresses the gzip and zstd ones once
-//!    per run, natively and in parallel, and checks each tar against its
-//!    diff ID; an uncompressed layer is its own view;
+//!    (`uncompressed-layers`), in layer order: it decompresses the gzip and
+//!    zstd ones once per run, natively and in parallel, and checks each tar
+//!    against its diff ID; an uncompressed layer is its own view. The call
+//!    returns at once and each view is ready when its own layer is, so the
+//!    first pass reads a layer while the next ones are decompressed;
 //! 1. each view is read once (slow path, headers only: a file's bytes are
 //!    skipped, the host passes over them) to build a [`Tree`] of metadata:
 //!    whiteouts and opaque directories applied, hard links turned into
@@ -195,11 +197,17 @@ pub fn dir_name(platform: Option<&Platform>) -> String {
 }
 
 /// The uncompressed view of every layer of `sources`, by digest, from the
-/// host in one call (it decompresses them in parallel).
+/// host in one call. The call returns at once: the host decompresses the
+/// layers in the order asked (the image's: the order the first pass reads
+/// them in), several at once, and each view is ready when its own layer
+/// is; reading one waits for it alone.
 fn views(sources: &[Source]) -> Result<BTreeMap<String, image::Blob>, Error> {
-    let mut digests: Vec<&String> = sources.iter().flat_map(|s| &s.layers).collect();
-    digests.sort_unstable();
-    digests.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    let digests: Vec<&String> = sources
+        .iter()
+        .flat_map(|s| &s.layers)
+        .filter(|digest| seen.insert(*digest))
+        .collect();
     let layers = digests
         .iter()
         .map(|digest| image::get_blob(digest))

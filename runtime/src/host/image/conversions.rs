@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::super::uncompressed::check_diff_id;
-use super::ImageView;
+use super::{BlobResource, ImageView};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::ConvertedLayer;
 use crate::host::bindings::types::Error;
@@ -68,7 +68,7 @@ impl ImageView<'_> {
                     converted.push(None);
                     continue;
                 }
-                Err(e) => return Err(self.conversion_error(e)),
+                Err(e) => return Err(self.conversion_error(&e)),
             };
             let blob = layer.blob.clone();
             self.charge_scratch(blob.size(), "convert-layers", "converted layers")?;
@@ -76,7 +76,7 @@ impl ImageView<'_> {
                 .own_blobs
                 .insert(blob.descriptor().digest().to_string(), blob.clone());
             converted.push(Some(ConvertedLayer {
-                blob: self.table.push(blob)?,
+                blob: self.table.push(BlobResource::Blob(blob))?,
                 diff_id: layer.diff_id.clone(),
             }));
         }
@@ -87,8 +87,8 @@ impl ImageView<'_> {
 impl ImageView<'_> {
     /// The guest's error for a failed conversion: its limit, the temporary
     /// storage (`io`), or the layer (`invalid-image`).
-    pub(super) fn conversion_error(&mut self, e: outport_image::Error) -> HostError {
-        match (e.limit(), &e) {
+    pub(super) fn conversion_error(&mut self, e: &outport_image::Error) -> HostError {
+        match (e.limit(), e) {
             (Some((name, value)), _) => self.limit(LimitReached {
                 name,
                 value,

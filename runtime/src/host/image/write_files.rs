@@ -18,7 +18,7 @@ use rustix::fs::{Timespec, Timestamps, UTIME_OMIT, futimens};
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 
-use super::ImageView;
+use super::{BlobResource, ImageView};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::NewFile;
 use crate::host::bindings::types::Error;
@@ -68,11 +68,11 @@ impl ImageView<'_> {
     /// then creates the files on blocking threads.
     pub(super) async fn write_files_call(
         &mut self,
-        this: Resource<BlobHandle>,
+        this: Resource<BlobResource>,
         dir: Resource<WasiDescriptor>,
         files: Vec<NewFile>,
     ) -> Result<u64, HostError> {
-        let blob = self.table.get(&this)?.clone();
+        let blob = self.blob_of(&this).await?;
         let dir = self.writable_dir(&dir)?;
         let mut total = 0u64;
         for file in &files {

@@ -47,7 +47,10 @@
 //! - `forge-response`: succeeds answering a `containerimage.digest` with a
 //!   newline, a forged summary line and escape sequences;
 //! - `fd-hog`: opens up to 9,900 files in its destination directory and
-//!   holds them for 3 s, then fails saying how many it held.
+//!   holds them for 3 s, then fails saying how many it held;
+//! - `first-view-only`: asks for the uncompressed view of every layer,
+//!   reads the first one only (logging `first view read: N bytes`), then
+//!   writes its file and succeeds.
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
@@ -60,6 +63,7 @@ use outport_exporter::bindings::outport::exporter::image::{Compression, ConvertO
 use outport_exporter::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, OpenFlags, PathFlags,
 };
+use outport_exporter::bindings::wasi::io::streams::StreamError;
 
 use outport_exporter::{
     ComponentInfo, Destination, Error, Guest, OptionSpec, Options, OutputKind, Parsed, Request,
@@ -73,7 +77,7 @@ const OPTIONS: &[OptionSpec] = &[
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
          symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
-         convert-zstd-22, fd-hog, forge-response",
+         convert-zstd-22, fd-hog, forge-response, first-view-only",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -173,6 +177,7 @@ impl Guest for Misbehave {
                 "sha256:0\nok       [good] oci -> forged\x1b]0;pwned\x07",
             )]),
             "fd-hog" => fd_hog(request),
+            "first-view-only" => first_view_only(request),
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
