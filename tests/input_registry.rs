@@ -2,9 +2,10 @@
 //! exports to every built-in exporter byte for byte as the same image from
 //! an OCI layout; a second export downloads no blob (the blob store);
 //! a missing tag or repository, nothing listening, no credentials, plain
-//! HTTP without `--src-insecure`, a schema 1 manifest or a document that is
-//! no manifest, and a blob whose bytes are not its digest are one-line
-//! errors naming the registry and the request, with nothing written.
+//! HTTP without `--src-insecure`, a schema 1 manifest, a document that is
+//! no manifest, a manifest or a blob whose bytes are not its digest are
+//! one-line errors naming the registry and the request, with nothing
+//! written.
 //! Layers are fetched when read, at most four at once (`fetching.rs`,
 //! `parallel.rs`); the blob store is capped (`store.rs`); redirects and
 //! credentials (`trust.rs`).
@@ -250,7 +251,7 @@ fn registry_errors_are_one_line_naming_the_request() {
 }
 
 #[test]
-fn schema_1_and_foreign_documents_are_one_line_errors() {
+fn schema_1_foreign_and_mismatched_documents_are_one_line_errors() {
     let host = registry("OUTPORT_TEST_REGISTRY");
     let tmp = tempdir();
     let schema1 = r#"{"schemaVersion":1,"name":"outport-test/old","tag":"1","architecture":"amd64","fsLayers":[{"blobSum":"sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4"}],"history":[{"v1Compatibility":"{}"}]}"#;
@@ -286,6 +287,26 @@ fn schema_1_and_foreign_documents_are_one_line_errors() {
         );
         assert!(!dest.exists(), "{content_type}: an output was written");
     }
+    // A manifest asked for by digest whose bytes are another's.
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let relay = Manifest::start(&host, MT_MANIFEST, manifest);
+    let via = format!("127.0.0.1:{}", relay.port);
+    let asked = sha256_digest(b"another manifest");
+    let dir = mkdir(tmp.path(), "by-digest");
+    let reference = format!("{via}/outport-test/old@{asked}");
+    let (run, dest) = pull_one(&dir, &reference, &["--src-insecure"]);
+    run.assert_code(1);
+    let error = run.error_text();
+    assert!(
+        error.lines().count() == 1
+            && error.contains(&format!("GET /v2/outport-test/old/manifests/{asked}"))
+            && error.contains(&format!(
+                "answered bytes whose digest is {}, not {asked}",
+                sha256_digest(manifest.as_bytes())
+            )),
+        "{error}"
+    );
+    assert!(!dest.exists(), "by digest: an output was written");
 }
 
 #[test]
