@@ -20,6 +20,7 @@ mod compile_cache;
 mod crash_safety;
 mod daemon;
 mod daemon_load;
+mod daemon_stream;
 mod docs_layout;
 mod docs_links;
 mod export_docker;

@@ -10,6 +10,7 @@ use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::failure::{Failure, FailureKind, guest_error, trap, view_failure};
+use super::load::Streaming;
 use super::response::collect_response;
 use super::state::{Grants, InstanceState};
 use super::store::new_store;
@@ -50,6 +51,8 @@ pub(super) struct Finished {
     pub(super) destination: Option<Destination>,
     /// The docker daemon the output is loaded into (`load`).
     pub(super) daemon: Option<Daemon>,
+    /// The load under way while the component wrote (a file output).
+    pub(super) streaming: Option<Streaming>,
 }
 
 /// An instantiated component, by world.
@@ -103,7 +106,7 @@ pub(super) async fn execute(
         run: Some(context.clone()),
         log,
         http,
-        reporter,
+        reporter: reporter.clone(),
         instance_id: spec.id.clone(),
     };
     let mut store = new_store(
@@ -118,6 +121,16 @@ pub(super) async fn execute(
     };
     phase.set("validate");
     let destination = validate(&instantiated, operation, &mut store, spec, role, staging).await?;
+    // The load starts now and follows the file as the component writes it.
+    let streaming = match (&daemon, staging.as_ref(), destination.as_ref()) {
+        (Some(daemon), Some(staging), Some(destination)) => Streaming::start(
+            daemon,
+            (staging, destination),
+            spec.limits.output_bytes,
+            (reporter, &spec.id),
+        ),
+        _ => None,
+    };
     let request = crate::host::bindings::types::Request {
         options: spec.options.clone(),
         destination: destination.clone(),
@@ -139,6 +152,7 @@ pub(super) async fn execute(
         response: collect_response(entries)?,
         destination,
         daemon,
+        streaming,
     })
 }
 

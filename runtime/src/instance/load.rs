@@ -1,8 +1,13 @@
-//! Loading a finished instance's file output into the docker daemon
-//! (`load`): checked as any output is, streamed by the host to the
-//! daemon's `POST /images/load` within the instance's deadline, the image
-//! the daemon loaded checked against the one exported, its names reported;
-//! then placed at `dest=` too when given, else removed.
+//! Loading an instance's file output into the docker daemon (`load`):
+//! the host's `POST /images/load` starts with the component and is fed
+//! the file as the component writes it ([`streaming`]); when the instance
+//! has succeeded, its output is checked as any output is, the rest sent
+//! within the instance's deadline (or, when the component rewrote bytes
+//! already sent, the whole file again), the image the daemon loaded
+//! checked against the one exported, its names reported; then placed at
+//! `dest=` too when given, else removed.
+
+mod streaming;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,16 +19,18 @@ use crate::outbound::docker_daemon::load::Loaded;
 use crate::outbound::docker_daemon::{Daemon, DaemonError};
 use crate::output::destination::{Checks, Staging};
 use crate::output::tree::Links;
+pub(super) use streaming::Streaming;
 
 /// Response keys naming the exported image, one of which the daemon's
 /// image ID must be (the config digest for docker's own image store, the
 /// manifest digest for the containerd image store).
 const IMAGE_KEYS: &[&str] = &["containerimage.config.digest", "containerimage.digest"];
 
-/// Loads the staged output into `daemon`, then places it at `dest=` (if
-/// given); returns `response` with the daemon's names in `image.name`.
+/// Loads the staged output into `daemon` (ending the load `streaming`
+/// when it was started), then places it at `dest=` (if given); returns
+/// `response` with the daemon's names in `image.name`.
 pub(super) async fn load_then_place(
-    daemon: &Daemon,
+    (daemon, streaming): (&Daemon, Option<Streaming>),
     mut response: BTreeMap<String, String>,
     (staging, destination): (Staging, Destination),
     spec: &InstanceSpec,
@@ -45,10 +52,15 @@ pub(super) async fn load_then_place(
     let (staging, destination, file, len) = checked.map_err(|e| {
         placing_failed(e, &limits).map_message(|m| format!("cannot load the output: {m}"))
     })?;
-    let loaded = tokio::time::timeout_at(deadline.into(), daemon.load(file, len))
+    let load = async {
+        match streaming {
+            Some(streaming) => streaming.finish(file, len, deadline).await,
+            None => daemon.load(file, len).await.map_err(load_failed),
+        }
+    };
+    let loaded = tokio::time::timeout_at(deadline.into(), load)
         .await
-        .map_err(|_| Failure::time("loading into the docker daemon", &spec.limits))?
-        .map_err(load_failed)?;
+        .map_err(|_| Failure::time("loading into the docker daemon", &spec.limits))??;
     check_image(&response, &loaded, daemon)?;
     if !loaded.names.is_empty() {
         response.insert("image.name".to_owned(), loaded.names.join(","));

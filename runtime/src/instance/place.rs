@@ -28,6 +28,7 @@ pub(super) async fn place(
     };
     if let Some(daemon) = &finished.daemon {
         let response = finished.response.clone();
+        let daemon = (daemon, finished.streaming);
         return load::load_then_place(daemon, response, (staging, destination), spec, deadline)
             .await;
     }

@@ -4,9 +4,12 @@
 //! socket. A `tcp://` host is refused unless `OUTPORT_DOCKER_ALLOW_TCP=1`
 //! asks for it: the Engine API over TCP without TLS is root on the
 //! daemon's machine for anyone who can reach the port (TLS is not
-//! supported). Loading an image (`POST /images/load`) is in [`load`].
+//! supported). Loading an image (`POST /images/load`) is in [`load`]; the
+//! body of a load sent while the tarball is still being written, in
+//! [`streamed`].
 
 pub mod load;
+pub mod streamed;
 
 use std::io::Write;
 use std::path::PathBuf;

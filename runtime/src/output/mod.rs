@@ -5,6 +5,7 @@
 pub(crate) mod atomic;
 pub(crate) mod beneath;
 pub mod destination;
+pub(crate) mod follow;
 pub mod iidfile;
 pub mod metadata;
 mod stale;

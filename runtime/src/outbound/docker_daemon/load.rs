@@ -14,7 +14,10 @@ use hyper::StatusCode;
 use hyper::body::{Body, Frame, SizeHint};
 use outport_oci::{Reference, Sha256Digest};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::streamed::{self, Chunk};
 use super::{ANSWER_LIMIT, Daemon, DaemonError};
 use crate::sandbox::text::one_line;
 
@@ -54,9 +57,35 @@ impl Daemon {
             left: len,
             buf: vec![0; CHUNK].into_boxed_slice(),
         };
-        let request = Daemon::request(hyper::Method::POST, "/images/load?quiet=1")
-            .header(hyper::header::CONTENT_TYPE, "application/x-tar")
-            .header(hyper::header::CONTENT_LENGTH, len)
+        self.load_body(body, Some(len)).await
+    }
+
+    /// `docker load` of a tarball sent as it comes (chunked): the request
+    /// starts at once, its body is what the returned sender sends, ended
+    /// by [`Chunk::End`]. When the sender is dropped before that, the
+    /// connection is cut mid-body: the daemon sees a tarball cut short and
+    /// keeps nothing (see [`streamed`]).
+    pub fn load_streamed(&self) -> (mpsc::Sender<Chunk>, JoinHandle<Result<Loaded, DaemonError>>) {
+        let (sender, body) = streamed::channel();
+        let daemon = self.clone();
+        let answer = tokio::spawn(async move { daemon.load_body(body, None).await });
+        (sender, answer)
+    }
+
+    /// `POST /images/load` with `body` (of `len` bytes when known, else
+    /// chunked), the daemon's answer read.
+    async fn load_body<B>(&self, body: B, len: Option<u64>) -> Result<Loaded, DaemonError>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut request = Daemon::request(hyper::Method::POST, "/images/load?quiet=1")
+            .header(hyper::header::CONTENT_TYPE, "application/x-tar");
+        if let Some(len) = len {
+            request = request.header(hyper::header::CONTENT_LENGTH, len);
+        }
+        let request = request
             .body(body)
             .map_err(|e| self.answer_error(format!("cannot make the request: {e}")))?;
         let body = self.ok_body(request, "its answer to the load").await?;

@@ -50,7 +50,11 @@
 //!   holds them for 3 s, then fails saying how many it held;
 //! - `first-view-only`: asks for the uncompressed view of every layer,
 //!   reads the first one only (logging `first view read: N bytes`), then
-//!   writes its file and succeeds.
+//!   writes its file and succeeds;
+//! - `docker-then-sleep`, `docker-then-error`, `docker-rewrite`: write a
+//!   docker tarball named `name=`, wait `pause=` seconds (default 3), then
+//!   succeed, fail, or write the right tag over bytes written before and
+//!   succeed (see `docker.rs`).
 //!
 //! `output=file|directory|none` (default `file`) is what `validate` asks for.
 
@@ -77,13 +81,18 @@ const OPTIONS: &[OptionSpec] = &[
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
          symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
-         convert-zstd-22, fd-hog, forge-response, first-view-only",
+         convert-zstd-22, fd-hog, forge-response, first-view-only, docker-then-sleep, \
+         docker-then-error, docker-rewrite",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
+    OptionSpec::once("name", "the docker tarball's image name (docker-* actions)")
+        .default("outport-test/misbehave:1"),
+    OptionSpec::once("pause", "seconds the docker-* actions wait after writing").default("3"),
 ];
 
 mod actions;
+mod docker;
 
 use actions::*;
 
@@ -135,6 +144,9 @@ impl Guest for Misbehave {
                 | "ambient"
                 | "ignore-damaged-copy"
                 | "ignore-damaged-read"
+                | "docker-then-sleep"
+                | "docker-then-error"
+                | "docker-rewrite"
         ) {
             // Leave something at the destination that must not survive.
             if let Some(d) = &request.destination {
@@ -178,6 +190,9 @@ impl Guest for Misbehave {
             )]),
             "fd-hog" => fd_hog(request),
             "first-view-only" => first_view_only(request),
+            "docker-then-sleep" | "docker-then-error" | "docker-rewrite" => {
+                docker::docker(action, &parsed, request.destination.clone())
+            }
             other => Err(Error::InvalidOption(format!("action: {other:?}"))),
         }
     }
