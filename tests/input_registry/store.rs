@@ -1,6 +1,7 @@
 //! The blob store's cap: after a run (`outport export` or `outport cache
 //! export`), least recently used blobs go until the store fits
-//! `--blob-store-max`, never one the run used.
+//! `--blob-store-max`, never one the run used; runs sharing the store and
+//! pruning it at once each get their image whole.
 
 use super::fetching::push_big;
 use super::pull_one;
@@ -113,4 +114,69 @@ fn a_cache_export_prunes_the_store_as_an_export_does() {
     for (digest, _) in &blobs {
         assert!(stored(digest), "the run's {digest} was removed");
     }
+}
+
+#[test]
+fn runs_sharing_the_store_and_pruning_it_each_get_their_image() {
+    let tmp = tempdir();
+    let images: Vec<(String, std::path::PathBuf)> = ["shared-a", "shared-b"]
+        .iter()
+        .map(|name| push_big(&mkdir(tmp.path(), name), name, 1 << 20))
+        .collect();
+    // What each export must be: the same export of the layout pushed.
+    let expected: Vec<Vec<u8>> = images
+        .iter()
+        .enumerate()
+        .map(|(i, (_, layout))| {
+            let dest = tmp.path().join(format!("expected-{i}.tar"));
+            let spec = format!("type=oci,dest={}", path_str(&dest));
+            outport(["export", &oci_dir(layout), "--output", &spec]).assert_success();
+            std::fs::read(&dest).expect("read")
+        })
+        .collect();
+    let cache = mkdir(tmp.path(), "cache");
+    let config = mkdir(tmp.path(), "docker-config");
+    // Two runs at once, each pruning the store down to its own blobs
+    // when it ends, while the other writes and reads its own; again, with
+    // the store holding the other's blobs.
+    for round in 0..3 {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = images
+                .iter()
+                .enumerate()
+                .map(|(i, (reference, _))| {
+                    let dest = tmp.path().join(format!("round-{round}-{i}.tar"));
+                    let (cache, config) = (&cache, &config);
+                    let run = scope.spawn(move || {
+                        let args = [
+                            "export".to_owned(),
+                            format!("docker://{reference}"),
+                            "--src-insecure".into(),
+                            "--blob-store-max".into(),
+                            "0".into(),
+                            "--output".into(),
+                            format!("type=oci,dest={}", path_str(&dest)),
+                        ];
+                        outport_with_cache(&args, cache, &[("DOCKER_CONFIG", path_str(config))])
+                    });
+                    (i, run)
+                })
+                .collect();
+            for (i, run) in runs {
+                let run = run.join().expect("a run");
+                run.assert_success();
+                let dest = tmp.path().join(format!("round-{round}-{i}.tar"));
+                assert!(
+                    std::fs::read(&dest).expect("read") == expected[i],
+                    "round {round}: image {i} differs"
+                );
+            }
+        });
+    }
+    let left = std::fs::read_dir(cache.join("blobs/tmp"))
+        .expect("the store's tmp")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .count();
+    assert_eq!(left, 0, "temporary files left in the store");
 }
