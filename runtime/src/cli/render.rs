@@ -2,6 +2,7 @@
 //! `[id] message` lines otherwise.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::{LogLevel, Reporter};
@@ -23,6 +24,10 @@ pub struct CliReporter {
     mode: Mode,
     bars: MultiProgress,
     by_instance: Mutex<HashMap<String, ProgressBar>>,
+    /// The session is over: its summary is the last word, so what a task
+    /// still winding down reports (a request cut when its instance ended)
+    /// is not shown after it.
+    closed: AtomicBool,
 }
 
 /// A reporter rendering in `mode`.
@@ -36,12 +41,14 @@ pub fn reporter(mode: Mode) -> Arc<CliReporter> {
         mode,
         bars,
         by_instance: Mutex::new(HashMap::new()),
+        closed: AtomicBool::new(false),
     })
 }
 
 impl CliReporter {
-    /// Clears the bars once the session is over.
+    /// Clears the bars once the session is over; nothing is shown after.
     pub fn finish(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         if let Ok(bars) = self.by_instance.lock() {
             for bar in bars.values() {
                 bar.finish_and_clear();
@@ -60,6 +67,9 @@ impl CliReporter {
 
 impl Reporter for CliReporter {
     fn log(&self, id: &str, level: LogLevel, message: &str) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         let show = match self.mode {
             Mode::Quiet => level >= LogLevel::Warn,
             _ => level >= LogLevel::Info,
@@ -77,6 +87,9 @@ impl Reporter for CliReporter {
     }
 
     fn progress(&self, id: &str, label: &str, current: u64, total: u64) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         match self.mode {
             Mode::Quiet => {}
             Mode::Plain => {
