@@ -7,7 +7,7 @@
 //! it made, its output quota and scratch use) and its resource table,
 //! through an [`ImageView`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,9 +47,10 @@ pub struct ImageCtx {
     own_blob_bytes: u64,
     /// Bytes of converted layers handed to the instance (`scratch-bytes`).
     scratch_used: u64,
-    /// Every uncompressed view handed to the instance, ready or not: each
-    /// is checked when the export ends, read or not.
-    views: Vec<Arc<PendingView>>,
+    /// Every uncompressed view handed to the instance, ready or not, by
+    /// its layer's digest (one per layer, however often it is asked for):
+    /// each is checked when the export ends, read or not.
+    views: BTreeMap<String, Arc<PendingView>>,
     limits: Limits,
     deadline: Option<Instant>,
     /// Bytes the host writes for the instance (`output-bytes`).
@@ -76,7 +77,7 @@ impl ImageCtx {
             own_blobs: HashMap::new(),
             own_blob_bytes: 0,
             scratch_used: 0,
-            views: Vec::new(),
+            views: BTreeMap::new(),
             limits: limits.clone(),
             deadline,
             quota: OutputQuota::new(limits.output_bytes),
@@ -249,11 +250,25 @@ impl Host for ImageView<'_> {
         let blobs = self.blobs_of(&layers).await?;
         let (parallel, budget) = self.conversion_budget(&VIEW)?;
         // The views are made in the background: each is ready when its own
-        // layer is decompressed and checked, and any use of it waits.
-        let pending = start_views(&run, blobs, budget, parallel);
-        let mut views = Vec::with_capacity(pending.len());
-        for view in pending {
-            self.ctx.views.push(view.clone());
+        // layer is decompressed and checked, and any use of it waits. A
+        // layer asked for again gets the view it has: one per layer.
+        let digest = |blob: &BlobHandle| blob.descriptor().digest().to_string();
+        let mut asked = HashSet::new();
+        let fresh: Vec<BlobHandle> = blobs
+            .iter()
+            .filter(|blob| {
+                !self.ctx.views.contains_key(&digest(blob)) && asked.insert(digest(blob))
+            })
+            .cloned()
+            .collect();
+        let started = start_views(&run, fresh, budget, parallel);
+        for view in started {
+            self.ctx.views.insert(digest(&view.layer), view);
+        }
+        let mut views = Vec::with_capacity(blobs.len());
+        for blob in &blobs {
+            let view = self.ctx.views.get(&digest(blob)).cloned();
+            let view = view.ok_or_else(|| wasmtime::Error::msg("a view was not started"))?;
             views.push(self.table.push(BlobResource::View(view))?);
         }
         Ok(views)

@@ -66,7 +66,7 @@ impl ImageView<'_> {
     /// view has it. A view that failed is skipped here: its error is met
     /// by its own uses and when the export ends.
     pub(super) async fn view_by_digest(&mut self, digest: &str) -> Option<BlobHandle> {
-        let views = self.ctx.views.clone();
+        let views: Vec<Arc<PendingView>> = self.ctx.views.values().cloned().collect();
         for view in &views {
             if let Ok(blob) = self.settle(view).await
                 && blob.descriptor().digest().to_string() == digest
@@ -83,7 +83,7 @@ impl ImageView<'_> {
     /// could not be made) fails the instance even if no call read its view.
     /// The first failure is returned.
     pub(crate) async fn settle_views(&mut self) -> Result<(), HostError> {
-        let views: Vec<Arc<PendingView>> = self.ctx.views.clone();
+        let views: Vec<Arc<PendingView>> = self.ctx.views.values().cloned().collect();
         for view in &views {
             self.settle(view).await?;
         }
