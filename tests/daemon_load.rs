@@ -19,7 +19,12 @@ use crate::daemon::{docker, docker_host, export_with};
 
 /// `outport export SAMPLE` with `outputs`, `DOCKER_HOST=host` and `extra`
 /// arguments and environment.
-fn export_sample(host: &str, outputs: &[String], extra: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn export_sample(
+    host: &str,
+    outputs: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let cache = tempdir();
     let mut args = vec!["export".into(), sample_image().into_os_string()];
     for spec in outputs {

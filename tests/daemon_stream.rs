@@ -16,24 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::daemon::{docker, docker_host};
-
-/// `outport export SAMPLE --output SPEC...` with `DOCKER_HOST=host` and
-/// `extra` arguments.
-fn export_sample(host: &str, outputs: &[String], extra: &[&str]) -> Run {
-    let cache = tempdir();
-    let mut args = vec!["export".into(), sample_image().into_os_string()];
-    for spec in outputs {
-        args.push("--output".into());
-        args.push(spec.into());
-    }
-    args.extend(extra.iter().map(Into::into));
-    run_outport(args, |command| {
-        command
-            .arg("--cache-dir")
-            .arg(cache.path())
-            .env("DOCKER_HOST", host);
-    })
-}
+use crate::daemon_load::export_sample;
 
 /// The test component writing a docker tarball tagged `name`, then doing
 /// `action` after `pause` seconds, loaded into the daemon.
@@ -99,7 +82,13 @@ fn image_id_of(host: &str, name: &str) -> String {
         outport_test_programs::MISBEHAVE,
         path_str(&tmp.path().join("x.tar"))
     );
-    export_sample(host, &[spec], &["--metadata-file", path_str(&metadata)]).assert_success();
+    export_sample(
+        host,
+        &[spec],
+        &["--metadata-file", path_str(&metadata)],
+        &[],
+    )
+    .assert_success();
     let meta = read_json(&metadata);
     str_at(
         &array_at(&meta, "exporters")[0]["response"],
@@ -149,6 +138,7 @@ fn the_load_streams_while_the_component_writes() {
             &host,
             &[misbehave("docker-then-sleep", name, 4)],
             &["--metadata-file", path_str(&metadata)],
+            &[],
         )
     });
     run.assert_success();
@@ -182,6 +172,7 @@ fn a_failed_instance_leaves_nothing_in_the_daemon() {
             &host,
             &[misbehave("docker-then-error", name, 2), lingering],
             &[],
+            &[],
         )
     });
     run.assert_code(1);
@@ -212,6 +203,7 @@ fn another_instance_failing_with_fail_fast_cuts_the_load() {
             &host,
             &[misbehave("docker-then-sleep", name, 60), failing],
             &["--fail-fast"],
+            &[],
         )
     });
     run.assert_code(1);
@@ -233,7 +225,7 @@ fn bytes_rewritten_after_they_were_sent_are_sent_again() {
     let Some(host) = docker_host() else { return };
     let name = "outport-test/rewritten:1";
     let (run, seen) = watching(&host, "outport-test/rewritten:0", || {
-        export_sample(&host, &[misbehave("docker-rewrite", name, 2)], &[])
+        export_sample(&host, &[misbehave("docker-rewrite", name, 2)], &[], &[])
     });
     run.assert_success();
     assert!(
