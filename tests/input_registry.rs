@@ -20,19 +20,27 @@ use std::path::Path;
 use crate::common::relay::{BlobGets, Manifest};
 use crate::common::*;
 use crate::export_registry::{registry, unique_repo};
-use crate::export_rootfs::{crafted, file, layer_tar};
 
 /// skopeo pushes the multi-platform sample to `reference`.
 pub(crate) fn push_sample(reference: &str) {
-    skopeo(&[
+    push_sample_as(reference, None);
+}
+
+/// skopeo pushes the multi-platform sample to `reference`, logged in as
+/// `creds` (`user:password`) when given.
+pub(crate) fn push_sample_as(reference: &str, creds: Option<&str>) {
+    let creds = creds.map(|c| format!("--dest-creds={c}"));
+    let mut args = vec![
         "--insecure-policy",
         "copy",
         "--all",
         "--quiet",
         "--dest-tls-verify=false",
-        &oci_dir(&sample_image()),
-        &format!("docker://{reference}"),
-    ]);
+    ];
+    args.extend(creds.as_deref());
+    let (from, to) = (oci_dir(&sample_image()), format!("docker://{reference}"));
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo(&args);
 }
 
 /// Every built-in exporter, its destination under `dir`, for `tag`.
@@ -315,18 +323,7 @@ fn a_blob_the_registry_serves_wrong_is_refused_and_not_stored() {
     let storage = registry("OUTPORT_TEST_REGISTRY_STORAGE");
     let tmp = tempdir();
     // An image with a layer of its own (no other run's), pushed by skopeo.
-    let reference = format!("{host}/{}:1", unique_repo("corrupt"));
-    let mut data = noise(64 << 10);
-    data.extend_from_slice(reference.as_bytes());
-    let input = crafted(tmp.path(), &[layer_tar(&[file("corrupt.bin", &data)])]);
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--dest-tls-verify=false",
-        &oci_dir(&input),
-        &format!("docker://{reference}"),
-    ]);
+    let (reference, _) = fetching::push_big(tmp.path(), "corrupt", 64 << 10);
     let manifest = parse_json(
         "manifest",
         skopeo(&[

@@ -31,15 +31,23 @@ fn zeros_image(tmp: &Path) -> std::path::PathBuf {
     crafted(tmp, &[layer_tar(&[file("zeros.bin", &vec![0u8; 8 << 20])])])
 }
 
-#[test]
-fn a_layer_whose_tar_is_not_its_diff_id_fails_and_writes_nothing() {
-    let tmp = tempdir();
-    let input = single_platform_sample(tmp.path(), "input", "amd64", "latest");
+/// The sample in `tmp/input` with one more gzip layer whose tar is not the
+/// one the config's diff ID names: the image, the layer's digest and the
+/// tar the config claims.
+fn lying_layer_image(tmp: &Path) -> (std::path::PathBuf, String, Vec<u8>) {
+    let input = single_platform_sample(tmp, "input", "amd64", "latest");
     let real = layer_tar(&[file("real.txt", b"the bytes of the layer")]);
     let claimed = layer_tar(&[file("claimed.txt", b"what the config says")]);
     let blob = gzip(&real);
     let layer = sha256_digest(&blob);
     add_layer_blobs(&input, &[(blob, &claimed, MT_LAYER_GZIP)]);
+    (input, layer, claimed)
+}
+
+#[test]
+fn a_layer_whose_tar_is_not_its_diff_id_fails_and_writes_nothing() {
+    let tmp = tempdir();
+    let (input, layer, claimed) = lying_layer_image(tmp.path());
     for (kind, name) in [("local", "rootfs"), ("tar", "rootfs.tar")] {
         let out = mkdir(tmp.path(), &format!("out-{kind}"));
         let spec = format!("type={kind},dest={}", path_str(&out.join(name)));
@@ -57,12 +65,7 @@ fn a_layer_whose_tar_is_not_its_diff_id_fails_and_writes_nothing() {
 fn a_bad_layer_whose_view_is_never_read_still_fails_the_instance() {
     let tmp = tempdir();
     let intact = single_platform_sample(tmp.path(), "intact", "amd64", "latest");
-    let input = single_platform_sample(tmp.path(), "input", "amd64", "latest");
-    let real = layer_tar(&[file("real.txt", b"the bytes of the layer")]);
-    let claimed = layer_tar(&[file("claimed.txt", b"what the config says")]);
-    let blob = gzip(&real);
-    let layer = sha256_digest(&blob);
-    add_layer_blobs(&input, &[(blob, &claimed, MT_LAYER_GZIP)]);
+    let (input, layer, _) = lying_layer_image(tmp.path());
     let spec = |out: &Path| {
         format!(
             "type=wasm,component={},action=first-view-only,dest={},id=lazy",

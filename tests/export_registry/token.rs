@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::input_registry::push_sample_as;
 
 /// The token registry, its login, the identity token its token server
 /// accepts and that server's log.
@@ -239,16 +240,10 @@ fn a_push_of_a_pulled_image_mounts_with_one_token_for_both_repositories() {
     let target_repo = unique_repo("token-mount-target");
     let source = format!("{}/{source_repo}:1", registry.host);
     let target = format!("{}/{target_repo}:1", registry.host);
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "--quiet",
-        "--dest-tls-verify=false",
-        &format!("--dest-creds={}:{}", registry.user, registry.password),
-        &oci_dir(&sample_image()),
-        &format!("docker://{source}"),
-    ]);
+    push_sample_as(
+        &source,
+        Some(&format!("{}:{}", registry.user, registry.password)),
+    );
     let config = docker_config(
         tmp.path(),
         &serde_json::json!({"auths": {registry.host.clone(): {"auth": registry.encoded(&registry.password)}}}),

@@ -2,7 +2,7 @@
 //! send blobs to S3 or a CDN) and sends it no credential; a manifest's is
 //! refused with one line, nothing written.
 
-use super::{pull_one, push_sample};
+use super::{pull_one, push_sample, push_sample_as};
 use crate::common::blob_relay::Redirects;
 use crate::common::*;
 use crate::export_registry::{auth_registry, docker_config, registry, unique_repo};
@@ -15,17 +15,10 @@ fn a_blob_redirect_is_followed_without_the_credentials() {
     let repo = unique_repo("redirect");
     // The same image in both: the registry that asks for credentials
     // sends its blob downloads to the one that does not.
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "--quiet",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        &format!("{}:{}", auth.user, auth.password),
-        &oci_dir(&sample_image()),
-        &format!("docker://{}/{repo}:1", auth.host),
-    ]);
+    push_sample_as(
+        &format!("{}/{repo}:1", auth.host),
+        Some(&format!("{}:{}", auth.user, auth.password)),
+    );
     push_sample(&format!("{plain}/{repo}:1"));
     let relay = Redirects::start(&auth.host, &plain, false);
     let front = format!("127.0.0.1:{}", relay.port);
