@@ -124,21 +124,21 @@ struct Case {
 fn cases(env: &Env, image: &RealImage, source: &str) -> Vec<Case> {
     let work = env.work.join("pull");
     let docker = format!("docker://{source}");
+    // A pull from the source registry, its store empty.
+    let plain = |name, cmd, outputs| Case {
+        name,
+        cmd,
+        outputs,
+        pull: true,
+        fill: None,
+        push: false,
+    };
     let outport = |name, spec: &str, dest: PathBuf| -> Case {
         let mut args: Vec<OsString> = vec!["export".into(), (&docker).into()];
         args.extend(["--src-insecure", "--progress", "quiet", "--output"].map(OsString::from));
         args.push(format!("{spec},dest={}", dest.display()).into());
         let cmd = Cmd::new(&env.outport, args).env("OUTPORT_CACHE_DIR", &env.cache);
-        let (pull, fill, push) = (true, None, false);
-        let outputs = vec![dest];
-        Case {
-            name,
-            cmd,
-            outputs,
-            pull,
-            fill,
-            push,
-        }
+        plain(name, cmd, vec![dest])
     };
     let (skopeo_tar, skopeo_dir) = (work.join("skopeo.tar"), work.join("skopeo-layout"));
     let umoci_dir = work.join("umoci-rootfs");
@@ -159,17 +159,6 @@ fn cases(env: &Env, image: &RealImage, source: &str) -> Vec<Case> {
         skopeo_dir.display(),
         umoci_dir.display()
     );
-    let plain = |name, cmd, outputs| {
-        let (pull, fill, push) = (true, None, false);
-        Case {
-            name,
-            cmd,
-            outputs,
-            pull,
-            fill,
-            push,
-        }
-    };
     // The warm run: its store filled by a first run to another file (so
     // that nothing is deleted before the timed run).
     let mut warm = outport(WARM, "type=oci", work.join("outport-warm.tar"));
