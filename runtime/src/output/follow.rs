@@ -166,28 +166,18 @@ fn entry_size(block: &[u8]) -> Option<u64> {
     if block.iter().all(|b| *b == 0) {
         return None;
     }
-    let unsigned: u64 = block
+    // The header's bytes summed as unsigned and as signed bytes (old
+    // writers), the checksum field counted as eight spaces.
+    let (unsigned, signed) = block
         .iter()
         .enumerate()
-        .map(|(i, b)| {
+        .fold((0u64, 0i64), |(u, s), (i, b)| {
             if (148..156).contains(&i) {
-                32
+                (u + 32, s + 32)
             } else {
-                u64::from(*b)
+                (u + u64::from(*b), s + i64::from(*b as i8))
             }
-        })
-        .sum();
-    let signed: i64 = block
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                i64::from(*b as i8)
-            }
-        })
-        .sum();
+        });
     let checksum = octal(&block[148..156])?;
     if checksum != unsigned && i64::try_from(checksum).ok() != Some(signed) {
         return None;
