@@ -55,7 +55,7 @@ use std::sync::Arc;
 pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
-pub use blob::{Blob, BlobReader, Fetch, FetchError};
+pub use blob::{Blob, BlobReader, Fetch, FetchError, Ranges};
 pub use chunk::{CHUNK_SIZE, Chunk};
 pub use convert::{
     Budget, Compression, ConvertOptions, Converted, Converter, LevelError, MAX_PAX_HEADER,

@@ -83,6 +83,7 @@ impl Pollable for BlobInputStream {
     async fn ready(&mut self) {}
 }
 
+#[async_trait::async_trait]
 impl InputStream for BlobInputStream {
     fn read(&mut self, size: usize) -> Result<Bytes, StreamError> {
         if self.done {
@@ -106,5 +107,30 @@ impl InputStream for BlobInputStream {
                 )))
             }
         }
+    }
+
+    /// Moves on without reading what a verified blob (or a view) holds:
+    /// a header-only reader of a layer passes over its files for free.
+    fn skip(&mut self, nelem: usize) -> Result<usize, StreamError> {
+        if self.done {
+            return Err(StreamError::Closed);
+        }
+        match self.reader.skip(nelem as u64) {
+            Ok(0) if nelem > 0 => {
+                self.done = true;
+                Err(StreamError::Closed)
+            }
+            Ok(n) => Ok(usize::try_from(n).unwrap_or(nelem)),
+            Err(e) => {
+                self.done = true;
+                Err(StreamError::LastOperationFailed(wasmtime::Error::msg(
+                    self.damaged.reader_failed(&e),
+                )))
+            }
+        }
+    }
+
+    async fn blocking_skip(&mut self, nelem: usize) -> Result<usize, StreamError> {
+        self.skip(nelem)
     }
 }

@@ -3,10 +3,13 @@
 //! that makes a decompressed layer its uncompressed view (its tar hashes to
 //! the diff ID the image's configs give it).
 //!
-//! A view is the run's converter asked to decompress the layer
-//! ([`VIEW`]): so it is made once per run, shared by every instance that
-//! asks, bounded by the asking instance's budget, and kept in an unnamed
-//! temporary file until the run ends. `uncompressed-layers` does not wait
+//! A view is the run's converter asked for the layer's view
+//! (`Converter::view`): so it is made once per run, shared by every
+//! instance that asks, bounded by the asking instance's budget. A
+//! compressed layer's view keeps no decompressed copy: the layer is
+//! decompressed once to hash its tar and record its headers (in an unnamed
+//! temporary file, removed with the run), and again where its bytes are
+//! read or copied out. `uncompressed-layers` does not wait
 //! for its views: it starts them ([`start_views`], in the order asked) and
 //! hands out [`PendingView`]s, each ready when its own layer is.
 
@@ -20,7 +23,8 @@ use crate::image::diff_ids;
 use crate::run::context::RunContext;
 use crate::sandbox::text::truncate;
 
-/// The conversion that makes a layer's uncompressed view.
+/// The conversion a layer's uncompressed view amounts to (for the host
+/// memory it may take).
 pub(super) const VIEW: ConvertOptions = ConvertOptions {
     compression: Compression::Uncompressed,
     level: None,
@@ -133,7 +137,7 @@ pub(super) fn start_views(
             let run = run.clone();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let outcome = run.converter.convert(&layer, &VIEW, &budget);
+                let outcome = run.converter.view(&layer, &budget);
                 // No one may be waiting any more: the outcome is then dropped.
                 let _ = done.send(Some(outcome.map_err(Arc::new)));
             });

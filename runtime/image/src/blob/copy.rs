@@ -125,7 +125,7 @@ impl Blob {
                 }
                 self.copy_slow(dest, offset)
             }
-            Data::Deferred(_) => self.copy_slow(dest, offset),
+            Data::Deferred(_) | Data::Inflated(_) => self.copy_slow(dest, offset),
         }
     }
 

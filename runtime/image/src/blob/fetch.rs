@@ -44,7 +44,7 @@ impl Blob {
     pub fn is_present(&self) -> bool {
         match &self.data {
             Data::Deferred(deferred) => deferred.fetched.get().is_some_and(Result::is_ok),
-            Data::Memory(_) | Data::File(_) => true,
+            Data::Memory(_) | Data::File(_) | Data::Inflated(_) => true,
         }
     }
 

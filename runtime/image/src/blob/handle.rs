@@ -166,8 +166,8 @@ impl Blob {
         match &self.data {
             Data::Memory(bytes) => bytes.len() as u64,
             Data::File(region) => region.len,
-            // The fetcher checks the size.
-            Data::Deferred(_) => self.size(),
+            // The fetcher checks the size; a view's is its tar's.
+            Data::Deferred(_) | Data::Inflated(_) => self.size(),
         }
     }
 

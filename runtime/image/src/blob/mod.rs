@@ -8,6 +8,9 @@
 //!   layers);
 //! - `storage`: where a blob's bytes are ([`FileRegion`], memory); `label`:
 //!   what messages about a blob name;
+//! - `inflated`: a compressed layer's uncompressed view kept as its
+//!   source and a skeleton of its tar; `lazy`: making one, copying ranges
+//!   out of it, checking its source;
 //! - `stream`: the verifying cursor every consumer reads through;
 //!   `claim` and `verify`: one consumer at a time hashes a blob, the
 //!   others wait for its verdict or copy meanwhile;
@@ -18,13 +21,17 @@ mod claim;
 mod copy;
 mod fetch;
 mod handle;
+mod inflated;
 mod label;
+mod lazy;
 mod reader;
 mod storage;
 mod stream;
 mod verify;
 
 pub use handle::Blob;
+pub(crate) use inflated::{Codec, Recorder, Walker};
+pub use lazy::Ranges;
 pub use reader::BlobReader;
 pub(crate) use storage::FileRegion;
 pub use storage::{Fetch, FetchError};

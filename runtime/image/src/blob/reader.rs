@@ -72,19 +72,39 @@ pub struct BlobReader {
     failed: Option<String>,
 }
 
+impl BlobReader {
+    /// Moves `n` bytes on without handing them out (fewer at the blob's
+    /// end); returns how many. The bytes of a blob still to verify are
+    /// read and hashed; those of a verified one, or of a view, are not
+    /// read at all. At the end, as [`Read::read`], the blob is verified.
+    pub fn skip(&mut self, n: u64) -> io::Result<u64> {
+        self.check_failed()?;
+        let skipped = self.stream.skip(n);
+        skipped.map_err(|e| self.fail(e))
+    }
+
+    fn check_failed(&self) -> io::Result<()> {
+        match &self.failed {
+            Some(message) => Err(io::Error::new(io::ErrorKind::InvalidData, message.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> io::Error {
+        self.failed = Some(e.to_string());
+        let kind = match &e {
+            Error::BlobIo { source, .. } => source.kind(),
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(message) = &self.failed {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, message.clone()));
-        }
-        self.stream.read(buf).map_err(|e| {
-            self.failed = Some(e.to_string());
-            let kind = match &e {
-                Error::BlobIo { source, .. } => source.kind(),
-                _ => io::ErrorKind::InvalidData,
-            };
-            io::Error::new(kind, e)
-        })
+        self.check_failed()?;
+        let read = self.stream.read(buf);
+        read.map_err(|e| self.fail(e))
     }
 }
 

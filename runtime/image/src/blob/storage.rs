@@ -1,11 +1,14 @@
-//! Where a blob's bytes are: a byte range of an open file, memory, or not
-//! here yet (a [`Fetch`] gets them on first read).
+//! Where a blob's bytes are: a byte range of an open file, memory, not
+//! here yet (a [`Fetch`] gets them on first read), or a compressed layer's
+//! tar decompressed where read.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use oci_spec::image::Descriptor;
+
+use super::inflated::Inflated;
 
 /// A byte range of an open file.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub(super) enum Data {
     File(FileRegion),
     /// Not here yet: fetched on first read.
     Deferred(Arc<Deferred>),
+    /// A compressed layer's tar, decompressed again where read (a view).
+    Inflated(Arc<Inflated>),
 }
 
 /// Why a fetch failed: the fetcher's own error, shared by every consumer

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::claim::Claim;
 use super::handle::Blob;
+use super::inflated::{Inflated, Lease};
 use super::label::Label;
 use super::storage::Data;
 use crate::digest::Hasher;
@@ -28,6 +29,7 @@ impl Blob {
             done: false,
             verified: Arc::clone(&self.verified),
             label: Arc::clone(&self.label),
+            lease: None,
         }
     }
 }
@@ -46,6 +48,8 @@ pub(super) struct Stream {
     pub(super) done: bool,
     pub(super) verified: Arc<AtomicBool>,
     pub(super) label: Arc<Label>,
+    /// A view's decoder, once a read needed bytes it does not record.
+    pub(super) lease: Option<Lease>,
 }
 
 impl Stream {
@@ -112,6 +116,11 @@ impl Stream {
                     }
                 }
             }
+            Data::Inflated(inflated) => {
+                let inflated = Arc::clone(inflated);
+                self.read_inflated(&inflated, &mut buf[..want])
+                    .map_err(|e| self.io_error(e))?
+            }
             Data::Deferred(_) => 0,
         };
         if n == 0 {
@@ -119,6 +128,59 @@ impl Stream {
         }
         self.pos += n as u64;
         Ok(n)
+    }
+
+    /// Reads bytes of a view at `pos`: from the decoder when it is there
+    /// (a sequential read goes on with it), else from the skeleton, else
+    /// from a decoder moved on to `pos` (this stream's, or one of the
+    /// view's idle ones, or a new one).
+    fn read_inflated(&mut self, inflated: &Arc<Inflated>, buf: &mut [u8]) -> io::Result<usize> {
+        let pos = self.pos;
+        if let Some(lease) = &mut self.lease
+            && lease.pos() == pos
+        {
+            return lease.read(buf);
+        }
+        let n = inflated.skeleton().read_at(pos, buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        match &mut self.lease {
+            Some(lease) if lease.pos() <= pos => lease.advance_to(pos)?,
+            _ => {
+                self.lease = None; // back to the pool first
+                self.lease = Some(inflated.lease(pos)?);
+            }
+        }
+        match &mut self.lease {
+            Some(lease) => lease.read(buf),
+            None => Ok(0),
+        }
+    }
+
+    /// Moves `n` bytes on (fewer at the end); returns how many. A blob
+    /// this pass hashes is read over; one that needs no hashing (verified,
+    /// a view) is not read at all.
+    pub(super) fn skip(&mut self, n: u64) -> Result<u64, Error> {
+        let start = self.pos;
+        let n = n.min(self.size - self.pos);
+        if self.hash {
+            // Read over a chunk at a time: the caller asks again.
+            let n = n.min(crate::chunk::CHUNK_SIZE as u64);
+            let mut buf = crate::chunk::Chunk::take();
+            while self.pos < start + n {
+                let want = usize::try_from(start + n - self.pos)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                self.read(&mut buf[..want])?;
+            }
+        } else {
+            self.pos += n;
+            if self.at_end() {
+                self.finish_if_empty()?;
+            }
+        }
+        Ok(self.pos - start)
     }
 
     /// Verifies a blob of size 0 (no read ever reaches its last byte).

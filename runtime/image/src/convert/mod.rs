@@ -32,6 +32,7 @@ use crate::error::Error;
 mod budget;
 mod compression;
 mod tar_times;
+mod view;
 
 pub use budget::Budget;
 use budget::{Metered, Spent};
@@ -124,8 +125,9 @@ type Outcome = Result<Option<Arc<Converted>>, Failure>;
 
 /// Each conversion asked so far (by layer digest and options): filled in by
 /// the first caller whose conversion ends other than on its own limits;
-/// callers arriving meanwhile wait on the lock.
-type Conversions = HashMap<(String, ConvertOptions), Arc<Mutex<Option<Outcome>>>>;
+/// callers arriving meanwhile wait on the lock. Views kept lazily
+/// ([`Converter::view`]) are apart from the conversions (`true`).
+type Conversions = HashMap<(String, ConvertOptions, bool), Arc<Mutex<Option<Outcome>>>>;
 
 /// Converts layers for one run, each conversion once (see the module doc).
 ///
@@ -169,7 +171,21 @@ impl Converter {
         options: &ConvertOptions,
         budget: &Budget,
     ) -> Result<Option<Arc<Converted>>, Error> {
-        let key = (blob.descriptor().digest().to_string(), *options);
+        self.shared(blob, (*options, false), || {
+            self.compute(blob, options, budget)
+        })
+    }
+
+    /// The outcome of the conversion `key` of `blob`: the one computed (by
+    /// `compute`, now or by an earlier caller) and kept, unless it ended on
+    /// the caller's limits or the storage.
+    fn shared(
+        &self,
+        blob: &Blob,
+        (options, lazy): (ConvertOptions, bool),
+        compute: impl FnOnce() -> Outcome,
+    ) -> Result<Option<Arc<Converted>>, Error> {
+        let key = (blob.descriptor().digest().to_string(), options, lazy);
         let cell = {
             let mut done = self
                 .done
@@ -181,7 +197,7 @@ impl Converter {
         let outcome = match slot.as_ref() {
             Some(outcome) => outcome.clone(),
             None => {
-                let outcome = self.compute(blob, options, budget);
+                let outcome = compute();
                 if !matches!(outcome, Err(Failure::Limit(_) | Failure::Storage(_))) {
                     *slot = Some(outcome.clone());
                 }

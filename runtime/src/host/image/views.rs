@@ -81,11 +81,17 @@ impl ImageView<'_> {
     /// [`ImageView::settle`]), waiting for those still in the making: when
     /// an export ends, so that a layer that does not match its diff ID (or
     /// could not be made) fails the instance even if no call read its view.
-    /// The first failure is returned.
+    /// A compressed layer's view read again since it was made has its
+    /// source checked: the compressed bytes its decoders read still hash
+    /// to the layer's digest (the rest of them read for decoders that
+    /// stopped early), so a layer changed on disk meanwhile fails the
+    /// instance. The first failure is returned.
     pub(crate) async fn settle_views(&mut self) -> Result<(), HostError> {
         let views: Vec<Arc<PendingView>> = self.ctx.views.values().cloned().collect();
         for view in &views {
-            self.settle(view).await?;
+            let blob = self.settle(view).await?;
+            let checked = tokio::task::spawn_blocking(move || blob.check_source()).await?;
+            self.blob_result(checked)?;
         }
         Ok(())
     }

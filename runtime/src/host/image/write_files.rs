@@ -7,14 +7,16 @@
 //! [`MAX_WORKERS`]), created at once: the files of a layer are independent
 //! once their directories exist, and creating inodes and copying bytes is
 //! most of an unpack's time, which one thread (as GNU tar has) leaves on a
-//! single core.
+//! single core. Out of a compressed layer's view, whose bytes are
+//! decompressed where read, one thread decompresses the files' bytes in
+//! order while the others create them (`inflating`).
+//!
+//! - `file`: one file created, its mode and time set; why a list stops.
 
-use std::fs::{File, Permissions};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustix::fs::{Timespec, Timestamps, UTIME_OMIT, futimens};
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 
@@ -23,45 +25,18 @@ use crate::host::bindings::HostError;
 use crate::host::bindings::image::NewFile;
 use crate::host::bindings::types::Error;
 use crate::image::BlobHandle;
-use crate::output::beneath::{Beneath, BeneathError};
+use crate::output::beneath::Beneath;
 use crate::sandbox::limits::LimitReached;
-use crate::sandbox::text::truncate;
+
+mod file;
+mod inflating;
+
+use file::{WriteError, check_deadline, create, finish};
 
 /// Threads one call creates files on at most.
 const MAX_WORKERS: usize = 4;
 /// Files a thread is given at least: fewer are not worth a hand-off.
 const MIN_PER_WORKER: usize = 64;
-
-/// Permission bits a guest may set (as `files.set-mode`): never
-/// set-user-ID or set-group-ID.
-const ALLOWED_MODE: u32 = 0o1777;
-
-/// Why the list stopped.
-#[derive(Debug, thiserror::Error)]
-enum WriteError {
-    /// A file could not be created or given its mode.
-    #[error("write-files: {path}: {source}")]
-    File {
-        /// The file's path, as the guest gave it (shown truncated, escaped).
-        path: String,
-        #[source]
-        source: BeneathError,
-    },
-    /// Its mode could not be set.
-    #[error("write-files: {path}: setting its mode: {source}")]
-    Mode {
-        /// The file's path.
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The blob failed (damaged, unreadable).
-    #[error(transparent)]
-    Blob(outport_image::Error),
-    /// The instance's deadline passed.
-    #[error("write-files: time limit of {0} s exceeded")]
-    Deadline(u64),
-}
 
 impl ImageView<'_> {
     /// `blob.write-files`: checks every range and charges the bytes first,
@@ -125,6 +100,13 @@ async fn write_parallel(
     timeout: u64,
 ) -> Result<Result<u64, WriteError>, tokio::task::JoinError> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if blob.is_lazy() {
+        let writers = cores.clamp(1, MAX_WORKERS);
+        return tokio::task::spawn_blocking(move || {
+            inflating::write_all(&dir, &blob, &files, deadline, timeout, writers)
+        })
+        .await;
+    }
     let workers = (files.len() / MIN_PER_WORKER).clamp(1, cores.clamp(1, MAX_WORKERS));
     let per = files.len().div_ceil(workers).max(1);
     let mut runs = Vec::with_capacity(workers);
@@ -164,49 +146,13 @@ fn write_all(
 ) -> Result<u64, WriteError> {
     let mut beneath = Beneath::new(dir);
     for file in files {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(WriteError::Deadline(timeout));
-        }
-        let shown = || format!("{:?}", truncate(&file.path, 200));
-        let out = beneath
-            .create(&file.path)
-            .map_err(|source| WriteError::File {
-                path: shown(),
-                source,
-            })?;
+        check_deadline(deadline, timeout)?;
+        let out = create(&mut beneath, file)?;
         if file.len > 0 {
             blob.copy_range_to_file(file.start, file.len, &out, 0)
                 .map_err(WriteError::Blob)?;
         }
-        let mode = Permissions::from_mode(file.mode & ALLOWED_MODE);
-        out.set_permissions(mode)
-            .map_err(|source| WriteError::Mode {
-                path: shown(),
-                source,
-            })?;
-        if let Some(mtime) = file.mtime {
-            set_mtime(&out, mtime);
-        }
+        finish(&out, file)?;
     }
     Ok(files.len() as u64)
-}
-
-/// Sets the modification time of `file` to `seconds` since 1970, its
-/// access time untouched; a time the filesystem cannot hold leaves the
-/// time of the writing (as the contract says).
-fn set_mtime(file: &File, seconds: u64) {
-    let Ok(seconds) = i64::try_from(seconds) else {
-        return;
-    };
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_OMIT,
-        },
-        last_modification: Timespec {
-            tv_sec: seconds,
-            tv_nsec: 0,
-        },
-    };
-    let _ = futimens(file, &times);
 }
