@@ -28,6 +28,7 @@ impl Blob {
         let Ok(Data::File(region)) = layer.present_data() else {
             return None;
         };
+        let size = descriptor.size();
         let source = Source {
             region,
             codec,
@@ -40,7 +41,7 @@ impl Blob {
         };
         Some(Blob {
             descriptor,
-            data: Data::Inflated(Arc::new(Inflated::new(source, skeleton))),
+            data: Data::Inflated(Arc::new(Inflated::new(source, skeleton, size))),
             verified: Arc::new(AtomicBool::new(true)),
             verifying: Arc::default(),
             label: Arc::new(label),

@@ -6,7 +6,8 @@
 //!   itself;
 //! - `fetch`: blobs fetched on first read ([`Fetch`], a registry's
 //!   layers);
-//! - `storage`: where a blob's bytes are ([`FileRegion`], memory); `label`:
+//! - `storage`: where a blob's bytes are (`region`: a [`FileRegion`],
+//!   memory); `label`:
 //!   what messages about a blob name;
 //! - `inflated`: a compressed layer's uncompressed view kept as its
 //!   source and a skeleton of its tar; `lazy`: making one, copying ranges
@@ -25,6 +26,7 @@ mod inflated;
 mod label;
 mod lazy;
 mod reader;
+mod region;
 mod storage;
 mod stream;
 mod verify;

@@ -9,17 +9,7 @@ use std::sync::{Arc, OnceLock};
 use oci_spec::image::Descriptor;
 
 use super::inflated::Inflated;
-
-/// A byte range of an open file.
-#[derive(Debug, Clone)]
-pub(crate) struct FileRegion {
-    /// The file (a layout blob file or a tar archive).
-    pub(crate) file: Arc<File>,
-    /// Where the bytes start.
-    pub(crate) offset: u64,
-    /// How many bytes the region holds (the file's or the tar entry's size).
-    pub(crate) len: u64,
-}
+pub(crate) use super::region::FileRegion;
 
 /// Where a blob's bytes are.
 #[derive(Debug, Clone)]

@@ -7,13 +7,11 @@ use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 use super::Source;
-use crate::blob::storage::FileRegion;
+use crate::blob::region::FileRegion;
 use crate::digest::Hasher;
 
 /// Buffer of the compressed bytes read ahead of the decoder.
 const SOURCE_BUFFER: usize = 256 << 10;
-/// Buffer the bytes passed over are decompressed into.
-const DISCARD: usize = 128 << 10;
 /// Largest zstd window (as a power of two) a decoder accepts (as the
 /// conversions: the format's default limit, 128 MiB).
 const ZSTD_MAX_WINDOW_LOG: u32 = 27;
@@ -107,8 +105,6 @@ enum Decoder {
 pub(crate) struct Cursor {
     decoder: Decoder,
     pos: u64,
-    /// Where bytes passed over are decompressed (made on first use).
-    scratch: Vec<u8>,
 }
 
 impl Cursor {
@@ -130,11 +126,7 @@ impl Cursor {
                 Decoder::Zstd(Box::new(decoder))
             }
         };
-        Ok(Cursor {
-            decoder,
-            pos: 0,
-            scratch: Vec::new(),
-        })
+        Ok(Cursor { decoder, pos: 0 })
     }
 
     /// Where in the tar the next byte read is.
@@ -160,23 +152,6 @@ impl Cursor {
         }
         self.pos += n as u64;
         Ok(n)
-    }
-
-    /// Decompresses and drops the bytes up to `target` (at or after `pos`).
-    pub(crate) fn advance_to(&mut self, target: u64) -> io::Result<()> {
-        if self.pos < target && self.scratch.is_empty() {
-            self.scratch = vec![0; DISCARD];
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut outcome = Ok(());
-        while self.pos < target && outcome.is_ok() {
-            let want = usize::try_from(target - self.pos)
-                .unwrap_or(usize::MAX)
-                .min(DISCARD);
-            outcome = self.read(&mut scratch[..want]).map(drop);
-        }
-        self.scratch = scratch;
-        outcome
     }
 
     /// Reads the rest of the compressed bytes, hashing them, and checks

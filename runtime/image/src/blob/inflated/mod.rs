@@ -7,20 +7,24 @@
 //! - `skeleton`: the recorded bytes and their index; `walker`: what of the
 //!   tar is recorded, found as the tar is first decompressed;
 //! - `cursor`: a decoder at a position, hashing the compressed bytes it
-//!   reads and checking them at their end.
+//!   reads and checking them at their end; `prefetch`: a decoder running
+//!   ahead of its reader on a thread of its own.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
 mod cursor;
+mod prefetch;
 mod skeleton;
 mod walker;
 
-pub(crate) use cursor::{Codec, Cursor};
+pub(crate) use cursor::Codec;
+use cursor::Cursor;
+use prefetch::Prefetch;
 pub(crate) use skeleton::{Recorder, Skeleton};
 pub(crate) use walker::Walker;
 
-use super::storage::FileRegion;
+use super::region::FileRegion;
 
 /// Decoders kept per view at most.
 const POOL: usize = 4;
@@ -39,7 +43,9 @@ pub(crate) struct Source {
 pub(crate) struct Inflated {
     source: Source,
     skeleton: Skeleton,
-    idle: Mutex<Vec<Cursor>>,
+    /// The tar's size.
+    size: u64,
+    idle: Mutex<Vec<Prefetch>>,
     failure: Mutex<Option<String>>,
 }
 
@@ -53,10 +59,11 @@ impl std::fmt::Debug for Inflated {
 }
 
 impl Inflated {
-    pub(crate) fn new(source: Source, skeleton: Skeleton) -> Inflated {
+    pub(crate) fn new(source: Source, skeleton: Skeleton, size: u64) -> Inflated {
         Inflated {
             source,
             skeleton,
+            size,
             idle: Mutex::default(),
             failure: Mutex::default(),
         }
@@ -78,7 +85,7 @@ impl Inflated {
         };
         let mut cursor = match taken {
             Some(cursor) => cursor,
-            None => Cursor::new(&self.source)?,
+            None => Prefetch::start(Cursor::new(&self.source)?, self.size)?,
         };
         match cursor.advance_to(start) {
             Ok(()) => Ok(Lease {
@@ -106,7 +113,7 @@ impl Inflated {
 
     /// Keeps `cursor` for later reads; with the pool full, the one least
     /// along goes (its source bytes hashed to their end first).
-    fn give_back(&self, cursor: Cursor) {
+    fn give_back(&self, cursor: Prefetch) {
         let evicted = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.push(cursor);
@@ -117,10 +124,8 @@ impl Inflated {
                 None
             }
         };
-        if let Some(cursor) = evicted
-            && let Err(e) = cursor.finish()
-        {
-            self.failed(e);
+        if let Some(cursor) = evicted {
+            self.finish(cursor);
         }
     }
 
@@ -130,9 +135,7 @@ impl Inflated {
     pub(crate) fn check_source(&self) -> Result<(), String> {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
         for cursor in idle {
-            if let Err(e) = cursor.finish() {
-                self.failed(e);
-            }
+            self.finish(cursor);
         }
         match &*self.failure.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(message) => Err(message.clone()),
@@ -140,25 +143,33 @@ impl Inflated {
         }
     }
 
-    /// How many decoders are idle (for tests).
+    /// Stops `cursor` and reads (and hashes) the rest of its compressed
+    /// bytes; a failure is noted.
+    fn finish(&self, cursor: Prefetch) {
+        if let Err(e) = cursor.into_cursor().and_then(Cursor::finish) {
+            self.failed(e);
+        }
+    }
+
+    /// Where the idle decoders are (for tests).
     #[cfg(test)]
     pub(crate) fn idle(&self) -> Vec<u64> {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.iter().map(Cursor::pos).collect()
+        idle.iter().map(Prefetch::pos).collect()
     }
 }
 
 /// A decoder taken from a view's pool, back in it when dropped (unless a
 /// read failed).
 pub(crate) struct Lease {
-    cursor: Option<Cursor>,
+    cursor: Option<Prefetch>,
     home: Arc<Inflated>,
 }
 
 impl Lease {
     /// Where in the tar the next byte read is.
     pub(crate) fn pos(&self) -> u64 {
-        self.cursor.as_ref().map_or(u64::MAX, Cursor::pos)
+        self.cursor.as_ref().map_or(u64::MAX, Prefetch::pos)
     }
 
     /// Reads the next bytes of the tar.

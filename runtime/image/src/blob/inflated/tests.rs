@@ -208,7 +208,9 @@ fn ascending_ranges_reuse_one_decoder_and_a_backward_one_starts_again() {
 
 #[test]
 fn a_compressed_layer_that_is_not_a_tar_reads_back() {
-    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 ^ (i >> 5)) as u8).collect();
+    let data: Vec<u8> = (0..300_000u32)
+        .map(|i| ((i * 7) ^ (i >> 5)) as u8)
+        .collect();
     let (layer, _file) = layer(&gzip(&data));
     let view = view(&Converter::new(), &layer);
     assert_eq!(view.read_all(u64::MAX).unwrap(), data);
