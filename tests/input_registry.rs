@@ -8,9 +8,10 @@
 //! written.
 //! Layers are fetched when read, at most four at once (`fetching.rs`,
 //! `parallel.rs`); the blob store is capped (`store.rs`); redirects and
-//! credentials (`trust.rs`).
+//! credentials (`trust.rs`); indexes in indexes (`nested.rs`).
 
 mod fetching;
+mod nested;
 mod parallel;
 mod store;
 mod trust;

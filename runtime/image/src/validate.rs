@@ -22,6 +22,11 @@ pub(crate) const JSON_LIMIT: u64 = 16 << 20;
 pub(crate) const INDEX_TYPES: &[&str] = media::INDEXES;
 /// Media types of image manifests.
 pub(crate) const MANIFEST_TYPES: &[&str] = media::MANIFESTS;
+/// Levels of indexes read, the root's included (`index.json` aside): an
+/// index may list indexes to this depth, as the build-info rewrite and the
+/// guests' walk go.
+const MAX_NESTING: usize = 8;
+
 /// Media types of image configs.
 const CONFIG_TYPES: &[&str] = media::CONFIGS;
 /// The empty descriptor of artifact manifests.
@@ -74,6 +79,8 @@ pub(crate) struct Walker<'a> {
     /// Gets layers the source does not hold (a registry's), on first read.
     fetch: Option<Arc<dyn Fetch>>,
     graph: Graph,
+    /// Indexes entered and not left.
+    nesting: usize,
 }
 
 impl<'a> Walker<'a> {
@@ -93,6 +100,7 @@ impl<'a> Walker<'a> {
             known,
             fetch: None,
             graph: Graph::default(),
+            nesting: 0,
         }
     }
 
@@ -230,11 +238,19 @@ impl<'a> Walker<'a> {
     }
 
     fn visit_index(&mut self, index: &Value, digest: &str, name: &str) -> Result<(), Error> {
+        if self.nesting >= MAX_NESTING {
+            return Err(Error::invalid(
+                name,
+                format!("indexes nest deeper than {MAX_NESTING} levels"),
+            ));
+        }
         let context = format!("manifest of index {digest}");
+        self.nesting += 1;
         for entry in array_field(index, "manifests", name)? {
             let child = parse_descriptor(entry, name, &context)?;
             self.visit(&child, Kind::IndexOrManifest, name, &context)?;
         }
+        self.nesting -= 1;
         Ok(())
     }
 

@@ -7,8 +7,10 @@ use outport_image::Image;
 use outport_oci::document::{ImageConfig, Index, Manifest};
 use outport_oci::media;
 
-/// How deep an index may nest indexes before the walk stops looking.
-const MAX_DEPTH: usize = 4;
+/// How deep an index may nest indexes before the walk stops looking: as
+/// deep as the image reader accepts (eight levels), so that no layer it
+/// accepts goes unchecked.
+const MAX_DEPTH: usize = 8;
 
 /// Largest document read (as `blob.bytes` serves).
 const MAX_DOCUMENT: u64 = 16 << 20;

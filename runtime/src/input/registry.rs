@@ -3,7 +3,8 @@
 //! The reference is normalised as docker does (`alpine` →
 //! `docker.io/library/alpine:latest`). The host asks for the tag (or
 //! digest) with the Accept headers of OCI and docker schema 2 manifests and
-//! lists, then every manifest of an index, then each manifest's config,
+//! lists, then every manifest of an index (and of the indexes it lists, to
+//! [`MAX_NESTING`] levels), then each manifest's config,
 //! each checked against its digest and size as it downloads, into the
 //! content-addressed blob store ([`super::blob_store`]) under the cache
 //! directory: a blob already there is not downloaded again. The image is
@@ -19,7 +20,7 @@
 //! redirect to another host, which gets no credential; a manifest's
 //! redirect is not followed. Plain HTTP only with `--src-insecure`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +38,10 @@ use crate::outbound::docker_config::Credentials;
 use crate::run::reporter::Silent;
 use crate::sandbox::allow_list::AllowList;
 use crate::sandbox::limits::Limits;
+
+/// Levels of indexes read, the root's included: an index may list indexes
+/// to this depth (the build-info rewrite goes as deep).
+const MAX_NESTING: usize = 8;
 
 /// Where and how to pull from.
 pub struct Pull<'a> {
@@ -144,22 +149,28 @@ async fn fetch(
     store.put(&root, &bytes)?;
     let mut used = HashSet::from([root.hex().to_owned()]);
     let mut manifests = Vec::new();
-    if media::INDEXES.contains(&media_type.as_str()) {
-        for (digest, _) in children(&bytes, "manifests") {
-            let (child_bytes, child_type) = remote.manifest(digest.as_str(), Some(&digest)).await?;
-            store.put(&digest, &child_bytes)?;
-            used.insert(digest.hex().to_owned());
-            if media::INDEXES.contains(&child_type.as_str()) {
-                return Err(remote.error(
-                    Method::GET,
-                    digest.as_str(),
-                    "an index inside an index is not read",
-                ));
-            }
-            manifests.push(child_bytes);
+    // Indexes in indexes, breadth first, to MAX_NESTING levels.
+    let mut pending = VecDeque::from([(bytes, media_type.clone(), root.clone(), 0)]);
+    while let Some((bytes, media_type, digest, depth)) = pending.pop_front() {
+        if !media::INDEXES.contains(&media_type.as_str()) {
+            manifests.push(bytes);
+            continue;
         }
-    } else {
-        manifests.push(bytes);
+        if depth >= MAX_NESTING {
+            return Err(remote.error(
+                Method::GET,
+                &remote.full(&format!("manifests/{digest}")),
+                &format!("indexes nest deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        for (child, _) in children(&bytes, "manifests") {
+            if !used.insert(child.hex().to_owned()) {
+                continue; // listed twice
+            }
+            let (child_bytes, child_type) = remote.manifest(child.as_str(), Some(&child)).await?;
+            store.put(&child, &child_bytes)?;
+            pending.push_back((child_bytes, child_type, child, depth + 1));
+        }
     }
     let mut configs = Vec::new();
     for manifest in &manifests {

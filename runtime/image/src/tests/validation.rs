@@ -193,3 +193,30 @@ fn bad_digest_string() {
     f.write_index(vec![e]);
     assert!(matches!(err(&f.path()), Error::InvalidDigest { .. }));
 }
+
+#[test]
+fn indexes_nest_eight_levels_deep_and_no_deeper() {
+    let f = Fixture::new();
+    let img = f.add_image("amd64", b"nested\n");
+    // Each level one index more above the image's manifest.
+    let mut top = img.manifest.descriptor(OCI_MANIFEST);
+    let mut levels = Vec::new();
+    for _ in 0..9 {
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top]});
+        let written = f.add_blob(&serde_json::to_vec(&index).unwrap());
+        top = written.descriptor(OCI_INDEX);
+        levels.push(written);
+    }
+    f.write_index(vec![levels[7].descriptor(OCI_INDEX)]);
+    let image = open(&f.path()).unwrap();
+    assert_eq!(image.root().digest().to_string(), levels[7].digest);
+    f.write_index(vec![levels[8].descriptor(OCI_INDEX)]);
+    assert_eq!(
+        err(&f.path()).to_string(),
+        format!(
+            "{}/blobs/sha256/{}: indexes nest deeper than 8 levels",
+            f.path(),
+            levels[0].hex()
+        )
+    );
+}
