@@ -111,9 +111,15 @@ impl Inflated {
         e
     }
 
-    /// Keeps `cursor` for later reads; with the pool full, the one least
-    /// along goes (its source bytes hashed to their end first).
+    /// Keeps `cursor` for later reads (unless it is at the tar's end);
+    /// with the pool full, the one least along goes (its source bytes
+    /// hashed to their end first).
     fn give_back(&self, cursor: Prefetch) {
+        if cursor.pos() >= self.size {
+            // Nothing more to read from it: its source is checked now, and
+            // its memory (a zstd window, its pieces) freed.
+            return self.finish(cursor);
+        }
         let evicted = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.push(cursor);
@@ -146,7 +152,12 @@ impl Inflated {
     /// Stops `cursor` and reads (and hashes) the rest of its compressed
     /// bytes; a failure is noted.
     fn finish(&self, cursor: Prefetch) {
-        if let Err(e) = cursor.into_cursor().and_then(Cursor::finish) {
+        let finished = match cursor.into_cursor() {
+            Ok(Some(cursor)) => cursor.finish(),
+            Ok(None) => Ok(()), // checked at the end of the tar
+            Err(e) => Err(e),
+        };
+        if let Err(e) = finished {
             self.failed(e);
         }
     }

@@ -14,7 +14,7 @@ use super::cursor::Cursor;
 /// Bytes one piece holds.
 const PIECE: usize = 256 << 10;
 /// Pieces decoded ahead of the reader at most.
-const AHEAD: usize = 8;
+const AHEAD: usize = 4;
 
 /// A decoder on its own thread and the pieces it has decoded.
 pub(crate) struct Prefetch {
@@ -26,7 +26,7 @@ pub(crate) struct Prefetch {
     /// Where in the tar the next byte handed out is.
     pos: u64,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<Cursor>>>,
+    thread: Option<JoinHandle<io::Result<Option<Cursor>>>>,
 }
 
 impl Prefetch {
@@ -105,12 +105,13 @@ impl Prefetch {
         }
     }
 
-    /// Stops the thread and returns its decoder, or how it failed.
-    pub(crate) fn into_cursor(mut self) -> io::Result<Cursor> {
+    /// Stops the thread and returns its decoder (none once it reached the
+    /// tar's end and checked its source), or how it failed.
+    pub(crate) fn into_cursor(mut self) -> io::Result<Option<Cursor>> {
         self.halt()
     }
 
-    fn halt(&mut self) -> io::Result<Cursor> {
+    fn halt(&mut self) -> io::Result<Option<Cursor>> {
         self.stop.store(true, Ordering::Release);
         // A thread blocked on a full queue wakes up to a closed one.
         self.pieces = None;
@@ -131,14 +132,16 @@ impl Drop for Prefetch {
 }
 
 /// The thread: decodes pieces until the tar ends, the reader goes, or a
-/// failure (sent to the reader, and returned); returns the decoder.
+/// failure (sent to the reader, and returned); returns the decoder, or
+/// none if it reached the end, where it checks the source at once (and
+/// frees the decoder's memory).
 fn run(
     mut cursor: Cursor,
     size: u64,
     send: &mpsc::SyncSender<io::Result<Vec<u8>>>,
     spare: &mpsc::Receiver<Vec<u8>>,
     stop: &AtomicBool,
-) -> io::Result<Cursor> {
+) -> io::Result<Option<Cursor>> {
     while cursor.pos() < size && !stop.load(Ordering::Acquire) {
         let mut piece = spare.try_recv().unwrap_or_default();
         let want = usize::try_from(size - cursor.pos())
@@ -159,5 +162,8 @@ fn run(
             break;
         }
     }
-    Ok(cursor)
+    if cursor.pos() < size {
+        return Ok(Some(cursor));
+    }
+    cursor.finish().map(|()| None)
 }

@@ -21,7 +21,7 @@ const BATCH: usize = 1 << 20;
 /// Most files in one batch.
 const BATCH_FILES: usize = 256;
 /// Batches queued for the writers.
-const QUEUE: usize = 8;
+const QUEUE: usize = 4;
 /// Pieces of one large file queued for its writer.
 const PIECES: usize = 2;
 
