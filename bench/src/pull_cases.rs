@@ -1,5 +1,6 @@
 //! The real gzip image ([`crate::real_image`]) in a local `docker-registry`
-//! (pushed there by skopeo, untimed): outport pulling it (`docker://`) to
+//! (pushed there by skopeo, untimed): `curl` downloading its layers, four
+//! at once, to files (the floor); outport pulling it (`docker://`) to
 //! an `oci` tarball and to a `local` directory with an empty blob store,
 //! against `skopeo copy docker:// oci-archive:` and `skopeo copy` then
 //! `umoci unpack`; the same `oci` export again with the store filled by a
@@ -21,6 +22,7 @@ use crate::registry::Registry;
 use crate::runner::{self, Cmd};
 use crate::timed::{self, RealRow, Setup, Target};
 
+const CURL: &str = "curl, every layer, 4 at once (floor)";
 const OCI: &str = "outport docker:// -> oci tar, empty blob store";
 const SKOPEO_OCI: &str = "skopeo copy docker:// oci-archive:";
 const LOCAL: &str = "outport docker:// -> local, empty blob store";
@@ -43,6 +45,7 @@ const SPEEDUPS: &[(&str, &str, &str, f64)] = &[
 const COSTS: &[(&str, &str, &str, f64)] = &[
     ("two names ≤ 1.2× one", PUSH_TWO, PUSH_ONE, 1.2),
     ("warm / cold (no target)", WARM, OCI, f64::INFINITY),
+    ("oci tar / curl (no target)", OCI, CURL, f64::INFINITY),
 ];
 
 /// Everything measured.
@@ -170,6 +173,11 @@ fn cases(env: &Env, image: &RealImage, source: &str) -> Vec<Case> {
         skopeo(format!("oci-archive:{}", skopeo_tar.display())),
     );
     vec![
+        plain(
+            CURL,
+            curl(image, source, &work.join("curl")),
+            vec![work.join("curl")],
+        ),
         outport(OCI, "type=oci", work.join("outport.tar")),
         plain(SKOPEO_OCI, skopeo_oci, vec![skopeo_tar]),
         outport(LOCAL, "type=local", work.join("outport-local")),
@@ -182,6 +190,34 @@ fn cases(env: &Env, image: &RealImage, source: &str) -> Vec<Case> {
         push_case(env, image, PUSH_ONE, "one-$n/app:1"),
         push_case(env, image, PUSH_TWO, "one-$n/app:1,two-$n/app:1"),
     ]
+}
+
+/// The floor of a pull: `curl` downloading every layer of `image` from
+/// `source` (`ADDR/REPO:TAG`), four at once (HTTP/1.1, a connection each),
+/// each to a file in `dir`: the registry's serving rate and one write.
+fn curl(image: &RealImage, source: &str, dir: &Path) -> Cmd {
+    let (addr, name) = source.split_once('/').unwrap_or((source, ""));
+    let repo = name.rsplit_once(':').map_or(name, |(repo, _)| repo);
+    let mut args: Vec<OsString> = [
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--parallel",
+        "--parallel-max",
+        "4",
+        "--create-dirs",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    for layer in &image.layers {
+        let hex = layer.file_name().unwrap_or_default().to_string_lossy();
+        args.extend([
+            "--output".into(),
+            dir.join(hex.as_ref()).into(),
+            format!("http://{addr}/v2/{repo}/blobs/sha256:{hex}").into(),
+        ]);
+    }
+    Cmd::new("curl", args)
 }
 
 /// Pushing `image` from its layout to the benchmark's registry under
