@@ -259,3 +259,58 @@ fn a_source_changed_after_the_view_was_made_fails_the_check() {
     let e = view.check_source().unwrap_err().to_string();
     assert!(e.contains("changed since its view was made"), "{e}");
 }
+
+/// A header block for `name` of `size` bytes whose size field is written
+/// by `size_field` (octal, base-256), its checksum set.
+fn header_block(name: &str, kind: u8, size_field: [u8; 12]) -> [u8; 512] {
+    let mut block = [0u8; 512];
+    block[..name.len()].copy_from_slice(name.as_bytes());
+    block[100..108].copy_from_slice(b"0000644\0");
+    block[124..136].copy_from_slice(&size_field);
+    block[156] = kind;
+    block[257..263].copy_from_slice(b"ustar\0");
+    block[263..265].copy_from_slice(b"00");
+    block[148..156].copy_from_slice(b"        ");
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    block
+}
+
+#[test]
+fn the_walker_follows_base_256_sizes_and_pax_size_records() {
+    let mut tar = Vec::new();
+    // 1000 bytes, the size in base-256.
+    let mut base256 = [0u8; 12];
+    base256[0] = 0x80;
+    base256[10..].copy_from_slice(&1000u16.to_be_bytes());
+    tar.extend_from_slice(&header_block("a", b'0', base256));
+    tar.extend(std::iter::repeat_n(7u8, 1024));
+    // A PAX header whose `size` (3000) overrides the next header's (0).
+    let record = b"13 size=3000\n";
+    tar.extend_from_slice(&header_block("pax", b'x', *b"00000000015\0"));
+    let mut data = record.to_vec();
+    data.resize(512, 0);
+    tar.extend_from_slice(&data);
+    tar.extend_from_slice(&header_block("b", b'0', *b"00000000000\0"));
+    tar.extend(std::iter::repeat_n(9u8, 3072));
+    let last = tar.len();
+    tar.extend_from_slice(&header_block("c", b'0', *b"00000000000\0"));
+    tar.extend(std::iter::repeat_n(0u8, 1024));
+
+    let mut walker = super::Walker::new(super::Recorder::new(tempfile::tempfile().unwrap()));
+    for piece in tar.chunks(100) {
+        walker.observe(piece);
+    }
+    let skeleton = walker.into_recorder().finish();
+    let kept = |at: usize| {
+        let mut block = [0u8; 512];
+        skeleton.read_at(at as u64, &mut block).unwrap() == 512 && block[..] == tar[at..at + 512]
+    };
+    for at in [0, 1536, 2048, 2560, last, last + 512, last + 1024] {
+        assert!(kept(at), "the block at {at} was not kept");
+    }
+    for at in [512, 1024, 3072, 5000] {
+        assert!(!kept(at), "file bytes at {at} were kept");
+    }
+    assert_eq!(skeleton.recorded(), 512 * 4 + 512 + 1024);
+}
