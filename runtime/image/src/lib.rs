@@ -38,6 +38,7 @@ mod digest;
 mod docker;
 mod error;
 mod layout;
+mod pieces;
 mod select;
 mod source;
 mod validate;
@@ -62,6 +63,7 @@ pub use convert::{
 };
 pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;
+pub use pieces::{WRITE_SIZE, write_all_at};
 
 use source::Source;
 use validate::Walker;

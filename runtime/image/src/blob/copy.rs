@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, mpsc};
 
 use super::handle::Blob;
@@ -13,6 +12,7 @@ use super::stream::Stream;
 use crate::chunk::{CHUNK_SIZE, Chunk};
 use crate::digest::Hasher;
 use crate::error::Error;
+use crate::pieces::write_all_at;
 
 impl Blob {
     /// Writes the blob at `offset` of `dest` with positioned writes, in 1 MiB
@@ -102,7 +102,7 @@ impl Blob {
                     .ok()
                     .and_then(|len| bytes.get(..len))
                     .ok_or_else(|| self.stream().short())?;
-                dest.write_all_at(bytes, offset).map_err(CopyError::Io)?;
+                write_all_at(dest, bytes, offset).map_err(CopyError::Io)?;
                 Ok(size)
             }
             Data::File(region) => {
@@ -211,8 +211,7 @@ fn copy_chunks(
             filled += stream.read_raw(&mut buf[filled..])?;
         }
         buf.truncate(filled);
-        dest.write_all_at(&buf, offset + written)
-            .map_err(CopyError::Io)?;
+        write_all_at(dest, &buf, offset + written).map_err(CopyError::Io)?;
         written += filled as u64;
         buf = next(buf)?;
     }

@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use crate::pieces::write_all_at;
+
 /// A run of consecutive tar bytes kept in the skeleton's file.
 #[derive(Debug, Clone, Copy)]
 struct Segment {
@@ -112,7 +114,7 @@ impl Recorder {
         if self.buffer.is_empty() {
             return;
         }
-        match self.file.write_all_at(&self.buffer, self.written) {
+        match write_all_at(&self.file, &self.buffer, self.written) {
             Ok(()) => {
                 self.written += self.buffer.len() as u64;
                 self.buffer.clear();

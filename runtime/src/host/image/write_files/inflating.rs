@@ -6,10 +6,11 @@
 //! larger file goes in pieces of that size through a queue of its own.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Instant;
+
+use outport_image::write_all_at;
 
 use super::file::{WriteError, check_deadline, create, finish, shown};
 use crate::host::bindings::image::NewFile;
@@ -229,7 +230,7 @@ fn write_batches(
 /// Creates `file` with `bytes`, its mode and time.
 fn write_one(beneath: &mut Beneath<'_>, file: &NewFile, bytes: &[u8]) -> Result<(), WriteError> {
     let out = create(beneath, file)?;
-    out.write_all_at(bytes, 0).map_err(write_error(file))?;
+    write_all_at(&out, bytes, 0).map_err(write_error(file))?;
     finish(&out, file)
 }
 
@@ -244,7 +245,7 @@ fn write_large(
     let out = create(beneath, file)?;
     let mut at = 0u64;
     for piece in pieces {
-        out.write_all_at(&piece, at).map_err(write_error(file))?;
+        write_all_at(&out, &piece, at).map_err(write_error(file))?;
         at += piece.len() as u64;
         shared.give_back(piece);
     }
