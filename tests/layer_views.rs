@@ -236,3 +236,39 @@ fn gzip_zstd_and_plain_layers_give_the_same_outputs() {
         assert!(tar == tar0, "{packing}: the tar differs from gzip's");
     }
 }
+
+/// Each input-stream of a compressed layer's view that reads file bytes
+/// decompresses on a thread of its own: an instance holds at most four
+/// open at once, the fifth is refused with `limit`, and one can be opened
+/// again once they are dropped.
+#[test]
+fn an_instance_holds_few_streams_of_compressed_views_open() {
+    let tmp = tempdir();
+    let input = zeros_image(tmp.path());
+    let out = mkdir(tmp.path(), "out");
+    let spec = format!(
+        "type=wasm,component={},action=view-streams,dest={},id=streams",
+        outport_test_programs::MISBEHAVE,
+        path_str(&out.join("out.txt"))
+    );
+    let meta = tmp.path().join("meta.json");
+    let run = outport([
+        "export",
+        path_str(&input),
+        "--output",
+        &spec,
+        "--metadata-file",
+        path_str(&meta),
+    ]);
+    run.assert_success();
+    let response = exporter_entry(&read_json(&meta), "streams")["response"].clone();
+    assert_eq!(response["test.streams.open"], "4", "{response:#}");
+    let refused = response["test.streams.refused"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        refused.contains("Limit") && refused.contains("at most 4 streams"),
+        "{response:#}"
+    );
+    assert_eq!(response["test.streams.after"], "opened", "{response:#}");
+}

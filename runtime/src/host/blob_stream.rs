@@ -76,6 +76,9 @@ pub(super) struct BlobInputStream {
     pub(super) reader: BlobReader,
     pub(super) done: bool,
     pub(super) damaged: DamagedInput,
+    /// The instance's count of open streams of lazily kept views, for
+    /// such a view (see `LAZY_STREAMS`).
+    pub(super) _slot: Option<std::sync::Arc<()>>,
 }
 
 #[async_trait::async_trait]

@@ -60,7 +60,16 @@ pub struct ImageCtx {
     pub(crate) limit_hit: Option<LimitReached>,
     /// The first damaged blob served to the instance, if any.
     pub(crate) damaged: DamagedInput,
+    /// Held by each open input-stream of a view kept lazily (one clone
+    /// per stream): each may hold a decoder and its thread.
+    lazy_streams: Arc<()>,
 }
+
+/// Input-streams of lazily kept views (compressed layers' views, which
+/// decompress what is read on a thread of their own) an instance may hold
+/// open at once: the host's threads and memory for them stay bounded
+/// whatever the guest opens.
+const LAZY_STREAMS: usize = 4;
 
 impl ImageCtx {
     /// The context of an instance exporting `image` (with `run`, the run's
@@ -83,6 +92,7 @@ impl ImageCtx {
             quota: OutputQuota::new(limits.output_bytes),
             limit_hit: None,
             damaged: DamagedInput::default(),
+            lazy_streams: Arc::new(()),
         }
     }
 
@@ -306,10 +316,22 @@ impl HostBlob for ImageView<'_> {
             let result = tokio::task::spawn_blocking(move || fetched.fetch()).await?;
             self.blob_result(result)?;
         }
+        let slot = if blob.is_lazy() {
+            if Arc::strong_count(&self.ctx.lazy_streams) > LAZY_STREAMS {
+                return Err(Error::Limit(format!(
+                    "read: at most {LAZY_STREAMS} streams of compressed layers' uncompressed views may be open at once (each decompresses on a thread of its own); drop one first"
+                ))
+                .into());
+            }
+            Some(Arc::clone(&self.ctx.lazy_streams))
+        } else {
+            None
+        };
         let stream: DynInputStream = Box::new(BlobInputStream {
             reader: blob.open(),
             done: false,
             damaged: self.ctx.damaged.clone(),
+            _slot: slot,
         });
         Ok(self.table.push(stream)?)
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use oci_spec::image::Descriptor;
 
 use super::handle::Blob;
-use super::inflated::{Codec, Inflated, Skeleton, Source};
+use super::inflated::{Codec, IdleCount, Inflated, Skeleton, Source};
 use super::label::Label;
 use super::storage::Data;
 use super::stream::Stream;
@@ -24,6 +24,7 @@ impl Blob {
         descriptor: Descriptor,
         skeleton: Skeleton,
         context: &str,
+        idle: IdleCount,
     ) -> Option<Blob> {
         let Ok(Data::File(region)) = layer.present_data() else {
             return None;
@@ -41,7 +42,7 @@ impl Blob {
         };
         Some(Blob {
             descriptor,
-            data: Data::Inflated(Arc::new(Inflated::new(source, skeleton, size))),
+            data: Data::Inflated(Arc::new(Inflated::new(source, skeleton, size, idle))),
             verified: Arc::new(AtomicBool::new(true)),
             verifying: Arc::default(),
             label: Arc::new(label),

@@ -140,6 +140,9 @@ pub struct Converter {
     /// Where the unnamed files go: the temporary directory when `None`.
     dir: Option<PathBuf>,
     done: Mutex<Conversions>,
+    /// Decoders the lazily kept views made here hold idle (bounded across
+    /// them all).
+    idle_decoders: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Converter {

@@ -70,8 +70,15 @@ impl Converter {
             Compression::Uncompressed.name()
         );
         let skeleton = walker.into_recorder().finish();
-        let view = Blob::inflated_view(blob, codec, descriptor, skeleton, &context)
-            .ok_or_else(|| format!("layer {} is not in a file", blob.descriptor().digest()))?;
+        let view = Blob::inflated_view(
+            blob,
+            codec,
+            descriptor,
+            skeleton,
+            &context,
+            Arc::clone(&self.idle_decoders),
+        )
+        .ok_or_else(|| format!("layer {} is not in a file", blob.descriptor().digest()))?;
         Ok(Some(Arc::new(Converted {
             blob: Arc::new(view),
             diff_id,

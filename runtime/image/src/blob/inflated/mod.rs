@@ -11,6 +11,7 @@
 //!   ahead of its reader on a thread of its own.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 mod cursor;
@@ -29,6 +30,15 @@ use super::region::FileRegion;
 /// Decoders kept per view at most.
 const POOL: usize = 4;
 
+/// Idle decoders kept by all the views of one converter (one run) at
+/// most: each holds its thread, its buffers and (zstd) its window, so a
+/// guest reading many views out of order cannot make the host keep one per
+/// view and range. A decoder given back beyond it is finished at once.
+const IDLE_IN_ALL: usize = 8;
+
+/// How many decoders the views of one converter keep idle now.
+pub(crate) type IdleCount = Arc<AtomicUsize>;
+
 /// The compressed bytes of a view's layer.
 #[derive(Debug)]
 pub(crate) struct Source {
@@ -46,6 +56,8 @@ pub(crate) struct Inflated {
     /// The tar's size.
     size: u64,
     idle: Mutex<Vec<Prefetch>>,
+    /// Idle decoders of every view of the same converter.
+    idle_in_all: IdleCount,
     failure: Mutex<Option<String>>,
 }
 
@@ -59,12 +71,18 @@ impl std::fmt::Debug for Inflated {
 }
 
 impl Inflated {
-    pub(crate) fn new(source: Source, skeleton: Skeleton, size: u64) -> Inflated {
+    pub(crate) fn new(
+        source: Source,
+        skeleton: Skeleton,
+        size: u64,
+        idle_in_all: IdleCount,
+    ) -> Inflated {
         Inflated {
             source,
             skeleton,
             size,
             idle: Mutex::default(),
+            idle_in_all,
             failure: Mutex::default(),
         }
     }
@@ -81,7 +99,10 @@ impl Inflated {
             let best = (0..idle.len())
                 .filter(|&i| idle[i].pos() <= start)
                 .max_by_key(|&i| idle[i].pos());
-            best.map(|i| idle.swap_remove(i))
+            best.map(|i| {
+                self.idle_in_all.fetch_sub(1, Ordering::AcqRel);
+                idle.swap_remove(i)
+            })
         };
         let mut cursor = match taken {
             Some(cursor) => cursor,
@@ -115,17 +136,26 @@ impl Inflated {
     /// with the pool full, the one least along goes (its source bytes
     /// hashed to their end first).
     fn give_back(&self, cursor: Prefetch) {
-        if cursor.pos() >= self.size {
-            // Nothing more to read from it: its source is checked now, and
-            // its memory (a zstd window, its pieces) freed.
-            return self.finish(cursor);
+        // A place among the idle decoders of every view, or none.
+        let placed = self
+            .idle_in_all
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < IDLE_IN_ALL).then_some(n + 1)
+            })
+            .is_ok();
+        if !placed {
+            self.finish(cursor);
+            return;
         }
         let evicted = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.push(cursor);
             if idle.len() > POOL {
                 let least = (0..idle.len()).min_by_key(|&i| idle[i].pos());
-                least.map(|i| idle.swap_remove(i))
+                least.map(|i| {
+                    self.idle_in_all.fetch_sub(1, Ordering::AcqRel);
+                    idle.swap_remove(i)
+                })
             } else {
                 None
             }
@@ -140,6 +170,7 @@ impl Inflated {
     /// failure met by any decoder of the view is the answer.
     pub(crate) fn check_source(&self) -> Result<(), String> {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        self.idle_in_all.fetch_sub(idle.len(), Ordering::AcqRel);
         for cursor in idle {
             self.finish(cursor);
         }
@@ -204,6 +235,13 @@ impl Lease {
     fn fail(&mut self, e: io::Error) -> io::Error {
         self.cursor = None;
         self.home.failed(e)
+    }
+}
+
+impl Drop for Inflated {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.idle_in_all.fetch_sub(idle.len(), Ordering::AcqRel);
     }
 }
 

@@ -314,3 +314,37 @@ fn the_walker_follows_base_256_sizes_and_pax_size_records() {
     }
     assert_eq!(skeleton.recorded(), 512 * 4 + 512 + 1024);
 }
+
+#[test]
+fn the_views_of_one_converter_keep_few_decoders_idle() {
+    let tar = sample_tar();
+    let converter = Converter::new();
+    let dest = tempfile::tempfile().unwrap();
+    let mut views = Vec::new();
+    // Distinct layers (one more file each), three backward ranges per
+    // view: each range leaves one more idle decoder behind.
+    for n in 0..5u8 {
+        let mut tar = tar.clone();
+        tar.extend_from_slice(&[n; 1]);
+        let (layer, file) = layer(&gzip(&tar));
+        let view = view(&converter, &layer);
+        for start in [300_000u64, 200_000, 100_000] {
+            view.copy_range_to_file(start, 10, &dest, 0).unwrap();
+        }
+        views.push((view, layer, file));
+    }
+    let idle: usize = views.iter().map(|(v, _, _)| inflated(v).idle().len()).sum();
+    assert_eq!(
+        idle,
+        super::IDLE_IN_ALL,
+        "at most IDLE_IN_ALL idle decoders in all"
+    );
+    for (view, _, _) in &views {
+        view.check_source().unwrap();
+    }
+    // Once the views have been checked, they hold none; new ones may.
+    assert!(views.iter().all(|(v, _, _)| inflated(v).idle().is_empty()));
+    // File bytes (of the third entry), not a header.
+    views[0].0.copy_range_to_file(2_600, 10, &dest, 0).unwrap();
+    assert_eq!(inflated(&views[0].0).idle().len(), 1);
+}

@@ -175,37 +175,6 @@ pub(crate) fn convert_zstd_22() -> Result<Vec<ResponseEntry>, Error> {
     convert(&handles, Compression::Zstd, Some(22), None)
 }
 
-/// `action=first-view-only`: asks for the uncompressed view of every layer
-/// (in image order), reads the first one to its end, logs how many bytes it
-/// had, writes the complete output and succeeds without touching the
-/// other views.
-pub(crate) fn first_view_only(request: Request) -> Result<Vec<ResponseEntry>, Error> {
-    let mut layers = Vec::new();
-    for manifest in walk::image_manifests(&image::root())? {
-        for layer in walk::read_manifest(&manifest.descriptor.digest)?.layers {
-            layers.push(image::get_blob(&layer)?);
-        }
-    }
-    let handles: Vec<&image::Blob> = layers.iter().collect();
-    let views = image::uncompressed_layers(&handles)?;
-    let first = views
-        .first()
-        .ok_or_else(|| Error::Unsupported("the image has no layer".into()))?;
-    let stream = first.read()?;
-    let mut read = 0u64;
-    loop {
-        match stream.blocking_read(1 << 20) {
-            Ok(bytes) => read += bytes.len() as u64,
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(Error::InvalidImage(e.to_debug_string()));
-            }
-        }
-    }
-    log::info(&format!("first view read: {read} bytes"));
-    finish_ok(&request, false)
-}
-
 /// `action=fd-hog`: holds as many open files as it can, then fails saying how
 /// many.
 pub(crate) fn fd_hog(request: Request) -> Result<Vec<ResponseEntry>, Error> {

@@ -51,6 +51,9 @@
 //! - `first-view-only`: asks for the uncompressed view of every layer,
 //!   reads the first one only (logging `first view read: N bytes`), then
 //!   writes its file and succeeds;
+//! - `view-streams`: opens input-streams on the last layer's view, reading
+//!   a megabyte of each, until one is refused or 16 are open, then drops
+//!   them and opens one more (`views.rs`);
 //! - `docker-then-sleep`, `docker-then-error`, `docker-rewrite`: write a
 //!   docker tarball named `name=`, wait `pause=` seconds (default 3), then
 //!   succeed, fail, or write the right tag over bytes written before and
@@ -81,8 +84,8 @@ const OPTIONS: &[OptionSpec] = &[
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
          symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
-         convert-zstd-22, fd-hog, forge-response, first-view-only, docker-then-sleep, \
-         docker-then-error, docker-rewrite",
+         convert-zstd-22, fd-hog, forge-response, first-view-only, view-streams, \
+         docker-then-sleep, docker-then-error, docker-rewrite",
     )
     .default("ok"),
     OptionSpec::once("output", "file, directory or none").default("file"),
@@ -93,8 +96,10 @@ const OPTIONS: &[OptionSpec] = &[
 
 mod actions;
 mod docker;
+mod views;
 
 use actions::*;
+use views::*;
 
 struct Misbehave;
 
@@ -190,6 +195,7 @@ impl Guest for Misbehave {
             )]),
             "fd-hog" => fd_hog(request),
             "first-view-only" => first_view_only(request),
+            "view-streams" => view_streams(request),
             "docker-then-sleep" | "docker-then-error" | "docker-rewrite" => {
                 docker::docker(action, &parsed, request.destination.clone())
             }

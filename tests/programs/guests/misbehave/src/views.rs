@@ -1,0 +1,77 @@
+//! Actions on layers' uncompressed views (`uncompressed-layers`).
+
+use super::*;
+
+/// The uncompressed view of every layer of the image, in image order.
+fn all_views() -> Result<Vec<image::Blob>, Error> {
+    let mut layers = Vec::new();
+    for manifest in walk::image_manifests(&image::root())? {
+        for layer in walk::read_manifest(&manifest.descriptor.digest)?.layers {
+            layers.push(image::get_blob(&layer)?);
+        }
+    }
+    let handles: Vec<&image::Blob> = layers.iter().collect();
+    image::uncompressed_layers(&handles)
+}
+
+/// `action=first-view-only`: asks for the uncompressed view of every layer
+/// (in image order), reads the first one to its end, logs how many bytes it
+/// had, writes the complete output and succeeds without touching the
+/// other views.
+pub(crate) fn first_view_only(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+    let views = all_views()?;
+    let first = views
+        .first()
+        .ok_or_else(|| Error::Unsupported("the image has no layer".into()))?;
+    let stream = first.read()?;
+    let mut read = 0u64;
+    loop {
+        match stream.blocking_read(1 << 20) {
+            Ok(bytes) => read += bytes.len() as u64,
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(Error::InvalidImage(e.to_debug_string()));
+            }
+        }
+    }
+    log::info(&format!("first view read: {read} bytes"));
+    finish_ok(&request, false)
+}
+
+/// `action=view-streams`: opens input-streams on the last layer's view,
+/// reading a first megabyte of each (the tar's first file bytes), until
+/// one is refused or 16 are open; then drops them and opens one more.
+/// Says how many were open and what the refusal said.
+pub(crate) fn view_streams(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+    let views = all_views()?;
+    let last = views
+        .last()
+        .ok_or_else(|| Error::Unsupported("the image has no layer".into()))?;
+    let mut open = Vec::new();
+    let mut refused = String::from("none");
+    while open.len() < 16 {
+        match last.read() {
+            Ok(stream) => {
+                stream
+                    .blocking_read(1 << 20)
+                    .map_err(|e| Error::Io(format!("reading the view: {e:?}")))?;
+                open.push(stream);
+            }
+            Err(e) => {
+                refused = format!("{e:?}");
+                break;
+            }
+        }
+    }
+    let count = open.len();
+    drop(open);
+    let again = last
+        .read()
+        .map(|_| "opened")
+        .map_err(|e| Error::Io(format!("{e:?}")))?;
+    let mut out = finish_ok(&request, false)?;
+    out.push(entry("test.streams.open", &count.to_string()));
+    out.push(entry("test.streams.refused", &refused));
+    out.push(entry("test.streams.after", again));
+    Ok(out)
+}
