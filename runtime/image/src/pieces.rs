@@ -9,7 +9,7 @@
 //! 16 KiB writes and 3.0–3.6 s in 1 MiB writes (docs/benchmark.md).
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 /// The largest write [`write_all_at`] makes (`curl`'s write size).
@@ -24,4 +24,20 @@ pub fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
         at += piece.len() as u64;
     }
     Ok(())
+}
+
+/// A writer that passes what it is given on in writes of at most
+/// [`WRITE_SIZE`] bytes (for a `BufWriter` whose larger buffer would
+/// otherwise reach the file in one write).
+#[derive(Debug)]
+pub(crate) struct SmallWrites<W>(pub(crate) W);
+
+impl<W: Write> Write for SmallWrites<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(&buf[..buf.len().min(WRITE_SIZE)])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }

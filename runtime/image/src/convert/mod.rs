@@ -28,6 +28,7 @@ use oci_spec::image::Descriptor;
 use crate::blob::{Blob, BlobReader, FileRegion};
 use crate::digest::Hasher;
 use crate::error::Error;
+use crate::pieces::SmallWrites;
 
 mod budget;
 mod compression;
@@ -344,7 +345,7 @@ fn transcode(
         }
     };
     let mut decoded = Metered::new(decoded, budget, "the uncompressed tar");
-    let written = Metered::new(out, budget, "the converted file");
+    let written = Metered::new(SmallWrites(out), budget, "the converted file");
     let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written));
     let mut tar = Hashing::new(Encoder::new(target, level, compressed)?);
     match epoch {
