@@ -325,15 +325,7 @@ fn a_component_built_against_contract_0_1_0_still_runs() {
         "type=wasm,component={component},id=old,dest={}",
         path_str(&dest)
     );
-    let run = outport([
-        "export",
-        path_str(&input),
-        "--output",
-        &spec,
-        "--metadata-file",
-        path_str(&metadata),
-    ]);
-    run.assert_success();
+    export(input.as_os_str(), &[spec], Some(&metadata)).assert_success();
     assert_eq!(std::fs::read(&dest).unwrap(), expected);
     let entry = exporter_entry(&read_json(&metadata), "old").clone();
     assert_eq!(entry["response"]["test.contract"], "0.1.0", "{entry}");

@@ -252,15 +252,7 @@ fn an_instance_holds_few_streams_of_compressed_views_open() {
         path_str(&out.join("out.txt"))
     );
     let meta = tmp.path().join("meta.json");
-    let run = outport([
-        "export",
-        path_str(&input),
-        "--output",
-        &spec,
-        "--metadata-file",
-        path_str(&meta),
-    ]);
-    run.assert_success();
+    export(input.as_os_str(), &[spec], Some(&meta)).assert_success();
     let response = exporter_entry(&read_json(&meta), "streams")["response"].clone();
     assert_eq!(response["test.streams.open"], "4", "{response:#}");
     let refused = response["test.streams.refused"]

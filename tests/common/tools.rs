@@ -59,6 +59,22 @@ pub fn skopeo_copy_all(from: &str, to: &str) {
     skopeo(&["--insecure-policy", "copy", "--all", "--quiet", from, to]);
 }
 
+/// [`skopeo_copy_all`] to a plain-HTTP registry (`TO` a `docker://`
+/// reference), keeping the blobs' digests.
+#[track_caller]
+pub fn skopeo_push_all(from: &str, to: &str) {
+    skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        from,
+        to,
+    ]);
+}
+
 #[track_caller]
 pub fn umoci(args: &[&str]) -> String {
     tool_ok("umoci", args)

@@ -67,16 +67,7 @@ fn export(input: &str, dir: &Path, cache: &Path) -> Run {
 /// indexes, its `index.json` naming `n{top}` (tag `latest`).
 fn nest(tmp: &Path, host: &str, repo: &str, levels: usize, top: usize) -> PathBuf {
     let sample = sample_image();
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "--quiet",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &oci_dir(&sample),
-        &format!("docker://{host}/{repo}:inner"),
-    ]);
+    skopeo_push_all(&oci_dir(&sample), &format!("docker://{host}/{repo}:inner"));
     let dir = tmp.join("layout");
     copy_dir(&sample, &dir);
     let layout = Layout::open(&dir);

@@ -98,16 +98,7 @@ fn at_most_four_layers_are_downloaded_at_once() {
     let tmp = tempdir();
     let reference = format!("{host}/{}:1", unique_repo("bounded"));
     let (layout, layers) = eight_platforms(tmp.path(), &reference);
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "--quiet",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &oci_dir(&layout),
-        &format!("docker://{reference}"),
-    ]);
+    skopeo_push_all(&oci_dir(&layout), &format!("docker://{reference}"));
     // What each output must be: the same export from the layout.
     let expected = mkdir(tmp.path(), "expected");
     let mut args = vec!["export".to_owned(), oci_dir(&layout)];

@@ -235,3 +235,11 @@ fn symlink<W: std::io::Write>(b: &mut tar::Builder<W>, name: &str, target: &str)
 pub(crate) fn rewrite(path: &Path, data: &[u8]) {
     fs::write(path, data).unwrap();
 }
+
+/// `data` gzipped (fast level).
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}

@@ -333,17 +333,7 @@ fn transcode(
     out: File,
     budget: &Budget,
 ) -> io::Result<Output> {
-    let decoded: Box<dyn Read> = match source {
-        Compression::Uncompressed => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            CHUNK, reader,
-        ))),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(reader)?;
-            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
-            Box::new(decoder)
-        }
-    };
+    let decoded = decoding(reader, source)?;
     let mut decoded = Metered::new(decoded, budget, "the uncompressed tar");
     let written = Metered::new(SmallWrites(out), budget, "the converted file");
     let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written));
@@ -363,6 +353,21 @@ fn transcode(
         digest,
         size,
         diff_id,
+    })
+}
+
+/// The uncompressed tar of `reader`, a layer compressed as `source`.
+fn decoding(reader: BlobReader, source: Compression) -> io::Result<Box<dyn Read>> {
+    Ok(match source {
+        Compression::Uncompressed => Box::new(reader),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            CHUNK, reader,
+        ))),
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::new(reader)?;
+            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
+            Box::new(decoder)
+        }
     })
 }
 

@@ -1,6 +1,7 @@
 //! Tests of layer conversion.
 
-use std::io::{self, Read, Write};
+use crate::testutil::gzip;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,12 +37,6 @@ fn sample_tar() -> Vec<u8> {
         .append_data(&mut header, "pax.txt", &[][..])
         .unwrap();
     builder.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 fn blob(data: Vec<u8>) -> Blob {

@@ -3,16 +3,13 @@
 //! recorded (see `blob::inflated`), and no decompressed copy is written:
 //! the view's bytes are decompressed again where they are read.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use oci_spec::image::Descriptor;
 
 use super::budget::{Budget, Metered, Spent};
-use super::{
-    CHUNK, Compression, ConvertOptions, Converted, Converter, Failure, Outcome,
-    ZSTD_MAX_WINDOW_LOG, sniff,
-};
+use super::{Compression, ConvertOptions, Converted, Converter, Failure, Outcome, decoding, sniff};
 use crate::blob::{Blob, BlobReader, Codec, Recorder, Walker};
 use crate::chunk::Chunk;
 use crate::digest::Hasher;
@@ -57,7 +54,7 @@ impl Converter {
                 dir.display()
             ))
         })?;
-        let walked = inflate(blob.open_shared(), codec, Recorder::new(file), budget);
+        let walked = inflate(blob.open_shared(), source, Recorder::new(file), budget);
         let (diff_id, size, walker) = walked.map_err(|e| match Spent::of(&e) {
             Some(limit) => Failure::Limit(limit),
             None => Failure::Failed(format!("{} to uncompressed: {e}", source.name())),
@@ -90,20 +87,11 @@ impl Converter {
 /// walking it into `recorder`: the tar's digest, its size and the walker.
 fn inflate(
     reader: BlobReader,
-    codec: Codec,
+    source: Compression,
     recorder: Recorder,
     budget: &Budget,
 ) -> io::Result<(String, u64, Walker)> {
-    let decoded: Box<dyn Read> = match codec {
-        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            CHUNK, reader,
-        ))),
-        Codec::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(reader)?;
-            decoder.window_log_max(ZSTD_MAX_WINDOW_LOG)?;
-            Box::new(decoder)
-        }
-    };
+    let decoded = decoding(reader, source)?;
     let mut decoded = Metered::new(decoded, budget, "the uncompressed tar");
     let mut walker = Walker::new(recorder);
     let mut hasher = Hasher::default();

@@ -3,6 +3,7 @@
 //! decoders are reused by ascending reads, and a source changed after the
 //! view was made fails the check.
 
+use crate::testutil::gzip;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -40,12 +41,6 @@ fn sample_tar() -> Vec<u8> {
             .unwrap();
     }
     builder.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 /// A layer blob stored in a temporary file (returned too, to damage it).
