@@ -165,6 +165,17 @@ impl Converter {
         self.dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 
+    /// A new unnamed file in [`Converter::dir`].
+    fn temporary_file(&self) -> Result<File, Failure> {
+        let dir = self.dir();
+        tempfile::tempfile_in(&dir).map_err(|e| {
+            Failure::Storage(format!(
+                "creating a temporary file in {}: {e}",
+                dir.display()
+            ))
+        })
+    }
+
     /// Converts `blob` as `options` ask, within `budget`; `None` when it is
     /// already as asked (same compression, no timestamp rewriting). Blocks
     /// while converting or while another caller converts the same: call it
@@ -247,13 +258,7 @@ impl Converter {
         // The level is for the compression asked; a layer keeping its own
         // gets that algorithm's default.
         let level = options.level.filter(|_| target == options.compression);
-        let dir = self.dir();
-        let file = tempfile::tempfile_in(&dir).map_err(|e| {
-            Failure::Storage(format!(
-                "creating a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
+        let file = self.temporary_file()?;
         let writer = file
             .try_clone()
             .map_err(|e| format!("opening the converted file: {e}"))?;
@@ -270,7 +275,7 @@ impl Converter {
                 "{} to {}: the temporary directory {} is full: {e}",
                 source.name(),
                 target.name(),
-                dir.display()
+                self.dir().display()
             )),
             None => Failure::Failed(format!("{} to {}: {e}", source.name(), target.name())),
         })?;

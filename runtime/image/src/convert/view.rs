@@ -47,13 +47,7 @@ impl Converter {
         if !blob.stored_in_file() {
             return self.compute(blob, &MATERIALISED, budget);
         }
-        let dir = self.dir();
-        let file = tempfile::tempfile_in(&dir).map_err(|e| {
-            Failure::Storage(format!(
-                "creating a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
+        let file = self.temporary_file()?;
         let walked = inflate(blob.open_shared(), source, Recorder::new(file), budget);
         let (diff_id, size, walker) = walked.map_err(|e| match Spent::of(&e) {
             Some(limit) => Failure::Limit(limit),
