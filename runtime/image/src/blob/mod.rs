@@ -32,7 +32,7 @@ mod stream;
 mod verify;
 
 pub use handle::Blob;
-pub(crate) use inflated::{Codec, Recorder, Walker};
+pub(crate) use inflated::{Codec, Recorder, Walker, ZSTD_MAX_WINDOW_LOG};
 pub use lazy::Ranges;
 pub use reader::BlobReader;
 pub(crate) use storage::FileRegion;

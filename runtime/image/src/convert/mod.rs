@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
 
-use crate::blob::{Blob, BlobReader, FileRegion};
+use crate::blob::{Blob, BlobReader, FileRegion, ZSTD_MAX_WINDOW_LOG};
 use crate::digest::Hasher;
 use crate::error::Error;
 use crate::pieces::SmallWrites;
@@ -375,10 +375,6 @@ fn decoding(reader: BlobReader, source: Compression) -> io::Result<Box<dyn Read>
         }
     })
 }
-
-/// Largest zstd window (as a power of two) the decoder accepts: the
-/// format's default limit, 128 MiB.
-const ZSTD_MAX_WINDOW_LOG: u32 = 27;
 
 /// A writer that hashes and counts what passes.
 struct Hashing<W> {

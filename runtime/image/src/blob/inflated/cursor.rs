@@ -10,11 +10,12 @@ use super::Source;
 use crate::blob::region::FileRegion;
 use crate::digest::Hasher;
 
+/// Largest zstd window (as a power of two) a decoder accepts, here and in
+/// the conversions: the format's default limit, 128 MiB.
+pub(crate) const ZSTD_MAX_WINDOW_LOG: u32 = 27;
+
 /// Buffer of the compressed bytes read ahead of the decoder.
 const SOURCE_BUFFER: usize = 256 << 10;
-/// Largest zstd window (as a power of two) a decoder accepts (as the
-/// conversions: the format's default limit, 128 MiB).
-const ZSTD_MAX_WINDOW_LOG: u32 = 27;
 
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

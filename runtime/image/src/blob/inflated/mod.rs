@@ -19,8 +19,8 @@ mod prefetch;
 mod skeleton;
 mod walker;
 
-pub(crate) use cursor::Codec;
 use cursor::Cursor;
+pub(crate) use cursor::{Codec, ZSTD_MAX_WINDOW_LOG};
 use prefetch::Prefetch;
 pub(crate) use skeleton::{Recorder, Skeleton};
 pub(crate) use walker::Walker;
