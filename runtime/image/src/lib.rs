@@ -63,7 +63,7 @@ pub use convert::{
 };
 pub use digest::{is_sha256_digest, sha256_digest};
 pub use error::Error;
-pub use pieces::{WRITE_SIZE, write_all_at};
+pub use pieces::{SmallWrites, WRITE_SIZE, write_all_at};
 
 use source::Source;
 use validate::Walker;

@@ -30,7 +30,7 @@ pub fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
 /// [`WRITE_SIZE`] bytes (for a `BufWriter` whose larger buffer would
 /// otherwise reach the file in one write).
 #[derive(Debug)]
-pub(crate) struct SmallWrites<W>(pub(crate) W);
+pub struct SmallWrites<W>(pub W);
 
 impl<W: Write> Write for SmallWrites<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

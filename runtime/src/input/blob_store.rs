@@ -23,7 +23,7 @@ use std::io::{Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use outport_image::{Fetch, Image};
+use outport_image::{Fetch, Image, SmallWrites};
 use outport_oci::Sha256Digest;
 use rustix::fs::{FlockOperation, flock};
 
@@ -245,31 +245,20 @@ impl BlobStore {
     }
 }
 
-/// The largest write into a blob file. The kernel gives a file's page
-/// cache folios as large as each write (up to 2 MiB on ext4); folios of
-/// 64 KiB and more come from free memory the hypervisor may have taken
-/// back (free page reporting), which costs it ~22 µs per 4 KiB page to
-/// hand again, while small ones reuse pages the kernel freed lately. On
-/// the development VM a cold `docker://` export of 464 MB took 0.88 and
-/// 1.01 s (medians of two series of five) with the store written in 16 KiB
-/// pieces, 1.03 and 1.50 s in the 408 KiB pieces the HTTP client hands
-/// over (docs/benchmark.md). 16 KiB is curl's write size.
-const WRITE_SIZE: usize = 16 << 10;
-
 /// Sets `file`'s modification time to now.
 fn touch(file: &File) -> std::io::Result<()> {
     file.set_modified(std::time::SystemTime::now())
 }
 
 impl TempBlob {
-    /// Appends `data`, in writes of at most [`WRITE_SIZE`] bytes.
+    /// Appends `data`, in writes of at most [`outport_image::WRITE_SIZE`]
+    /// bytes, not in the pieces the HTTP client hands over (408 KiB): on
+    /// the development VM a cold `docker://` export of 464 MB took 0.88
+    /// and 1.01 s (medians of two series of five) against 1.03 and 1.50 s
+    /// (docs/benchmark.md; why: `outport_image`'s `pieces`).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        for piece in data.chunks(WRITE_SIZE) {
-            self.file
-                .write_all(piece)
-                .map_err(|e| store_error(self.file.path(), e))?;
-        }
-        Ok(())
+        let written = SmallWrites(self.file.as_file_mut()).write_all(data);
+        written.map_err(|e| store_error(self.file.path(), e))
     }
 
     /// Empties the file, to write the blob again from its start.
