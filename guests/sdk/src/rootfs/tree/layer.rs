@@ -3,8 +3,8 @@
 
 use std::io::{self, Read};
 
-use super::Tree;
 use super::node::{ContentId, Entry, Meta};
+use super::{LastDir, Tree};
 use crate::rootfs::reader::BlobReader;
 
 impl Tree {
@@ -36,6 +36,7 @@ impl Tree {
         layer: usize,
         warn: &mut dyn FnMut(String),
     ) -> io::Result<()> {
+        let mut last = LastDir::default();
         for (ordinal, entry) in entries.enumerate() {
             let entry = entry?;
             let header = entry.header();
@@ -70,7 +71,7 @@ impl Tree {
                 ordinal: ordinal as u64,
                 offset,
             };
-            self.apply(parsed, id, warn);
+            self.apply(parsed, id, &mut last, warn);
         }
         Ok(())
     }

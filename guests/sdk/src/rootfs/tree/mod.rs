@@ -6,18 +6,22 @@
 //! entry of it): the writers read them again from that layer, so the tree
 //! stays small whatever the layers hold.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 
 use tar::EntryType;
 
+mod last_dir;
 mod layer;
 mod node;
 mod paths;
 #[cfg(test)]
 mod tests;
 
+pub use last_dir::LastDir;
 pub use node::{ContentId, Entry, Kind, Meta, Node};
-use paths::join;
+use paths::{child, join, split};
 pub use paths::{clean, contained_target};
 
 /// The whiteout prefix (`.wh.NAME` deletes `NAME` of the layers below).
@@ -69,25 +73,21 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Applies one entry of layer `id.layer`.
-    pub fn apply(&mut self, entry: Entry, id: ContentId, warn: &mut dyn FnMut(String)) {
+    /// Applies one entry of layer `id.layer`; `last` is the directory the
+    /// entry applied before it (in the same pass) went in.
+    pub fn apply(
+        &mut self,
+        entry: Entry,
+        id: ContentId,
+        last: &mut LastDir,
+        warn: &mut dyn FnMut(String),
+    ) {
         let layer = id.layer;
-        let Some(mut comps) = clean(&entry.path) else {
-            warn(format!("{}: climbs above the root; left out", entry.path));
+        let Some(name) = self.locate(&entry.path, last, warn) else {
             return;
         };
-        let Some(name) = comps.pop() else {
-            return; // the root itself
-        };
-        let parent = match self.resolve(&comps) {
-            Ok(parent) => parent,
-            Err(why) => {
-                warn(format!("{}: {why}; left out", entry.path));
-                return;
-            }
-        };
         if name.starts_with(WHITEOUT) {
-            self.whiteout(&parent, &name, layer);
+            self.whiteout(last, &name, layer);
             return;
         }
         let kind = match entry.entry_type {
@@ -101,7 +101,7 @@ impl Tree {
                 let target = entry.link.as_deref().unwrap_or_default();
                 match self.hard_link_target(target) {
                     Ok((kind, meta)) => {
-                        self.insert(parent, name, kind, meta, layer);
+                        self.insert(last, &name, kind, meta, layer);
                         return;
                     }
                     Err(why) => {
@@ -128,24 +128,57 @@ impl Tree {
                 return;
             }
         };
-        self.insert(parent, name, kind, entry.meta, layer);
+        self.insert(last, &name, kind, entry.meta, layer);
+    }
+
+    /// Where the entry at `path` goes: its parent directory, resolved, in
+    /// `last.dir` (not resolved again when it is the one of the entry
+    /// before, see [`LastDir`]), and its name. `None` for the root itself
+    /// and, after a warning, for an entry left out.
+    fn locate<'p>(
+        &self,
+        path: &'p str,
+        last: &mut LastDir,
+        warn: &mut dyn FnMut(String),
+    ) -> Option<Cow<'p, str>> {
+        let plain = split(path);
+        if let Some((written, name)) = plain
+            && last.is(written)
+        {
+            return Some(Cow::Borrowed(name));
+        }
+        let Some(mut comps) = clean(path) else {
+            warn(format!("{path}: climbs above the root; left out"));
+            return None;
+        };
+        let name = comps.pop()?; // None: the root itself
+        let dir = match self.resolve(&comps) {
+            Ok(dir) => dir,
+            Err(why) => {
+                warn(format!("{path}: {why}; left out"));
+                return None;
+            }
+        };
+        let reusable = plain.filter(|_| dir == comps).map(|(written, _)| written);
+        last.set(reusable, &dir);
+        Some(match plain {
+            Some((_, name)) => Cow::Borrowed(name),
+            None => Cow::Owned(name),
+        })
     }
 
     /// Applies whiteout entry `name` (`.wh.NAME` or the opaque marker) of
-    /// layer `layer` in directory `parent` (resolved components): hides
-    /// what the layers below put there.
-    fn whiteout(&mut self, parent: &[String], name: &str, layer: usize) {
-        self.ensure_dirs(parent, layer);
-        let dir = join(parent);
+    /// layer `layer` in directory `last.dir`: hides what the layers below
+    /// put there.
+    fn whiteout(&mut self, last: &mut LastDir, name: &str, layer: usize) {
+        self.make_dirs(last, layer);
         let Some(hidden) = name.strip_prefix(WHITEOUT) else {
             return;
         };
         if name == OPAQUE {
-            self.remove_below(&dir, layer);
+            self.remove_below(&last.dir, layer);
         } else if !hidden.starts_with(WHITEOUT) {
-            let mut path = parent.to_vec();
-            path.push(hidden.to_owned());
-            let path = join(&path);
+            let path = child(&last.dir, hidden);
             if self.nodes.get(&path).is_some_and(|n| n.layer < layer) {
                 self.remove_subtree(&path);
             }
@@ -171,40 +204,53 @@ impl Tree {
         }
     }
 
-    /// Puts `kind` at `parent/name`, replacing what is there (a directory
-    /// over a directory keeps its contents).
-    fn insert(&mut self, parent: Vec<String>, name: String, kind: Kind, meta: Meta, layer: usize) {
-        self.ensure_dirs(&parent, layer);
-        let mut path = parent;
-        path.push(name);
-        let path = join(&path);
-        self.place(path, Node { kind, meta, layer });
+    /// Puts `kind` at `name` in directory `last.dir`, replacing what is
+    /// there (a directory over a directory keeps its contents).
+    fn insert(&mut self, last: &mut LastDir, name: &str, kind: Kind, meta: Meta, layer: usize) {
+        self.make_dirs(last, layer);
+        self.place(child(&last.dir, name), Node { kind, meta, layer });
     }
 
     /// Puts `node` at `path`, replacing what is there and everything below
     /// it, except that a directory over a directory keeps its contents.
     fn place(&mut self, path: String, node: Node) {
-        let both_dirs = matches!(node.kind, Kind::Dir)
-            && self
-                .nodes
-                .get(&path)
-                .is_some_and(|n| matches!(n.kind, Kind::Dir));
-        if !both_dirs {
-            self.remove_subtree(&path);
+        if matches!(node.kind, Kind::Dir)
+            && let Some(old) = self.nodes.get_mut(&path)
+            && matches!(old.kind, Kind::Dir)
+        {
+            *old = node;
+            return;
         }
+        self.remove_below(&path, usize::MAX);
         self.nodes.insert(path, node);
     }
 
-    /// Creates the missing directories of `parent` (resolved components).
-    fn ensure_dirs(&mut self, parent: &[String], layer: usize) {
-        for i in 1..=parent.len() {
-            self.nodes
-                .entry(join(&parent[..i]))
-                .or_insert_with(|| Node {
+    /// Creates the missing directories of `last.dir`, unless that was done
+    /// for it already.
+    fn make_dirs(&mut self, last: &mut LastDir, layer: usize) {
+        if !last.made {
+            self.ensure_dirs(&last.dir, layer);
+            last.made = true;
+        }
+    }
+
+    /// Creates the missing directories of `dir` (resolved; `""`: the root)
+    /// and its parents.
+    fn ensure_dirs(&mut self, dir: &str, layer: usize) {
+        if dir.is_empty() {
+            return;
+        }
+        let ends = dir.match_indices('/').map(|(i, _)| i);
+        for end in ends.chain([dir.len()]) {
+            let prefix = &dir[..end];
+            if !self.nodes.contains_key(prefix) {
+                let node = Node {
                     kind: Kind::Dir,
                     meta: Meta::implicit_dir(),
                     layer,
-                });
+                };
+                self.nodes.insert(prefix.to_owned(), node);
+            }
         }
     }
 
@@ -225,9 +271,9 @@ impl Tree {
                 .collect()
         } else {
             let start = format!("{dir}/");
-            let end = format!("{dir}0"); // '0' follows '/'
             self.nodes
-                .range(start..end)
+                .range::<str, _>((Bound::Included(start.as_str()), Bound::Unbounded))
+                .take_while(|(p, _)| p.starts_with(&start))
                 .filter(|(_, n)| n.layer < layer)
                 .map(|(p, _)| p.clone())
                 .collect()

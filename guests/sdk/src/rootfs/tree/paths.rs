@@ -68,6 +68,28 @@ pub fn contained_target(link_path: &str, target: &str) -> (String, bool) {
     (parts.join("/"), true)
 }
 
+/// The parent of `path` as written and its name, when the name is a plain
+/// one (not `.` or `..`): `a/./b/c/` → (`a/./b`, `c`), `c` → (``, `c`).
+/// The cleaned components of `path` are then those of the parent and the
+/// name.
+pub(super) fn split(path: &str) -> Option<(&str, &str)> {
+    let path = path.trim_end_matches('/');
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    (!matches!(name, "" | "." | "..")).then_some((parent, name))
+}
+
+/// `dir/name` (`name` in the root when `dir` is empty).
+pub(super) fn child(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        return name.to_owned();
+    }
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    path.push_str(dir);
+    path.push('/');
+    path.push_str(name);
+    path
+}
+
 /// `a/b` of `["a", "b"]`.
 pub(super) fn join(parts: &[String]) -> String {
     parts.join("/")

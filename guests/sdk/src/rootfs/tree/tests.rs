@@ -3,7 +3,7 @@
 
 use tar::EntryType;
 
-use super::{ContentId, Entry, Meta, Tree, contained_target};
+use super::{ContentId, Entry, LastDir, Meta, Tree, contained_target};
 
 fn meta() -> Meta {
     Meta {
@@ -27,11 +27,21 @@ fn entry(path: &str, entry_type: EntryType, link: Option<&str>) -> Entry {
     }
 }
 
-/// Applies `(layer, path, type, link)` entries; returns the tree and
-/// the warnings.
-fn build(entries: &[(usize, &str, EntryType, Option<&str>)]) -> (Tree, Vec<String>) {
+type Entries<'a> = [(usize, &'a str, EntryType, Option<&'a str>)];
+
+/// Applies `(layer, path, type, link)` entries, in one pass (each entry
+/// knows the directory the one before went in); returns the tree and the
+/// warnings.
+fn build(entries: &Entries<'_>) -> (Tree, Vec<String>) {
+    build_with(entries, false)
+}
+
+/// [`build`], or with `alone` each entry applied as if it were the first
+/// of its pass (its parent resolved from the root).
+fn build_with(entries: &Entries<'_>, alone: bool) -> (Tree, Vec<String>) {
     let mut tree = Tree::default();
     let mut warnings = Vec::new();
+    let mut last = LastDir::default();
     for (ordinal, (layer, path, kind, link)) in entries.iter().enumerate() {
         let id = ContentId {
             platform: 0,
@@ -39,9 +49,23 @@ fn build(entries: &[(usize, &str, EntryType, Option<&str>)]) -> (Tree, Vec<Strin
             ordinal: ordinal as u64,
             offset: 0,
         };
-        tree.apply(entry(path, *kind, *link), id, &mut |w| warnings.push(w));
+        if alone {
+            last = LastDir::default();
+        }
+        let entry = entry(path, *kind, *link);
+        tree.apply(entry, id, &mut last, &mut |w| warnings.push(w));
     }
     (tree, warnings)
+}
+
+/// Asserts that a pass gives the tree and warnings of the same entries
+/// each resolved from the root; returns the paths.
+fn same_as_alone(entries: &Entries<'_>) -> (Vec<String>, Vec<String>) {
+    let (tree, warnings) = build(entries);
+    let (alone, alone_warnings) = build_with(entries, true);
+    assert_eq!(tree.nodes, alone.nodes);
+    assert_eq!(warnings, alone_warnings);
+    (tree.nodes.keys().cloned().collect(), warnings)
 }
 
 fn paths(tree: &Tree) -> Vec<&str> {
@@ -140,4 +164,74 @@ fn contained_targets() {
     );
     assert_eq!(contained_target("l", "/"), (".".to_owned(), true));
     assert_eq!(contained_target("l", "../../x"), ("x".to_owned(), true));
+}
+
+#[test]
+fn a_parent_changed_by_the_entry_before_is_resolved_again() {
+    use EntryType::*;
+    // `p/n/s` leads back to `p`: `p/n/s/n` replaces `p/n` (and the link
+    // in it) with a file, so `p/n/s/later` has no directory left.
+    let (paths, warnings) = same_as_alone(&[
+        (0, "p/n/", Directory, None),
+        (0, "p/n/s", Symlink, Some("..")),
+        (0, "p/n/s/n", Regular, None),
+        (0, "p/n/s/later", Regular, None),
+    ]);
+    assert_eq!(paths, ["p", "p/n"]);
+    assert_eq!(warnings, ["p/n/s/later: p/n is not a directory; left out"]);
+    // A directory replaced by a file, a symlink or a whiteout between two
+    // entries in it.
+    let (paths, warnings) = same_as_alone(&[
+        (0, "a/b/x", Regular, None),
+        (0, "a/b", Regular, None),
+        (0, "a/b/y", Regular, None),
+        (0, "c/d/x", Regular, None),
+        (0, "c/d", Symlink, Some("../e")),
+        (0, "c/d/y", Regular, None),
+        (0, "c/d/z", Regular, None),
+        (1, "f/g/x", Regular, None),
+        (1, "f/.wh.g", Regular, None),
+        (1, "f/g/y", Regular, None),
+        (2, "f/g/.wh..wh..opq", Regular, None),
+        (2, "f/g/z", Regular, None),
+        (2, "./f//g/./w/", Directory, None),
+        (2, "f/g/w/..", Directory, None),
+        (2, "f/g/.", Regular, None),
+    ]);
+    assert_eq!(
+        paths,
+        ["a", "a/b", "c", "c/d", "e", "e/y", "e/z", "f", "f/g"]
+    );
+    assert_eq!(warnings, ["a/b/y: a/b is not a directory; left out"]);
+}
+
+#[test]
+fn entries_of_one_directory_go_in_it() {
+    use EntryType::*;
+    let (paths, warnings) = same_as_alone(&[
+        (0, "usr/", Directory, None),
+        (0, "usr/lib/", Directory, None),
+        (0, "usr/lib/a", Regular, None),
+        (0, "usr/lib/b", Link, Some("usr/lib/a")),
+        (0, "usr/lib/c", Symlink, Some("a")),
+        (0, "usr/lib/.wh.a", Regular, None),
+        (0, "usr/lib/d/e", Regular, None),
+        (0, "usr/lib/f", Regular, None),
+        (0, "/usr/lib/g", Regular, None),
+    ]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        paths,
+        [
+            "usr",
+            "usr/lib",
+            "usr/lib/a",
+            "usr/lib/b",
+            "usr/lib/c",
+            "usr/lib/d",
+            "usr/lib/d/e",
+            "usr/lib/f",
+            "usr/lib/g"
+        ]
+    );
 }
