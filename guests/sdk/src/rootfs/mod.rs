@@ -270,7 +270,10 @@ pub fn plan(opts: &RootfsOptions) -> Result<Plan, Error> {
                 extra.insert(name, statement.clone());
             }
         }
-        let mut merged = Tree::default();
+        // The first tree is the bottom one as it is (laying it over an
+        // empty tree would rebuild it path by path).
+        let mut platform_trees = platform_trees.into_iter();
+        let mut merged = platform_trees.next().unwrap_or_default();
         for tree in platform_trees {
             merged.overlay(tree);
         }

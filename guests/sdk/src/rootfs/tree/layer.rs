@@ -3,6 +3,8 @@
 
 use std::io::{self, Read};
 
+use tar::EntryType;
+
 use super::node::{ContentId, Entry, Meta};
 use super::{LastDir, Tree};
 use crate::rootfs::reader::BlobReader;
@@ -52,10 +54,15 @@ impl Tree {
                 gname: header.groupname().ok().flatten().map(str::to_owned),
                 mtime: header.mtime().unwrap_or(0),
             };
-            let device = (
-                header.device_major().ok().flatten().unwrap_or(0),
-                header.device_minor().ok().flatten().unwrap_or(0),
-            );
+            // Other entries leave the device fields empty, which `tar`
+            // reports as an error (formatted, with the path).
+            let device = match header.entry_type() {
+                EntryType::Char | EntryType::Block | EntryType::Fifo => (
+                    header.device_major().ok().flatten().unwrap_or(0),
+                    header.device_minor().ok().flatten().unwrap_or(0),
+                ),
+                _ => (0, 0),
+            };
             let parsed = Entry {
                 path,
                 entry_type: header.entry_type(),

@@ -7,7 +7,7 @@
 //! stays small whatever the layers hold.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque, btree_map};
 use std::ops::Bound;
 
 use tar::EntryType;
@@ -70,6 +70,10 @@ impl std::error::Error for LeftOut {}
 pub struct Tree {
     /// Every path but the root.
     pub nodes: BTreeMap<String, Node>,
+    /// Whether a path may lie below one missing from the tree: an opaque
+    /// directory removes the directories of the layers below it but keeps
+    /// what its own layer put in them.
+    orphans: bool,
 }
 
 impl Tree {
@@ -214,15 +218,25 @@ impl Tree {
     /// Puts `node` at `path`, replacing what is there and everything below
     /// it, except that a directory over a directory keeps its contents.
     fn place(&mut self, path: String, node: Node) {
-        if matches!(node.kind, Kind::Dir)
-            && let Some(old) = self.nodes.get_mut(&path)
-            && matches!(old.kind, Kind::Dir)
-        {
-            *old = node;
-            return;
+        match self.nodes.entry(path) {
+            btree_map::Entry::Vacant(slot) => {
+                // Nothing lies below a path missing from the tree, unless
+                // an opaque directory left some.
+                let below = self.orphans.then(|| slot.key().clone());
+                slot.insert(node);
+                if let Some(path) = below {
+                    self.remove_below(&path, usize::MAX);
+                }
+            }
+            btree_map::Entry::Occupied(mut slot) => {
+                let keep = matches!(node.kind, Kind::Dir) && matches!(slot.get().kind, Kind::Dir);
+                slot.insert(node);
+                if !keep {
+                    let path = slot.key().clone();
+                    self.remove_below(&path, usize::MAX);
+                }
+            }
         }
-        self.remove_below(&path, usize::MAX);
-        self.nodes.insert(path, node);
     }
 
     /// Creates the missing directories of `last.dir`, unless that was done
@@ -263,21 +277,25 @@ impl Tree {
     /// Removes what lies under directory `dir` (`""`: the root) and came
     /// from a layer below `layer`.
     fn remove_below(&mut self, dir: &str, layer: usize) {
-        let doomed: Vec<String> = if dir.is_empty() {
-            self.nodes
-                .iter()
-                .filter(|(_, n)| n.layer < layer)
-                .map(|(p, _)| p.clone())
-                .collect()
+        let prefix = if dir.is_empty() {
+            String::new()
         } else {
-            let start = format!("{dir}/");
-            self.nodes
-                .range::<str, _>((Bound::Included(start.as_str()), Bound::Unbounded))
-                .take_while(|(p, _)| p.starts_with(&start))
-                .filter(|(_, n)| n.layer < layer)
-                .map(|(p, _)| p.clone())
-                .collect()
+            format!("{dir}/")
         };
+        let mut doomed = Vec::new();
+        let mut kept = false;
+        let below = self
+            .nodes
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(&prefix));
+        for (path, node) in below {
+            if node.layer < layer {
+                doomed.push(path.clone());
+            } else {
+                kept = true;
+            }
+        }
+        self.orphans |= kept && !doomed.is_empty();
         for path in doomed {
             self.nodes.remove(&path);
         }
@@ -326,6 +344,7 @@ impl Tree {
     /// (`platform-split=false`): each path of `upper` replaces the same
     /// path here (directories over directories keep their contents).
     pub fn overlay(&mut self, upper: Tree) {
+        self.orphans |= upper.orphans;
         for (path, node) in upper.nodes {
             self.place(path, node);
         }

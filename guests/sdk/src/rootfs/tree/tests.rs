@@ -235,3 +235,39 @@ fn entries_of_one_directory_go_in_it() {
         ]
     );
 }
+
+#[test]
+fn what_an_opaque_directory_keeps_is_replaced_with_its_parent() {
+    use EntryType::*;
+    // The opaque root removes `a` (layer 0) but keeps `a/y` (layer 1); a
+    // file at `a` then replaces what is below it.
+    let (tree, warnings) = build(&[
+        (0, "a/", Directory, None),
+        (0, "a/x", Regular, None),
+        (1, "a/y", Regular, None),
+        (1, ".wh..wh..opq", Regular, None),
+    ]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(paths(&tree), ["a/y"]);
+    let (tree, _) = build(&[
+        (0, "a/", Directory, None),
+        (1, "a/y/z", Regular, None),
+        (1, ".wh..wh..opq", Regular, None),
+        (2, "a", Regular, None),
+        (2, "b", Regular, None),
+    ]);
+    assert_eq!(paths(&tree), ["a", "b"]);
+    // Platforms merged: what the middle one kept goes when the top one
+    // puts a file at its parent.
+    let (mut merged, _) = build(&[(0, "x", Regular, None)]);
+    let (middle, _) = build(&[
+        (0, "a/b/", Directory, None),
+        (1, "a/b/c", Regular, None),
+        (1, ".wh..wh..opq", Regular, None),
+    ]);
+    let (top, _) = build(&[(0, "a/b", Regular, None)]);
+    merged.overlay(middle);
+    assert_eq!(paths(&merged), ["a/b/c", "x"]);
+    merged.overlay(top);
+    assert_eq!(paths(&merged), ["a", "a/b", "x"]);
+}
