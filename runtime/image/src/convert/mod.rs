@@ -8,6 +8,12 @@
 //! (the new diff ID) and after (the new digest). Memory use does not depend
 //! on the layer's size, and a failed conversion leaves no file behind.
 //!
+//! One conversion runs on two threads (`pipeline`): decompressing and
+//! hashing the tar on one, compressing, hashing and writing on the other.
+//! The caller bounds how many conversions run at once (by the cores); the
+//! second thread is for the largest layer's conversion, which ends last,
+//! alone, and is the export's critical path.
+//!
 //! Each conversion runs within its caller's [`Budget`]: it stops at the
 //! caller's deadline and when the uncompressed tar, or the file written,
 //! passes the caller's scratch limit; a PAX header over [`MAX_PAX_HEADER`]
@@ -19,19 +25,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
 
 use crate::blob::{Blob, BlobReader, FileRegion, ZSTD_MAX_WINDOW_LOG};
-use crate::digest::Hasher;
 use crate::error::Error;
-use crate::pieces::SmallWrites;
 
 mod budget;
 mod compression;
+mod encode;
+mod pipeline;
 mod tar_times;
 mod view;
 
@@ -75,10 +81,11 @@ impl ConvertOptions {
 /// zstd's default compression level.
 const ZSTD_DEFAULT_LEVEL: i32 = 3;
 
-/// Buffers of one conversion besides a zstd compressor: the read and write
-/// chunks and a gzip state. (A zstd decoder's window is bounded apart, by
+/// Buffers of one conversion besides a zstd compressor: the chunks between
+/// its two stages, its read and write buffers and a gzip state (under a
+/// chunk). (A zstd decoder's window is bounded apart, by
 /// [`ZSTD_MAX_WINDOW_LOG`].)
-const PIPELINE_MEMORY: u64 = 4 * CHUNK as u64;
+const PIPELINE_MEMORY: u64 = (pipeline::CHUNKS_HELD as u64 + 3) * CHUNK as u64;
 
 /// zstd's estimate of the memory a streaming compressor at `level` holds.
 fn zstd_cstream_size(level: i32) -> u64 {
@@ -330,7 +337,9 @@ struct Output {
 
 /// Decompresses `reader` (`source`), rewrites its tar headers when
 /// `epoch` is given, compresses it as `target` into `out`, within `budget`
-/// (the uncompressed tar and what is written are each metered).
+/// (the uncompressed tar and what is written are each metered): the
+/// decompressing and the compressing halves each on a thread of their own
+/// (see [`pipeline`]).
 fn transcode(
     reader: BlobReader,
     (source, target, level): (Compression, Compression, Option<i32>),
@@ -340,20 +349,14 @@ fn transcode(
 ) -> io::Result<Output> {
     let decoded = decoding(reader, source)?;
     let mut decoded = Metered::new(decoded, budget, "the uncompressed tar");
-    let written = Metered::new(SmallWrites(out), budget, "the converted file");
-    let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written));
-    let mut tar = Hashing::new(Encoder::new(target, level, compressed)?);
-    match epoch {
-        Some(epoch) => rewrite_timestamps(&mut decoded, &mut tar, epoch)?,
-        None => {
-            io::copy(&mut decoded, &mut tar)?;
-        }
-    }
-    let (encoder, diff_id, _) = tar.finish();
-    let (file, digest, size) = encoder.finish()?.finish();
-    file.into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .into_inner();
+    let (diff_id, (digest, size)) = pipeline::run(
+        target == Compression::Gzip,
+        |feed| match epoch {
+            Some(epoch) => rewrite_timestamps(&mut decoded, feed, epoch),
+            None => feed.fill_from(&mut decoded),
+        },
+        |drain| encode::encode(drain, (target, level), out, budget),
+    )?;
     Ok(Output {
         digest,
         size,
@@ -376,95 +379,7 @@ fn decoding(reader: BlobReader, source: Compression) -> io::Result<Box<dyn Read>
     })
 }
 
-/// A writer that hashes and counts what passes.
-struct Hashing<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Hashing {
-            inner,
-            hasher: Hasher::default(),
-            count: 0,
-        }
-    }
-
-    /// The inner writer, the digest and the count of what passed.
-    fn finish(self) -> (W, String, u64) {
-        (self.inner, self.hasher.finish(), self.count)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The compressing end of the pipeline.
-enum Encoder<W: Write> {
-    Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-}
-
-impl<W: Write> Encoder<W> {
-    fn new(target: Compression, level: Option<i32>, inner: W) -> io::Result<Self> {
-        Ok(match target {
-            Compression::Uncompressed => Encoder::Plain(inner),
-            Compression::Gzip => {
-                let level = level.and_then(|l| u32::try_from(l).ok()).unwrap_or(6);
-                Encoder::Gzip(flate2::write::GzEncoder::new(
-                    inner,
-                    flate2::Compression::new(level),
-                ))
-            }
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
-                inner,
-                level.unwrap_or(3),
-            )?),
-        })
-    }
-
-    /// Ends the compressed stream; returns the inner writer, flushed.
-    fn finish(self) -> io::Result<W> {
-        let mut inner = match self {
-            Encoder::Plain(w) => w,
-            Encoder::Gzip(e) => e.finish()?,
-            Encoder::Zstd(e) => e.finish()?,
-        };
-        inner.flush()?;
-        Ok(inner)
-    }
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Plain(w) => w.write(buf),
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Plain(w) => w.flush(),
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod two_stage_tests;
