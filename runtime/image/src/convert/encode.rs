@@ -11,15 +11,17 @@ use crate::digest::Hasher;
 use crate::pieces::SmallWrites;
 
 /// Stage B of [`super::transcode`]: compresses the tar `drain` gives as `target`
-/// into `out`; returns the digest and size of what it wrote.
+/// into `out`; returns the digest of what it wrote (none when it wrote the
+/// tar as it came: its digest is the tar's, stage A's) and its size.
 pub(super) fn encode(
     mut drain: Drain,
     (target, level): (Compression, Option<i32>),
     out: File,
     budget: &Budget,
-) -> io::Result<(String, u64)> {
+) -> io::Result<(Option<String>, u64)> {
     let written = Metered::new(SmallWrites(out), budget, "the converted file");
-    let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written));
+    let hash = target != Compression::Uncompressed;
+    let compressed = Hashing::new(BufWriter::with_capacity(CHUNK, written), hash);
     let mut encoder = Encoder::new(target, level, compressed)?;
     while let Some(pieces) = drain.next_chunk()? {
         pieces.write_to(&mut encoder)?;
@@ -31,32 +33,35 @@ pub(super) fn encode(
     Ok((digest, size))
 }
 
-/// A writer that hashes and counts what passes.
+/// A writer that counts what passes, and hashes it when asked.
 struct Hashing<W> {
     inner: W,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
     count: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
+    fn new(inner: W, hash: bool) -> Self {
         Hashing {
             inner,
-            hasher: Hasher::default(),
+            hasher: hash.then(Hasher::default),
             count: 0,
         }
     }
 
-    /// The inner writer, the digest and the count of what passed.
-    fn finish(self) -> (W, String, u64) {
-        (self.inner, self.hasher.finish(), self.count)
+    /// The inner writer, the digest (when hashed) and the count of what
+    /// passed.
+    fn finish(self) -> (W, Option<String>, u64) {
+        (self.inner, self.hasher.map(Hasher::finish), self.count)
     }
 }
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

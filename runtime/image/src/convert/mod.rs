@@ -358,7 +358,7 @@ fn transcode(
         |drain| encode::encode(drain, (target, level), out, budget),
     )?;
     Ok(Output {
-        digest,
+        digest: digest.unwrap_or_else(|| diff_id.clone()),
         size,
         diff_id,
     })
