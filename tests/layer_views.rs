@@ -264,3 +264,46 @@ fn an_instance_holds_few_streams_of_compressed_views_open() {
     );
     assert_eq!(response["test.streams.after"], "opened", "{response:#}");
 }
+
+/// `copy-ranges` checks every range before it writes any: a blob index
+/// past the list is `invalid-option`, a range past its blob's end
+/// `invalid-image`, more than 4,096 blobs `limit`, and the good range
+/// listed before each was not written. A compressed layer's view copied
+/// in two ranges, the later half listed first, fills the file.
+#[test]
+fn copy_ranges_checks_every_range_before_writing_any() {
+    let tmp = tempdir();
+    let input = zeros_image(tmp.path());
+    let out = mkdir(tmp.path(), "out");
+    let spec = format!(
+        "type=wasm,component={},action=copy-ranges,dest={},id=ranges",
+        outport_test_programs::MISBEHAVE,
+        path_str(&out.join("out.txt"))
+    );
+    let meta = tmp.path().join("meta.json");
+    export(input.as_os_str(), &[spec], Some(&meta)).assert_success();
+    let response = exporter_entry(&read_json(&meta), "ranges")["response"].clone();
+    let text = |key: &str| response[key].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text("test.ranges.index").starts_with("Error::InvalidOption")
+            && text("test.ranges.index").contains("range 1 names blob 1"),
+        "{response:#}"
+    );
+    assert!(
+        text("test.ranges.past").starts_with("Error::InvalidImage"),
+        "{response:#}"
+    );
+    assert!(
+        text("test.ranges.blobs").starts_with("Error::Limit")
+            && text("test.ranges.blobs").contains("4097 blobs"),
+        "{response:#}"
+    );
+    assert_eq!(text("test.ranges.size-after"), "0", "{response:#}");
+    let size = text("test.ranges.view-size");
+    assert_eq!(
+        text("test.ranges.copied"),
+        format!("Ok({size})"),
+        "{response:#}"
+    );
+    assert_eq!(text("test.ranges.size"), size, "{response:#}");
+}

@@ -86,8 +86,8 @@ fn inspect_prints_a_components_identity() {
             &format!("digest: {}", sha256_digest(oci)),
             &format!("size: {} bytes", oci.len()),
             "world: outport:exporter/exporter",
-            "contract version: 0.1.2",
-            "  outport:exporter/image@0.1.2\n",
+            "contract version: 0.1.3",
+            "  outport:exporter/image@0.1.3\n",
             "  wasi:filesystem/preopens@",
         ],
     );
@@ -102,7 +102,7 @@ fn inspect_prints_a_components_identity() {
             "  export\n",
         ],
     );
-    let dialer = assert_inspect_shows(outport_test_programs::DIALER, &["contract version: 0.1.2"]);
+    let dialer = assert_inspect_shows(outport_test_programs::DIALER, &["contract version: 0.1.3"]);
     assert!(
         dialer
             .lines()

@@ -12,7 +12,7 @@
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "outport:exporter/networked-exporter@0.1.2",
+    world: "outport:exporter/networked-exporter@0.1.3",
     generate_all,
     pub_export_macro: true,
     default_bindings_module: "outport_exporter::bindings",
@@ -26,12 +26,12 @@ wit_bindgen::generate!({
 pub mod cache {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "outport:exporter/cache-backend@0.1.2",
+        world: "outport:exporter/cache-backend@0.1.3",
         with: {
-            "outport:exporter/types@0.1.2": crate::bindings::outport::exporter::types,
-            "outport:exporter/image@0.1.2": crate::bindings::outport::exporter::image,
-            "outport:exporter/host@0.1.2": crate::bindings::outport::exporter::host,
-            "outport:exporter/files@0.1.2": crate::bindings::outport::exporter::files,
+            "outport:exporter/types@0.1.3": crate::bindings::outport::exporter::types,
+            "outport:exporter/image@0.1.3": crate::bindings::outport::exporter::image,
+            "outport:exporter/host@0.1.3": crate::bindings::outport::exporter::host,
+            "outport:exporter/files@0.1.3": crate::bindings::outport::exporter::files,
             "wasi:io/error@0.2.12": crate::bindings::wasi::io::error,
             "wasi:io/poll@0.2.12": crate::bindings::wasi::io::poll,
             "wasi:io/streams@0.2.12": crate::bindings::wasi::io::streams,

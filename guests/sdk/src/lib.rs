@@ -1,7 +1,7 @@
 //! The SDK for writing outport exporters in Rust.
 //!
 //! An exporter is a WebAssembly component (`wasm32-wasip2`, a `cdylib`
-//! crate) implementing the world `outport:exporter/exporter@0.1.2` of the
+//! crate) implementing the world `outport:exporter/exporter@0.1.3` of the
 //! WIT contract in `wit/`. This crate holds the generated bindings and the
 //! pieces every exporter needs, so an exporter is its own logic only:
 //!

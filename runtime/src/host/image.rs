@@ -23,7 +23,7 @@ use super::types::{is_media_type, to_wit};
 use super::uncompressed::{BlobResource, PendingView, VIEW, convert_all, start_views};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::{
-    Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource, NewFile,
+    BlobRange, Compression, ConvertOptions, ConvertedLayer, Host, HostBlob, ImageSource, NewFile,
 };
 use crate::host::bindings::types::{Descriptor, Error};
 use crate::image::BlobHandle;
@@ -32,6 +32,7 @@ use crate::sandbox::limits::{LimitReached, Limits, OutputQuota};
 use crate::sandbox::text::truncate;
 
 mod conversions;
+mod copy_ranges;
 mod views;
 mod write_files;
 
@@ -246,6 +247,15 @@ impl Host for ImageView<'_> {
         // and as the instance's memory limit holds.
         let outcomes = convert_all(&run, blobs, options, budget, parallel).await?;
         self.take_converted(outcomes)
+    }
+
+    async fn copy_ranges(
+        &mut self,
+        blobs: Vec<Resource<BlobResource>>,
+        ranges: Vec<BlobRange>,
+        dest: Resource<WasiDescriptor>,
+    ) -> Result<u64, HostError> {
+        self.copy_ranges_call(blobs, ranges, dest).await
     }
 
     async fn uncompressed_layers(

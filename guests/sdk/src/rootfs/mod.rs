@@ -18,7 +18,9 @@
 //!    where each file's bytes are in its view;
 //! 2. the writer puts each surviving file's bytes in their place, in layer
 //!    order ([`stream_contents`]), by having the host copy them straight out
-//!    of the view (`blob.copy-range-to-file`): no layer is read by the
+//!    of the view (`tar`: every file's range in one `copy-ranges` call, the
+//!    host copying several layers at once; `local`: `blob.write-files` a
+//!    batch of a layer's files at a time): no layer is read by the
 //!    guest a second time, and file bytes never enter guest memory. What
 //!    the second pass still needs is the tree alone (which files survive,
 //!    their positions): a path's fate is known only once every layer above
@@ -28,6 +30,7 @@
 //! provenance statement attached to a platform is written beside its files
 //! as `provenance.json`, as BuildKit does.
 
+mod copies;
 pub mod local;
 mod provenance;
 pub mod reader;
@@ -39,7 +42,6 @@ use std::io;
 
 use crate::bindings::outport::exporter::image;
 use crate::bindings::outport::exporter::types::{ComponentInfo, Error, ResponseEntry};
-use crate::bindings::wasi::filesystem::types::Descriptor;
 use crate::log;
 use crate::options::{OptionSpec, Parsed};
 use crate::platform::Platform;
@@ -305,7 +307,8 @@ fn layer_error(digest: &str, e: &io::Error) -> Error {
 }
 
 /// Where the bytes of one file are: in the uncompressed view of its layer,
-/// from byte `start` on, for the host to copy (`blob.copy-range-to-file`).
+/// from byte `start` on, for the host to copy (`copy-ranges`,
+/// `blob.write-files`).
 pub struct FileBytes<'a> {
     /// The layer's uncompressed view.
     pub blob: &'a image::Blob,
@@ -313,37 +316,14 @@ pub struct FileBytes<'a> {
     pub start: u64,
 }
 
-impl FileBytes<'_> {
-    /// Has the host write the `len` bytes into `file` at `offset`; `path`
-    /// names the file in messages.
-    pub fn write_at(
-        &self,
-        file: &Descriptor,
-        offset: u64,
-        len: u64,
-        path: &str,
-    ) -> Result<(), Error> {
-        if len == 0 {
-            return Ok(());
-        }
-        self.blob
-            .copy_range_to_file(self.start, len, file, offset)
-            .map(drop)
-            .map_err(|e| match e {
-                Error::InvalidImage(m) => Error::InvalidImage(format!("writing {path}: {m}")),
-                other => other,
-            })
-    }
-}
-
 /// Hands `sink` where the bytes of every content of `wanted` are, in layer
 /// order (and, in a layer, in tar order), with the content's ID. No layer
 /// is read again: the bytes are in the layers' views, where the first pass
 /// found them.
-pub fn stream_contents(
-    plan: &Plan,
+pub fn stream_contents<'a>(
+    plan: &'a Plan,
     wanted: &[ContentId],
-    sink: &mut dyn FnMut(ContentId, FileBytes<'_>) -> Result<(), Error>,
+    sink: &mut dyn FnMut(ContentId, FileBytes<'a>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let layers = by_layer(plan, wanted);
     let mut progress = log::Progress::start("writing files", layers.len() as u64);

@@ -4,12 +4,14 @@
 //! order); the provenance statements last. The same image and options
 //! always give the same bytes. Headers are built by the `tar` crate; the
 //! bytes of every file are copied by the host straight out of its layer's
-//! uncompressed view.
+//! uncompressed view, once a tree's headers are written, all in one call
+//! ([`copy_all`]: the host copies several layers at once).
 
 use std::io::{self, BufWriter, Write};
 
 use tar::{Builder, EntryType, Header};
 
+use super::copies::{Pending, copy_all};
 use super::tree::{Kind, Meta, Tree};
 use super::{FileBytes, Plan, stream_contents};
 use crate::bindings::outport::exporter::types::Error;
@@ -98,7 +100,12 @@ enum Failure {
 
 type Out = Builder<BufWriter<FileWrite>>;
 
-fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Result<u64, Failure> {
+fn write_tree<'a>(
+    builder: &mut Out,
+    plan: &'a Plan,
+    tree: &'a Tree,
+    prefix: &str,
+) -> Result<u64, Failure> {
     let mut count = 0u64;
     for (path, node) in &tree.nodes {
         if node.kind == Kind::Dir {
@@ -112,7 +119,10 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
     let contents = tree.contents();
     let ids: Vec<_> = contents.keys().copied().collect();
     let mut failure = None;
-    let streamed = stream_contents(plan, &ids, &mut |id, bytes: FileBytes<'_>| {
+    // Each layer's files, in tar order: their headers now, their bytes
+    // once every header of the tree is written.
+    let mut layers: Vec<((usize, usize), Vec<Pending<'a>>)> = Vec::new();
+    let streamed = stream_contents(plan, &ids, &mut |id, bytes: FileBytes<'a>| {
         let path = contents[&id][0];
         let node = &tree.nodes[path];
         let Kind::File { size, .. } = node.kind else {
@@ -120,8 +130,19 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
         };
         let full = format!("{prefix}{path}");
         let mut header = header(EntryType::Regular, &node.meta, size);
-        match append_copied(builder, &mut header, &full, &bytes, size) {
-            Ok(()) => {
+        match append_deferred(builder, &mut header, &full, size) {
+            Ok(at) => {
+                let layer = (id.platform, id.layer);
+                if layers.last().is_none_or(|(l, _)| *l != layer) {
+                    layers.push((layer, Vec::new()));
+                }
+                if let Some((_, files)) = layers.last_mut() {
+                    files.push(Pending {
+                        bytes,
+                        len: size,
+                        at,
+                    });
+                }
                 count += 1;
                 Ok(())
             }
@@ -134,6 +155,13 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
         }
     });
     streamed.map_err(|e| failure.take().unwrap_or(Failure::Guest(e)))?;
+    let layers: Vec<Vec<Pending<'a>>> = layers.into_iter().map(|(_, files)| files).collect();
+    let what = if prefix.is_empty() {
+        "the files"
+    } else {
+        prefix
+    };
+    copy_all(&builder.get_ref().get_ref().file, &layers, what).map_err(Failure::Guest)?;
     for (path, node) in &tree.nodes {
         let full = format!("{prefix}{path}");
         let written = match &node.kind {
@@ -169,17 +197,16 @@ fn write_tree(builder: &mut Out, plan: &Plan, tree: &Tree, prefix: &str) -> Resu
     Ok(count)
 }
 
-/// Appends a regular file of `size` bytes that the host copies into the
-/// archive out of the layer's view (`bytes`): the header (and any long-name
-/// entry) through the builder, the bytes straight into the file at the
-/// offset the header ends at, then the padding to 512 bytes.
-fn append_copied(
+/// Appends a regular file of `size` bytes whose bytes the host copies in
+/// later: the header (and any long-name entry) through the builder, then
+/// room for the bytes (left unwritten) and the padding to 512 bytes.
+/// Returns where the bytes go.
+fn append_deferred(
     builder: &mut Out,
     header: &mut Header,
     path: &str,
-    bytes: &FileBytes<'_>,
     size: u64,
-) -> Result<(), Failure> {
+) -> Result<u64, Failure> {
     let failed = |e| Failure::Io(path.to_owned(), e);
     // The header says `size` bytes; with none given, the builder writes
     // neither bytes nor padding.
@@ -189,12 +216,12 @@ fn append_copied(
     let out = builder.get_mut();
     out.flush().map_err(failed)?;
     let file = out.get_mut();
-    bytes
-        .write_at(&file.file, file.pos, size, path)
-        .map_err(Failure::Guest)?;
+    let at = file.pos;
     file.pos += size;
     let padding = (512 - size % 512) % 512;
-    out.write_all(&[0; 512][..padding as usize]).map_err(failed)
+    out.write_all(&[0; 512][..padding as usize])
+        .map_err(failed)?;
+    Ok(at)
 }
 
 /// A GNU header (large sizes and ids, long names) with `meta`; the path

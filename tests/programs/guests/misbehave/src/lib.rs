@@ -54,6 +54,8 @@
 //! - `view-streams`: opens input-streams on the last layer's view, reading
 //!   a megabyte of each, until one is refused or 16 are open, then drops
 //!   them and opens one more (`views.rs`);
+//! - `copy-ranges`: asks `copy-ranges` for ranges it must refuse, then
+//!   copies the last layer's view whole into its file (`views.rs`);
 //! - `docker-then-sleep`, `docker-then-error`, `docker-rewrite`: write a
 //!   docker tarball named `name=`, wait `pause=` seconds (default 3), then
 //!   succeed, fail, or write the right tag over bytes written before and
@@ -65,7 +67,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::write::GzEncoder;
-use outport_exporter::bindings::outport::exporter::image::{Compression, ConvertOptions, NewFile};
+use outport_exporter::bindings::outport::exporter::image::{
+    BlobRange, Compression, ConvertOptions, NewFile,
+};
 
 use outport_exporter::bindings::wasi::filesystem::types::{
     Descriptor, DescriptorFlags, OpenFlags, PathFlags,
@@ -84,7 +88,7 @@ const OPTIONS: &[OptionSpec] = &[
          resource-bomb, stack-overflow, response-entries, response-values, response-key, \
          invalid-utf8, bogus-calls, ignore-damaged-copy, ignore-damaged-read, log-flood, ambient, \
          symlink-output, sleep, forge-log, deep-dirs, convert-bomb, convert-bomb-gzip, \
-         convert-zstd-22, fd-hog, forge-response, first-view-only, view-streams, \
+         convert-zstd-22, fd-hog, forge-response, first-view-only, view-streams, copy-ranges, \
          docker-then-sleep, docker-then-error, docker-rewrite",
     )
     .default("ok"),
@@ -196,6 +200,7 @@ impl Guest for Misbehave {
             "fd-hog" => fd_hog(request),
             "first-view-only" => first_view_only(request),
             "view-streams" => view_streams(request),
+            "copy-ranges" => copy_ranges(request),
             "docker-then-sleep" | "docker-then-error" | "docker-rewrite" => {
                 docker::docker(action, &parsed, request.destination.clone())
             }

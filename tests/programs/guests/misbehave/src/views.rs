@@ -75,3 +75,63 @@ pub(crate) fn view_streams(request: Request) -> Result<Vec<ResponseEntry>, Error
     out.push(entry("test.streams.after", again));
     Ok(out)
 }
+
+/// `action=copy-ranges`: asks `copy-ranges` for ranges it must refuse (a
+/// blob index past the list, a range past the view's end, more blobs than
+/// a call takes), each with a good range before it in the list, and says
+/// what each call answered and how big its file was after them; then
+/// copies the last view whole, its second half listed before its first,
+/// and says how many bytes that wrote and the file's size.
+pub(crate) fn copy_ranges(request: Request) -> Result<Vec<ResponseEntry>, Error> {
+    let views = all_views()?;
+    let last = views
+        .last()
+        .ok_or_else(|| Error::Unsupported("the image has no layer".into()))?;
+    let size = last.descriptor().size;
+    let destination = request
+        .destination
+        .as_ref()
+        .ok_or_else(|| Error::Unsupported("no destination".into()))?;
+    let dir = dest::preopen(&destination.preopen)?;
+    let name = destination.file.as_deref().unwrap_or("out.txt");
+    let file = dir
+        .open_at(
+            PathFlags::empty(),
+            name,
+            OpenFlags::CREATE | OpenFlags::TRUNCATE,
+            DescriptorFlags::READ | DescriptorFlags::WRITE,
+        )
+        .map_err(|e| Error::Io(format!("opening {name}: {e:?}")))?;
+    let range = |blob, start, len, offset| BlobRange {
+        blob,
+        start,
+        len,
+        offset,
+    };
+    let good = range(0, 0, 512, 0);
+    let answer = |blobs: &[&image::Blob], ranges: &[BlobRange]| match image::copy_ranges(
+        blobs, ranges, &file,
+    ) {
+        Ok(n) => format!("Ok({n})"),
+        Err(e) => format!("{e:?}"),
+    };
+    let mut out = Vec::new();
+    out.push(entry(
+        "test.ranges.index",
+        &answer(&[last], &[good, range(1, 0, 1, 512)]),
+    ));
+    out.push(entry(
+        "test.ranges.past",
+        &answer(&[last], &[good, range(0, size - 10, 11, 512)]),
+    ));
+    let many = vec![last; 4097];
+    out.push(entry("test.ranges.blobs", &answer(&many, &[good])));
+    let stat = |file: &Descriptor| file.stat().map(|s| s.size).unwrap_or(u64::MAX);
+    out.push(entry("test.ranges.size-after", &stat(&file).to_string()));
+    let half = size / 2;
+    let whole = [range(0, half, size - half, half), range(0, 0, half, 0)];
+    out.push(entry("test.ranges.copied", &answer(&[last], &whole)));
+    out.push(entry("test.ranges.size", &stat(&file).to_string()));
+    out.push(entry("test.ranges.view-size", &size.to_string()));
+    Ok(out)
+}
