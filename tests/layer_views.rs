@@ -237,23 +237,29 @@ fn gzip_zstd_and_plain_layers_give_the_same_outputs() {
     }
 }
 
+/// Runs the misbehave component's `action` on the image of one gzip layer
+/// of zeros; the export succeeds and its response is the answer.
+fn misbehave_on_zeros(action: &str) -> serde_json::Value {
+    let tmp = tempdir();
+    let input = zeros_image(tmp.path());
+    let out = mkdir(tmp.path(), "out");
+    let spec = format!(
+        "type=wasm,component={},action={action},dest={},id=misbehave",
+        outport_test_programs::MISBEHAVE,
+        path_str(&out.join("out.txt"))
+    );
+    let meta = tmp.path().join("meta.json");
+    export(input.as_os_str(), &[spec], Some(&meta)).assert_success();
+    exporter_entry(&read_json(&meta), "misbehave")["response"].clone()
+}
+
 /// Each input-stream of a compressed layer's view that reads file bytes
 /// decompresses on a thread of its own: an instance holds at most four
 /// open at once, the fifth is refused with `limit`, and one can be opened
 /// again once they are dropped.
 #[test]
 fn an_instance_holds_few_streams_of_compressed_views_open() {
-    let tmp = tempdir();
-    let input = zeros_image(tmp.path());
-    let out = mkdir(tmp.path(), "out");
-    let spec = format!(
-        "type=wasm,component={},action=view-streams,dest={},id=streams",
-        outport_test_programs::MISBEHAVE,
-        path_str(&out.join("out.txt"))
-    );
-    let meta = tmp.path().join("meta.json");
-    export(input.as_os_str(), &[spec], Some(&meta)).assert_success();
-    let response = exporter_entry(&read_json(&meta), "streams")["response"].clone();
+    let response = misbehave_on_zeros("view-streams");
     assert_eq!(response["test.streams.open"], "4", "{response:#}");
     let refused = response["test.streams.refused"]
         .as_str()
@@ -272,17 +278,7 @@ fn an_instance_holds_few_streams_of_compressed_views_open() {
 /// in two ranges, the later half listed first, fills the file.
 #[test]
 fn copy_ranges_checks_every_range_before_writing_any() {
-    let tmp = tempdir();
-    let input = zeros_image(tmp.path());
-    let out = mkdir(tmp.path(), "out");
-    let spec = format!(
-        "type=wasm,component={},action=copy-ranges,dest={},id=ranges",
-        outport_test_programs::MISBEHAVE,
-        path_str(&out.join("out.txt"))
-    );
-    let meta = tmp.path().join("meta.json");
-    export(input.as_os_str(), &[spec], Some(&meta)).assert_success();
-    let response = exporter_entry(&read_json(&meta), "ranges")["response"].clone();
+    let response = misbehave_on_zeros("copy-ranges");
     let text = |key: &str| response[key].as_str().unwrap_or_default().to_owned();
     assert!(
         text("test.ranges.index").starts_with("Error::InvalidOption")
