@@ -39,7 +39,8 @@ fn sample_tar() -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-fn blob(data: Vec<u8>) -> Blob {
+/// A layer held in memory (its media type says gzip whatever it holds).
+pub(super) fn blob(data: Vec<u8>) -> Blob {
     let digest: oci_spec::image::Digest = sha256_digest(&data).parse().unwrap();
     let descriptor = Descriptor::new(MediaType::ImageLayerGzip, data.len() as u64, digest);
     Blob::new_in_memory(descriptor, data.into())

@@ -4,10 +4,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-use oci_spec::image::{Descriptor, MediaType};
-
 use super::pipeline::{self, CHUNKS_HELD};
 use super::tar_times::rewrite_timestamps;
+use super::tests::blob;
 use super::*;
 use crate::chunk::CHUNK_SIZE;
 use crate::sha256_digest;
@@ -42,12 +41,6 @@ fn text_tar() -> Vec<u8> {
             .unwrap();
     }
     builder.into_inner().unwrap()
-}
-
-fn blob(data: Vec<u8>) -> Blob {
-    let digest: oci_spec::image::Digest = sha256_digest(&data).parse().unwrap();
-    let descriptor = Descriptor::new(MediaType::ImageLayerGzip, data.len() as u64, digest);
-    Blob::new_in_memory(descriptor, data.into())
 }
 
 /// A writer that passes everything through as it is given (as the
