@@ -14,7 +14,7 @@ use crate::bindings::outport::exporter::types::Error;
 use crate::bindings::wasi::filesystem::types::Descriptor;
 
 /// Ranges and blobs one call takes at most (the contract's bounds).
-const MAX_RANGES: usize = 1 << 20;
+const MAX_RANGES: usize = 1 << 18;
 const MAX_BLOBS: usize = 4096;
 
 /// The bytes of one file, to go at `at` of the file written.

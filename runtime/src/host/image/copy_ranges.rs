@@ -28,7 +28,7 @@ use crate::sandbox::limits::LimitReached;
 /// Threads one call copies on at most.
 const MAX_WORKERS: usize = 4;
 /// Ranges one call takes at most.
-const MAX_RANGES: usize = 1 << 20;
+const MAX_RANGES: usize = 1 << 18;
 /// Blobs one call names at most.
 const MAX_BLOBS: usize = 4096;
 
