@@ -125,6 +125,17 @@ const INLINE_COPY: u64 = 1 << 20;
 /// Largest blob `bytes` and `put-blob` handle in one piece.
 pub const MAX_INLINE_BLOB: u64 = 16 << 20;
 
+/// Threads one call that works on many files or ranges at once
+/// (`write-files`, `copy-ranges`) takes at most.
+const MAX_CALL_THREADS: usize = 4;
+
+/// How many threads such a call works on: one per core, at most
+/// [`MAX_CALL_THREADS`].
+fn call_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.clamp(1, MAX_CALL_THREADS)
+}
+
 impl Host for ImageView<'_> {
     async fn root(&mut self) -> wasmtime::Result<Descriptor> {
         Ok(to_wit(self.ctx.image()?.root()))

@@ -7,7 +7,7 @@
 //! compressed layer's view (decompressed as they are copied) ran one layer
 //! after another, each call a round trip through the guest; given the whole
 //! list, the host decompresses as many layers at once as it has cores (at
-//! most [`MAX_WORKERS`]), largest first, each layer's ranges in the list's
+//! most four: [`call_threads`]), largest first, each layer's ranges in the list's
 //! order.
 
 use std::fs::File;
@@ -18,15 +18,13 @@ use std::time::Instant;
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 
-use super::{BlobResource, ImageView};
+use super::{BlobResource, ImageView, call_threads};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::BlobRange;
 use crate::host::bindings::types::Error;
 use crate::image::BlobHandle;
 use crate::sandbox::limits::LimitReached;
 
-/// Threads one call copies on at most.
-const MAX_WORKERS: usize = 4;
 /// Ranges one call takes at most.
 const MAX_RANGES: usize = 1 << 18;
 /// Blobs one call names at most.
@@ -124,7 +122,7 @@ impl ImageView<'_> {
 }
 
 /// Copies every group's ranges into `file`: groups taken in turn by as many
-/// threads as there are cores (at most [`MAX_WORKERS`]), a group's ranges
+/// threads as there are cores (at most four), a group's ranges
 /// in order. The failure of the range first in the list is the answer; the
 /// other threads stop at their next range.
 fn copy_all(
@@ -132,8 +130,7 @@ fn copy_all(
     groups: &[Group],
     deadline: Option<Instant>,
 ) -> Result<(), (usize, CopyError)> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let workers = groups.len().min(cores.clamp(1, MAX_WORKERS));
+    let workers = groups.len().min(call_threads());
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let failures: Mutex<Vec<(usize, CopyError)>> = Mutex::default();

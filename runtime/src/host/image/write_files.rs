@@ -4,7 +4,7 @@
 //! whole list, where `local` used to make four guest calls a file).
 //!
 //! A long list is cut into runs of consecutive files, one per core (at most
-//! [`MAX_WORKERS`]), created at once: the files of a layer are independent
+//! four: [`call_threads`]), created at once: the files of a layer are independent
 //! once their directories exist, and creating inodes and copying bytes is
 //! most of an unpack's time, which one thread (as GNU tar has) leaves on a
 //! single core. Out of a compressed layer's view, whose bytes are
@@ -20,7 +20,7 @@ use std::time::Instant;
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::Descriptor as WasiDescriptor;
 
-use super::{BlobResource, ImageView};
+use super::{BlobResource, ImageView, call_threads};
 use crate::host::bindings::HostError;
 use crate::host::bindings::image::NewFile;
 use crate::host::bindings::types::Error;
@@ -33,8 +33,6 @@ mod inflating;
 
 use file::{WriteError, check_deadline, create, finish};
 
-/// Threads one call creates files on at most.
-const MAX_WORKERS: usize = 4;
 /// Files a thread is given at least: fewer are not worth a hand-off.
 const MIN_PER_WORKER: usize = 64;
 
@@ -88,7 +86,7 @@ impl ImageView<'_> {
 }
 
 /// Creates the files of `files` beneath `dir`, runs of consecutive ones on
-/// as many blocking threads as there are cores (at most [`MAX_WORKERS`], at
+/// as many blocking threads as there are cores (at most four, at
 /// least [`MIN_PER_WORKER`] files each); the first failure in the list's
 /// order is the answer (the other threads finish their runs or stop at
 /// their own first failure).
@@ -99,15 +97,14 @@ async fn write_parallel(
     deadline: Option<Instant>,
     timeout: u64,
 ) -> Result<Result<u64, WriteError>, tokio::task::JoinError> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if blob.is_lazy() {
-        let writers = cores.clamp(1, MAX_WORKERS);
+        let writers = call_threads();
         return tokio::task::spawn_blocking(move || {
             inflating::write_all(&dir, &blob, &files, deadline, timeout, writers)
         })
         .await;
     }
-    let workers = (files.len() / MIN_PER_WORKER).clamp(1, cores.clamp(1, MAX_WORKERS));
+    let workers = (files.len() / MIN_PER_WORKER).clamp(1, call_threads());
     let per = files.len().div_ceil(workers).max(1);
     let mut runs = Vec::with_capacity(workers);
     while files.len() > per {
