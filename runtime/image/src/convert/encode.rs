@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 
 use super::budget::{Budget, Metered};
 use super::pipeline::Drain;
-use super::{CHUNK, Compression};
+use super::{CHUNK, Compression, ZSTD_DEFAULT_LEVEL};
 use crate::digest::Hasher;
 use crate::pieces::SmallWrites;
 
@@ -91,7 +91,7 @@ impl<W: Write> Encoder<W> {
             }
             Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
                 inner,
-                level.unwrap_or(3),
+                level.unwrap_or(ZSTD_DEFAULT_LEVEL),
             )?),
         })
     }
