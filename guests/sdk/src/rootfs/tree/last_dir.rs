@@ -1,6 +1,8 @@
 //! The directory the previous entry of a layer went in: consecutive tar
 //! entries share their parent, which is then not resolved again.
 
+use super::paths::join;
+
 /// The parent directory of the entry applied last: as the layer wrote it,
 /// and where it resolved to in the tree.
 ///
@@ -33,20 +35,8 @@ impl LastDir {
     /// `written` is the parent as the layer wrote it, when it may be
     /// reused.
     pub(super) fn set(&mut self, written: Option<&str>, dir: &[String]) {
-        match (written, &mut self.written) {
-            (Some(w), Some(old)) => {
-                old.clear();
-                old.push_str(w);
-            }
-            (w, old) => *old = w.map(str::to_owned),
-        }
-        self.dir.clear();
-        for (i, comp) in dir.iter().enumerate() {
-            if i > 0 {
-                self.dir.push('/');
-            }
-            self.dir.push_str(comp);
-        }
+        self.written = written.map(str::to_owned);
+        self.dir = join(dir);
         self.made = false;
     }
 }
